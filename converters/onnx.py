@@ -1,0 +1,139 @@
+"""ONNX target: dynamo export with dynamic batch/sequence, onnxslim, and fp16 / int8 (dynamic or static QDQ)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bmsdk.errors import ConversionError, DataError
+from bmsdk.sources import Source, example_feeds
+
+from .base import BuildResult, TargetSpec
+
+TARGET = TargetSpec(name="onnx", precisions=("fp32", "fp16", "int8"), backend="onnxruntime", model_file="model.onnx",
+                    options=("quant_scheme", "opset"))
+DEFAULT_OPSET = 18
+QUANT_SCHEMES = ("dynamic", "static")
+COMPUTE_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+
+
+def export_onnx(source: Source, path: Path, opset: int = DEFAULT_OPSET) -> None:
+    """Write the source as a single-file ONNX model with its named dims dynamic, then simplify it."""
+    if source.onnx_path is not None:
+        import onnx
+
+        onnx.save(onnx.load(str(source.onnx_path)), str(path))
+    else:
+        _torch_export(source, path, opset)
+    simplify(path)
+
+
+def _torch_export(source: Source, path: Path, opset: int) -> None:
+    import torch
+
+    feeds = {k: torch.from_numpy(v) for k, v in example_feeds(source.inputs, batch=2, sequence=8).items()}
+    names = [s.name for s in source.inputs]
+    out_names = [s.name for s in source.outputs]
+    scripted = source.info.get("scripted", False)
+    try:
+        if scripted:  # TorchScript goes through the TorchScript exporter, with dynamic axes
+            dynamic_axes = {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in source.inputs + source.outputs}
+            torch.onnx.export(source.module, tuple(feeds[n] for n in names), str(path), dynamo=False, input_names=names,
+                              output_names=out_names, dynamic_axes=dynamic_axes, opset_version=opset)
+        else:
+            dims = {}
+            dynamic_shapes = {s.name: {i: dims.setdefault(d, torch.export.Dim(d.replace("-", "_"), min=1))
+                                       for i, d in enumerate(s.shape) if isinstance(d, str)} for s in source.inputs}
+            program = torch.onnx.export(source.module, (), kwargs=feeds, dynamo=True, input_names=names, output_names=out_names,
+                                        dynamic_shapes=dynamic_shapes, opset_version=opset, verbose=False)
+            program.save(str(path), external_data=False)
+    except Exception as e:
+        raise ConversionError(f"ONNX export failed: {str(e).strip().splitlines()[0][:400]}",
+                              "run with --debug for the exporter's full report") from e
+
+
+def simplify(path: Path) -> None:
+    import onnx
+    import onnxslim
+
+    model = onnxslim.slim(onnx.load(str(path)))
+    onnx.save(model, str(path))
+
+
+def build(source: Source, folder: Path, precision: str, calibration: list[dict] | None, options: dict) -> BuildResult:
+    import onnx
+    import onnxruntime
+    import onnxslim
+
+    model_path = folder / TARGET.model_file
+    with tempfile.TemporaryDirectory(prefix="bmsdk-onnx-") as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        export_onnx(source, float_path, int(options.get("opset") or DEFAULT_OPSET))
+        compression: dict = {}
+        if precision == "fp32":
+            shutil.copyfile(float_path, model_path)
+        elif precision == "fp16":
+            compression = to_fp16(float_path, model_path)
+        else:
+            compression = to_int8(source, float_path, model_path, calibration, options.get("quant_scheme"), Path(tmp))
+    opset = next(o.version for o in onnx.load(str(model_path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx"))
+    return BuildResult(model_file=TARGET.model_file, compression=compression, target_config={"opset": opset},
+                       toolchain={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxslim": onnxslim.__version__})
+
+
+def to_fp16(src: Path, dst: Path) -> dict:
+    """Weights and activations in fp16; inputs and outputs stay fp32 so callers see no difference."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.save(model, str(dst))
+    return {"quantization": {"scheme": "fp16", "io_types": "float32"}}
+
+
+def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None, scheme: str | None, tmp: Path) -> dict:
+    """Dynamic int8 for transformers (no calibration); static QDQ per-channel for CNNs, calibrated."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    scheme = scheme or ("dynamic" if source.preprocessing.get("kind") == "text" else "static")
+    if scheme not in QUANT_SCHEMES:
+        raise DataError(f"unknown quantization scheme '{scheme}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
+    if scheme == "dynamic":
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+        details = {"scheme": "dynamic", "weights": "int8 per-channel", "activations": "uint8 per-tensor, computed at run time"}
+    else:
+        if not calibration:
+            raise DataError("static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)")
+        pre = tmp / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(dst), _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        details = {"scheme": "static-qdq", "weights": "int8 per-channel", "activations": "uint8 per-tensor",
+                   "calibration": {"method": "minmax", "batches": len(calibration),
+                                   "examples": int(sum(next(iter(b.values())).shape[0] for b in calibration))}}
+    details["float_nodes"] = float_compute_nodes(dst)
+    return {"quantization": details}
+
+
+def float_compute_nodes(path: Path) -> list[str]:
+    """Compute nodes (MatMul/Gemm/Conv) that still run in float after quantization."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return [f"{n.op_type}:{n.name}" for n in graph.node
+            if n.op_type in COMPUTE_OPS and not any(i in dq_outputs for i in n.input)]
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over a list of feed dicts."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]):
+        self._it = iter(batches)
+
+    def get_next(self):
+        return next(self._it, None)

@@ -1,0 +1,29 @@
+"""The `torch` target: a `torch.export` program (`model.pt2`), the reference artifact run by the torch backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bmsdk.errors import ConversionError
+from bmsdk.sources import Source, example_feeds
+
+from .base import BuildResult, TargetSpec
+
+TARGET = TargetSpec(name="torch", precisions=("fp32",), backend="torch", model_file="model.pt2")
+
+
+def build(source: Source, folder: Path, precision: str, calibration, options: dict) -> BuildResult:
+    import torch
+
+    if source.module is None:
+        raise ConversionError("the torch target needs a PyTorch source", "convert ONNX sources to --target onnx")
+    feeds = {k: torch.from_numpy(v) for k, v in example_feeds(source.inputs, batch=2, sequence=8).items()}
+    dims = {}
+    dynamic_shapes = {s.name: {i: dims.setdefault(d, torch.export.Dim(d, min=1)) for i, d in enumerate(s.shape) if isinstance(d, str)}
+                      for s in source.inputs}
+    try:
+        program = torch.export.export(source.module, (), kwargs=feeds, dynamic_shapes=dynamic_shapes)
+    except Exception as e:
+        raise ConversionError(f"torch.export failed: {str(e).strip().splitlines()[0][:400]}", "run with --debug for details") from e
+    torch.export.save(program, str(folder / TARGET.model_file))
+    return BuildResult(model_file=TARGET.model_file, toolchain={"torch": torch.__version__})

@@ -1,0 +1,105 @@
+"""Checking an artifact against its source: sample outputs within per-precision tolerances, and the task metric.
+
+numpy only, so `bmsdk validate` works wherever a runtime is installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Relative error is max|artifact - source| / max|source|. Cosine is the smallest per-sample cosine similarity.
+# Quantized models are judged by cosine (and by the task metric on --eval data), not by elementwise error.
+TOLERANCES = {
+    "fp32": {"max_rel_error": 1e-4, "min_cosine": 0.9999},
+    "fp16": {"max_rel_error": 2e-2, "min_cosine": 0.999},
+    "int8": {"min_cosine": 0.98},
+}
+
+
+def tolerance_for(precision: str) -> dict:
+    return TOLERANCES.get(precision, TOLERANCES["int8"])
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row (sample) of a with the same row of b."""
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / np.clip(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12, None)
+
+
+def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], precision: str) -> dict:
+    """Error statistics over all outputs, and whether they are within the precision's tolerance."""
+    tol = tolerance_for(precision)
+    max_abs, max_rel, min_cos, top1 = 0.0, 0.0, 1.0, []
+    for name, ref in reference.items():
+        if name not in actual:
+            return {"passed": False, "reason": f"artifact has no output '{name}'", "tolerance": tol}
+        got = np.asarray(actual[name], dtype=np.float64)
+        ref = np.asarray(ref, dtype=np.float64)
+        if got.shape != ref.shape:
+            return {"passed": False, "reason": f"output '{name}' has shape {list(got.shape)}, source {list(ref.shape)}", "tolerance": tol}
+        diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
+        max_abs = max(max_abs, diff)
+        max_rel = max(max_rel, diff / max(float(np.max(np.abs(ref))), 1e-12))
+        min_cos = min(min_cos, float(cosines(got, ref).min()))
+        if ref.ndim == 2:
+            top1.append(float(np.mean(got.argmax(-1) == ref.argmax(-1))))
+    stats = {"max_abs_error": max_abs, "max_rel_error": max_rel, "min_cosine": min_cos,
+             "top1_agreement": min(top1) if top1 else None, "tolerance": tol}
+    failed = []
+    if "max_rel_error" in tol and max_rel > tol["max_rel_error"]:
+        failed.append(f"relative error {max_rel:.2e} > {tol['max_rel_error']:.0e}")
+    if min_cos < tol["min_cosine"]:
+        failed.append(f"cosine {min_cos:.5f} < {tol['min_cosine']}")
+    stats["passed"] = not failed
+    if failed:
+        stats["reason"] = "; ".join(failed)
+    return stats
+
+
+def agreement(reference: np.ndarray, actual: np.ndarray, task: str) -> dict:
+    """Over a dataset: top-1 agreement for classifiers, mean and min cosine similarity for embeddings."""
+    if task == "feature-extraction":
+        cos = cosines(actual, reference)
+        return {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min())}
+    return {"top1_agreement": float(np.mean(reference.argmax(-1) == actual.argmax(-1)))}
+
+
+def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: dict, eval_data=None, source=None,
+                      progress=None) -> dict:
+    """Run the artifact on its own backend: samples against the source's outputs, and the metric on `eval_data`.
+
+    `source` is a Model over the source (during conversion) or None (`bmsdk validate` later, from samples.npz).
+    Where the backend cannot run here, the result says `validated: false` and why; it never claims a check that did not run.
+    """
+    from bmsdk.errors import BackendUnavailableError
+    from bmsdk.model import Model
+    from bmsdk.progress import SILENT
+    from bmsdk.runtimes import open_backend
+    from bmsdk.tasks import score_logits
+
+    progress = progress or SILENT
+    try:
+        backend = open_backend(folder, manifest)
+    except BackendUnavailableError as e:
+        return {"validated": False, "passed": None, "reason": str(e)}
+    with Model(folder, manifest, backend) as artifact:
+        with progress.step(f"validating on {backend.name} ({len(next(iter(sample_feeds.values())))} samples)"):
+            stats = compare_outputs(sample_reference, artifact.run(sample_feeds), manifest.precision)
+        result = {"validated": True, "backend": backend.name, "device_real": backend.device_real,
+                  "samples": {"n": int(len(next(iter(sample_feeds.values())))), **stats}, "passed": stats["passed"]}
+        if eval_data is not None:
+            with progress.step(f"evaluating the artifact on {len(eval_data)} examples"):
+                art_out = artifact.primary_outputs(eval_data)
+            report: dict = {"data": eval_data.origin, "n": len(eval_data)}
+            classifier = manifest.task != "feature-extraction"
+            if classifier:
+                report["artifact"] = score_logits(art_out, eval_data.labels, manifest.labels)
+            if source is not None:
+                with progress.step(f"evaluating the source on {len(eval_data)} examples"):
+                    src_out = source.primary_outputs(eval_data)
+                report.update(agreement(src_out, art_out, manifest.task))
+                if classifier:
+                    report["source"] = score_logits(src_out, eval_data.labels, manifest.labels)
+                    report["delta"] = {k: report["artifact"][k] - report["source"][k] for k in ("accuracy", "macro_f1")}
+            result["eval"] = report
+    return result

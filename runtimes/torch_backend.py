@@ -1,0 +1,33 @@
+"""PyTorch reference backend: runs a `model.pt2` (torch.export) artifact in eager PyTorch on CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bmsdk.errors import BackendUnavailableError
+
+from .base import Backend
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def _load(self) -> None:
+        try:
+            import torch
+        except ImportError:
+            raise BackendUnavailableError("PyTorch is not installed", "pip install 'bmsdk[convert]'") from None
+        self.torch = torch
+        program = torch.export.load(str(self.folder / self.manifest.model_file))
+        self.module = program.module()
+        self.input_order = [s.name for s in self.inputs]
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self.torch
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        with torch.inference_mode():
+            result = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
+        if isinstance(result, torch.Tensor):
+            result = (result,)
+        return {spec.name: t.detach().numpy() for spec, t in zip(self.outputs, result)}

@@ -1,0 +1,21 @@
+"""bmsdk: convert, run and benchmark models on ONNX, TensorRT, CoreML and TFLite/LiteRT.
+
+`import bmsdk` stays light (numpy only): converters import torch inside the functions that need it.
+"""
+
+from .errors import (BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError, IntegrityError,
+                     ManifestError, SourceError, UnsupportedError)
+from .model import Model, load
+
+__version__ = "0.1.0"
+
+
+def convert(source, target: str = "onnx", output=None, **options):
+    """Convert a model source to an artifact folder; see `bmsdk convert --help` for the options."""
+    from .pipeline import convert as _convert
+
+    return _convert(source, target=target, output=output, **options)
+
+
+__all__ = ["load", "convert", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError", "ManifestError",
+           "IntegrityError", "InputError", "BackendUnavailableError", "ConversionError", "__version__"]

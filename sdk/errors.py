@@ -1,0 +1,46 @@
+"""Typed errors. Each names the problem and the fix; the CLI prints them as one line with exit code 2."""
+
+
+class BmsdkError(Exception):
+    """Base class for every error bmsdk raises on purpose."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, fix: str | None = None):
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem}. {fix}" if fix else problem)
+
+
+class SourceError(BmsdkError):
+    """The model source is missing, unreadable, unsafe or of an unknown kind."""
+
+
+class DataError(BmsdkError):
+    """Evaluation or calibration data is missing, malformed or does not fit the model."""
+
+
+class UnsupportedError(BmsdkError):
+    """A task, target, precision or option that bmsdk (or the chosen target) does not support."""
+
+
+class ManifestError(BmsdkError):
+    """bmsdk.json is missing, malformed or from a newer schema."""
+
+
+class IntegrityError(BmsdkError):
+    """A file of the artifact does not match the checksum in its manifest."""
+
+
+class InputError(BmsdkError):
+    """Inputs given to a model do not match its declared names, dtypes or shapes."""
+
+
+class BackendUnavailableError(BmsdkError):
+    """The runtime a backend needs is not installed, or the hardware it needs is absent."""
+
+
+class ConversionError(BmsdkError):
+    """A converter failed on a model it accepted; the message carries the converter's reason."""
+
+    exit_code = 1

@@ -1,0 +1,140 @@
+"""The conversion pipeline: source -> export (+ quantize) -> validate -> package, written atomically."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .artifact import file_checksums, save_samples, staged_folder
+from .data import Dataset, load_dataset
+from .errors import DataError, InputError
+from .manifest import Manifest
+from .model import Model
+from .progress import SILENT, Progress
+from .sources import Source, load_source
+
+SAMPLE_TEXTS = [
+    "I loved this, it was great!", "Terrible service, never again.", "It is okay I guess.",
+    "The new update broke everything", "What a wonderful day to ship a model", "meh",
+    "Absolutely fantastic performance from the whole team tonight", "Not sure how I feel about self-driving cars.",
+]
+
+
+@dataclass
+class ConversionResult:
+    path: Path
+    manifest: Manifest
+
+    @property
+    def passed(self) -> bool | None:
+        return self.manifest.validation.get("passed")
+
+
+def convert(source: str | Path, target: str = "onnx", output: str | Path | None = None, precision: str = "fp32",
+            calibration: str | Path | None = None, eval_data: str | Path | None = None, task: str | None = None,
+            input_shapes: dict[str, list[int]] | None = None, max_length: int | None = None, labels: list[str] | None = None,
+            mean: list[float] | None = None, std: list[float] | None = None, tokenizer: str | Path | None = None,
+            weights: str | Path | None = None, name: str | None = None, overwrite: bool = False, num_samples: int = 8,
+            calibration_size: int = 256, progress: Progress | None = None, **target_options) -> ConversionResult:
+    from bmsdk.converters import get_target
+    from bmsdk.converters.validate import validate_artifact
+
+    progress = progress or SILENT
+    target_module = get_target(target)
+    spec = target_module.TARGET
+    spec.check(precision, target_options)  # refuse bad arguments before any work
+    calib_data = load_dataset(calibration) if calibration else None
+    eval_set = load_dataset(eval_data) if eval_data else None
+
+    with progress.step(f"loading source {source}"):
+        src = load_source(source, task=task, input_shapes=input_shapes, max_length=max_length, labels=labels,
+                          mean=mean, std=std, tokenizer=tokenizer, weights=weights)
+    spec.check_task(src.task)
+    if eval_set is not None and src.task != "feature-extraction" and eval_set.labels is None:
+        raise DataError(f"evaluation data {eval_data} has no labels", "add a 'label' column (JSONL/CSV) or a 'y' array (.npz)")
+    name = name or src.name
+    out = Path(output) if output else Path(f"{name}-{target}-{precision}.bmsdk")
+
+    with staged_folder(out, overwrite=overwrite) as folder:
+        for rel, path in src.files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, folder / rel)
+        manifest = Manifest(name=name, task=src.task, target=target, precision=precision, model_file=spec.model_file,
+                            inputs=src.inputs, outputs=src.outputs, preprocessing=src.preprocessing,
+                            postprocessing=src.postprocessing, source=src.info, files={spec.model_file: ""})
+        reference = Model(folder, manifest, src)
+        calib_feeds = _calibration_feeds(reference, calib_data, calibration_size) if calib_data else None
+        sample_feeds, raw = _sample_feeds(reference, calib_data or eval_set, num_samples)
+        with progress.step("running the source on the samples"):
+            sample_reference = src.run(sample_feeds)
+
+        with progress.step(f"building {target} {precision}"):
+            built = target_module.build(src, folder, precision, calib_feeds, target_options)
+        save_samples(folder, sample_feeds, sample_reference, raw)
+        manifest.model_file = built.model_file
+        manifest.compression = built.compression
+        manifest.target_config = built.target_config
+        manifest.toolchain = {"bmsdk": _version(), "python": platform.python_version(), "numpy": np.__version__, **built.toolchain}
+        manifest.files = file_checksums(folder)
+        manifest.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        manifest.bmsdk_version = _version()
+        manifest.validation = validate_artifact(folder, manifest, sample_feeds, sample_reference, eval_set, reference, progress)
+        manifest.write(folder)
+    return ConversionResult(out.resolve(), manifest)
+
+
+def _version() -> str:
+    from bmsdk import __version__
+
+    return __version__
+
+
+def _calibration_feeds(model: Model, data: Dataset, limit: int, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
+    batches = []
+    data = data.head(limit)
+    for batch in data.batches(batch_size):
+        feeds = _checked_feeds(model, batch, data, "calibration")
+        batches.append(feeds)
+    return batches
+
+
+def _checked_feeds(model: Model, batch, data: Dataset, what: str) -> dict[str, np.ndarray]:
+    from bmsdk.runtimes import check_feeds
+
+    kind = model.manifest.preprocessing.get("kind")
+    if kind and data.kind != "tensor" and data.kind != kind:
+        raise DataError(f"{what} data {data.origin} holds {data.kind} inputs but the model takes {kind}",
+                        f"pass {kind} data for this model")
+    try:
+        feeds = model.preprocess(list(batch) if data.kind == "text" else batch)
+        check_feeds(model.manifest.inputs, feeds)
+    except InputError as e:
+        raise DataError(f"{what} data {data.origin} does not fit the model: {e.problem}", e.fix) from None
+    return feeds
+
+
+def _sample_feeds(model: Model, data: Dataset | None, n: int):
+    """Inputs for samples.npz: the first examples of the given data, else built-in texts or random images."""
+    n = max(n, 2)  # batch >= 2 keeps the batch dim visibly dynamic
+    if data is not None and len(data) >= 2:
+        head = data.head(n)
+        raw = np.asarray(head.items, dtype=str) if head.kind == "text" else None
+        return _checked_feeds(model, head.items, head, "sample"), raw
+    kind = model.manifest.preprocessing.get("kind")
+    if kind == "text":
+        texts = (SAMPLE_TEXTS * (n // len(SAMPLE_TEXTS) + 1))[:n]
+        return model.preprocess(texts), np.asarray(texts, dtype=str)
+    if kind == "image":
+        pre = model.manifest.preprocessing
+        rng = np.random.default_rng(0)
+        shape = (n, *pre["size"], pre["channels"])
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+        return model.preprocess(list(images)), None
+    from .sources import example_feeds
+
+    return example_feeds(model.manifest.inputs, batch=n), None

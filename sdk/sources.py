@@ -1,0 +1,500 @@
+"""Model sources: a Hugging Face checkpoint folder, a torch.export `.pt2`, TorchScript, ONNX, or a factory.
+
+Loading a source gives a `Source`: a reference model to run, its inputs/outputs, task and pre/post-processing.
+Nothing is unpickled: weights load with `weights_only=True` / safetensors, and remote code is never run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import re
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SourceError
+from .manifest import TensorSpec, sha256_file
+from .preprocessing import TEXT_INPUTS
+from .tasks import check_task
+
+FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+DEFAULT_MAX_LENGTH = 128
+
+
+@dataclass
+class Source:
+    format: str
+    path: str
+    task: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    preprocessing: dict = field(default_factory=dict)
+    postprocessing: dict = field(default_factory=dict)
+    module: Any = None  # torch.nn.Module taking the inputs as keyword arguments
+    exported_program: Any = None  # torch.export.ExportedProgram, for .pt2 sources
+    onnx_path: Path | None = None  # for ONNX sources
+    files: dict[str, Path] = field(default_factory=dict)  # extra files for the artifact: name -> path
+    info: dict = field(default_factory=dict)
+    name: str = "source"
+    _session: Any = None
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the source model itself (the reference every artifact is compared with)."""
+        if self.onnx_path is not None:
+            if self._session is None:
+                import onnxruntime as ort
+
+                self._session = ort.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
+            names = [o.name for o in self.outputs]
+            return dict(zip(names, self._session.run(names, feeds)))
+        import torch
+
+        with torch.inference_mode():
+            result = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
+        if isinstance(result, torch.Tensor):
+            result = (result,)
+        return {spec.name: t.detach().float().numpy() if t.is_floating_point() else t.numpy() for spec, t in zip(self.outputs, result)}
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+
+def parse_input_shapes(specs: list[str] | None) -> dict[str, list[int]]:
+    """`name=1x3x224x224` strings -> {name: [1, 3, 224, 224]}."""
+    shapes = {}
+    for spec in specs or []:
+        match = re.fullmatch(r"([\w.:/-]+)=(\d+(?:x\d+)*)", spec.strip())
+        if not match:
+            raise SourceError(f"cannot read --input-shape '{spec}'", "write it as name=1x3x224x224")
+        shapes[match.group(1)] = [int(d) for d in match.group(2).split("x")]
+    return shapes
+
+
+def load_source(spec: str | Path, task: str | None = None, input_shapes: dict[str, list[int]] | None = None,
+                max_length: int | None = None, labels: list[str] | None = None, mean: list[float] | None = None,
+                std: list[float] | None = None, tokenizer: str | Path | None = None, weights: str | Path | None = None) -> Source:
+    if task is not None:
+        check_task(task)
+    text = str(spec)
+    path = Path(text)
+    overrides = dict(task=task, input_shapes=input_shapes or {}, max_length=max_length, labels=labels, mean=mean, std=std,
+                     tokenizer=Path(tokenizer) if tokenizer else None)
+    if not path.exists() and FACTORY_PATTERN.match(text):
+        return _from_factory(text, weights, **overrides)
+    if not path.exists():
+        raise SourceError(f"model source {text} does not exist",
+                          "pass a checkpoint folder, a .pt2/.pt/.onnx file or a factory 'package.module:function'")
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise SourceError(f"{path} is not a Hugging Face checkpoint folder (no config.json)",
+                              "pass the folder written by save_pretrained(), or a model file")
+        return _from_huggingface(path, **overrides)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return _from_onnx(path, **overrides)
+    if suffix == ".pt2":
+        return _from_torch_export(path, **overrides)
+    if suffix in (".pt", ".pth", ".ts", ".jit", ".torchscript"):
+        return _from_torchscript(path, **overrides)
+    raise SourceError(f"unknown model file type '{path.suffix}'", "use a checkpoint folder, .pt2, .pt (TorchScript), .onnx or a factory")
+
+
+# --- Hugging Face ---------------------------------------------------------------
+
+HF_TASKS = {
+    "ForSequenceClassification": "text-classification",
+    "ForImageClassification": "image-classification",
+}
+
+
+def _hf_task(config: dict) -> str:
+    for arch in config.get("architectures") or []:
+        for suffix, task in HF_TASKS.items():
+            if arch.endswith(suffix):
+                return task
+    if any(a.endswith("Model") for a in config.get("architectures") or []):
+        return "feature-extraction"
+    raise SourceError(f"cannot tell the task from architectures {config.get('architectures')}",
+                      "pass --task text-classification|image-classification|feature-extraction")
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SourceError(f"{path} is not valid JSON ({e})", f"repair or re-save the {what}") from None
+
+
+def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+    config = _read_json(path / "config.json", "checkpoint's config.json")
+    task = task or _hf_task(config)
+    weights = [p for p in path.iterdir() if p.name.endswith((".safetensors", ".bin"))]
+    if not weights:
+        raise SourceError(f"{path} has no weights (model.safetensors)", "save the model with save_pretrained()")
+    import torch
+    import transformers
+
+    auto = {"text-classification": transformers.AutoModelForSequenceClassification,
+            "image-classification": transformers.AutoModelForImageClassification,
+            "feature-extraction": transformers.AutoModel}[task]
+    try:
+        model = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False).eval()
+    except Exception as e:  # transformers raises many types for broken checkpoints
+        raise SourceError(f"could not load the checkpoint in {path}: {str(e).splitlines()[0][:300]}",
+                          "check that the folder is a complete, uncorrupted save_pretrained() output") from None
+    label_names = labels or _hf_labels(config)
+    if task == "image-classification":
+        return _hf_image_source(path, model, config, label_names, input_shapes, mean, std)
+    return _hf_text_source(path, model, config, task, label_names, max_length, tokenizer)
+
+
+def _hf_labels(config: dict) -> list[str] | None:
+    id2label = config.get("id2label")
+    if not id2label:
+        return None
+    return [id2label[k] for k in sorted(id2label, key=int)]
+
+
+def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir) -> Source:
+    import torch
+
+    files = _tokenizer_files(tokenizer_dir or path)
+    accepted = inspect.signature(model.forward).parameters
+    names = [n for n in TEXT_INPUTS if n in accepted]
+    tok_config = _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+    limit = min(int(tok_config.get("model_max_length") or 10**6), int(config.get("max_position_embeddings") or 10**6))
+    max_length = min(max_length or DEFAULT_MAX_LENGTH, limit)
+    output = "logits" if task == "text-classification" else "last_hidden_state"
+
+    class TextWrapper(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, **feeds):
+            return getattr(self.inner(**feeds, return_dict=True), output)
+
+    wrapper = _named_forward(TextWrapper(model), names)
+    hidden = int(config.get("hidden_size", 0))
+    out_shape = ["batch", len(labels) if labels else int(config.get("num_labels", 2))] if output == "logits" else ["batch", "sequence", hidden]
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(files["tokenizer.json"]))
+    pad_token = tok_config.get("pad_token") or "[PAD]"
+    pad_id = tok.token_to_id(pad_token) if isinstance(pad_token, str) and tok.token_to_id(pad_token) is not None else int(config.get("pad_token_id") or 0)
+    return Source(
+        format="huggingface", path=str(path), task=task,
+        inputs=[TensorSpec(n, "int64", ["batch", "sequence"]) for n in names],
+        outputs=[TensorSpec(output, "float32", out_shape)],
+        preprocessing={"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": max_length,
+                       "pad_id": pad_id, "pad_token": pad_token, "lowercase": bool(tok_config.get("do_lower_case", True))},
+        postprocessing=({"output": "logits", "labels": labels, "softmax": True} if output == "logits"
+                        else {"output": "last_hidden_state", "pooling": "mean", "normalize": True}),
+        module=wrapper, files={f"tokenizer/{k}": v for k, v in files.items()},
+        info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
+    )
+
+
+def _tokenizer_files(folder: Path) -> dict[str, Path]:
+    """tokenizer.json (made from the slow tokenizer's files if the checkpoint lacks it) and friends."""
+    folder = Path(folder)
+    wanted = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+    files = {n: folder / n for n in wanted if (folder / n).is_file()}
+    if "tokenizer.json" not in files:
+        import tempfile
+
+        import transformers
+
+        try:
+            tok = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+        except Exception as e:
+            raise SourceError(f"{folder} has no usable tokenizer ({str(e).splitlines()[0][:200]})",
+                              "save the tokenizer next to the model (tokenizer.save_pretrained) or pass --tokenizer DIR") from None
+        out = Path(tempfile.mkdtemp(prefix="bmsdk-tok-"))
+        tok.save_pretrained(str(out))
+        files.update({n: out / n for n in wanted if (out / n).is_file() and n not in files})
+        if "tokenizer.json" not in files:
+            raise SourceError(f"the tokenizer in {folder} has no fast (tokenizer.json) form", "use a model with a fast tokenizer")
+    return files
+
+
+def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> Source:
+    import torch
+
+    pre = _read_json(path / "preprocessor_config.json", "preprocessor config") if (path / "preprocessor_config.json").is_file() else {}
+    size = pre.get("size", config.get("image_size", 224))
+    if isinstance(size, dict):
+        height = size.get("height") or size.get("shortest_edge")
+        width = size.get("width") or size.get("shortest_edge")
+    else:
+        height = width = int(size)
+    channels = int(config.get("num_channels", 3))
+    if "pixel_values" in (input_shapes or {}):
+        _, channels, height, width = input_shapes["pixel_values"]
+
+    class ImageWrapper(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixel_values):
+            return self.inner(pixel_values=pixel_values, return_dict=True).logits
+
+    num_classes = len(labels) if labels else int(config.get("num_labels", 2))
+    return Source(
+        format="huggingface", path=str(path), task="image-classification",
+        inputs=[TensorSpec("pixel_values", "float32", ["batch", channels, int(height), int(width)])],
+        outputs=[TensorSpec("logits", "float32", ["batch", num_classes])],
+        preprocessing=_image_preprocessing("pixel_values", channels, height, width,
+                                           mean or pre.get("image_mean") if pre.get("do_normalize", True) else None,
+                                           std or pre.get("image_std") if pre.get("do_normalize", True) else None,
+                                           pre.get("rescale_factor", 1 / 255) if pre.get("do_rescale", True) else 1.0),
+        postprocessing={"output": "logits", "labels": labels, "softmax": True},
+        module=ImageWrapper(model), info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
+    )
+
+
+def _image_preprocessing(name, channels, height, width, mean, std, scale=1 / 255) -> dict:
+    return {"kind": "image", "input_name": name, "size": [int(height), int(width)], "channels": int(channels),
+            "layout": "NCHW", "scale": float(scale),
+            "mean": [float(m) for m in (mean or [0.0] * channels)], "std": [float(s) for s in (std or [1.0] * channels)]}
+
+
+def _named_forward(module, names):
+    """A module whose forward takes exactly `names` as keyword arguments (what exporters need)."""
+    import torch
+
+    params = ", ".join(names)
+    namespace: dict = {}
+    exec(f"def forward(self, {params}):\n    return self.inner(**dict({', '.join(f'{n}={n}' for n in names)}))", namespace)
+    cls = type("Named" + type(module).__name__, (torch.nn.Module,), {"forward": namespace["forward"]})
+    wrapper = cls()
+    wrapper.inner = module
+    return wrapper.eval()
+
+
+# --- plain PyTorch and ONNX files ----------------------------------------------------
+
+def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tokenizer, max_length, exported=None, onnx_path=None, spec_hints=None) -> Source:
+    """Task, outputs and processing for sources that carry no config: from the model's shapes and the overrides."""
+    hints = spec_hints or {}
+    task = task or hints.get("task")
+    labels = labels or hints.get("labels")
+    mean, std = mean or hints.get("mean"), std or hints.get("std")
+    src = Source(format=fmt, path=str(path), task=task or "", inputs=input_specs, outputs=[], module=module,
+                 exported_program=exported, onnx_path=onnx_path, info=_source_info(path, fmt), name=Path(str(path).split(":")[-1]).stem)
+    if onnx_path is not None:
+        src.outputs = _onnx_specs(onnx_path, outputs=True)
+    else:
+        feeds = example_feeds(input_specs, batch=2)
+        outs = _run_module(module, feeds)
+        src.outputs = [TensorSpec("logits" if len(outs) == 1 else f"output_{i}", str(o.dtype), ["batch", *o.shape[1:]])
+                       for i, o in enumerate(outs)]
+    if not src.task:
+        one_image = len(input_specs) == 1 and len(input_specs[0].shape) == 4 and input_specs[0].dtype.startswith("float")
+        if one_image and len(src.outputs) == 1 and len(src.outputs[0].shape) == 2:
+            src.task = "image-classification"
+        else:
+            raise SourceError(f"cannot tell the task of {path}", "pass --task text-classification|image-classification|feature-extraction")
+    check_task(src.task)
+    if src.task == "image-classification":
+        spec = input_specs[0]
+        if len(spec.shape) != 4 or not all(isinstance(d, int) for d in spec.shape[1:]):
+            raise SourceError(f"image input '{spec.name}' needs a fixed CxHxW shape, got {spec.shape}", f"pass --input-shape {spec.name}=1x3x224x224")
+        channels, height, width = spec.shape[1:]
+        src.preprocessing = _image_preprocessing(spec.name, channels, height, width, mean, std)
+        src.postprocessing = {"output": src.outputs[0].name, "labels": labels, "softmax": True}
+    else:
+        if tokenizer is None:
+            raise SourceError(f"a {src.task} model from a {fmt} file needs its tokenizer", "pass --tokenizer DIR (a folder with tokenizer.json)")
+        files = _tokenizer_files(tokenizer)
+        src.files = {f"tokenizer/{k}": v for k, v in files.items()}
+        src.preprocessing = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": max_length or DEFAULT_MAX_LENGTH,
+                             "pad_id": 0, "pad_token": "[PAD]"}
+        src.postprocessing = ({"output": src.outputs[0].name, "labels": labels, "softmax": True} if src.task == "text-classification"
+                              else {"output": src.outputs[0].name, "pooling": "mean", "normalize": True})
+    return src
+
+
+def _run_module(module, feeds):
+    import torch
+
+    with torch.inference_mode():
+        result = module(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+    return [t.numpy() for t in (result if isinstance(result, (tuple, list)) else (result,))]
+
+
+def _specs_from_shapes(input_shapes: dict[str, list[int]], what: str) -> list[TensorSpec]:
+    if not input_shapes:
+        raise SourceError(f"{what} does not record its input shapes", "pass --input-shape NAME=1x3x224x224 (one per input)")
+    return [TensorSpec(name, "float32", ["batch", *shape[1:]]) for name, shape in input_shapes.items()]
+
+
+def _from_onnx(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+    try:
+        import onnx
+
+        onnx.checker.check_model(str(path))
+    except Exception as e:
+        raise SourceError(f"{path} is not a valid ONNX model ({str(e).splitlines()[0][:200]})", "re-export the model") from None
+    specs = _onnx_specs(path, outputs=False)
+    for spec in specs:
+        if spec.name in (input_shapes or {}):
+            spec.shape = ["batch", *input_shapes[spec.name][1:]]
+    return _generic_source("onnx", path, None, specs, task, labels, mean, std, tokenizer, max_length, onnx_path=path)
+
+
+def _onnx_specs(path: Path, outputs: bool) -> list[TensorSpec]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    values = model.graph.output if outputs else [i for i in model.graph.input if i.name not in initializers]
+    specs = []
+    for value in values:
+        t = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or f"dim{i}") for i, d in enumerate(t.shape.dim)]
+        if shape and isinstance(shape[0], str):
+            shape[0] = "batch"
+        specs.append(TensorSpec(value.name, dtype, shape))
+    return specs
+
+
+def _from_torch_export(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+    import torch
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as e:
+        raise SourceError(f"{path} is not a loadable torch.export program ({str(e).splitlines()[0][:200]})",
+                          "save it with torch.export.save(torch.export.export(model, args), 'model.pt2')") from None
+    specs = []
+    user_inputs = program.graph_signature.user_inputs
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    for name in user_inputs:
+        val = placeholders[name].meta.get("val")
+        shape = [int(d) if isinstance(d, int) or str(d).isdigit() else ("batch" if i == 0 else f"dim{i}") for i, d in enumerate(val.shape)]
+        if name in (input_shapes or {}):
+            shape = input_shapes[name]
+        shape[0] = "batch"
+        specs.append(TensorSpec(name, str(val.dtype).replace("torch.", ""), shape))
+    module = _named_forward(_PositionalAdapter(program.module(), [s.name for s in specs]), [s.name for s in specs])
+    return _generic_source("torch.export", path, module, specs, task, labels, mean, std, tokenizer, max_length, exported=program)
+
+
+def _from_torchscript(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+    import torch
+
+    _refuse_pickles(path)
+    try:
+        scripted = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as e:
+        raise SourceError(f"{path} is not a loadable TorchScript file ({str(e).splitlines()[0][:200]})",
+                          "save it with torch.jit.save(torch.jit.trace(model, example), 'model.pt')") from None
+    specs = _specs_from_shapes(input_shapes, f"TorchScript file {path.name}")
+    module = _named_forward(_PositionalAdapter(scripted, [s.name for s in specs]), [s.name for s in specs])
+    src = _generic_source("torchscript", path, module, specs, task, labels, mean, std, tokenizer, max_length)
+    src.info["scripted"] = True
+    return src
+
+
+def _refuse_pickles(path: Path) -> None:
+    """torch.save() files are pickles that can run code on load: refuse them by default."""
+    if not zipfile.is_zipfile(path):
+        raise SourceError(f"{path} is neither TorchScript nor torch.export (it may be a legacy pickle)",
+                          "bmsdk never unpickles model files; export with torch.jit.save or torch.export.save, or use a factory")
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    if not any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+        raise SourceError(f"{path} is a pickled PyTorch object (torch.save), not TorchScript",
+                          "bmsdk never unpickles model files: save TorchScript (torch.jit.save), torch.export (.pt2), "
+                          "or pass a factory 'pkg.module:function' with --weights state_dict.pt (loaded with weights_only=True)")
+
+
+class _PositionalAdapter:
+    """Calls a module that takes positional inputs with keyword feeds in a fixed order."""
+
+    def __new__(cls, inner, names):
+        import torch
+
+        class Adapter(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, **feeds):
+                return self.inner(*[feeds[n] for n in names])
+
+        return Adapter().eval()
+
+
+def _from_factory(spec: str, weights, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+    import torch
+
+    module_name, func_name = spec.split(":")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as e:
+        raise SourceError(f"cannot import factory {spec} ({e})", "check the module is importable and defines the function") from None
+    model = func()
+    if not isinstance(model, torch.nn.Module):
+        raise SourceError(f"factory {spec} returned {type(model).__name__}, not a torch.nn.Module", "return the model from the factory")
+    if weights:
+        try:
+            state = torch.load(str(weights), map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except Exception as e:
+            raise SourceError(f"cannot load weights {weights} ({str(e).splitlines()[0][:200]})",
+                              "pass a state_dict saved with torch.save(model.state_dict(), path)") from None
+    model.eval()
+    hints = dict(getattr(model, "bmsdk_spec", {}) or {})
+    shapes = input_shapes or {k: list(v) for k, v in (hints.get("input_shapes") or {}).items()}
+    specs = _specs_from_shapes(shapes, f"factory {spec}")
+    module = _named_forward(_PositionalAdapter(model, [s.name for s in specs]), [s.name for s in specs])
+    src = _generic_source("factory", spec, module, specs, task, labels, mean, std, tokenizer, max_length, spec_hints=hints)
+    src.info["sha256"] = sha256_file(weights) if weights else None
+    src.name = hints.get("name", func_name)
+    return src
+
+
+def example_feeds(specs: list[TensorSpec], batch: int = 2, sequence: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs of the declared shapes (dynamic dims get `batch` / `sequence`)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = [d if isinstance(d, int) else (batch if d == "batch" else sequence) for d in spec.shape]
+        if spec.dtype.startswith("float"):
+            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+        else:
+            feeds[spec.name] = rng.integers(0, 2, shape).astype(spec.dtype)
+    return feeds
+
+
+def _source_info(path, fmt: str, architectures=None) -> dict:
+    import torch
+
+    p = Path(str(path))
+    info = {"path": str(path), "format": fmt, "torch": torch.__version__}
+    if p.is_file():
+        info["sha256"] = sha256_file(p)
+    elif p.is_dir():
+        weights = sorted(p.glob("*.safetensors")) or sorted(p.glob("*.bin"))
+        info["sha256"] = sha256_file(weights[0]) if weights else None
+    if architectures:
+        info["architectures"] = architectures
+    if fmt == "huggingface":
+        import transformers
+
+        info["transformers"] = transformers.__version__
+    return info
+
