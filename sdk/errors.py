@@ -9,7 +9,7 @@ class BmsdkError(Exception):
     def __init__(self, problem: str, fix: str | None = None):
         self.problem = problem
         self.fix = fix
-        super().__init__(f"{problem}. {fix}" if fix else problem)
+        super().__init__(f"{problem}. Fix: {fix}" if fix else problem)
 
 
 class SourceError(BmsdkError):

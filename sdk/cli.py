@@ -1,0 +1,280 @@
+"""The `bmsdk` command line. Exit codes: 0 success, 1 failure (validation failed, internal error), 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+from .errors import BmsdkError
+
+EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.debug:
+        quiet_third_party()
+    try:
+        return args.func(args)
+    except BmsdkError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an unexpected failure is a bug: one line, traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def quiet_third_party() -> None:
+    """Keep exporters' and converters' chatter out of the user's terminal (shown with --debug)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore")
+    logging.getLogger().setLevel(logging.ERROR)
+    for name in ("torch", "torchao", "onnxscript", "onnx_ir", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and third-party logs")
+    parser = argparse.ArgumentParser(prog="bmsdk", parents=[common], epilog=EPILOG,
+                                     description="Convert models to ONNX, TensorRT, CoreML and TFLite; run and check them.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("convert", parents=[common], epilog=EPILOG, help="convert a model to a deployable artifact",
+                       description="Convert SOURCE (a Hugging Face checkpoint folder, .pt2, TorchScript .pt, .onnx, or a factory "
+                                   "'pkg.module:function') to an artifact folder, validated against the source.")
+    p.add_argument("source", help="checkpoint folder, model file, or factory 'pkg.module:function'")
+    p.add_argument("--target", default="onnx", help="onnx (default) or torch")
+    p.add_argument("--precision", default="fp32", help="fp32 (default), fp16 or int8, as the target supports")
+    p.add_argument("--calibration", metavar="DATA", help="representative inputs for static int8 (.jsonl/.csv/.npz/image folder)")
+    p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric of source and artifact")
+    p.add_argument("--task", help="text-classification, image-classification or feature-extraction (default: inferred)")
+    p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224", help="input shape (repeat per input)")
+    p.add_argument("--max-length", type=int, help="maximum tokens for text models (default 128)")
+    p.add_argument("--labels", help="class names, comma-separated, or a file with one per line")
+    p.add_argument("--mean", help="image mean per channel, comma-separated (on 0-1 pixels)")
+    p.add_argument("--std", help="image std per channel, comma-separated")
+    p.add_argument("--tokenizer", metavar="DIR", help="tokenizer folder for text models from .onnx/.pt2/.pt/factory sources")
+    p.add_argument("--weights", metavar="STATE_DICT", help="weights for a factory source (loaded with weights_only=True)")
+    p.add_argument("--quant-scheme", choices=["dynamic", "static"], help="int8 scheme (default: dynamic for text, static for images)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
+    p.add_argument("--name", help="artifact name (default: from the source)")
+    p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("predict", parents=[common], epilog=EPILOG, help="run an artifact on texts, images or .npy arrays",
+                       description="Each INPUT is an image file, a .npy array, or (for text models) a text.")
+    p.add_argument("artifact")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--backend", help="runtime backend (default: the target's)")
+    p.add_argument("--threads", type=int, help="intra-op threads")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("inspect", parents=[common], epilog=EPILOG, help="show an artifact's manifest, I/O, size and validation")
+    p.add_argument("artifact")
+    p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("validate", parents=[common], epilog=EPILOG, help="re-check an artifact against its samples (and --eval data)",
+                       description="Runs the artifact on its backend and compares with the source outputs stored in samples.npz.")
+    p.add_argument("artifact")
+    p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("doctor", parents=[common], epilog=EPILOG, help="list installed converters and runtimes, and the GPU")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def _floats(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise BmsdkError(f"cannot read numbers from '{text}'", "write them comma-separated, e.g. 0.485,0.456,0.406") from None
+
+
+def _labels(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    path = Path(text)
+    if path.is_file():
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [label.strip() for label in text.split(",")]
+
+
+def cmd_convert(args) -> int:
+    from .pipeline import convert
+    from .progress import Progress
+    from .sources import parse_input_shapes
+
+    if not args.debug:
+        import torch  # the exporters log through torch's own logging setup
+
+        torch._logging.set_logs(all=logging.ERROR)
+    progress = Progress(enabled=not args.quiet)
+    progress.info(f"bmsdk convert {args.source} -> {args.target} {args.precision}")
+    result = convert(args.source, target=args.target, output=args.output, precision=args.precision,
+                     calibration=args.calibration, eval_data=args.eval, task=args.task,
+                     input_shapes=parse_input_shapes(args.input_shape), max_length=args.max_length,
+                     labels=_labels(args.labels), mean=_floats(args.mean), std=_floats(args.std), tokenizer=args.tokenizer,
+                     weights=args.weights, name=args.name, overwrite=args.overwrite, progress=progress,
+                     quant_scheme=args.quant_scheme, opset=args.opset)
+    print(result.path)
+    print(validation_summary(result.manifest.validation))
+    return 0 if result.passed is not False else 1
+
+
+def validation_summary(v: dict) -> str:
+    if not v.get("validated"):
+        return f"not validated: {v.get('reason', 'unknown reason')}"
+    s = v["samples"]
+    line = (f"validation {'passed' if v['passed'] else 'FAILED'} on {v['backend']}: {s['n']} samples, "
+            f"max rel error {s['max_rel_error']:.2e}, min cosine {s['min_cosine']:.6f}")
+    if not v["passed"]:
+        line += f" ({s.get('reason', '')})"
+    ev = v.get("eval")
+    if ev and "artifact" in ev:
+        line += f"\neval on {ev['n']} examples: accuracy {ev['artifact']['accuracy']:.4f}, macro-F1 {ev['artifact']['macro_f1']:.4f}"
+        if "source" in ev:
+            line += (f" (source {ev['source']['accuracy']:.4f} / {ev['source']['macro_f1']:.4f}, "
+                     f"accuracy change {ev['delta']['accuracy'] * 100:+.2f} pt, top-1 agreement {ev['top1_agreement']:.4f})")
+    elif ev and "mean_cosine" in ev:
+        line += f"\neval on {ev['n']} examples: mean cosine to source {ev['mean_cosine']:.6f}"
+    return line
+
+
+def _read_inputs(model, inputs: list[str]):
+    import numpy as np
+
+    from .data import IMAGE_SUFFIXES
+
+    items = []
+    for text in inputs:
+        path = Path(text)
+        if path.suffix == ".npy" and path.is_file():
+            array = np.load(path, allow_pickle=False)
+            items.extend(list(array) if array.ndim == len(model.manifest.inputs[0].shape) else [array])
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            items.append(path)
+        elif model.manifest.preprocessing.get("kind") == "text":
+            items.append(text)
+        else:
+            raise BmsdkError(f"'{text}' is not an image file or .npy array", "this model takes images: pass image paths or .npy files")
+    return items
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from .model import load
+
+    with load(args.artifact, backend=args.backend, threads=args.threads) as model:
+        items = _read_inputs(model, args.inputs)
+        results = model.predict(items)
+    if isinstance(results, np.ndarray):
+        results = results.tolist()
+    if args.json:
+        print(json.dumps([{"input": str(i) if not isinstance(i, np.ndarray) else f"array{list(i.shape)}", "output": r}
+                          for i, r in zip(items, results)], indent=2))
+        return 0
+    for item, result in zip(items, results):
+        shown = str(item) if not isinstance(item, np.ndarray) else f"array{list(item.shape)}"
+        if isinstance(result, dict):
+            print(f"{result['label']}\t{result['score']:.4f}\t{shown}")
+        else:
+            print(f"[{', '.join(f'{v:.4f}' for v in result[:4])}, ...] (dim {len(result)})\t{shown}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .artifact import open_artifact
+
+    folder, m = open_artifact(args.artifact, verify=True)
+    if args.json:
+        print(json.dumps(m.to_dict(), indent=2))
+        return 0
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    model_size = sum(p.stat().st_size for p in (folder / m.model_file).rglob("*")) if (folder / m.model_file).is_dir() \
+        else (folder / m.model_file).stat().st_size
+    print(f"{m.name}  ({folder})")
+    print(f"  task {m.task}, target {m.target}, precision {m.precision}, schema v{m.schema_version}, bmsdk {m.bmsdk_version}")
+    print(f"  model file {m.model_file}: {model_size / 1e6:.2f} MB (artifact {size / 1e6:.2f} MB), checksums verified")
+    for kind, specs in (("input", m.inputs), ("output", m.outputs)):
+        for spec in specs:
+            print(f"  {kind:6} {spec.describe()}")
+    pre = {k: v for k, v in m.preprocessing.items() if k != "kind"}
+    print(f"  pre-processing {m.preprocessing.get('kind', 'none')}: {json.dumps(pre)}")
+    if m.labels:
+        print(f"  labels: {', '.join(m.labels)}")
+    q = m.compression.get("quantization")
+    if q:
+        print(f"  quantization: {q.get('scheme')}, {len(q.get('float_nodes', []))} compute nodes left in float")
+    print(f"  source: {m.source.get('format')} {m.source.get('path')}")
+    print("  " + validation_summary(m.validation).replace("\n", "\n  "))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .artifact import load_samples, open_artifact
+    from .data import load_dataset
+    from bmsdk.converters.validate import validate_artifact
+    from .progress import Progress
+
+    folder, manifest = open_artifact(args.artifact, verify=True)
+    eval_set = load_dataset(args.eval) if args.eval else None
+    inputs, outputs, _ = load_samples(folder)
+    result = validate_artifact(folder, manifest, inputs, outputs, eval_set, None, Progress())
+    recorded = manifest.validation.get("eval") or {}
+    if result.get("eval") and "source" in recorded and recorded.get("data") == result["eval"]["data"]:
+        ev = result["eval"]
+        ev["source"] = recorded["source"]
+        ev["delta"] = {k: ev["artifact"][k] - ev["source"][k] for k in ("accuracy", "macro_f1")}
+        ev["top1_agreement"] = recorded.get("top1_agreement")
+    print(validation_summary(result).replace("top-1 agreement None", "top-1 agreement as recorded: n/a"))
+    if not result.get("validated"):
+        return 1
+    return 0 if result["passed"] else 1
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import diagnose
+
+    report = diagnose()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"bmsdk {report['bmsdk']} on Python {report['python']} ({report['platform']})")
+    print(f"GPU: {report['gpu'] or 'none found'}")
+    for section in ("runtimes", "converters"):
+        print(f"{section}:")
+        for name, version in report[section].items():
+            print(f"  {name:20} {version or 'not installed'}")
+    print("targets: " + ", ".join(f"{t} ({'ready' if ok else 'missing: ' + why})" for t, (ok, why) in report["targets"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
