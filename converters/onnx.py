@@ -40,8 +40,9 @@ def _torch_export(source: Source, path: Path, opset: int) -> None:
     scripted = source.info.get("scripted", False)
     try:
         if scripted:  # TorchScript goes through the TorchScript exporter, with dynamic axes
+            # the loaded ScriptModule itself: the exporter cannot trace one wrapped in an nn.Module
             dynamic_axes = {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in source.inputs + source.outputs}
-            torch.onnx.export(source.module, tuple(feeds[n] for n in names), str(path), dynamo=False, input_names=names,
+            torch.onnx.export(source.script_module, tuple(feeds[n] for n in names), str(path), dynamo=False, input_names=names,
                               output_names=out_names, dynamic_axes=dynamic_axes, opset_version=opset)
         else:
             dims = {}

@@ -18,8 +18,8 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     if source.module is None:
         raise ConversionError("the torch target needs a PyTorch source", "convert ONNX sources to --target onnx")
     feeds = {k: torch.from_numpy(v) for k, v in example_feeds(source.inputs, batch=2, sequence=8).items()}
-    dims = {}
-    dynamic_shapes = {s.name: {i: dims.setdefault(d, torch.export.Dim(d, min=1)) for i, d in enumerate(s.shape) if isinstance(d, str)}
+    # Dim.DYNAMIC lets export infer each range (e.g. sequence <= max_position_embeddings) instead of failing on it
+    dynamic_shapes = {s.name: {i: torch.export.Dim.DYNAMIC for i, d in enumerate(s.shape) if isinstance(d, str)}
                       for s in source.inputs}
     try:
         program = torch.export.export(source.module, (), kwargs=feeds, dynamic_shapes=dynamic_shapes)

