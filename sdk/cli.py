@@ -163,24 +163,30 @@ def validation_summary(v: dict) -> str:
     return line
 
 
-def _read_inputs(model, inputs: list[str]):
+def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
+    """(shown name, prediction) for each input; a .npy batch gives one row per item."""
     import numpy as np
 
     from .data import IMAGE_SUFFIXES
 
-    items = []
+    rows = []
+    is_text = model.manifest.preprocessing.get("kind") == "text"
     for text in inputs:
         path = Path(text)
-        if path.suffix == ".npy" and path.is_file():
+        if path.suffix == ".npy" and not is_text:
+            if not path.is_file():
+                raise BmsdkError(f"{path} does not exist", "pass an existing .npy file")
             array = np.load(path, allow_pickle=False)
-            items.extend(list(array) if array.ndim == len(model.manifest.inputs[0].shape) else [array])
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            items.append(path)
-        elif model.manifest.preprocessing.get("kind") == "text":
-            items.append(text)
+            batch = array.ndim == 4 or (array.ndim == 3 and array.shape[-1] not in (1, 3))  # NCHW, or N HxW images
+            results = model.predict(array if array.ndim == 4 else list(array)) if batch else [model.predict(array)]
+            rows.extend((f"{path}[{i}]" if batch else str(path), r) for i, r in enumerate(results))
+        elif path.suffix.lower() in IMAGE_SUFFIXES and not is_text:
+            rows.append((str(path), model.predict(path)))
+        elif is_text:
+            rows.append((text, model.predict(text)))
         else:
             raise BmsdkError(f"'{text}' is not an image file or .npy array", "this model takes images: pass image paths or .npy files")
-    return items
+    return rows
 
 
 def cmd_predict(args) -> int:
@@ -189,20 +195,16 @@ def cmd_predict(args) -> int:
     from .model import load
 
     with load(args.artifact, backend=args.backend, threads=args.threads) as model:
-        items = _read_inputs(model, args.inputs)
-        results = model.predict(items)
-    if isinstance(results, np.ndarray):
-        results = results.tolist()
+        rows = _predict_each(model, args.inputs)
+    rows = [(name, r.tolist() if isinstance(r, np.ndarray) else r) for name, r in rows]
     if args.json:
-        print(json.dumps([{"input": str(i) if not isinstance(i, np.ndarray) else f"array{list(i.shape)}", "output": r}
-                          for i, r in zip(items, results)], indent=2))
+        print(json.dumps([{"input": name, "output": r} for name, r in rows], indent=2))
         return 0
-    for item, result in zip(items, results):
-        shown = str(item) if not isinstance(item, np.ndarray) else f"array{list(item.shape)}"
+    for name, result in rows:
         if isinstance(result, dict):
-            print(f"{result['label']}\t{result['score']:.4f}\t{shown}")
+            print(f"{result['label']}\t{result['score']:.4f}\t{name}")
         else:
-            print(f"[{', '.join(f'{v:.4f}' for v in result[:4])}, ...] (dim {len(result)})\t{shown}")
+            print(f"[{', '.join(f'{v:.4f}' for v in result[:4])}, ...] (dim {len(result)})\t{name}")
     return 0
 
 
