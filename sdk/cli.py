@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric")
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("export-vectors", parents=[common], epilog=EPILOG, help="write test vectors for on-device runtimes",
+                       description="Writes JSON with each sample's raw input (text or pixels), the exact feeds bmsdk's "
+                                   "pre-processing makes from it, the source outputs and the prediction: for Android/iOS unit tests.")
+    p.add_argument("artifact")
+    p.add_argument("-o", "--output", help="JSON file (default: stdout)")
+    p.set_defaults(func=cmd_export_vectors)
+
     p = sub.add_parser("doctor", parents=[common], epilog=EPILOG, help="list installed converters and runtimes, and the GPU")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
@@ -256,6 +263,18 @@ def cmd_validate(args) -> int:
     if not result.get("validated"):
         return 1
     return 0 if result["passed"] else 1
+
+
+def cmd_export_vectors(args) -> int:
+    from .vectors import export_vectors
+
+    text = json.dumps(export_vectors(args.artifact), indent=1)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+        print(args.output)
+    else:
+        print(text)
+    return 0
 
 
 def cmd_doctor(args) -> int:

@@ -16,7 +16,7 @@ from .errors import DataError, InputError
 from .manifest import Manifest
 from .model import Model
 from .progress import SILENT, Progress
-from .sources import Source, load_source
+from .sources import load_source
 
 SAMPLE_TEXTS = [
     "I loved this, it was great!", "Terrible service, never again.", "It is okay I guess.",
@@ -119,22 +119,27 @@ def _checked_feeds(model: Model, batch, data: Dataset, what: str) -> dict[str, n
 
 
 def _sample_feeds(model: Model, data: Dataset | None, n: int):
-    """Inputs for samples.npz: the first examples of the given data, else built-in texts or random images."""
+    """Inputs for samples.npz and the raw inputs they came from (texts, or uint8 HxWxC pixels after resizing).
+
+    Taken from the first examples of the given data, else built-in texts or random images.
+    """
     n = max(n, 2)  # batch >= 2 keeps the batch dim visibly dynamic
+    kind = model.manifest.preprocessing.get("kind")
     if data is not None and len(data) >= 2:
         head = data.head(n)
-        raw = np.asarray(head.items, dtype=str) if head.kind == "text" else None
-        return _checked_feeds(model, head.items, head, "sample"), raw
-    kind = model.manifest.preprocessing.get("kind")
+        feeds = _checked_feeds(model, head.items, head, "sample")
+        if head.kind == "text":
+            return feeds, np.asarray(head.items, dtype=str)
+        if head.kind == "image":
+            return feeds, np.stack([model.preprocessor.load(item) for item in head.items]).astype(np.uint8)
+        return feeds, None
     if kind == "text":
         texts = (SAMPLE_TEXTS * (n // len(SAMPLE_TEXTS) + 1))[:n]
         return model.preprocess(texts), np.asarray(texts, dtype=str)
     if kind == "image":
         pre = model.manifest.preprocessing
-        rng = np.random.default_rng(0)
-        shape = (n, *pre["size"], pre["channels"])
-        images = rng.integers(0, 256, shape, dtype=np.uint8)
-        return model.preprocess(list(images)), None
+        images = np.random.default_rng(0).integers(0, 256, (n, *pre["size"], pre["channels"]), dtype=np.uint8)
+        return model.preprocess(list(images)), images
     from .sources import example_feeds
 
     return example_feeds(model.manifest.inputs, batch=n), None

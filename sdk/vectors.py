@@ -1,0 +1,42 @@
+"""Test vectors for on-device runtimes (`bmsdk export-vectors`): raw inputs, the exact model feeds bmsdk's
+pre-processing makes from them, and the source model's outputs, so an Android or iOS port can check its
+tokenizer, image pre-processing and post-processing against the Python side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .artifact import load_samples, open_artifact
+from .preprocessing import make_preprocessor
+from .tasks import postprocess
+
+
+def export_vectors(artifact: str | Path) -> dict:
+    folder, manifest = open_artifact(artifact)
+    inputs, outputs, raw = load_samples(folder)
+    pre = make_preprocessor(manifest.preprocessing, folder, manifest.inputs)
+    kind = manifest.preprocessing.get("kind")
+    cases = []
+    for i in range(len(next(iter(outputs.values())))):
+        case: dict = {}
+        if kind == "text" and raw is not None:
+            text = str(raw[i])
+            case["text"] = text
+            case["feeds"] = {k: v[0].tolist() for k, v in pre([text]).items()}  # one text alone: no batch padding
+        elif kind == "image" and raw is not None:
+            case["pixels_hwc"] = raw[i].tolist()
+            case["feeds"] = {k: v[i].tolist() for k, v in inputs.items()}
+        else:
+            case["feeds"] = {k: v[i].tolist() for k, v in inputs.items()}
+        case["outputs"] = {k: v[i].tolist() for k, v in outputs.items()}
+        row_feeds = {k: v[i:i + 1] for k, v in inputs.items()}  # as the outputs were computed (padded batch)
+        prediction = postprocess(manifest.task, manifest.postprocessing, {k: v[i:i + 1] for k, v in outputs.items()}, row_feeds)
+        case["prediction"] = prediction[0] if isinstance(prediction, list) else np.asarray(prediction)[0].tolist()
+        cases.append(case)
+    return {"format": "bmsdk-test-vectors", "version": 1, "name": manifest.name, "task": manifest.task,
+            "target": manifest.target, "precision": manifest.precision,
+            "preprocessing": manifest.preprocessing, "postprocessing": manifest.postprocessing,
+            "inputs": [vars(s) for s in manifest.inputs], "outputs": [vars(s) for s in manifest.outputs], "cases": cases}
+
