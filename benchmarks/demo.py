@@ -23,7 +23,8 @@ from bmsdk.progress import Progress
 from . import zoo
 from .timing import measure_latency
 
-PRECISIONS = ("fp32", "int8")
+# (target, precision) rows of the table, in order; the first must be ("onnx", "fp32")
+VARIANTS = [("onnx", "fp32"), ("onnx", "int8")]
 
 
 @dataclass
@@ -47,50 +48,53 @@ def cases(progress: Progress) -> list[Case]:
             Case("minilm-sentiment", str(checkpoint), sent_test, sent_calib, median_text)]
 
 
-def convert_cached(case: Case, precision: str, folder: Path, rebuild: bool, progress: Progress) -> Path:
-    out = folder / f"{case.name}-onnx-{precision}.bmsdk"
+def convert_cached(case: Case, target: str, precision: str, folder: Path, rebuild: bool, progress: Progress) -> Path:
+    out = folder / f"{case.name}-{target}-{precision}.bmsdk"
     if out.exists() and not rebuild:
         try:
             bmsdk.load(out).close()
             return out
         except bmsdk.BmsdkError:
             pass  # stale or damaged: rebuild
-    progress.info(f"converting {case.name} to ONNX {precision}")
-    bmsdk.convert(case.source, target="onnx", precision=precision, output=out, overwrite=True, eval_data=case.eval_data,
+    progress.info(f"converting {case.name} to {target} {precision}")
+    bmsdk.convert(case.source, target=target, precision=precision, output=out, overwrite=True, eval_data=case.eval_data,
                   calibration=case.calibration, name=case.name, progress=progress)
     return out
 
 
-def source_latency(case: Case, artifact: Path) -> dict:
+def source_latency(case: Case, artifact: Path, threads: int) -> dict:
     """torch eager fp32, through the same pre-processing, at batch 1."""
+    import torch
+
     from bmsdk.model import Model
     from bmsdk.sources import load_source
 
     source = load_source(case.source)
     reference = Model(artifact, bmsdk.load(artifact).manifest, source)
     feeds = reference.preprocess([case.probe])
+    torch.set_num_threads(threads)
     return measure_latency(lambda: source.run(feeds))
 
 
-def run(out: Path, rebuild: bool = False) -> list[dict]:
+def run(out: Path, rebuild: bool = False, threads: int = 1) -> list[dict]:
     progress = Progress()
     out.mkdir(parents=True, exist_ok=True)
     artifacts = zoo.cache_dir() / f"artifacts-{bmsdk.__version__}"
     rows = []
     for case in cases(progress):
-        paths = {p: convert_cached(case, p, artifacts, rebuild, progress) for p in PRECISIONS}
+        paths = {v: convert_cached(case, *v, artifacts, rebuild, progress) for v in VARIANTS}
         with progress.step(f"timing {case.name} (torch eager and each artifact, batch 1)"):
-            torch_latency = source_latency(case, paths["fp32"])
-            for precision, path in paths.items():
-                with bmsdk.load(path, threads=None) as model:
+            torch_latency = source_latency(case, paths[VARIANTS[0]], threads)
+            for (target, precision), path in paths.items():
+                with bmsdk.load(path, threads=threads) as model:
                     feeds = model.preprocess([case.probe])
                     latency = measure_latency(lambda: model.run(feeds))
                     e2e = measure_latency(lambda: model.predict(case.probe), iterations=50)
                 m = model.manifest
                 ev = m.validation["eval"]
-                if precision == PRECISIONS[0]:
+                if (target, precision) == VARIANTS[0]:
                     rows.append(_row(case.name, "torch", "fp32", None, ev["source"], 0.0, torch_latency, None, torch_latency))
-                rows.append(_row(case.name, "onnx", precision, path / m.model_file, ev["artifact"], ev["delta"]["accuracy"],
+                rows.append(_row(case.name, target, precision, path / m.model_file, ev["artifact"], ev["delta"]["accuracy"],
                                  latency, e2e, torch_latency, ev.get("top1_agreement"), m.validation["passed"]))
     (out / "demo.json").write_text(json.dumps(rows, indent=2) + "\n")
     table = markdown_table(rows)
@@ -122,13 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bmsdk.benchmarks.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="where demo.md and demo.json go")
     parser.add_argument("--rebuild", action="store_true", help="re-convert even if cached artifacts exist")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads for every runtime, torch included (default 1)")
     args = parser.parse_args(argv)
     from bmsdk.cli import quiet_third_party
 
     quiet_third_party()
     start = time.perf_counter()
-    run(args.out, args.rebuild)
-    print(f"\n(batch 1, CPU, latency = model call only; torch = eager fp32 reference; {time.perf_counter() - start:.0f}s)", file=sys.stderr)
+    run(args.out, args.rebuild, args.threads)
+    print(f"\n(batch 1, {args.threads} thread(s), CPU, latency = model call only; torch = eager fp32 reference; {time.perf_counter() - start:.0f}s)", file=sys.stderr)
     return 0
 
 
