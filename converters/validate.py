@@ -65,7 +65,7 @@ def agreement(reference: np.ndarray, actual: np.ndarray, task: str) -> dict:
 
 
 def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: dict, eval_data=None, source=None,
-                      progress=None) -> dict:
+                      progress=None, source_outputs: dict | None = None) -> dict:
     """Run the artifact on its own backend: samples against the source's outputs, and the metric on `eval_data`.
 
     `source` is a Model over the source (during conversion) or None (`bmsdk validate` later, from samples.npz).
@@ -95,8 +95,13 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
             if classifier:
                 report["artifact"] = score_logits(art_out, eval_data.labels, manifest.labels)
             if source is not None:
-                with progress.step(f"evaluating the source on {len(eval_data)} examples"):
-                    src_out = source.primary_outputs(eval_data)
+                key = f"{eval_data.origin}#{len(eval_data)}"
+                src_out = (source_outputs or {}).get(key)
+                if src_out is None:
+                    with progress.step(f"evaluating the source on {len(eval_data)} examples"):
+                        src_out = source.primary_outputs(eval_data)
+                    if source_outputs is not None:
+                        source_outputs[key] = src_out
                 report.update(agreement(src_out, art_out, manifest.task))
                 if classifier:
                     report["source"] = score_logits(src_out, eval_data.labels, manifest.labels)

@@ -40,7 +40,10 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
             input_shapes: dict[str, list[int]] | None = None, max_length: int | None = None, labels: list[str] | None = None,
             mean: list[float] | None = None, std: list[float] | None = None, tokenizer: str | Path | None = None,
             weights: str | Path | None = None, name: str | None = None, overwrite: bool = False, num_samples: int = 8,
-            calibration_size: int = 256, progress: Progress | None = None, **target_options) -> ConversionResult:
+            calibration_size: int = 256, progress: Progress | None = None, source_outputs: dict | None = None,
+            **target_options) -> ConversionResult:
+    """See `bmsdk convert --help`. `source_outputs`: a dict shared across conversions of one source, in which the
+    source's outputs on the eval data are kept so that they are computed once (the benchmark matrix uses it)."""
     from bmsdk.converters import get_target
     from bmsdk.converters.validate import validate_artifact
 
@@ -83,7 +86,8 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
         manifest.files = file_checksums(folder)
         manifest.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         manifest.bmsdk_version = _version()
-        manifest.validation = validate_artifact(folder, manifest, sample_feeds, sample_reference, eval_set, reference, progress)
+        manifest.validation = validate_artifact(folder, manifest, sample_feeds, sample_reference, eval_set, reference, progress,
+                                                source_outputs)
         manifest.write(folder)
     return ConversionResult(out.resolve(), manifest)
 
