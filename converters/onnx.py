@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bmsdk.errors import ConversionError, DataError
+from bmsdk.errors import ConversionError, DataError, UnsupportedError
 from bmsdk.sources import Source, example_feeds
 
 from .base import BuildResult, TargetSpec
@@ -102,7 +102,7 @@ def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None
 
     scheme = scheme or ("dynamic" if source.preprocessing.get("kind") == "text" else "static")
     if scheme not in QUANT_SCHEMES:
-        raise DataError(f"unknown quantization scheme '{scheme}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
+        raise UnsupportedError(f"unknown quantization scheme '{scheme}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
     if scheme == "dynamic":
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
         details = {"scheme": "dynamic", "weights": "int8 per-channel", "activations": "uint8 per-tensor, computed at run time"}

@@ -54,13 +54,20 @@ class Model:
 
     def predict(self, x: Any):
         """A single input gives one prediction; a list (or a batch array) gives a list."""
-        single = isinstance(x, (str, Path)) or (isinstance(x, np.ndarray) and x.ndim <= 3) or hasattr(x, "convert")
+        single = isinstance(x, (str, Path)) or (isinstance(x, np.ndarray) and self._one_array(x)) or hasattr(x, "convert")
         items = [x] if single else x
         if isinstance(items, (list, tuple)) and not items:
             raise InputError("predict() got an empty list", "pass at least one input")
         feeds = self.preprocess(items)
         result = postprocess(self.task, self.manifest.postprocessing, self.run(feeds), feeds)
         return result[0] if single else result
+
+    def _one_array(self, x: np.ndarray) -> bool:
+        """HxW, HxWxC and CxHxW arrays are one image, but a 1-channel model reads NxHxW as N images."""
+        pre = self.manifest.preprocessing
+        if x.ndim == 3 and pre.get("kind") == "image" and int(pre.get("channels", 3)) == 1:
+            return 1 in (x.shape[0], x.shape[-1])
+        return x.ndim <= 3
 
     def primary_outputs(self, data: Dataset, batch_size: int = 32) -> np.ndarray:
         """Class logits (classification) or pooled embeddings (feature extraction) for a whole dataset."""

@@ -78,8 +78,9 @@ class ImagePreprocessor:
                 array = np.moveaxis(array, 0, -1)  # CHW -> HWC
             if array.ndim == 3 and array.shape[-1] == 1:
                 array = array[..., 0]
-            if array.ndim not in (2, 3):
-                raise InputError(f"an image array must be HxW or HxWxC, got shape {array.shape}", "pass one image at a time, or a list")
+            if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+                raise InputError(f"an image array must be HxW, HxWxC or CxHxW with C = 1, 3 or 4, got shape {image.shape}",
+                                 "pass one image at a time, or a list")
             if array.dtype != np.uint8:
                 if array.max() <= 1.0 + 1e-6:
                     array = array * 255.0  # float images in [0, 1]
