@@ -95,14 +95,26 @@ def to_fp16(src: Path, dst: Path) -> dict:
     return {"quantization": {"scheme": "fp16", "io_types": "float32"}}
 
 
+def int8_scheme(source: Source, scheme: str | None) -> str:
+    """The int8 scheme: as asked, else dynamic for transformers (text) and static QDQ for CNNs."""
+    scheme = scheme or ("dynamic" if source.preprocessing.get("kind") == "text" else "static")
+    if scheme not in QUANT_SCHEMES:
+        raise UnsupportedError(f"unknown quantization scheme '{scheme}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
+    return scheme
+
+
+def check_request(source: Source, precision: str, has_calibration: bool, options: dict) -> None:
+    """Refuse, before any export work, what build() would refuse later."""
+    if precision == "int8" and int8_scheme(source, options.get("quant_scheme")) == "static" and not has_calibration:
+        raise DataError("static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)")
+
+
 def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None, scheme: str | None, tmp: Path) -> dict:
     """Dynamic int8 for transformers (no calibration); static QDQ per-channel for CNNs, calibrated."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    scheme = scheme or ("dynamic" if source.preprocessing.get("kind") == "text" else "static")
-    if scheme not in QUANT_SCHEMES:
-        raise UnsupportedError(f"unknown quantization scheme '{scheme}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
+    scheme = int8_scheme(source, scheme)
     if scheme == "dynamic":
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
         details = {"scheme": "dynamic", "weights": "int8 per-channel", "activations": "uint8 per-tensor, computed at run time"}

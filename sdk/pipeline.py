@@ -12,11 +12,12 @@ import numpy as np
 
 from .artifact import file_checksums, save_samples, staged_folder
 from .data import Dataset, load_dataset
-from .errors import DataError, InputError
+from .errors import BackendUnavailableError, DataError, InputError
 from .manifest import Manifest
 from .model import Model
 from .progress import SILENT, Progress
 from .sources import load_source
+from .tasks import label_indices
 
 SAMPLE_TEXTS = [
     "I loved this, it was great!", "Terrible service, never again.", "It is okay I guess.",
@@ -55,11 +56,21 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     eval_set = load_dataset(eval_data) if eval_data else None
 
     with progress.step(f"loading source {source}"):
-        src = load_source(source, task=task, input_shapes=input_shapes, max_length=max_length, labels=labels,
-                          mean=mean, std=std, tokenizer=tokenizer, weights=weights)
+        try:
+            src = load_source(source, task=task, input_shapes=input_shapes, max_length=max_length, labels=labels,
+                              mean=mean, std=std, tokenizer=tokenizer, weights=weights)
+        except ModuleNotFoundError as e:
+            raise BackendUnavailableError(f"converting needs the '{e.name}' package, which is not installed",
+                                          "pip install 'bmsdk[convert]'") from None
     spec.check_task(src.task)
-    if eval_set is not None and src.task != "feature-extraction" and eval_set.labels is None:
-        raise DataError(f"evaluation data {eval_data} has no labels", "add a 'label' column (JSONL/CSV) or a 'y' array (.npz)")
+    if hasattr(target_module, "check_request"):
+        target_module.check_request(src, precision, calib_data is not None, target_options)
+    if eval_set is not None and src.task != "feature-extraction":
+        if eval_set.labels is None:
+            raise DataError(f"evaluation data {eval_data} has no labels", "add a 'label' column (JSONL/CSV) or a 'y' array (.npz)")
+        num_classes = next((d for d in src.outputs[0].shape[1:] if isinstance(d, int)), None)
+        if num_classes:
+            label_indices(eval_set.labels, src.postprocessing.get("labels"), num_classes)  # unknown labels: refuse now
     name = name or src.name
     out = Path(output) if output else Path(f"{name}-{target}-{precision}.bmsdk")
 
