@@ -21,9 +21,19 @@ $(STAMP):
 demo: install
 	$(BIN)/python -m bmsdk.benchmarks.demo
 
-# pytest exits 5 when it collects no test: that is a failure of the suite, not a pass
+# The fast benchmark case gates against the committed baseline (loose budget; report kept in reports/ci-bench),
+# then the suite. pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.
 test: install
+	$(BIN)/bmsdk bench benchmarks/cases/ci-smoke.json --baseline benchmarks/baselines/ci-smoke.json \
+		--max-accuracy-drop 0.5 --max-latency-regression 100 -o reports/ci-bench -q
 	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+# The project's own benchmarks: every case in benchmarks/cases (but the CI smoke case), reports in reports/bench/CASE
+bench: install
+	for case in benchmarks/cases/*.json; do \
+		name=$$(basename $$case .json); [ $$name = ci-smoke ] && continue; \
+		$(BIN)/bmsdk bench $$case -o reports/bench/$$name || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

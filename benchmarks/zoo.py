@@ -167,3 +167,23 @@ def _train_sentiment(rows: list[tuple[str, str]], out: Path) -> None:
         shutil.copyfile(encoder_dir / name, tmp / name)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+
+
+# --- names the benchmark cases use ----------------------------------------------------
+
+def resolve(ref: str) -> str:
+    """`zoo:NAME` -> a source spec or data path (building and caching it on first use); anything else unchanged."""
+    if not isinstance(ref, str) or not ref.startswith("zoo:"):
+        return ref
+    name = ref[len("zoo:"):]
+    builders = {
+        "mnist-cnn": lambda: "bmsdk.benchmarks.zoo:mnist_cnn",
+        "mnist-test": lambda: mnist_data()[0],
+        "mnist-calibration": lambda: mnist_data()[1],
+        "minilm-sentiment": lambda: sentiment_checkpoint()[0],
+        "sentiment-test": lambda: sentiment_checkpoint()[1],
+        "sentiment-calibration": lambda: sentiment_checkpoint()[2],
+    }
+    if name not in builders:
+        raise ValueError(f"unknown zoo entry '{name}' (known: {', '.join(builders)})")
+    return str(builders[name]())

@@ -17,5 +17,12 @@ def convert(source, target: str = "onnx", output=None, **options):
     return _convert(source, target=target, output=output, **options)
 
 
-__all__ = ["load", "convert", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError", "ManifestError",
+def benchmark(source=None, out_dir="reports/bench", **options):
+    """Latency against accuracy over targets x precisions; see `bmsdk bench --help`. Returns a BenchResult."""
+    from bmsdk.benchmarks.api import benchmark as _benchmark
+
+    return _benchmark(source, out_dir, **options)
+
+
+__all__ = ["load", "convert", "benchmark", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError", "ManifestError",
            "IntegrityError", "InputError", "BackendUnavailableError", "ConversionError", "__version__"]

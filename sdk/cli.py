@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="STATE_DICT", help="weights for a factory source (loaded with weights_only=True)")
     p.add_argument("--quant-scheme", choices=["dynamic", "static"], help="int8 scheme (default: dynamic for text, static for images)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
+    p.add_argument("--seq-buckets", metavar="16,32,64,128", help="tflite: sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length)")
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -101,6 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact")
     p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("bench", parents=[common], epilog=EPILOG, help="latency against accuracy for targets x precisions",
+                       description="Converts SOURCE (or takes the source and settings of a case file, e.g. "
+                                   "benchmarks/cases/mnist-cnn.json) to every target x precision, measures each cell "
+                                   "and writes report.json, report.md, report.html and plot.png. With --baseline, exits 1 "
+                                   "naming the cells that lost more accuracy or latency than the budgets allow.")
+    p.add_argument("source", help="model source, or a benchmark case .json")
+    p.add_argument("--targets", help="comma-separated (default onnx, or the case's)")
+    p.add_argument("--precisions", help="comma-separated (default fp32, or the case's)")
+    p.add_argument("--eval", metavar="DATA", help="labelled data for the task metric")
+    p.add_argument("--calibration", metavar="DATA", help="calibration data for static int8")
+    p.add_argument("--batch", help="batch sizes, comma-separated (default 1)")
+    p.add_argument("--threads", type=int, help="intra-op threads for every runtime (default 1)")
+    p.add_argument("--warmup", type=int, help="warm-up calls before timing (default 10)")
+    p.add_argument("--iterations", type=int, help="timed calls per run (default 100)")
+    p.add_argument("--seconds", type=float, help="time limit per timing run (default 10)")
+    p.add_argument("--repeats", type=int, help="timing runs; percentiles are their medians (default 3)")
+    p.add_argument("--artifacts", metavar="DIR", help="reuse ready artifacts NAME-TARGET-PRECISION.bmsdk from DIR")
+    p.add_argument("--baseline", metavar="OLD.json", help="a report.json to gate against")
+    p.add_argument("--max-accuracy-drop", type=float, metavar="PT", default=0.5, help="allowed accuracy drop in points (default 0.5)")
+    p.add_argument("--max-latency-regression", type=float, metavar="PCT", default=25.0,
+                   help="allowed latency increase in %% relative to the source model measured in the same run (default 25)")
+    p.add_argument("--task", help="as for convert")
+    p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224", help="as for convert")
+    p.add_argument("-o", "--output", default="reports/bench", help="report folder (default reports/bench)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("export-vectors", parents=[common], epilog=EPILOG, help="write test vectors for on-device runtimes",
                        description="Writes JSON with each sample's raw input (text or pixels), the exact feeds bmsdk's "
@@ -145,7 +173,7 @@ def cmd_convert(args) -> int:
                      input_shapes=parse_input_shapes(args.input_shape), max_length=args.max_length,
                      labels=_labels(args.labels), mean=_floats(args.mean), std=_floats(args.std), tokenizer=args.tokenizer,
                      weights=args.weights, name=args.name, overwrite=args.overwrite, progress=progress,
-                     quant_scheme=args.quant_scheme, opset=args.opset)
+                     quant_scheme=args.quant_scheme, opset=args.opset, seq_buckets=args.seq_buckets)
     print(result.path)
     print(validation_summary(result.manifest.validation))
     return 0 if result.passed is not False else 1
@@ -263,6 +291,40 @@ def cmd_validate(args) -> int:
     if not result.get("validated"):
         return 1
     return 0 if result["passed"] else 1
+
+
+def _list(text: str | None, cast=str):
+    try:
+        return [cast(v.strip()) for v in text.split(",") if v.strip()] if text else None
+    except ValueError:
+        raise BmsdkError(f"cannot read '{text}'", "write a comma-separated list, e.g. 1,8") from None
+
+
+def cmd_bench(args) -> int:
+    from bmsdk.benchmarks.api import benchmark
+
+    from .progress import Progress
+    from .sources import parse_input_shapes
+
+    is_case = args.source.endswith(".json")
+    result = benchmark(None if is_case else args.source, args.output, case=args.source if is_case else None,
+                       targets=_list(args.targets), precisions=_list(args.precisions), eval_data=args.eval,
+                       calibration=args.calibration, batches=_list(args.batch, int), threads=args.threads,
+                       warmup=args.warmup, iterations=args.iterations, seconds=args.seconds, repeats=args.repeats,
+                       baseline=args.baseline, max_accuracy_drop=args.max_accuracy_drop,
+                       max_latency_regression=args.max_latency_regression, artifacts_dir=args.artifacts,
+                       progress=Progress(enabled=not args.quiet), task=args.task,
+                       input_shapes=parse_input_shapes(args.input_shape) or None)
+    print(result.paths["md"].read_text())
+    print("reports: " + ", ".join(str(p) for p in result.paths.values()))
+    if result.regressions:
+        print(f"gate FAILED against {args.baseline}:", file=sys.stderr)
+        for line in result.regressions:
+            print(f"  - {line}", file=sys.stderr)
+        return 1
+    if args.baseline:
+        print(f"gate passed against {args.baseline}")
+    return 0
 
 
 def cmd_export_vectors(args) -> int:

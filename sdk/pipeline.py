@@ -37,7 +37,7 @@ class ConversionResult:
 
 
 def convert(source: str | Path, target: str = "onnx", output: str | Path | None = None, precision: str = "fp32",
-            calibration: str | Path | None = None, eval_data: str | Path | None = None, task: str | None = None,
+            calibration: str | Path | None = None, eval_data: str | Path | Dataset | None = None, task: str | None = None,
             input_shapes: dict[str, list[int]] | None = None, max_length: int | None = None, labels: list[str] | None = None,
             mean: list[float] | None = None, std: list[float] | None = None, tokenizer: str | Path | None = None,
             weights: str | Path | None = None, name: str | None = None, overwrite: bool = False, num_samples: int = 8,
@@ -53,7 +53,7 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     spec = target_module.TARGET
     spec.check(precision, target_options)  # refuse bad arguments before any work
     calib_data = load_dataset(calibration) if calibration else None
-    eval_set = load_dataset(eval_data) if eval_data else None
+    eval_set = eval_data if isinstance(eval_data, Dataset) else load_dataset(eval_data) if eval_data else None
 
     with progress.step(f"loading source {source}"):
         try:

@@ -1,0 +1,52 @@
+"""`bmsdk.benchmark(...)` and `bmsdk bench`: run the matrix, write the reports, apply the baseline gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bmsdk.progress import SILENT, Progress
+
+from .gate import check, load_report
+from .harness import BenchConfig, run_benchmark
+from .report import write_reports
+
+
+@dataclass
+class BenchResult:
+    report: dict
+    paths: dict[str, Path]
+    regressions: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions
+
+
+def benchmark(source: str | Path | None = None, out_dir: str | Path = "reports/bench", case: str | Path | None = None,
+              targets: list[str] | None = None, precisions: list[str] | None = None, eval_data=None, calibration=None,
+              batches: list[int] | None = None, threads: int | None = None, warmup: int | None = None,
+              iterations: int | None = None, seconds: float | None = None, repeats: int | None = None,
+              baseline: str | Path | None = None, max_accuracy_drop: float | None = None,
+              max_latency_regression: float | None = None, artifacts_dir: str | Path | None = None,
+              progress: Progress = SILENT, **convert_options) -> BenchResult:
+    """Benchmark `source` (or a case file) over targets x precisions; see `bmsdk bench --help`."""
+    overrides = dict(targets=targets, precisions=precisions, eval_data=eval_data, calibration=calibration, batches=batches,
+                     threads=threads, warmup=warmup, iterations=iterations, seconds=seconds, repeats=repeats,
+                     artifacts_dir=Path(artifacts_dir) if artifacts_dir else None)
+    if case is not None:
+        from .cases import load_case
+
+        cfg = load_case(case, **overrides)
+    else:
+        cfg = BenchConfig(source=str(source), targets=targets or ["onnx"], precisions=precisions or ["fp32"])
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(cfg, key, value)
+    cfg.convert_options = {k: v for k, v in convert_options.items() if v is not None}
+    old = load_report(baseline) if baseline else None  # a bad baseline path fails now, not after the whole run
+    report = run_benchmark(cfg, Path(out_dir), progress)
+    regressions = check(report, old, max_accuracy_drop, max_latency_regression) if old else []
+    report["gate"] = {"baseline": str(baseline) if baseline else None, "max_accuracy_drop_pt": max_accuracy_drop,
+                      "max_latency_regression_pct": max_latency_regression, "regressions": regressions}
+    return BenchResult(report, write_reports(report, Path(out_dir)), regressions)

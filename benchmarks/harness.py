@@ -1,0 +1,204 @@
+"""The benchmark matrix: every target x precision converted (or taken ready), measured and scored in one run.
+
+A failing cell records its one-line reason and never stops the matrix.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import bmsdk
+from bmsdk.data import Dataset, load_dataset
+from bmsdk.progress import SILENT, Progress
+
+from .measure import batch_feeds, measure_artifact, repeated_latency
+
+REPORT_SCHEMA_VERSION = 1
+LIBRARIES = ("bmsdk", "numpy", "onnxruntime", "torch", "transformers", "onnx", "ai-edge-litert", "litert-torch",
+             "coremltools", "tensorrt", "nvidia-modelopt")
+
+
+@dataclass
+class BenchConfig:
+    source: str
+    targets: list[str]
+    precisions: list[str]
+    eval_data: str | Dataset | None = None
+    calibration: str | None = None
+    cells: list[tuple[str, str]] | None = None  # explicit (target, precision) pairs instead of the full matrix
+    batches: list[int] = field(default_factory=lambda: [1])
+    threads: int = 1
+    warmup: int = 10
+    iterations: int = 100
+    seconds: float = 10.0
+    repeats: int = 3
+    name: str | None = None
+    artifacts_dir: Path | None = None  # ready artifacts NAME-TARGET-PRECISION.bmsdk are reused from here
+    convert_options: dict = field(default_factory=dict)
+
+    def matrix(self) -> list[tuple[str, str]]:
+        return self.cells or [(t, p) for t in self.targets for p in self.precisions]
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return text if isinstance(error, bmsdk.BmsdkError) else f"{type(error).__name__}: {text}"
+
+
+def environment(threads: int) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+            "platform": f"{platform.system()} {platform.machine()}", "libraries": versions}
+
+
+def probe_input(data):
+    """A typical single input: the median-length text, or the first image."""
+    if data.kind == "text":
+        return sorted(data.items, key=len)[len(data.items) // 2]
+    return data.items[0]
+
+
+def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) -> dict:
+    from bmsdk.converters import get_target
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = cfg.artifacts_dir or out_dir / "artifacts"
+    eval_set = cfg.eval_data if isinstance(cfg.eval_data, Dataset) else (
+        load_dataset(cfg.eval_data, require_labels=True) if cfg.eval_data else None)
+    probe = probe_input(eval_set) if eval_set is not None else None
+    source_outputs: dict = {}
+    cells, source_cell = [], None
+    for index, (target, precision) in enumerate(cfg.matrix(), 1):
+        progress.info(f"[{index}/{len(cfg.matrix())}] {target} {precision}")
+        cell = {"target": target, "precision": precision}
+        cells.append(cell)
+        try:
+            spec = get_target(target).TARGET
+            spec.check(precision, {})
+        except bmsdk.BmsdkError as e:
+            cell.update(status="skipped", reason=one_line(e))
+            continue
+        try:
+            path, manifest = _artifact(cfg, artifacts, target, precision, eval_set, source_outputs, progress)
+        except Exception as e:  # a failing cell never stops the matrix
+            cell.update(status="failed", reason=one_line(e))
+            progress.info(f"    failed: {cell['reason']}")
+            continue
+        cell.update(_scores(manifest, path))
+        if probe is None:
+            probe = _sample_probe(path)
+        try:
+            with progress.step("measuring"):
+                cell.update(measure_artifact(path, probe, cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats))
+        except Exception as e:
+            cell.update(status="failed", reason=f"ran but could not be measured: {one_line(e)}")
+            continue
+        if source_cell is None:
+            with progress.step("measuring the source (torch eager fp32)"):
+                source_cell = _measure_source(cfg, path, manifest, probe)
+    _relative_speed(cells, source_cell)
+    return {"schema_version": REPORT_SCHEMA_VERSION, "name": cfg.name or Path(str(cfg.source)).name,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "source": str(cfg.source), "eval_data": eval_set.origin if eval_set else None,
+            "eval_examples": len(eval_set) if eval_set else 0, "batches": cfg.batches,
+            "settings": {"threads": cfg.threads, "warmup": cfg.warmup, "iterations": cfg.iterations,
+                         "seconds": cfg.seconds, "repeats": cfg.repeats},
+            "environment": environment(cfg.threads), "source_model": source_cell, "cells": cells}
+
+
+def _artifact(cfg: BenchConfig, folder: Path, target: str, precision: str, eval_set, source_outputs: dict, progress: Progress):
+    from bmsdk.artifact import open_artifact
+
+    name = cfg.name or None
+    label = name or Path(str(cfg.source).split(":")[-1]).name
+    path = folder / f"{label}-{target}-{precision}.bmsdk"
+    if cfg.artifacts_dir and path.exists():
+        return open_artifact(path)
+    result = bmsdk.convert(cfg.source, target=target, precision=precision, output=path, overwrite=True, name=name,
+                           eval_data=eval_set, calibration=cfg.calibration, progress=progress,
+                           source_outputs=source_outputs, **cfg.convert_options)
+    return result.path, result.manifest
+
+
+def _scores(manifest, path: Path) -> dict:
+    v = manifest.validation
+    if not v.get("validated"):
+        status = "converted"
+    else:
+        status = "validated" if v.get("passed") else "failed"
+    cell = {"status": status, "validation": {k: v.get(k) for k in ("validated", "passed", "reason", "backend")},
+            "size_mb": _size(path / manifest.model_file) / 1e6, "artifact": str(path)}
+    if status == "failed":
+        cell["reason"] = f"outside tolerance: {v.get('samples', {}).get('reason', v.get('reason', ''))}"
+    ev = v.get("eval") or {}
+    if "artifact" in ev:
+        cell["metric"] = ev["artifact"]
+        if "source" in ev:
+            cell["source_metric"] = ev["source"]
+            cell["accuracy_change_pt"] = 100 * ev["delta"]["accuracy"]
+    for key in ("top1_agreement", "mean_cosine"):
+        if key in ev:
+            cell[key] = ev[key]
+    return cell
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _sample_probe(path: Path):
+    from bmsdk.artifact import load_samples
+
+    inputs, _, raw = load_samples(path)
+    if raw is not None:
+        return str(raw[0]) if raw.dtype.kind in "US" else raw[0]
+    return next(iter(inputs.values()))[:1]
+
+
+def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
+    """The source model in torch eager fp32, same pre-processing, same threads, same batches."""
+    import torch
+
+    from bmsdk.model import Model
+    from bmsdk.sources import load_source
+
+    source = load_source(cfg.source, **{k: v for k, v in cfg.convert_options.items()
+                                        if k in ("task", "input_shapes", "max_length", "labels", "mean", "std", "tokenizer", "weights")})
+    reference = Model(path, manifest, source)
+    torch.set_num_threads(cfg.threads or os.cpu_count())
+    result = {"target": "torch", "precision": "fp32", "backend": "torch eager", "device_real": True, "latency": {}}
+    for batch in cfg.batches:
+        feeds = batch_feeds(reference, probe, batch)
+        latency = repeated_latency(lambda: source.run(feeds), cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats)
+        latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
+        result["latency"][str(batch)] = latency
+    ev = manifest.validation.get("eval") or {}
+    if "source" in ev:
+        result["metric"] = ev["source"]
+    return result
+
+
+def _relative_speed(cells: list[dict], source: dict | None) -> None:
+    """speedup_vs_source[batch] = source p50 / cell p50, both measured in this run."""
+    if not source:
+        return
+    for cell in cells:
+        if "latency" in cell:
+            cell["speedup_vs_source"] = {b: source["latency"][b]["p50_ms"] / lat["p50_ms"]
+                                         for b, lat in cell["latency"].items() if b in source["latency"]}

@@ -1,0 +1,82 @@
+"""Measuring one artifact: cold load, latency per batch size, throughput, RSS growth, end-to-end time, overhead."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import numpy as np
+
+from .timing import measure_latency
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc; the peak so far elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def batch_feeds(model, probe, batch: int) -> dict[str, np.ndarray]:
+    """The probe input repeated `batch` times, through the model's own pre-processing."""
+    return model.preprocess([probe] * batch)
+
+
+def repeated_latency(fn, warmup: int, iterations: int, seconds: float, repeats: int) -> dict:
+    """`repeats` timing runs; the reported percentiles are the medians across runs (robust to one noisy run)."""
+    runs = [measure_latency(fn, warmup=warmup if i == 0 else max(1, warmup // 4), iterations=iterations, max_seconds=seconds)
+            for i in range(repeats)]
+    keys = ("p50_ms", "p90_ms", "p99_ms", "mean_ms")
+    out = {k: statistics.median(r[k] for r in runs) for k in keys}
+    out["runs_p50_ms"] = [r["p50_ms"] for r in runs]
+    out["iterations"] = sum(r["iterations"] for r in runs)
+    return out
+
+
+def raw_runtime_call(model, feeds):
+    """A zero-argument call of the underlying runtime without bmsdk in between, where we know how to make one."""
+    backend = model.runner
+    if getattr(backend, "name", "") == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if backend.threads:
+            options.intra_op_num_threads = int(backend.threads)
+            options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(backend.folder / backend.manifest.model_file), options, providers=backend.providers)
+        return (lambda: session.run(None, feeds)), "onnxruntime InferenceSession.run"
+    return (lambda: backend._run(feeds)), f"{getattr(backend, 'name', 'backend')}._run (input checks skipped)"
+
+
+def measure_artifact(path, probe, batches: list[int], threads: int | None, warmup: int, iterations: int, seconds: float,
+                     repeats: int) -> dict:
+    import bmsdk
+
+    rss_before = rss_bytes()
+    start = time.perf_counter()
+    model = bmsdk.load(path, threads=threads)
+    load_ms = (time.perf_counter() - start) * 1e3
+    try:
+        result = {"backend": model.backend, "device_real": getattr(model.runner, "device_real", True),
+                  "load_ms": load_ms, "latency": {}}
+        for batch in batches:
+            feeds = batch_feeds(model, probe, batch)
+            latency = repeated_latency(lambda: model.run(feeds), warmup, iterations, seconds, repeats)
+            latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
+            result["latency"][str(batch)] = latency
+        result["end_to_end"] = repeated_latency(lambda: model.predict(probe), warmup, max(10, iterations // 2), seconds, 1)
+        feeds = batch_feeds(model, probe, batches[0])
+        raw, how = raw_runtime_call(model, feeds)
+        raw_latency = repeated_latency(raw, warmup, iterations, seconds, repeats)["p50_ms"]
+        wrapped = repeated_latency(lambda: model.run(feeds), warmup, iterations, seconds, repeats)["p50_ms"]
+        result["overhead"] = {"raw": how, "raw_p50_ms": raw_latency, "bmsdk_p50_ms": wrapped,
+                              "overhead_ms": wrapped - raw_latency, "overhead_pct": 100 * (wrapped - raw_latency) / raw_latency}
+        result["rss_delta_mb"] = (rss_bytes() - rss_before) / 1e6
+        return result
+    finally:
+        model.close()

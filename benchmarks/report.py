@@ -1,0 +1,140 @@
+"""Benchmark reports: report.json (the data), report.md (the table), report.html and plot.png (latency against
+accuracy, one point per cell, the Pareto front drawn)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+
+def rows(report: dict) -> list[dict]:
+    """The source model first, then every cell: one flat row each, for tables and plots."""
+    batch = str(report["batches"][0])
+    out = []
+    entries = ([report["source_model"]] if report.get("source_model") else []) + report["cells"]
+    for entry in entries:
+        latency = entry.get("latency", {}).get(batch, {})
+        metric = entry.get("metric", {})
+        out.append({
+            "target": entry["target"], "precision": entry["precision"], "status": entry.get("status", "reference"),
+            "reason": entry.get("reason", ""), "backend": entry.get("backend", ""),
+            "reference_executor": entry.get("device_real") is False,
+            "size_mb": entry.get("size_mb"), "load_ms": entry.get("load_ms"),
+            "p50": latency.get("p50_ms"), "p90": latency.get("p90_ms"), "p99": latency.get("p99_ms"),
+            "throughput": latency.get("throughput_per_s"), "rss_mb": entry.get("rss_delta_mb"),
+            "e2e": entry.get("end_to_end", {}).get("p50_ms"),
+            "accuracy": metric.get("accuracy"), "macro_f1": metric.get("macro_f1"),
+            "delta_pt": entry.get("accuracy_change_pt", 0.0 if entry is report.get("source_model") else None),
+            "agreement": entry.get("top1_agreement", entry.get("mean_cosine")),
+            "speedup": entry.get("speedup_vs_source", {}).get(batch, 1.0 if entry is report.get("source_model") else None),
+        })
+    return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points no other point beats on both latency (lower) and accuracy (higher)."""
+    front = []
+    for i, (lat, acc) in enumerate(points):
+        dominated = any(l2 <= lat and a2 >= acc and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _fmt(value, spec: str, none: str = "–") -> str:
+    return none if value is None else format(value, spec)
+
+
+def markdown(report: dict) -> str:
+    batch = report["batches"][0]
+    env = report["environment"]
+    lines = [f"### {report['name']}: latency (batch {batch}, {env['threads']} thread(s)) against accuracy",
+             "",
+             "| target | precision | status | size (MB) | load (ms) | p50 (ms) | p90 (ms) | p99 (ms) | items/s | e2e p50 (ms) "
+             "| RSS +MB | accuracy | Δ acc (pt) | agreement | speed-up vs torch |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows(report):
+        status = r["status"] + (" (reference executor)" if r["reference_executor"] else "")
+        if r["reason"]:
+            status += f": {r['reason'][:80]}"
+        lines.append(f"| {r['target']} | {r['precision']} | {status} | {_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
+                     f"| {_fmt(r['p50'], '.3f')} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | {_fmt(r['throughput'], '.0f')} "
+                     f"| {_fmt(r['e2e'], '.3f')} | {_fmt(r['rss_mb'], '.1f')} | {_fmt(r['accuracy'], '.4f')} "
+                     f"| {_fmt(r['delta_pt'], '+.2f')} | {_fmt(r['agreement'], '.4f')} | {_fmt(r['speedup'], '.2f')}× |")
+    lines.append("")
+    lines.append(f"{env['cpu']}, {env['cores']} cores; latency = model call on pre-processed input (median of "
+                 f"{report['settings']['repeats']} runs' p50); e2e includes pre/post-processing; "
+                 "speed-up relative to the source model in torch eager fp32, measured in the same run.")
+    return "\n".join(lines)
+
+
+def plot_png(report: dict, path: Path) -> Path | None:
+    """Latency (log x) against accuracy; the Pareto front as a line. None if no cell has both numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    points = [r for r in rows(report) if r["p50"] is not None and r["accuracy"] is not None]
+    if not points:
+        return None
+    coords = [(r["p50"], r["accuracy"]) for r in points]
+    front = pareto_front(coords)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for i, r in enumerate(points):
+        marker = "*" if r["target"] == "torch" else ("s" if r["reference_executor"] else "o")
+        ax.scatter(r["p50"], r["accuracy"], s=70 if i in front else 40, marker=marker,
+                   edgecolors="black" if i in front else "none", zorder=3)
+        ax.annotate(f"{r['target']} {r['precision']}", (r["p50"], r["accuracy"]), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
+    ax.plot([coords[i][0] for i in front], [coords[i][1] for i in front], "--", color="grey", zorder=2, label="Pareto front")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.set_xlabel(f"p50 latency, batch {report['batches'][0]} (ms, log)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{report['name']}: latency against accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def html_page(report: dict, png: Path | None) -> str:
+    header = ["target", "precision", "status", "size_mb", "p50", "p90", "p99", "throughput", "e2e", "accuracy", "delta_pt",
+              "agreement", "speedup"]
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[h]))}</td>" for h in header) + "</tr>" for r in rows(report))
+    image = (f'<img alt="latency against accuracy" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
+             if png else "<p>No cell has both latency and accuracy to plot.</p>")
+    env = html.escape(json.dumps(report["environment"]))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>bmsdk bench: {html.escape(report['name'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
+</head><body><h1>bmsdk bench: {html.escape(report['name'])}</h1>{image}
+<table><tr>{''.join(f'<th>{h}</th>' for h in header)}</tr>{body}</table>
+<p>Environment: <code>{env}</code></p></body></html>
+"""
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_reports(report: dict, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "html": out_dir / "report.html"}
+    paths["json"].write_text(json.dumps(report, indent=2) + "\n")
+    paths["md"].write_text(markdown(report) + "\n")
+    png = plot_png(report, out_dir / "plot.png")
+    if png:
+        paths["png"] = png
+    paths["html"].write_text(html_page(report, png))
+    return paths
