@@ -11,6 +11,7 @@ from .base import BuildResult, TargetSpec
 TARGET_MODULES = {
     "onnx": "bmsdk.converters.onnx",
     "torch": "bmsdk.converters.torch_export",
+    "tflite": "bmsdk.converters.tflite",
 }
 
 

@@ -13,6 +13,7 @@ TOLERANCES = {
     "fp32": {"max_rel_error": 1e-4, "min_cosine": 0.9999},
     "fp16": {"max_rel_error": 2e-2, "min_cosine": 0.999},
     "int8": {"min_cosine": 0.98},
+    "int8-dynamic": {"min_cosine": 0.98},
 }
 
 

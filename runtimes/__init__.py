@@ -14,11 +14,13 @@ from .base import Backend, check_feeds
 BACKENDS = {
     "onnxruntime": "bmsdk.runtimes.onnxruntime_backend:OnnxRuntimeBackend",
     "torch": "bmsdk.runtimes.torch_backend:TorchBackend",
+    "litert": "bmsdk.runtimes.litert_backend:LiteRTBackend",
 }
 # which backends can run which artifact target, the default first
 BACKENDS_FOR_TARGET = {
     "onnx": ["onnxruntime"],
     "torch": ["torch"],
+    "tflite": ["litert"],
 }
 
 

@@ -11,7 +11,8 @@ RUNTIMES = ("onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "tflite-runtime"
 CONVERTERS = ("torch", "transformers", "onnx", "onnxscript", "onnxslim", "torch-pruning", "litert-torch", "ai-edge-quantizer",
               "coremltools", "nvidia-modelopt", "polygraphy")
 # target -> packages it needs to convert (all of them)
-TARGET_NEEDS = {"onnx": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime"), "torch": ("torch",)}
+TARGET_NEEDS = {"onnx": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime"), "torch": ("torch",),
+                "tflite": ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert")}
 
 
 def version(package: str) -> str | None:

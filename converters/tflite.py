@@ -1,0 +1,139 @@
+"""TFLite / LiteRT target: litert-torch export (no TensorFlow), quantization with ai-edge-quantizer.
+
+litert-torch exports neither a dynamic batch nor a dynamic sequence length (`dynamic_shapes` fails on BERT and on
+CNNs), so the model takes one example per call (the runtime runs a batch row by row), and a text model gets
+one signature per sequence-length bucket (`seq_16`, `seq_32`, ...) in one `.tflite` whose weights are stored once.
+Everything the runtime must apply at the boundary (int64 -> int32, int8 scale and zero point, buckets, padding)
+is recorded in `target_config`; `bmsdk.runtimes.litert_io` applies it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bmsdk.errors import ConversionError, DataError, UnsupportedError
+from bmsdk.runtimes.litert_io import signature_for
+from bmsdk.sources import Source, example_feeds
+
+from .base import BuildResult, TargetSpec
+
+TARGET = TargetSpec(name="tflite", precisions=("fp32", "fp16", "int8-dynamic", "int8"), backend="litert",
+                    model_file="model.tflite", options=("seq_buckets",))
+DEFAULT_BUCKETS = (16, 32, 64, 128)
+TEXT_PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
+
+
+def check_request(source: Source, precision: str, has_calibration: bool, options: dict) -> None:
+    """Refuse, before any export work, what build() would refuse later."""
+    if source.module is None:
+        raise UnsupportedError("the tflite target converts PyTorch models only (litert-torch)",
+                               "convert the checkpoint folder, .pt2, TorchScript or factory the ONNX file came from")
+    if precision == "int8" and not has_calibration:
+        raise DataError("tflite int8 (static, int8 activations) needs calibration data",
+                        "pass --calibration DATA (a few hundred representative inputs), or use --precision int8-dynamic")
+    sequence_buckets(source, options.get("seq_buckets"))
+
+
+def sequence_buckets(source: Source, requested) -> list[int]:
+    """Bucket lengths for a text model (none for others), capped at the tokenizer's max length, which is always one."""
+    if not any("sequence" in s.shape for s in source.inputs):
+        if requested:
+            raise UnsupportedError("--seq-buckets applies to text models only", "leave it out for this model")
+        return []
+    if isinstance(requested, str):
+        try:
+            requested = [int(v) for v in requested.split(",") if v.strip()]
+        except ValueError:
+            raise UnsupportedError(f"cannot read --seq-buckets '{requested}'", "write lengths comma-separated, e.g. 16,32,64,128") from None
+    buckets = [int(b) for b in (requested or DEFAULT_BUCKETS)]
+    if not buckets or min(buckets) < 1:
+        raise UnsupportedError(f"bad sequence buckets {buckets}", "pass positive lengths, e.g. --seq-buckets 16,32,64,128")
+    max_length = int(source.preprocessing.get("max_length") or max(buckets))
+    return sorted({b for b in buckets if b < max_length} | {max_length})
+
+
+def build(source: Source, folder: Path, precision: str, calibration: list[dict] | None, options: dict) -> BuildResult:
+    import ai_edge_litert
+    import litert_torch
+
+    from .tflite_quantize import quantize
+
+    buckets = sequence_buckets(source, options.get("seq_buckets"))
+    lengths = buckets or [None]
+    float_model = export(source, lengths)
+    pad_values = {**TEXT_PAD_VALUES, "input_ids": int(source.preprocessing.get("pad_id", 0))} if buckets else {}
+    model, compression = quantize(float_model, precision, lengths, calibration, pad_values)
+    path = folder / TARGET.model_file
+    path.write_bytes(model)
+    config = {
+        "batch_size": 1,
+        "batching": "litert-torch exports no dynamic batch: each signature takes one example; the runtime runs a batch row by row",
+        "sequence_buckets": buckets,
+        "pad_values": pad_values,
+        "int64_to_int32": [s.name for s in source.inputs if s.dtype == "int64"],
+        "layout": source.preprocessing.get("layout"),
+        "signatures": describe_signatures(path, source, lengths),
+    }
+    return BuildResult(model_file=TARGET.model_file, compression=compression, target_config=config,
+                       toolchain={"litert-torch": litert_torch.__version__, "ai-edge-litert": _version("ai-edge-litert", ai_edge_litert),
+                                  "ai-edge-quantizer": _version("ai-edge-quantizer")})
+
+
+def export(source: Source, lengths: list[int | None]) -> bytes:
+    """One float signature per bucket (or one signature), batch 1, inputs named as the source names them."""
+    import litert_torch
+    import torch
+
+    litert_torch.config.show_progress = False
+    converter = litert_torch.Converter()
+    for length in lengths:
+        feeds = example_feeds(source.inputs, batch=1, sequence=length or 1)
+        converter.signature(signature_for(length), source.module, sample_kwargs={k: torch.from_numpy(v) for k, v in feeds.items()})
+    try:
+        return converter.convert().model_content()
+    except Exception as e:  # litert-torch raises many types
+        reason = str(e).strip().splitlines()[0][:400] if str(e).strip() else type(e).__name__
+        raise ConversionError(f"litert-torch conversion failed: {reason}", "run with --debug for the converter's report") from e
+
+
+def describe_signatures(path: Path, source: Source, lengths: list[int | None]) -> dict:
+    """Per signature: the LiteRT tensor behind each manifest input/output, its dtype, shape and quantization."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    found = set(interpreter.get_signature_list())
+    signatures = {}
+    for length in lengths:
+        name = signature_for(length)
+        if name not in found:
+            raise ConversionError(f"the converted model lacks the signature '{name}' (has {sorted(found)})", "report this as a bmsdk bug")
+        runner = interpreter.get_signature_runner(name)
+        ins, outs = runner.get_input_details(), runner.get_output_details()
+        missing = [s.name for s in source.inputs if s.name not in ins]
+        if missing or len(outs) != len(source.outputs):
+            raise ConversionError(f"signature '{name}' has inputs {sorted(ins)} and {len(outs)} outputs; expected {source.input_names} "
+                                  f"and {len(source.outputs)}", "report this as a bmsdk bug")
+        out_names = sorted(outs, key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else n)
+        signatures[name] = {
+            "sequence": length,
+            "inputs": {s.name: _tensor(s.name, ins[s.name]) for s in source.inputs},
+            "outputs": {s.name: _tensor(t, outs[t]) for s, t in zip(source.outputs, out_names)},
+        }
+    return signatures
+
+
+def _tensor(name: str, details: dict) -> dict:
+    scale, zero_point = details["quantization"]
+    return {"tensor": name, "dtype": np.dtype(details["dtype"]).name, "shape": [int(d) for d in details["shape"]],
+            "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+
+
+def _version(package: str, module=None) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return getattr(module, "__version__", "unknown")

@@ -1,0 +1,105 @@
+"""LiteRT backend: runs a `model.tflite` artifact with ai-edge-litert (XNNPACK on CPU, thread count settable).
+
+It takes and gives what every backend does (the manifest's dtypes, any batch, any sequence length up to the
+largest bucket) by applying the boundary record of `target_config` (see `litert_io`). When only the obsolete
+`tflite-runtime` or TensorFlow's interpreter is installed it uses that, but first checks it against
+`samples.npz` and refuses when it disagrees with the source (tflite-runtime 2.14 was seen to give a silently wrong
+result for a dynamic-range model).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from bmsdk.errors import BackendUnavailableError, ManifestError
+
+from .base import Backend
+from .litert_io import from_signature, pad_to, pick_bucket, sequence_length, signature_for, to_signature
+
+PRIMARY = "ai-edge-litert"
+FIX = "pip install 'bmsdk[litert]' (ai-edge-litert==2.3.0)"
+
+
+def find_interpreter(prefer: str | None = None):
+    """(Interpreter class, runtime name): ai-edge-litert, else tflite-runtime, else TensorFlow Lite."""
+    candidates = [(PRIMARY, "ai_edge_litert.interpreter"), ("tflite-runtime", "tflite_runtime.interpreter"),
+                  ("tensorflow", "tensorflow.lite")]
+    if prefer:
+        candidates = [c for c in candidates if c[0] == prefer]
+    for name, module in candidates:
+        try:
+            mod = __import__(module, fromlist=["Interpreter"])
+            return mod.Interpreter, name
+        except ImportError:
+            continue
+    raise BackendUnavailableError("no LiteRT interpreter is installed" + (f" ({prefer} asked for)" if prefer else ""), FIX)
+
+
+class LiteRTBackend(Backend):
+    name = "litert"
+    thread_safe = True  # one interpreter per backend; calls are serialised by a lock
+
+    def __init__(self, *args, runtime: str | None = None, verify_on_load: bool | None = None, **kwargs):
+        """`runtime` picks the interpreter package; `verify_on_load` (default: only for fallback interpreters)
+        checks the artifact's samples on load."""
+        self.runtime_request = runtime
+        self.verify_on_load = verify_on_load
+        super().__init__(*args, **kwargs)
+
+    def _load(self) -> None:
+        config = self.manifest.target_config
+        if not isinstance(config.get("signatures"), dict) or not config["signatures"]:
+            raise ManifestError("this tflite artifact's bmsdk.json records no signatures", "re-create it with `bmsdk convert --target tflite`")
+        interpreter_class, self.runtime = find_interpreter(self.runtime_request)
+        self.signatures = config["signatures"]
+        self.buckets = [int(b) for b in config.get("sequence_buckets") or []]
+        self.pad_values = config.get("pad_values") or {}
+        try:
+            self.interpreter = interpreter_class(model_path=str(self.folder / self.manifest.model_file), num_threads=self.threads)
+            self.runners = {name: self.interpreter.get_signature_runner(name) for name in self.signatures}
+        except (ValueError, RuntimeError) as e:
+            raise BackendUnavailableError(f"{self.runtime} cannot load {self.manifest.model_file}: {str(e).strip()[:300]}", FIX) from None
+        self._lock = threading.Lock()
+        if self.verify_on_load if self.verify_on_load is not None else self.runtime != PRIMARY:
+            self.check_samples()
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        length = bucket = None
+        if self.buckets:
+            length = sequence_length(feeds)
+            bucket = pick_bucket(length, self.buckets)
+            feeds = {k: pad_to(v, bucket, int(self.pad_values.get(k, 0))) for k, v in feeds.items()}
+        name = signature_for(bucket)
+        signature, runner = self.signatures[name], self.runners[name]
+        rows = []
+        with self._lock:  # the exported model takes one example: run the batch row by row
+            for i in range(len(next(iter(feeds.values())))):
+                rows.append(runner(**{t["tensor"]: to_signature(feeds[k][i:i + 1], t) for k, t in signature["inputs"].items()}))
+        outputs = {}
+        for spec in self.outputs:
+            tensor = signature["outputs"][spec.name]
+            value = np.concatenate([from_signature(row[tensor["tensor"]], tensor, spec.dtype) for row in rows])
+            if length is not None and "sequence" in spec.shape:  # back to the length asked for
+                value = np.take(value, np.arange(length), axis=spec.shape.index("sequence"))
+            outputs[spec.name] = value
+        return outputs
+
+    def check_samples(self) -> dict:
+        """Run samples.npz and compare with the source's outputs; refuse an interpreter that disagrees."""
+        from bmsdk.artifact import load_samples
+        from bmsdk.converters.validate import compare_outputs
+
+        inputs, reference, _ = load_samples(self.folder)
+        try:
+            stats = compare_outputs(reference, self.run(inputs), self.manifest.precision)
+        except RuntimeError as e:
+            raise BackendUnavailableError(f"{self.runtime} fails to run this model: {str(e).strip()[:300]}", FIX) from None
+        if not stats["passed"]:
+            raise BackendUnavailableError(f"{self.runtime} disagrees with the source on samples.npz ({stats['reason']})", FIX)
+        return stats
+
+    def close(self) -> None:
+        self.runners = {}
+        self.interpreter = None

@@ -1,0 +1,75 @@
+"""The boundary between bmsdk feeds and one LiteRT signature, numpy only.
+
+A TFLite artifact records in `manifest.target_config` what its signatures take and give (see
+`bmsdk.converters.tflite`): one example per call, int32 where the source took int64, int8 with a scale and zero
+point where static quantization put them, and for text models one signature per sequence-length bucket.
+These helpers apply that record; the converter's calibration, the LiteRT backend and the Android library
+(`examples/android`) all follow the same rules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bmsdk.errors import InputError
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+def signature_for(length: int | None) -> str:
+    """The signature name of a sequence bucket (text models), or the single signature of other models."""
+    return DEFAULT_SIGNATURE if length is None else f"seq_{length}"
+
+
+def pick_bucket(length: int, buckets: list[int]) -> int:
+    """The smallest bucket that holds `length` tokens."""
+    for bucket in sorted(buckets):
+        if length <= bucket:
+            return bucket
+    raise InputError(f"a sequence of {length} tokens is longer than the largest bucket ({max(buckets)})",
+                     f"truncate to {max(buckets)} tokens, or re-convert with a larger --seq-buckets / --max-length")
+
+
+def pad_to(value: np.ndarray, length: int, pad_value: int) -> np.ndarray:
+    """Pad (or cut) axis 1 of a [batch, sequence] array to `length`."""
+    if value.shape[1] >= length:
+        return value[:, :length]
+    pad = np.full((value.shape[0], length - value.shape[1]), pad_value, dtype=value.dtype)
+    return np.concatenate([value, pad], axis=1)
+
+
+def to_signature(value: np.ndarray, tensor: dict) -> np.ndarray:
+    """A feed in the signature's dtype: int64 -> int32, or float -> int8/uint8 with the recorded scale and zero point."""
+    dtype = np.dtype(tensor["dtype"])
+    q = tensor.get("quantization")
+    if q:
+        info = np.iinfo(dtype)
+        quantized = np.round(value.astype(np.float32) / np.float32(q["scale"])) + q["zero_point"]
+        return np.clip(quantized, info.min, info.max).astype(dtype)
+    if dtype.kind in "iu" and value.dtype.kind in "iu" and value.size:
+        info = np.iinfo(dtype)
+        if value.min() < info.min or value.max() > info.max:
+            raise InputError(f"input values outside the {dtype} range the TFLite model takes", "check the token ids")
+    return np.ascontiguousarray(value, dtype=dtype)
+
+
+def from_signature(value: np.ndarray, tensor: dict, dtype: str) -> np.ndarray:
+    """A signature output in the manifest's dtype: int8/uint8 dequantized with the recorded scale and zero point."""
+    q = tensor.get("quantization")
+    if q:
+        return ((value.astype(np.float32) - np.float32(q["zero_point"])) * np.float32(q["scale"])).astype(dtype)
+    return value.astype(dtype, copy=False)
+
+
+def sequence_length(feeds: dict[str, np.ndarray]) -> int:
+    """The padded sequence length of a text batch (axis 1 of input_ids)."""
+    return int(feeds["input_ids"].shape[1])
+
+
+def row_lengths(feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """Tokens per row before padding: the last position the attention mask keeps, else the full length."""
+    mask = feeds.get("attention_mask")
+    if mask is None:
+        return np.full(len(feeds["input_ids"]), feeds["input_ids"].shape[1])
+    kept = mask != 0
+    return np.where(kept.any(1), kept.shape[1] - np.argmax(kept[:, ::-1], axis=1), 0)
