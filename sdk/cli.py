@@ -77,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quant-scheme", choices=["dynamic", "static"], help="int8 scheme (default: dynamic for text, static for images)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
     p.add_argument("--seq-buckets", metavar="16,32,64,128", help="tflite: sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length)")
-    p.add_argument("--seq-buckets", metavar="16,32,64,128", help="tflite: sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length)")
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -174,7 +173,7 @@ def cmd_convert(args) -> int:
                      input_shapes=parse_input_shapes(args.input_shape), max_length=args.max_length,
                      labels=_labels(args.labels), mean=_floats(args.mean), std=_floats(args.std), tokenizer=args.tokenizer,
                      weights=args.weights, name=args.name, overwrite=args.overwrite, progress=progress,
-                     quant_scheme=args.quant_scheme, opset=args.opset, seq_buckets=args.seq_buckets, seq_buckets=args.seq_buckets)
+                     quant_scheme=args.quant_scheme, opset=args.opset, seq_buckets=args.seq_buckets)
     print(result.path)
     print(validation_summary(result.manifest.validation))
     return 0 if result.passed is not False else 1
