@@ -12,6 +12,7 @@ TARGET_MODULES = {
     "onnx": "bmsdk.converters.onnx",
     "torch": "bmsdk.converters.torch_export",
     "tflite": "bmsdk.converters.tflite",
+    "coreml": "bmsdk.converters.coreml",
 }
 
 

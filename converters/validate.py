@@ -14,6 +14,9 @@ TOLERANCES = {
     "fp16": {"max_rel_error": 2e-2, "min_cosine": 0.999},
     "int8": {"min_cosine": 0.98},
     "int8-dynamic": {"min_cosine": 0.98},
+    # CoreML weight compression: judged like int8, and on --eval data by top-1 agreement with the source
+    **{p: {"min_cosine": 0.98, "min_top1_agreement": 0.99}
+       for p in ("int4", "palettize4", "palettize6", "palettize8", "sparse50")},
 }
 
 
@@ -104,6 +107,10 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
                     if source_outputs is not None:
                         source_outputs[key] = src_out
                 report.update(agreement(src_out, art_out, manifest.task))
+                floor = tolerance_for(manifest.precision).get("min_top1_agreement")
+                if floor is not None and report.get("top1_agreement", 1.0) < floor:
+                    result["passed"] = False
+                    result["reason"] = f"top-1 agreement {report['top1_agreement']:.4f} < {floor} on {eval_data.origin}"
                 if classifier:
                     report["source"] = score_logits(src_out, eval_data.labels, manifest.labels)
                     report["delta"] = {k: report["artifact"][k] - report["source"][k] for k in ("accuracy", "macro_f1")}

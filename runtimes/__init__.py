@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 from bmsdk.errors import UnsupportedError
@@ -15,12 +16,16 @@ BACKENDS = {
     "onnxruntime": "bmsdk.runtimes.onnxruntime_backend:OnnxRuntimeBackend",
     "torch": "bmsdk.runtimes.torch_backend:TorchBackend",
     "litert": "bmsdk.runtimes.litert_backend:LiteRTBackend",
+    "coreml": "bmsdk.runtimes.coreml_backend:CoreMLBackend",
+    "mil-reference": "bmsdk.runtimes.coreml_backend:MilReferenceBackend",
 }
 # which backends can run which artifact target, the default first
 BACKENDS_FOR_TARGET = {
     "onnx": ["onnxruntime"],
     "torch": ["torch"],
     "tflite": ["litert"],
+    # CoreML itself runs on macOS only; elsewhere the numpy reference executor of the ML program is the default
+    "coreml": ["coreml", "mil-reference"] if sys.platform == "darwin" else ["mil-reference", "coreml"],
 }
 
 

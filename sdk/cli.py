@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Convert SOURCE (a Hugging Face checkpoint folder, .pt2, TorchScript .pt, .onnx, or a factory "
                                    "'pkg.module:function') to an artifact folder, validated against the source.")
     p.add_argument("source", help="checkpoint folder, model file, or factory 'pkg.module:function'")
-    p.add_argument("--target", default="onnx", help="onnx (default), tflite or torch")
+    p.add_argument("--target", default="onnx", help="onnx (default), tflite, coreml or torch")
     p.add_argument("--precision", default="fp32", help="fp32 (default), fp16 or int8, as the target supports")
     p.add_argument("--calibration", metavar="DATA", help="representative inputs for static int8 (.jsonl/.csv/.npz/image folder)")
     p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric of source and artifact")
@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quant-scheme", choices=["dynamic", "static"], help="int8 scheme (default: dynamic for text, static for images)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
     p.add_argument("--seq-buckets", metavar="16,32,64,128", help="tflite: sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length)")
+    p.add_argument("--minimum-deployment-target", metavar="iOS17", help="coreml: oldest OS the model runs on (default iOS17; int4 needs iOS18)")
+    p.add_argument("--coreml-frontend", choices=["trace", "export"], help="coreml: torch.jit.trace (default) or torch.export")
+    p.add_argument("--granularity", choices=["per_tensor", "per_channel", "per_block"], help="coreml int8/int4: weight scale granularity")
+    p.add_argument("--block-size", type=int, help="coreml per_block quantization: block size (default 32)")
+    p.add_argument("--weight-threshold", type=int, help="coreml compression: weights with fewer elements stay float (default 2048)")
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -173,7 +178,9 @@ def cmd_convert(args) -> int:
                      input_shapes=parse_input_shapes(args.input_shape), max_length=args.max_length,
                      labels=_labels(args.labels), mean=_floats(args.mean), std=_floats(args.std), tokenizer=args.tokenizer,
                      weights=args.weights, name=args.name, overwrite=args.overwrite, progress=progress,
-                     quant_scheme=args.quant_scheme, opset=args.opset, seq_buckets=args.seq_buckets)
+                     quant_scheme=args.quant_scheme, opset=args.opset, seq_buckets=args.seq_buckets,
+                     minimum_deployment_target=args.minimum_deployment_target, coreml_frontend=args.coreml_frontend,
+                     granularity=args.granularity, block_size=args.block_size, weight_threshold=args.weight_threshold)
     print(result.path)
     print(validation_summary(result.manifest.validation))
     return 0 if result.passed is not False else 1

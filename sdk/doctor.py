@@ -12,7 +12,8 @@ CONVERTERS = ("torch", "transformers", "onnx", "onnxscript", "onnxslim", "torch-
               "coremltools", "nvidia-modelopt", "polygraphy")
 # target -> packages it needs to convert (all of them)
 TARGET_NEEDS = {"onnx": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime"), "torch": ("torch",),
-                "tflite": ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert")}
+                "tflite": ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"),
+                "coreml": ("torch", "coremltools")}
 
 
 def version(package: str) -> str | None:

@@ -109,7 +109,8 @@ class Manifest:
         for key in ("preprocessing", "postprocessing", "compression", "source", "toolchain", "validation", "target_config"):
             if key in kwargs and not isinstance(kwargs[key], dict):
                 raise ManifestError(f"bmsdk.json field '{key}' must be an object", "re-create the artifact with `bmsdk convert`")
-        if d["model_file"] not in d["files"]:
+        model_file = d["model_file"]  # a file, or a folder (model.mlpackage/) whose files are listed one by one
+        if model_file not in d["files"] and not any(f.startswith(model_file.rstrip("/") + "/") for f in d["files"]):
             raise ManifestError("bmsdk.json does not list a checksum for its model file", "re-create the artifact with `bmsdk convert`")
         return cls(**kwargs)
 

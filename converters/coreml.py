@@ -1,0 +1,192 @@
+"""CoreML target: an `mlprogram` (`model.mlpackage/`) from a PyTorch source, with flexible batch and sequence,
+fp32 / fp16 compute, and weight compression through `coremltools.optimize.coreml`.
+
+Two front ends: `torch.jit.trace` (default, every PyTorch source) and `torch.export` (`coreml_frontend="export"`, or a
+`.pt2` source). Precisions other than fp32/fp16 compress the weights of an fp16 program (weights only: the
+activations stay fp16, as on the Neural Engine): int8 / int4 linear, 4/6/8-bit palettization, 50% magnitude pruning.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bmsdk.errors import ConversionError, UnsupportedError
+from bmsdk.sources import Source, example_feeds
+
+from .base import BuildResult, TargetSpec
+
+# precision -> weight compression (None: none); the compute precision is fp16 unless precision is fp32
+COMPRESSION = {
+    "fp32": None,
+    "fp16": None,
+    "int8": {"kind": "linear", "dtype": "int8", "granularity": "per_channel"},
+    "int4": {"kind": "linear", "dtype": "int4", "granularity": "per_block", "block_size": 32},
+    "palettize4": {"kind": "palettize", "nbits": 4},
+    "palettize6": {"kind": "palettize", "nbits": 6},
+    "palettize8": {"kind": "palettize", "nbits": 8},
+    "sparse50": {"kind": "prune", "target_sparsity": 0.5},
+}
+TARGET = TargetSpec(name="coreml", precisions=tuple(COMPRESSION), backend="coreml", model_file="model.mlpackage",
+                    options=("minimum_deployment_target", "coreml_frontend", "granularity", "block_size", "weight_threshold"))
+DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
+DEFAULT_DEPLOYMENT_TARGET = "iOS17"
+FRONTENDS = ("trace", "export")
+MAX_BATCH = 1024  # upper bound of the flexible batch dim (a bounded range lets CoreML plan memory)
+WEIGHT_THRESHOLD = 2048  # weights with fewer elements stay float (coremltools' default)
+
+
+def build(source: Source, folder: Path, precision: str, calibration, options: dict) -> BuildResult:
+    import coremltools as ct
+
+    from . import coreml_shims
+
+    if source.module is None and source.exported_program is None:
+        raise UnsupportedError("the coreml target needs a PyTorch source (coremltools 9 has no ONNX front end)",
+                               "convert the original PyTorch model (checkpoint folder, .pt2, TorchScript or factory)")
+    compression = COMPRESSION[precision]
+    deployment = _deployment_target(options.get("minimum_deployment_target"), compression, options)
+    frontend = options.get("coreml_frontend") or ("export" if source.format == "torch.export" else "trace")
+    if frontend not in FRONTENDS:
+        raise UnsupportedError(f"unknown CoreML front end '{frontend}'", f"use one of: {', '.join(FRONTENDS)}")
+    coreml_shims.register()
+    compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
+    try:
+        mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment))
+    except (UnsupportedError, ConversionError):
+        raise
+    except Exception as e:
+        raise ConversionError(f"coremltools conversion ({frontend}) failed: {_first_line(e)}",
+                              "run with --debug for the converter's report; try --coreml-frontend export or trace") from e
+    details = {"compute_precision": "float32" if precision == "fp32" else "float16"}
+    if compression:
+        mlmodel, details["weights"] = _compress(mlmodel, compression, options)
+    path = folder / TARGET.model_file
+    shutil.rmtree(path, ignore_errors=True)
+    mlmodel.save(str(path))
+    target_config = {"minimum_deployment_target": deployment, "frontend": frontend, "model_type": "mlprogram",
+                     "flexible_shapes": _flexible_dims(source), "io_dtypes": _io_dtypes(source)}
+    return BuildResult(model_file=TARGET.model_file, compression={"quantization": {"scheme": precision, **details}},
+                       target_config=target_config, toolchain={"coremltools": ct.__version__})
+
+
+def _deployment_target(requested: str | None, compression: dict | None, options: dict) -> str:
+    needs_ios18 = bool(compression) and (compression.get("dtype") == "int4"
+                                         or (options.get("granularity") or compression.get("granularity")) == "per_block")
+    target = requested or ("iOS18" if needs_ios18 else DEFAULT_DEPLOYMENT_TARGET)
+    if target not in DEPLOYMENT_TARGETS:
+        raise UnsupportedError(f"unknown minimum deployment target '{target}'", f"use one of: {', '.join(DEPLOYMENT_TARGETS)}")
+    if needs_ios18 and target in ("iOS16", "iOS17", "macOS13", "macOS14"):
+        raise UnsupportedError(f"int4 and per-block weights need iOS18 / macOS15, not {target}",
+                               "pass --minimum-deployment-target iOS18, or use int8 per-channel")
+    return target
+
+
+def _flexible_dims(source: Source) -> dict:
+    bounds = {"batch": [1, MAX_BATCH], "sequence": [1, int(source.preprocessing.get("max_length") or 512)]}
+    names = {d for s in source.inputs for d in s.shape if isinstance(d, str)}
+    return {name: bounds.get(name, [1, MAX_BATCH]) for name in sorted(names)}
+
+
+def _io_dtypes(source: Source) -> dict:
+    """CoreML takes int32, not int64: the backends cast at the boundary."""
+    return {s.name: ("int32" if s.dtype.startswith("int") else "float32") for s in source.inputs}
+
+
+def _convert(ct, source: Source, frontend: str, compute, deployment):
+    import numpy as np
+
+    out_types = [ct.TensorType(name=s.name) for s in source.outputs]
+    common = dict(convert_to="mlprogram", compute_precision=compute, minimum_deployment_target=deployment, outputs=out_types)
+    if frontend == "export":
+        return ct.convert(_exported(source), **common)
+    import torch
+
+    dims = {name: ct.RangeDim(low, high, default=2 if name == "batch" else 8, symbol=name)
+            for name, (low, high) in _flexible_dims(source).items()}
+    dtypes = _io_dtypes(source)
+    inputs = [ct.TensorType(name=s.name, shape=tuple(dims[d] if isinstance(d, str) else d for d in s.shape),
+                            dtype=np.int32 if dtypes[s.name] == "int32" else np.float32) for s in source.inputs]
+    feeds = example_feeds(source.inputs, batch=2, sequence=8)
+    module = source.script_module if source.script_module is not None else source.module
+    with torch.inference_mode(False), torch.no_grad():
+        args = tuple(torch.from_numpy(feeds[s.name]) for s in source.inputs)
+        traced = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.trace(_Positional.wrap(module, source), args, strict=False)
+    return ct.convert(traced, inputs=inputs, **common)
+
+
+def _exported(source: Source):
+    """A torch.export program with the source's dynamic dims, decomposed to the core ATen set coremltools reads."""
+    import torch
+
+    if source.exported_program is not None:
+        return source.exported_program.run_decompositions({})
+    feeds = {k: torch.from_numpy(v) for k, v in example_feeds(source.inputs, batch=2, sequence=8).items()}
+    dims: dict = {}
+    bounds = _flexible_dims(source)
+    dynamic_shapes = {s.name: {i: dims.setdefault(d, torch.export.Dim(d, min=1 if d != "batch" else 1, max=bounds[d][1]))
+                               for i, d in enumerate(s.shape) if isinstance(d, str)} for s in source.inputs}
+    program = torch.export.export(source.module, (), kwargs=feeds, dynamic_shapes=dynamic_shapes)
+    return program.run_decompositions({})
+
+
+class _Positional:
+    """torch.jit.trace passes inputs positionally; the sources take them by name."""
+
+    @staticmethod
+    def wrap(module, source: Source):
+        import torch
+
+        names = [s.name for s in source.inputs]
+
+        class Positional(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = module
+
+            def forward(self, *args):
+                return self.inner(**dict(zip(names, args)))
+
+        return Positional().eval()
+
+
+def _compress(mlmodel, spec: dict, options: dict):
+    """Weight compression of a converted model; returns the new model and what was done, for the manifest."""
+    import coremltools.optimize.coreml as cto
+
+    threshold = int(options.get("weight_threshold") or WEIGHT_THRESHOLD)
+    kind = spec["kind"]
+    if kind == "linear":
+        granularity = options.get("granularity") or spec["granularity"]
+        block = int(options.get("block_size") or spec.get("block_size") or 32)
+        config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype=spec["dtype"], granularity=granularity,
+                                             block_size=block if granularity == "per_block" else None, weight_threshold=threshold)
+        model = cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=config))
+        details = {"method": "linear_symmetric", "dtype": spec["dtype"], "granularity": granularity}
+        if granularity == "per_block":
+            details["block_size"] = block
+    elif kind == "palettize":
+        config = cto.OpPalettizerConfig(mode="kmeans", nbits=spec["nbits"], granularity="per_tensor", weight_threshold=threshold)
+        model = cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=config))
+        details = {"method": "kmeans palettization", "nbits": spec["nbits"], "granularity": "per_tensor"}
+    elif kind == "prune":
+        config = cto.OpMagnitudePrunerConfig(target_sparsity=spec["target_sparsity"], weight_threshold=threshold)
+        model = cto.prune_weights(mlmodel, cto.OptimizationConfig(global_config=config))
+        details = {"method": "magnitude pruning (sparse storage)", "target_sparsity": spec["target_sparsity"]}
+    else:  # pragma: no cover - COMPRESSION only holds the kinds above
+        raise UnsupportedError(f"unknown compression '{kind}'", "use a precision the coreml target lists")
+    details["weight_threshold"] = threshold
+    details["compressed_weights"] = _count_constexpr(model)
+    return model, details
+
+
+def _count_constexpr(mlmodel) -> int:
+    """How many weights are stored compressed (constexpr ops) in the program."""
+    program = mlmodel.get_spec().mlProgram
+    return sum(1 for f in program.functions.values() for block in f.block_specializations.values()
+               for op in block.operations if op.type.startswith("constexpr_"))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:400]

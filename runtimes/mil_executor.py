@@ -1,0 +1,140 @@
+"""A numpy reference executor for CoreML ML programs (`.mlpackage`), so CoreML artifacts are checked on Linux.
+
+coremltools reads the program (`milproto.load`: ops, their inputs and the weights); every op then runs in numpy
+(`mil_ops.OPS`). Compressed weights (`constexpr_*`) are decompressed once, at load. Each result is stored in
+the dtype the program declares for it: fp16 values are rounded to fp16 and saturate at ±65504 instead of
+overflowing to ±inf, as the Neural Engine does, so the -inf of an fp16 attention mask gives finite
+scores (not NaN) as on the device. Its latency is not a device latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bmsdk.errors import BackendUnavailableError, UnsupportedError
+
+from .mil_ops import OPS
+
+FP16_MAX = 65504.0
+
+
+@dataclass
+class Step:
+    op_type: str
+    name: str
+    args: dict[str, Any]  # MIL parameter -> variable name, list of names, or None
+    outputs: list[tuple[str, Any]]  # (name, numpy dtype)
+    release: tuple[str, ...] = ()  # values no later step needs
+
+
+def store(value, dtype) -> Any:
+    """A result as the program's dtype says: fp16 rounded (saturating) but kept in float32 for fast numpy math."""
+    if isinstance(value, str) or dtype is None:
+        return value
+    if dtype == np.float16:
+        return np.clip(np.asarray(value, np.float32), -FP16_MAX, FP16_MAX).astype(np.float16).astype(np.float32)
+    return np.asarray(value).astype(dtype, copy=False)
+
+
+class MilProgram:
+    """One function (default "main") of an ML program: `run(feeds)` gives the outputs by name."""
+
+    def __init__(self, package: str | Path, function: str = "main"):
+        program = _read_program(Path(package))
+        if function not in program.functions:
+            raise UnsupportedError(f"{package} has no function '{function}'", f"functions: {', '.join(program.functions)}")
+        func = program.functions[function]
+        self.inputs = {name: _np_dtype(var) for name, var in func.inputs.items()}
+        self.output_names = [var.name for var in func.outputs]
+        self.constants: dict[str, Any] = {}
+        self.steps: list[Step] = []
+        unknown = sorted({op.op_type for op in func.operations if op.op_type != "const" and op.op_type not in OPS})
+        if unknown:
+            raise UnsupportedError(f"the MIL reference executor does not implement the op(s) {', '.join(unknown)}",
+                                   "run this artifact with CoreML on macOS, or add the op to bmsdk/runtimes/mil_ops.py")
+        for op in func.operations:
+            self._add(op)
+        self._plan_release()
+
+    def _add(self, op) -> None:
+        if op.op_type == "const":
+            var = op.outputs[0]
+            self.constants[var.name] = store(var.val, _np_dtype(var))
+            return
+        if getattr(op, "blocks", None):
+            raise UnsupportedError(f"op '{op.op_type}' ({op.name}) has nested blocks, which the reference executor does not run",
+                                   "run this artifact with CoreML on macOS")
+        args = {param: ([v.name for v in var] if isinstance(var, (list, tuple)) else var.name)
+                for param, var in op.inputs.items()}
+        step = Step(op.op_type, op.name, args, [(v.name, _np_dtype(v)) for v in op.outputs])
+        if op.op_type.startswith("constexpr_"):  # compressed weights: decompress once
+            self._execute(step, self.constants)
+        else:
+            self.steps.append(step)
+
+    def _plan_release(self) -> None:
+        """Free each intermediate after its last use, so long programs on big batches stay small in memory."""
+        last_use: dict[str, int] = {}
+        for i, step in enumerate(self.steps):
+            for name in _names(step.args):
+                last_use[name] = i
+        keep = set(self.output_names) | set(self.constants) | set(self.inputs)
+        for i, step in enumerate(self.steps):
+            step.release = tuple(n for n in _names(step.args) if last_use[n] == i and n not in keep)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = set(self.inputs) - set(feeds)
+        if missing:
+            raise UnsupportedError(f"the program needs the input(s) {sorted(missing)}", f"pass {sorted(self.inputs)}")
+        env = dict(self.constants)
+        env.update({name: store(feeds[name], dtype) for name, dtype in self.inputs.items()})
+        for step in self.steps:
+            self._execute(step, env)
+            for name in step.release:
+                del env[name]
+        return {name: env[name] for name in self.output_names}
+
+    @staticmethod
+    def _execute(step: Step, env: dict) -> None:
+        args = {param: ([env[n] for n in ref] if isinstance(ref, list) else env[ref]) for param, ref in step.args.items()}
+        try:
+            result = OPS[step.op_type](args)
+        except Exception as e:
+            raise RuntimeError(f"MIL op {step.op_type} ({step.name}) failed: {e}") from e
+        results = result if isinstance(result, tuple) else (result,)
+        for (name, dtype), value in zip(step.outputs, results):
+            env[name] = store(value, dtype)
+
+
+def _names(args: dict) -> list[str]:
+    return [n for ref in args.values() for n in (ref if isinstance(ref, list) else [ref])]
+
+
+def _np_dtype(var):
+    from coremltools.converters.mil.mil import types
+
+    dtype = var.dtype
+    if dtype is types.str:
+        return None
+    return np.dtype(types.nptype_from_builtin(dtype))
+
+
+def _read_program(package: Path):
+    """The PyMIL program of a saved `.mlpackage` (coremltools reads it; nothing here needs macOS)."""
+    try:
+        import coremltools as ct
+        from coremltools.converters.mil.frontend.milproto import load as milproto
+    except ImportError:
+        raise BackendUnavailableError("the MIL reference executor needs coremltools to read the model",
+                                      "pip install 'bmsdk[coreml]'") from None
+    if not package.is_dir():
+        raise UnsupportedError(f"{package} is not an .mlpackage folder", "re-create the artifact with `bmsdk convert --target coreml`")
+    model = ct.models.MLModel(str(package), skip_model_load=True)
+    spec = model.get_spec()
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise UnsupportedError(f"{package.name} is a neuralnetwork model, not an ML program", "convert with convert_to='mlprogram'")
+    return milproto.load(spec, spec.specificationVersion, file_weights_dir=model.weights_dir)
