@@ -189,7 +189,11 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
 
     tok = Tokenizer.from_file(str(files["tokenizer.json"]))
     pad_token = tok_config.get("pad_token") or "[PAD]"
-    pad_id = tok.token_to_id(pad_token) if isinstance(pad_token, str) and tok.token_to_id(pad_token) is not None else int(config.get("pad_token_id") or 0)
+    if isinstance(pad_token, dict):  # an AddedToken saved as {"content": "[PAD]", ...}
+        pad_token = pad_token.get("content", "[PAD]")
+    pad_id = tok.token_to_id(pad_token)
+    if pad_id is None:
+        pad_id = int(config.get("pad_token_id") or 0)
     return Source(
         format="huggingface", path=str(path), task=task,
         inputs=[TensorSpec(n, "int64", ["batch", "sequence"]) for n in names],
