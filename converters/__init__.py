@@ -13,6 +13,7 @@ TARGET_MODULES = {
     "torch": "bmsdk.converters.torch_export",
     "tflite": "bmsdk.converters.tflite",
     "coreml": "bmsdk.converters.coreml",
+    "tensorrt": "bmsdk.converters.tensorrt",
 }
 
 

@@ -16,6 +16,9 @@ class TargetSpec:
     model_file: str
     tasks: tuple[str, ...] = ("text-classification", "image-classification", "feature-extraction")
     options: tuple[str, ...] = ()  # target-specific keyword options it accepts
+    # (backend, what it runs) that checks the artifact's numerics where `backend` cannot run here, e.g. the
+    # TensorRT target's prepared ONNX on onnxruntime CPU; the validation result says that it was a stand-in
+    stand_in: tuple[str, str] | None = None
 
     def check(self, precision: str, options: dict[str, Any]) -> None:
         if precision not in self.precisions:

@@ -83,14 +83,26 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
 
     progress = progress or SILENT
     try:
-        backend = open_backend(folder, manifest)
+        backend, backend_label, stand_in_note = open_backend(folder, manifest), None, None
     except BackendUnavailableError as e:
-        return {"validated": False, "passed": None, "reason": str(e)}
+        stand_in = _stand_in(manifest.target)
+        if stand_in is None:
+            return {"validated": False, "passed": None, "reason": str(e)}
+        # the target's own runtime cannot run here: check the numerics of what it will run on a CPU stand-in
+        backend = open_backend(folder, manifest, backend=stand_in[0])
+        backend_label = f"{backend.name} ({stand_in[1]})"
+        stand_in_note = f"validated on a stand-in: the {manifest.target} runtime itself did not run ({e.problem})"
     with Model(folder, manifest, backend) as artifact:
-        with progress.step(f"validating on {backend.name} ({len(next(iter(sample_feeds.values())))} samples)"):
+        with progress.step(f"validating on {backend_label or backend.name} ({len(next(iter(sample_feeds.values())))} samples)"):
             stats = compare_outputs(sample_reference, artifact.run(sample_feeds), manifest.precision)
-        result = {"validated": True, "backend": backend.name, "device_real": backend.device_real,
+        result = {"validated": True, "backend": backend_label or backend.name, "device_real": backend.device_real,
                   "samples": {"n": int(len(next(iter(sample_feeds.values())))), **stats}, "passed": stats["passed"]}
+        if stand_in_note:
+            result.update(stand_in=True, device_real=False, note=stand_in_note)
+        profile_problems = _outside_profiles(manifest, sample_feeds)
+        if profile_problems:
+            result["passed"] = False
+            result["reason"] = f"samples fall outside the optimization profile: {'; '.join(profile_problems)}"
         if eval_data is not None:
             with progress.step(f"evaluating the artifact on {len(eval_data)} examples"):
                 art_out = artifact.primary_outputs(eval_data)
@@ -116,3 +128,20 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
                     report["delta"] = {k: report["artifact"][k] - report["source"][k] for k in ("accuracy", "macro_f1")}
             result["eval"] = report
     return result
+
+
+def _stand_in(target: str) -> tuple[str, str] | None:
+    """The (backend, description) a target names to check its artifact where its own runtime cannot run."""
+    from bmsdk.converters import get_target
+
+    return getattr(get_target(target).TARGET, "stand_in", None)
+
+
+def _outside_profiles(manifest, feeds: dict) -> list[str]:
+    """For artifacts with optimization profiles (TensorRT): the sample inputs the profile does not cover."""
+    profiles = manifest.target_config.get("build", {}).get("profiles")
+    if not profiles:
+        return []
+    from bmsdk.converters.profiles import outside
+
+    return outside(profiles, feeds)

@@ -18,6 +18,7 @@ BACKENDS = {
     "litert": "bmsdk.runtimes.litert_backend:LiteRTBackend",
     "coreml": "bmsdk.runtimes.coreml_backend:CoreMLBackend",
     "mil-reference": "bmsdk.runtimes.coreml_backend:MilReferenceBackend",
+    "tensorrt": "bmsdk.runtimes.tensorrt_backend:TensorRTBackend",
 }
 # which backends can run which artifact target, the default first
 BACKENDS_FOR_TARGET = {
@@ -26,6 +27,8 @@ BACKENDS_FOR_TARGET = {
     "tflite": ["litert"],
     # CoreML itself runs on macOS only; elsewhere the numpy reference executor of the ML program is the default
     "coreml": ["coreml", "mil-reference"] if sys.platform == "darwin" else ["mil-reference", "coreml"],
+    # onnxruntime runs the package's prepared ONNX on CPU (same numerics as the engine's ONNX, not TensorRT's kernels)
+    "tensorrt": ["tensorrt", "onnxruntime"],
 }
 
 

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Convert SOURCE (a Hugging Face checkpoint folder, .pt2, TorchScript .pt, .onnx, or a factory "
                                    "'pkg.module:function') to an artifact folder, validated against the source.")
     p.add_argument("source", help="checkpoint folder, model file, or factory 'pkg.module:function'")
-    p.add_argument("--target", default="onnx", help="onnx (default), tflite, coreml or torch")
+    p.add_argument("--target", default="onnx", help="onnx (default), tensorrt, tflite, coreml or torch")
     p.add_argument("--precision", default="fp32", help="fp32 (default), fp16 or int8, as the target supports")
     p.add_argument("--calibration", metavar="DATA", help="representative inputs for static int8 (.jsonl/.csv/.npz/image folder)")
     p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric of source and artifact")
@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granularity", choices=["per_tensor", "per_channel", "per_block"], help="coreml int8/int4: weight scale granularity")
     p.add_argument("--block-size", type=int, help="coreml per_block quantization: block size (default 32)")
     p.add_argument("--weight-threshold", type=int, help="coreml compression: weights with fewer elements stay float (default 2048)")
+    p.add_argument("--shapes", action="append", metavar="NAME=MIN:OPT:MAX",
+                   help="tensorrt: optimization profile range of a dynamic dim (batch=1:8:32) or a whole input "
+                        "(input=1x3x224x224:8x3x224x224:32x3x224x224); repeat per name")
+    p.add_argument("--sparsity", choices=["2:4"], help="tensorrt: let the engine use 2:4 sparse kernels where weights allow")
+    p.add_argument("--workspace", type=float, metavar="GB", help="tensorrt: builder workspace limit in GB")
+    p.add_argument("--calibration-method", choices=["max", "entropy"], help="tensorrt int8/fp8: ModelOpt calibration (default max)")
+    p.add_argument("--exclude-ops", metavar="OP,OP", help="tensorrt: op types kept out of quantization / fp16 (e.g. Softmax,Gemm)")
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -180,8 +187,12 @@ def cmd_convert(args) -> int:
                      weights=args.weights, name=args.name, overwrite=args.overwrite, progress=progress,
                      quant_scheme=args.quant_scheme, opset=args.opset, seq_buckets=args.seq_buckets,
                      minimum_deployment_target=args.minimum_deployment_target, coreml_frontend=args.coreml_frontend,
-                     granularity=args.granularity, block_size=args.block_size, weight_threshold=args.weight_threshold)
+                     granularity=args.granularity, block_size=args.block_size, weight_threshold=args.weight_threshold,
+                     shapes=args.shapes, sparsity=args.sparsity, workspace=args.workspace,
+                     calibration_method=args.calibration_method, exclude_ops=args.exclude_ops)
     print(result.path)
+    if result.manifest.target_config.get("note"):
+        print(result.manifest.target_config["note"])
     print(validation_summary(result.manifest.validation))
     return 0 if result.passed is not False else 1
 
@@ -360,6 +371,8 @@ def cmd_doctor(args) -> int:
         for name, version in report[section].items():
             print(f"  {name:20} {version or 'not installed'}")
     print("targets: " + ", ".join(f"{t} ({'ready' if ok else 'missing: ' + why})" for t, (ok, why) in report["targets"].items()))
+    print("native runtimes: " + ", ".join(f"{t} ({'ready' if ok else 'missing: ' + why})"
+                                          for t, (ok, why) in report.get("run_targets", {}).items()))
     return 0
 
 

@@ -9,11 +9,15 @@ from importlib import metadata
 
 RUNTIMES = ("onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "tflite-runtime", "coremltools", "tensorrt", "cuda-python", "torch")
 CONVERTERS = ("torch", "transformers", "onnx", "onnxscript", "onnxslim", "torch-pruning", "litert-torch", "ai-edge-quantizer",
-              "coremltools", "nvidia-modelopt", "polygraphy")
+              "coremltools", "nvidia-modelopt", "onnx-graphsurgeon", "ml_dtypes", "polygraphy")
 # target -> packages it needs to convert (all of them)
 TARGET_NEEDS = {"onnx": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime"), "torch": ("torch",),
                 "tflite": ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"),
-                "coreml": ("torch", "coremltools")}
+                "coreml": ("torch", "coremltools"),
+                "tensorrt": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime", "nvidia-modelopt", "onnx-graphsurgeon",
+                             "ml_dtypes")}
+# target -> packages its own runtime needs to run (build) engines here, besides an NVIDIA GPU
+RUN_NEEDS = {"tensorrt": ("tensorrt",)}
 
 
 def version(package: str) -> str | None:
@@ -42,6 +46,13 @@ def diagnose() -> dict:
     for target, needs in TARGET_NEEDS.items():
         missing = [p for p in needs if not versions.get(p)]
         targets[target] = (not missing, ", ".join(missing))
+    device = gpu()
+    runs = {}
+    for target, needs in RUN_NEEDS.items():
+        missing = [p for p in needs if not versions.get(p)] + ([] if device else ["an NVIDIA GPU"])
+        if not (versions.get("cuda-python") or versions.get("torch")):
+            missing.append("cuda-python")
+        runs[target] = (not missing, ", ".join(missing))
     return {"bmsdk": __version__, "python": platform.python_version(), "platform": f"{platform.system()} {platform.machine()}",
-            "gpu": gpu(), "runtimes": {p: versions[p] for p in RUNTIMES}, "converters": {p: versions[p] for p in CONVERTERS},
-            "targets": targets}
+            "gpu": device, "runtimes": {p: versions[p] for p in RUNTIMES}, "converters": {p: versions[p] for p in CONVERTERS},
+            "targets": targets, "run_targets": runs}

@@ -1,0 +1,95 @@
+"""Optimization profiles: the min/opt/max shape of every input, made from its named dynamic dims. Pure Python.
+
+A profile is `{input_name: {"min": [...], "opt": [...], "max": [...]}}`. Fixed dims are the same in all three.
+Users override with `--shapes DIM=min:opt:max` (a named dim such as `batch`) or
+`--shapes INPUT=1x3x224x224:8x3x224x224:32x3x224x224` (a whole input).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from bmsdk.errors import InputError, UnsupportedError
+from bmsdk.manifest import TensorSpec
+
+DEFAULT_BATCH = (1, 8, 32)
+
+
+def default_dims(max_length: int | None) -> dict[str, tuple[int, int, int]]:
+    dims = {"batch": DEFAULT_BATCH}
+    if max_length:
+        dims["sequence"] = (1, max(1, max_length // 2), max_length)
+    return dims
+
+
+def parse_shapes(items: Sequence[str] | None) -> dict[str, list]:
+    """`["batch=1:8:64", "input=1x1x28x28:8x1x28x28:64x1x28x28"]` -> {"batch": [1, 8, 64], "input": [[..], [..], [..]]}."""
+    parsed: dict[str, list] = {}
+    for item in items or []:
+        name, _, value = item.partition("=")
+        parts = value.split(":")
+        try:
+            if not name or len(parts) != 3:
+                raise ValueError
+            values = [[int(d) for d in p.split("x")] if "x" in p else int(p) for p in parts]
+        except ValueError:
+            raise UnsupportedError(f"cannot read the shape range '{item}'",
+                                   "write NAME=MIN:OPT:MAX, e.g. batch=1:8:32 or input=1x3x224x224:8x3x224x224:32x3x224x224") from None
+        parsed[name] = values
+    return parsed
+
+
+def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None, shapes: dict[str, list] | None = None) -> dict:
+    """One profile covering every input, from the named dims (defaults, or `shapes`) and the fixed dims."""
+    shapes = shapes or {}
+    dims = {**default_dims(max_length), **{k: tuple(v) for k, v in shapes.items() if isinstance(v[0], int)}}
+    names = {s.name for s in inputs}
+    unknown = sorted(k for k in shapes if k not in names and k not in {d for s in inputs for d in s.shape if isinstance(d, str)})
+    if unknown:
+        raise UnsupportedError(f"--shapes names {unknown}, which is neither an input nor a dynamic dim of this model",
+                               f"inputs: {', '.join(s.describe() for s in inputs)}")
+    profiles = {}
+    for spec in inputs:
+        if spec.name in shapes and not isinstance(shapes[spec.name][0], int):
+            low, opt, high = shapes[spec.name]
+        else:
+            missing = [d for d in spec.shape if isinstance(d, str) and d not in dims]
+            if missing:
+                raise UnsupportedError(f"input '{spec.name}' has dynamic dim(s) {missing} with no default range",
+                                       f"pass --shapes {missing[0]}=MIN:OPT:MAX")
+            low, opt, high = ([d if isinstance(d, int) else dims[d][i] for d in spec.shape] for i in range(3))
+        _check_order(spec, low, opt, high)
+        profiles[spec.name] = {"min": list(low), "opt": list(opt), "max": list(high)}
+    return profiles
+
+
+def _check_order(spec: TensorSpec, low, opt, high) -> None:
+    if not len(low) == len(opt) == len(high) == len(spec.shape):
+        raise UnsupportedError(f"the shape range for '{spec.name}' has the wrong number of dims", f"expected {spec.describe()}")
+    for axis, (want, a, b, c) in enumerate(zip(spec.shape, low, opt, high)):
+        if not 1 <= a <= b <= c:
+            raise UnsupportedError(f"the shape range for '{spec.name}' axis {axis} is not 1 <= min <= opt <= max ({a}, {b}, {c})",
+                                   "order the three shapes min:opt:max")
+        if isinstance(want, int) and not a == b == c == want:
+            raise UnsupportedError(f"input '{spec.name}' axis {axis} is fixed at {want}", f"keep it {want} in --shapes")
+
+
+def outside(profiles: dict, feeds: dict[str, np.ndarray]) -> list[str]:
+    """Each input whose shape falls outside its profile, described; empty when every feed fits."""
+    problems = []
+    for name, p in profiles.items():
+        if name not in feeds:
+            continue
+        shape = list(np.shape(feeds[name]))
+        if len(shape) != len(p["min"]) or any(not lo <= d <= hi for d, lo, hi in zip(shape, p["min"], p["max"])):
+            problems.append(f"'{name}' has shape {shape}, outside the profile {p['min']}..{p['max']}")
+    return problems
+
+
+def check_within(profiles: dict, feeds: dict[str, np.ndarray]) -> None:
+    problems = outside(profiles, feeds)
+    if problems:
+        raise InputError(f"input shape outside the engine's optimization profile: {'; '.join(problems)}",
+                         "split the batch, or re-convert with --shapes covering it")

@@ -1,0 +1,101 @@
+"""Precision in the ONNX, the TensorRT 11 way, with NVIDIA Model Optimizer (ModelOpt).
+
+TensorRT 11 builds every network strongly typed: it runs each tensor in the type the ONNX gives it. So int8/fp8
+become explicit QuantizeLinear/DequantizeLinear pairs (`modelopt.onnx.quantization.quantize`, calibrated on CPU),
+and fp16 becomes a mixed-precision graph (`modelopt.onnx.autocast.convert_to_mixed_precision`) whose inputs and
+outputs stay fp32.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from bmsdk.errors import ConversionError, DataError, UnsupportedError
+
+from .onnx import COMPUTE_OPS, float_compute_nodes
+
+CALIBRATION_METHODS = ("max", "entropy")
+QDQ_MODES = ("int8", "fp8")
+
+
+def to_qdq(src: Path, dst: Path, mode: str, calibration: list[dict] | None, method: str | None,
+           exclude_ops: list[str] | None, keep_nodes: list[str] | None = None) -> dict:
+    """Explicit Q/DQ (`mode` int8 or fp8) calibrated on `calibration`; the rest of the graph, `exclude_ops` op types
+    and the nodes named in `keep_nodes` run in fp16."""
+    if not calibration:
+        raise DataError(f"TensorRT {mode} needs calibration data for its Q/DQ scales",
+                        "pass --calibration DATA (a few hundred representative inputs)")
+    method = method or "max"
+    if method not in CALIBRATION_METHODS:
+        raise UnsupportedError(f"unknown calibration method '{method}'", f"use one of: {', '.join(CALIBRATION_METHODS)}")
+    from modelopt.onnx.quantization import quantize
+
+    _quiet_modelopt()
+    try:
+        quantize(onnx_path=str(src), quantize_mode=mode, calibration_data_reader=_Reader(calibration),
+                 calibration_method=method, calibration_eps=["cpu"], op_types_to_exclude=exclude_ops or None,
+                 nodes_to_exclude=[re.escape(n) for n in keep_nodes or []] or None,
+                 high_precision_dtype="fp16", output_path=str(dst), log_level="ERROR")
+    except Exception as e:
+        raise ConversionError(f"ModelOpt {mode} quantization failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
+                              "try --calibration-method max, or --exclude-ops with the failing op type") from e
+    details = {"scheme": f"{mode}-qdq (ModelOpt)", "format": "explicit QuantizeLinear/DequantizeLinear",
+               "weights": f"{mode} per-channel", "activations": f"{mode} per-tensor", "other_ops": "fp16",
+               "calibration": {"method": method, "batches": len(calibration),
+                               "examples": int(sum(next(iter(b.values())).shape[0] for b in calibration)), "provider": "cpu"},
+               "excluded_op_types": list(exclude_ops or []), "kept_in_fp16": list(keep_nodes or []),
+               "float_nodes": float_compute_nodes(dst)}
+    return {"quantization": details}
+
+
+def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> dict:
+    """Mixed fp16: ModelOpt AutoCast keeps numerically risky nodes in fp32; inputs and outputs stay fp32."""
+    import onnx
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+
+    _quiet_modelopt()
+    try:
+        model = convert_to_mixed_precision(onnx_path=str(src), low_precision_type="fp16", keep_io_types=True,
+                                           op_types_to_exclude=exclude_ops or None)
+    except Exception as e:
+        raise ConversionError(f"ModelOpt AutoCast fp16 failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
+                              "try --exclude-ops with the failing op type") from e
+    onnx.save(model, str(dst))
+    return {"quantization": {"scheme": "fp16 (ModelOpt AutoCast)", "io_types": "float32",
+                             "excluded_op_types": list(exclude_ops or []), "float_nodes": fp32_compute_nodes(dst)}}
+
+
+def fp32_compute_nodes(path: Path) -> list[str]:
+    """Compute nodes (MatMul/Gemm/Conv) whose output is still fp32 in a mixed-precision model."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.value_info, *model.graph.output]}
+    return [f"{n.op_type}:{n.name}" for n in model.graph.node
+            if n.op_type in COMPUTE_OPS and types.get(n.output[0]) == onnx.TensorProto.FLOAT]
+
+
+def _quiet_modelopt() -> None:
+    for name in ("modelopt", "modelopt.onnx", "modelopt.onnx.autocast"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class _Reader:
+    """The calibration reader ModelOpt's calibrators call: get_next, get_first and rewind over feed dicts."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]):
+        self.batches = batches
+        self._it = iter(batches)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def get_first(self):
+        return self.batches[0]
+
+    def rewind(self):
+        self._it = iter(self.batches)
