@@ -1,0 +1,100 @@
+import Foundation
+
+/// Errors of the on-device runtime. Each names the problem and the fix, like bmsdk's Python errors.
+public enum BMSDKError: Error, CustomStringConvertible {
+    case manifest(String)
+    case tokenizer(String)
+    case input(String)
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .manifest(let m): return "bmsdk.json: \(m). Fix: re-create the artifact with `bmsdk convert`"
+        case .tokenizer(let m): return "tokenizer: \(m). Fix: use the tokenizer.json that `bmsdk convert` put in the artifact"
+        case .input(let m): return "input: \(m)"
+        case .unavailable(let m): return m
+        }
+    }
+}
+
+/// A model input or output: a dim is a number or a name ("batch", "sequence").
+public struct TensorSpec: Decodable, Equatable {
+    public enum Dim: Decodable, Equatable {
+        case fixed(Int)
+        case named(String)
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let n = try? c.decode(Int.self) { self = .fixed(n) } else { self = .named(try c.decode(String.self)) }
+        }
+    }
+
+    public let name: String
+    public let dtype: String
+    public let shape: [Dim]
+}
+
+/// Pre-processing as bmsdk.json records it (text: tokenizer and max length; image: size, scale, mean/std).
+public struct Preprocessing: Decodable {
+    public let kind: String?
+    public let tokenizer: String?
+    public let maxLength: Int?
+    public let padId: Int?
+    public let inputName: String?
+    public let size: [Int]?
+    public let channels: Int?
+    public let layout: String?
+    public let scale: Float?
+    public let mean: [Float]?
+    public let std: [Float]?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, tokenizer, size, channels, layout, scale, mean, std
+        case maxLength = "max_length", padId = "pad_id", inputName = "input_name"
+    }
+}
+
+/// Post-processing: which output holds the logits, the class names, and pooling for embeddings.
+public struct Postprocessing: Decodable {
+    public let output: String?
+    public let labels: [String]?
+    public let softmax: Bool?
+    public let pooling: String?
+    public let normalize: Bool?
+}
+
+/// The part of `bmsdk.json` a device needs.
+public struct Manifest: Decodable {
+    public static let supportedSchema = 1
+
+    public let schemaVersion: Int
+    public let name: String
+    public let task: String
+    public let target: String
+    public let precision: String
+    public let modelFile: String
+    public let inputs: [TensorSpec]
+    public let outputs: [TensorSpec]
+    public let preprocessing: Preprocessing
+    public let postprocessing: Postprocessing
+
+    enum CodingKeys: String, CodingKey {
+        case name, task, target, precision, inputs, outputs, preprocessing, postprocessing
+        case schemaVersion = "schema_version", modelFile = "model_file"
+    }
+
+    public static func load(folder: URL) throws -> Manifest {
+        let url = folder.appendingPathComponent("bmsdk.json")
+        guard let data = try? Data(contentsOf: url) else { throw BMSDKError.manifest("\(url.path) is missing") }
+        let manifest: Manifest
+        do {
+            manifest = try JSONDecoder().decode(Manifest.self, from: data)
+        } catch {
+            throw BMSDKError.manifest("cannot read \(url.path): \(error)")
+        }
+        guard manifest.schemaVersion <= supportedSchema else {
+            throw BMSDKError.manifest("schema version \(manifest.schemaVersion) is newer than this BMSDK (\(supportedSchema))")
+        }
+        return manifest
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// A model input: its shape and values (token ids as Int32, pixels as Float32: what CoreML takes).
+public struct Tensor: Equatable {
+    public enum Values: Equatable {
+        case int32([Int32])
+        case float32([Float])
+    }
+
+    public let shape: [Int]
+    public let values: Values
+}
+
+/// Runs feeds through a model and returns each output flattened to floats.
+public protocol Runner {
+    func run(_ feeds: [String: Tensor]) throws -> [String: [Float]]
+}
+
+/// An artifact folder written by `bmsdk convert --target coreml`: manifest, pre-processing, model and post-processing.
+public final class BMSDKModel {
+    public let folder: URL
+    public let manifest: Manifest
+    public let tokenizer: WordPieceTokenizer?
+    public let image: ImagePreprocessor?
+    private let runner: Runner?
+
+    /// `runner` defaults to CoreML (where it exists) on the artifact's model.mlpackage.
+    public init(folder: URL, runner: Runner? = nil) throws {
+        self.folder = folder
+        manifest = try Manifest.load(folder: folder)
+        let pre = manifest.preprocessing
+        if pre.kind == "text", let file = pre.tokenizer {
+            tokenizer = try WordPieceTokenizer(tokenizerJSON: folder.appendingPathComponent(file), maxLength: pre.maxLength ?? 128)
+        } else {
+            tokenizer = nil
+        }
+        image = pre.kind == "image" ? try ImagePreprocessor(pre) : nil
+        if let runner {
+            self.runner = runner
+        } else {
+            #if canImport(CoreML)
+            self.runner = try CoreMLRunner(modelURL: folder.appendingPathComponent(manifest.modelFile))
+            #else
+            self.runner = nil
+            #endif
+        }
+    }
+
+    /// The feeds for one text, named and shaped as the manifest's inputs (batch 1, no padding).
+    public func feeds(text: String) throws -> [String: Tensor] {
+        guard let tokenizer else { throw BMSDKError.input("\(manifest.name) does not take text") }
+        let e = tokenizer.encode(text)
+        let columns = ["input_ids": e.inputIds, "attention_mask": e.attentionMask, "token_type_ids": e.tokenTypeIds]
+        var feeds: [String: Tensor] = [:]
+        for spec in manifest.inputs {
+            guard let column = columns[spec.name] else { throw BMSDKError.input("unknown text input \(spec.name)") }
+            feeds[spec.name] = Tensor(shape: [1, column.count], values: .int32(column.map(Int32.init)))
+        }
+        return feeds
+    }
+
+    /// The feeds for one image of the model's size, as height x width x channels bytes.
+    public func feeds(pixels: [UInt8]) throws -> [String: Tensor] {
+        guard let image else { throw BMSDKError.input("\(manifest.name) does not take images") }
+        let name = manifest.preprocessing.inputName ?? manifest.inputs[0].name
+        let shape = image.layout == "NCHW" ? [1, image.channels, image.height, image.width] : [1, image.height, image.width, image.channels]
+        return [name: Tensor(shape: shape, values: .float32(try image.tensor(pixels: pixels)))]
+    }
+
+    /// Classify feeds; also returns the model call's latency in milliseconds.
+    public func classify(_ feeds: [String: Tensor]) throws -> (prediction: Prediction, latencyMs: Double) {
+        guard let runner else { throw BMSDKError.unavailable("CoreML is not available on this platform: pass a Runner") }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let outputs = try runner.run(feeds)
+        let latency = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        let name = manifest.postprocessing.output ?? manifest.outputs[0].name
+        guard let logits = outputs[name] else { throw BMSDKError.input("the model returned no output \(name)") }
+        return (Postprocessor.classify(logits: logits, labels: manifest.postprocessing.labels), latency)
+    }
+
+    public func predict(text: String) throws -> (prediction: Prediction, latencyMs: Double) {
+        try classify(feeds(text: text))
+    }
+
+    public func predict(pixels: [UInt8]) throws -> (prediction: Prediction, latencyMs: Double) {
+        try classify(feeds(pixels: pixels))
+    }
+}

