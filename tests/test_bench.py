@@ -147,3 +147,19 @@ def test_cli_bench_exit_codes(bench_models, fast_report, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "gate FAILED" in err and "accuracy" in err
     assert main(["bench", "bmsdk_benchmods:fast", "--baseline", str(tmp_path / "missing.json"), "-o", str(tmp_path)]) == 2
+
+
+def test_case_files_are_valid_and_bad_ones_are_refused(tmp_path, monkeypatch):
+    from bmsdk.benchmarks.cases import CASES_DIR, KEYS, load_case
+    from bmsdk.errors import DataError
+
+    for path in CASES_DIR.glob("*.json"):
+        case = json.loads(path.read_text())
+        assert set(case) <= KEYS and case["source"].startswith("zoo:"), path
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"source": "x", "targest": ["onnx"]}))
+    with pytest.raises(DataError, match="targest"):
+        load_case(bad)
+    monkeypatch.setenv("BMSDK_CACHE", str(tmp_path / "cache"))
+    cfg = load_case(CASES_DIR / "ci-smoke.json", threads=2)
+    assert cfg.threads == 2 and cfg.source == "bmsdk.benchmarks.zoo:mnist_cnn" and len(cfg.eval_data) == 1000
