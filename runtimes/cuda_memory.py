@@ -13,7 +13,8 @@ import numpy as np
 
 from bmsdk.errors import BackendUnavailableError
 
-NO_CUDA_FIX = "run on a machine with an NVIDIA GPU and driver, with `pip install 'bmsdk[tensorrt]'` (cuda-python) and TensorRT"
+NO_CUDA_FIX = ("run on a machine with an NVIDIA GPU and driver, with `pip install 'bmsdk[tensorrt]'` (cuda-python) and TensorRT; "
+               "or run the packaged ONNX on CPU with --backend onnxruntime")
 
 
 def open_cuda():
