@@ -8,6 +8,7 @@ from bmsdk.errors import ConversionError, DataError
 from bmsdk.runtimes.litert_io import pad_to, row_lengths, signature_for
 
 CALIBRATION_ROWS = 256  # per signature
+TEXT_STATIC_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL")  # static int8 scope for text models; the rest stays float
 
 SCHEMES = {
     "fp16": {"scheme": "fp16-weights", "tool": "ai-edge-quantizer FLOAT_CASTING",
@@ -28,15 +29,21 @@ def quantize(model: bytes, precision: str, lengths: list[int | None], calibratio
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
 
+    text = lengths != [None]
     q = quantizer.Quantizer(bytearray(model))
     if precision == "fp16":
         q.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
                                  algorithm_key=AlgorithmName.FLOAT_CASTING)
     elif precision == "int8-dynamic":
         q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    elif text:  # full-graph int8 (softmax, layer norm, the additive mask) collapsed a BERT classifier's outputs
+        for op in TEXT_STATIC_OPS:
+            q.add_static_config(regex=".*", operation_name=TFLOperationName(op), activation_num_bits=8, weight_num_bits=8)
     else:
         q.load_quantization_recipe(recipe.static_wi8_ai8())
     details = dict(SCHEMES[precision])
+    if precision == "int8":
+        details["ops"] = list(TEXT_STATIC_OPS) if text else "all supported"
     qsv = None
     if q.need_calibration:  # a property
         if not calibration:

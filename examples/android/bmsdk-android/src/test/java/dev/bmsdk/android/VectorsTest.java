@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -76,27 +77,17 @@ public class VectorsTest {
     }
 
     static long[] longs(Object nested) {
-        double[] d = numbers(nested);
-        long[] out = new long[d.length];
-        for (int i = 0; i < d.length; i++) {
-            out[i] = (long) d[i];
-        }
-        return out;
+        return Arrays.stream(numbers(nested)).mapToLong(d -> (long) d).toArray();
     }
 
     static int[] ints(Object nested) {
-        double[] d = numbers(nested);
-        int[] out = new int[d.length];
-        for (int i = 0; i < d.length; i++) {
-            out[i] = (int) d[i];
-        }
-        return out;
+        return Arrays.stream(numbers(nested)).mapToInt(d -> (int) d).toArray();
     }
 
     static float[] floats(Object nested) {
         double[] d = numbers(nested);
         float[] out = new float[d.length];
-        for (int i = 0; i < d.length; i++) {
+        for (int i = 0; i < out.length; i++) {
             out[i] = (float) d[i];
         }
         return out;
