@@ -23,7 +23,9 @@ from .harness import BenchConfig, run_benchmark
 from .report import rows
 
 # (target, precision) rows of the table, in order
-VARIANTS = [("onnx", "fp32"), ("onnx", "int8")]
+VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("tflite", "int8")]
+RECOVERY = {"mnist-cnn": "zoo:mnist-recovery", "minilm-sentiment": "zoo:sentiment-recovery"}  # fine-tuning data after pruning
+RECOVER_STEPS = 100
 CASES = [  # name, source, eval data, calibration data (zoo names, built on first use)
     ("mnist-cnn", "zoo:mnist-cnn", "zoo:mnist-test", "zoo:mnist-calibration"),
     ("minilm-sentiment", "zoo:minilm-sentiment", "zoo:sentiment-test", "zoo:sentiment-calibration"),
@@ -39,7 +41,7 @@ def run(out: Path, rebuild: bool = False, threads: int = 1) -> list[dict]:
     for name, source, eval_data, calibration in CASES:
         progress.info(f"== {name}")
         with progress.step(f"preparing {name} and its data (built once, then cached)"):
-            cfg = BenchConfig(source=zoo.resolve(source), targets=[], precisions=[], cells=VARIANTS, name=name,
+            cfg = BenchConfig(source=zoo.resolve(source), targets=[], precisions=[], cells=VARIANTS + pruned_rows(zoo.resolve(RECOVERY[name])), name=name,
                               eval_data=zoo.resolve(eval_data), calibration=zoo.resolve(calibration), threads=threads,
                               warmup=10, iterations=100, seconds=5.0, repeats=3, artifacts_dir=artifacts)
         report = run_benchmark(cfg, out / name, progress)
@@ -52,6 +54,17 @@ def run(out: Path, rebuild: bool = False, threads: int = 1) -> list[dict]:
     return table
 
 
+def pruned_rows(recovery: str) -> list[tuple]:
+    """ONNX fp32 rows of the model pruned 30% and 50% (channels for the CNN, heads+FFN for MiniLM), without and with
+    a brief distillation fine-tune on CPU."""
+    rows_ = []
+    for ratio in (0.3, 0.5):
+        rows_.append(("onnx", "fp32", f"pruned-{ratio:.0%}", {"prune": ratio}))
+        rows_.append(("onnx", "fp32", f"pruned-{ratio:.0%}+recovery",
+                      {"prune": ratio, "recover": recovery, "recover_steps": RECOVER_STEPS}))
+    return rows_
+
+
 def markdown_table(table: list[dict]) -> str:
     def fmt(value, spec):
         return "–" if value is None else format(value, spec)
@@ -61,7 +74,7 @@ def markdown_table(table: list[dict]) -> str:
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in table:
         status = r["status"] + (f": {r['reason'][:60]}" if r["reason"] else "")
-        lines.append(f"| {r['model']} | {r['target']} | {r['precision']} | {status} | {fmt(r['size_mb'], '.2f')} "
+        lines.append(f"| {r['model']} | {r['target']} | {(r['precision'] + ' ' + r.get('variant', '')).strip()} | {status} | {fmt(r['size_mb'], '.2f')} "
                      f"| {fmt(r['accuracy'], '.4f')} | {fmt(r['delta_pt'], '+.2f')} | {fmt(r['macro_f1'], '.4f')} "
                      f"| {fmt(r['agreement'], '.4f')} | {fmt(r['p50'], '.3f')} | {fmt(r['speedup'], '.2f')}× |")
     return "\n".join(lines)
