@@ -134,10 +134,13 @@ def _try_build_engine(folder: Path, model_path: Path, build_config: dict, cfg_ha
 
     try:
         memory = open_cuda()  # the CUDA check comes before any TensorRT import
-        trt = import_tensorrt()
     except BackendUnavailableError as e:
         return None, None, e.problem
     try:
+        try:
+            trt = import_tensorrt()
+        except BackendUnavailableError as e:
+            return None, None, e.problem
         gpu = memory.gpu()
         key = engine_key(gpu, trt.__version__, cfg_hash)
         timing = folder / "tensorrt" / "timing.cache"

@@ -36,12 +36,19 @@ class TensorRTBackend(Backend):
             raise ManifestError("this artifact has no TensorRT build config", "re-create it with `bmsdk convert --target tensorrt`")
         self.build = config["build"]
         self.memory = open_cuda()  # BackendUnavailableError here, before any TensorRT object exists
+        try:
+            self._load_engine(config["config_hash"])
+        except BaseException:
+            self.close()
+            raise
+
+    def _load_engine(self, cfg_hash: str) -> None:
         self.trt = import_tensorrt()
         self.gpu = self.memory.gpu()
-        self.key = engine_key(self.gpu, self.trt.__version__, config["config_hash"])
+        self.key = engine_key(self.gpu, self.trt.__version__, cfg_hash)
         self.engine_origin, data = self._engine_bytes()
-        runtime = self.trt.Runtime(self.trt.Logger(self.trt.Logger.WARNING))
-        self.engine = runtime.deserialize_cuda_engine(data)
+        self.runtime = self.trt.Runtime(self.trt.Logger(self.trt.Logger.WARNING))  # kept alive as long as the engine
+        self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise ManifestError(f"TensorRT could not load the engine ({self.engine_origin})",
                                 f"delete {cache_dir(self.engine_cache)}/{self.key}.engine and load again to rebuild it")
@@ -85,7 +92,7 @@ class TensorRTBackend(Backend):
         return {s.name: host[s.name].astype(s.dtype, copy=False) for s in self.outputs}
 
     def close(self) -> None:
-        self.context = self.engine = None
+        self.context = self.engine = self.runtime = None
         if self.memory is not None:
             self.memory.close()
             self.memory = None
