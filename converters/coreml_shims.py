@@ -22,7 +22,7 @@ def register() -> None:
         return
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.frontend.torch.ops import _get_inputs, logical_and, noop
-    from coremltools.converters.mil.frontend.torch.torch_op_registry import register_torch_op
+    from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY, register_torch_op
     from coremltools.converters.mil.frontend.torch.utils import NUM_TO_NUMPY_DTYPE
     from coremltools.converters.mil.mil import types
 
@@ -51,5 +51,8 @@ def register() -> None:
         both = mb.logical_and(x=mb.cast(x=x, dtype="bool"), y=mb.cast(x=y, dtype="bool"))
         dtype = types.builtin_to_string(x.dtype if not types.is_bool(x.dtype) else y.dtype)
         context.add(mb.cast(x=both, dtype=dtype, name=node.name))
+
+    # torch.export graphs name the operator "__and__"; the registry refuses names ending in "_", so set it directly
+    _TORCH_OPS_REGISTRY.set_func_by_name(bitwise_and, "__and__")
 
     _REGISTERED = True

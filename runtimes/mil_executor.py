@@ -20,6 +20,10 @@ from bmsdk.errors import BackendUnavailableError, UnsupportedError
 from .mil_ops import OPS
 
 FP16_MAX = 65504.0
+# ops whose results are (a subset of) their inputs' values, so rounding them again to fp16 changes nothing
+MOVES_DATA = frozenset({"reshape", "transpose", "expand_dims", "squeeze", "slice_by_index", "slice_by_size", "gather",
+                        "gather_nd", "gather_along_axis", "concat", "stack", "split", "tile", "identity", "relu",
+                        "max_pool", "select", "maximum", "minimum"})
 
 
 @dataclass
@@ -35,8 +39,9 @@ def store(value, dtype) -> Any:
     """A result as the program's dtype says: fp16 rounded (saturating) but kept in float32 for fast numpy math."""
     if isinstance(value, str) or dtype is None:
         return value
-    if dtype == np.float16:
-        return np.clip(np.asarray(value, np.float32), -FP16_MAX, FP16_MAX).astype(np.float16).astype(np.float32)
+    if dtype == np.float16:  # round, then clip in place: an overflow's inf becomes ±65504, as clipping first would give
+        rounded = np.asarray(value, np.float32).astype(np.float16).astype(np.float32)
+        return np.clip(rounded, -FP16_MAX, FP16_MAX, out=rounded)
     return np.asarray(value).astype(dtype, copy=False)
 
 
@@ -106,8 +111,10 @@ class MilProgram:
         except Exception as e:
             raise RuntimeError(f"MIL op {step.op_type} ({step.name}) failed: {e}") from e
         results = result if isinstance(result, tuple) else (result,)
+        exact = step.op_type in MOVES_DATA  # its outputs hold input values only: already in the declared dtype
         for (name, dtype), value in zip(step.outputs, results):
-            env[name] = store(value, dtype)
+            env[name] = value if exact and isinstance(value, np.ndarray) and value.dtype == np.float32 and dtype == np.float16 \
+                else store(value, dtype)
 
 
 def _names(args: dict) -> list[str]:
