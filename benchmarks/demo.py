@@ -23,7 +23,8 @@ from .harness import BenchConfig, run_benchmark
 from .report import rows
 
 # (target, precision) rows of the table, in order
-VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("tflite", "int8")]
+VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("tflite", "int8"),
+            ("coreml", "fp16"), ("coreml", "int8"), ("coreml", "palettize4")]  # coreml: accuracy via the MIL reference executor
 RECOVERY = {"mnist-cnn": "zoo:mnist-recovery", "minilm-sentiment": "zoo:sentiment-recovery"}  # fine-tuning data after pruning
 RECOVER_STEPS = 100
 CASES = [  # name, source, eval data, calibration data (zoo names, built on first use)
