@@ -175,6 +175,13 @@ def test_bad_options_are_refused(tmp_path, cnn_factory, options, message):
     assert not (tmp_path / "x.bmsdk").exists()
 
 
+def test_entropy_calibration(tmp_path, cnn_factory, calib_npz):
+    result = bmsdk.convert(cnn_factory, target="tensorrt", precision="int8", calibration=calib_npz,
+                           calibration_method="entropy", output=tmp_path / "entropy.bmsdk")
+    assert result.manifest.compression["quantization"]["calibration"]["method"] == "entropy"
+    assert result.passed is True and len(qdq_nodes(result.path / "model.onnx")) >= 8
+
+
 def test_int8_without_calibration_is_refused(tmp_path, cnn_factory):
     with pytest.raises(bmsdk.DataError, match="calibration"):
         bmsdk.convert(cnn_factory, target="tensorrt", precision="int8", output=tmp_path / "x.bmsdk")
