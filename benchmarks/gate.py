@@ -27,11 +27,11 @@ def _relative_latency(report: dict, cell: dict, batch: str) -> float | None:
 
 def check(report: dict, baseline: dict, max_accuracy_drop_pt: float | None, max_latency_regression_pct: float | None) -> list[str]:
     """One line per violation; empty when the report is within budget of the baseline."""
-    old_cells = {(c["target"], c["precision"]): c for c in baseline["cells"]}
+    old_cells = {(c["target"], c["precision"], c.get("variant", "")): c for c in baseline["cells"]}
     problems = []
     for cell in report["cells"]:
-        key = (cell["target"], cell["precision"])
-        name = f"{key[0]} {key[1]}"
+        key = (cell["target"], cell["precision"], cell.get("variant", ""))
+        name = " ".join(k for k in key if k)
         old = old_cells.get(key)
         if old is None:
             continue

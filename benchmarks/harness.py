@@ -30,7 +30,7 @@ class BenchConfig:
     precisions: list[str]
     eval_data: str | Dataset | None = None
     calibration: str | None = None
-    cells: list[tuple[str, str]] | None = None  # explicit (target, precision) pairs instead of the full matrix
+    cells: list[tuple] | None = None  # explicit (target, precision) pairs, or (target, precision, variant, convert options)
     batches: list[int] = field(default_factory=lambda: [1])
     threads: int = 1
     warmup: int = 10
@@ -84,9 +84,10 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
     probe = probe_input(eval_set) if eval_set is not None else None
     source_outputs: dict = {}
     cells, source_cell = [], None
-    for index, (target, precision) in enumerate(cfg.matrix(), 1):
-        progress.info(f"[{index}/{len(cfg.matrix())}] {target} {precision}")
-        cell = {"target": target, "precision": precision}
+    for index, (target, precision, *variant) in enumerate(cfg.matrix(), 1):
+        label, options = variant if variant else ("", {})
+        progress.info(f"[{index}/{len(cfg.matrix())}] {target} {precision} {label}".rstrip())
+        cell = {"target": target, "precision": precision, **({"variant": label} if label else {})}
         cells.append(cell)
         try:
             spec = get_target(target).TARGET
@@ -95,7 +96,7 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
             cell.update(status="skipped", reason=one_line(e))
             continue
         try:
-            path, manifest = _artifact(cfg, artifacts, target, precision, eval_set, source_outputs, progress)
+            path, manifest = _artifact(cfg, artifacts, target, precision, eval_set, source_outputs, progress, label, options)
         except Exception as e:  # a failing cell never stops the matrix
             cell.update(status="failed", reason=one_line(e))
             progress.info(f"    failed: {cell['reason']}")
@@ -122,17 +123,18 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
             "environment": environment(cfg.threads), "source_model": source_cell, "cells": cells}
 
 
-def _artifact(cfg: BenchConfig, folder: Path, target: str, precision: str, eval_set, source_outputs: dict, progress: Progress):
+def _artifact(cfg: BenchConfig, folder: Path, target: str, precision: str, eval_set, source_outputs: dict, progress: Progress,
+              variant: str = "", options: dict | None = None):
     from bmsdk.artifact import open_artifact
 
     name = cfg.name or None
     label = name or Path(str(cfg.source).split(":")[-1]).name
-    path = folder / f"{label}-{target}-{precision}.bmsdk"
+    path = folder / f"{label}-{target}-{precision}{'-' + variant if variant else ''}.bmsdk"
     if cfg.artifacts_dir and path.exists():
         return open_artifact(path)
     result = bmsdk.convert(cfg.source, target=target, precision=precision, output=path, overwrite=True, name=name,
                            eval_data=eval_set, calibration=cfg.calibration, progress=progress,
-                           source_outputs=source_outputs, **cfg.convert_options)
+                           source_outputs=source_outputs, **{**cfg.convert_options, **(options or {})})
     return result.path, result.manifest
 
 
@@ -155,6 +157,13 @@ def _scores(manifest, path: Path) -> dict:
     for key in ("top1_agreement", "mean_cosine"):
         if key in ev:
             cell[key] = ev[key]
+    pruning = manifest.compression.get("pruning")
+    if pruning:  # against the unpruned source, not the pruned model the artifact was validated against
+        cell["pruning"] = {k: pruning.get(k) for k in ("method", "ratio", "params", "macs", "metric", "recovery")}
+        original = (pruning.get("metric") or {}).get("source")
+        if original and "metric" in cell:
+            cell["source_metric"] = original
+            cell["accuracy_change_pt"] = 100 * (cell["metric"]["accuracy"] - original["accuracy"])
     return cell
 
 

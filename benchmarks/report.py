@@ -18,7 +18,8 @@ def rows(report: dict) -> list[dict]:
         latency = entry.get("latency", {}).get(batch, {})
         metric = entry.get("metric", {})
         out.append({
-            "target": entry["target"], "precision": entry["precision"], "status": entry.get("status", "reference"),
+            "target": entry["target"], "precision": entry["precision"], "variant": entry.get("variant", ""),
+            "status": entry.get("status", "reference"),
             "reason": entry.get("reason", ""), "backend": entry.get("backend", ""),
             "reference_executor": entry.get("device_real") is False,
             "size_mb": entry.get("size_mb"), "load_ms": entry.get("load_ms"),
@@ -59,7 +60,7 @@ def markdown(report: dict) -> str:
         status = r["status"] + (" (reference executor)" if r["reference_executor"] else "")
         if r["reason"]:
             status += f": {r['reason'][:80]}"
-        lines.append(f"| {r['target']} | {r['precision']} | {status} | {_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
+        lines.append(f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {status} | {_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
                      f"| {_fmt(r['p50'], '.3f')} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | {_fmt(r['throughput'], '.0f')} "
                      f"| {_fmt(r['e2e'], '.3f')} | {_fmt(r['rss_mb'], '.1f')} | {_fmt(r['accuracy'], '.4f')} "
                      f"| {_fmt(r['delta_pt'], '+.2f')} | {_fmt(r['agreement'], '.4f')} | {_fmt(r['speedup'], '.2f')}× |")
@@ -88,7 +89,7 @@ def plot_png(report: dict, path: Path) -> Path | None:
         marker = "*" if r["target"] == "torch" else ("s" if r["reference_executor"] else "o")
         ax.scatter(r["p50"], r["accuracy"], s=70 if i in front else 40, marker=marker,
                    edgecolors="black" if i in front else "none", zorder=3)
-        ax.annotate(f"{r['target']} {r['precision']}", (r["p50"], r["accuracy"]), textcoords="offset points",
+        ax.annotate(f"{r['target']} {r['precision']} {r['variant']}".strip(), (r["p50"], r["accuracy"]), textcoords="offset points",
                     xytext=(5, 4), fontsize=8)
     ax.plot([coords[i][0] for i in front], [coords[i][1] for i in front], "--", color="grey", zorder=2, label="Pareto front")
     ax.set_xscale("log")

@@ -87,6 +87,20 @@ def mnist_data() -> tuple[Path, Path]:
     return test, calib
 
 
+def mnist_recovery(size: int = 5000) -> Path:
+    """Labelled images for recovery fine-tuning after pruning: validation-split images after the calibration ones."""
+    path = cache_dir() / "data" / "mnist-recovery.npz"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(_package_file("mnist", "data", "mnist.pkl.gz"), "rb") as f:
+        _, (valid_x, valid_y), _ = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    rows = slice(CALIBRATION_SIZE, CALIBRATION_SIZE + size)
+    images = np.clip(np.round(valid_x[rows].reshape(-1, 28, 28) * 255), 0, 255).astype(np.uint8)
+    np.savez_compressed(path, x=images, y=valid_y[rows].astype(np.int64))
+    return path
+
+
 # --- sentiment --------------------------------------------------------------------
 
 def _tweets() -> list[tuple[str, str]]:
@@ -125,6 +139,15 @@ def sentiment_checkpoint(progress=print) -> tuple[Path, Path, Path]:
     _write_jsonl(test, test_rows)
     _write_jsonl(calib, calib_rows)
     return folder, test, calib
+
+
+def sentiment_recovery(size: int = 2000) -> Path:
+    """Labelled tweets for recovery fine-tuning after pruning, from the training split (never the test rows)."""
+    path = cache_dir() / "data" / "sentiment-recovery.jsonl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_jsonl(path, _tweets()[TEST_SIZE + CALIBRATION_SIZE:][:size])
+    return path
 
 
 def _train_sentiment(rows: list[tuple[str, str]], out: Path) -> None:
@@ -180,6 +203,8 @@ def resolve(ref: str) -> str:
         "mnist-cnn": lambda: "bmsdk.benchmarks.zoo:mnist_cnn",
         "mnist-test": lambda: mnist_data()[0],
         "mnist-calibration": lambda: mnist_data()[1],
+        "mnist-recovery": mnist_recovery,
+        "sentiment-recovery": sentiment_recovery,
         "minilm-sentiment": lambda: sentiment_checkpoint()[0],
         "sentiment-test": lambda: sentiment_checkpoint()[1],
         "sentiment-calibration": lambda: sentiment_checkpoint()[2],

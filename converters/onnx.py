@@ -14,7 +14,7 @@ from bmsdk.sources import Source, example_feeds
 from .base import BuildResult, TargetSpec
 
 TARGET = TargetSpec(name="onnx", precisions=("fp32", "fp16", "int8"), backend="onnxruntime", model_file="model.onnx",
-                    options=("quant_scheme", "opset"))
+                    options=("quant_scheme", "opset", "float_layers"))
 DEFAULT_OPSET = 18
 QUANT_SCHEMES = ("dynamic", "static")
 COMPUTE_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -79,7 +79,8 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         elif precision == "fp16":
             compression = to_fp16(float_path, model_path)
         else:
-            compression = to_int8(source, float_path, model_path, calibration, options.get("quant_scheme"), Path(tmp))
+            compression = to_int8(source, float_path, model_path, calibration, options.get("quant_scheme"), Path(tmp),
+                                  options.get("float_layers"))
     opset = next(o.version for o in onnx.load(str(model_path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx"))
     return BuildResult(model_file=TARGET.model_file, compression=compression, target_config={"opset": opset},
                        toolchain={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxslim": onnxslim.__version__})
@@ -109,14 +110,18 @@ def check_request(source: Source, precision: str, has_calibration: bool, options
         raise DataError("static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)")
 
 
-def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None, scheme: str | None, tmp: Path) -> dict:
-    """Dynamic int8 for transformers (no calibration); static QDQ per-channel for CNNs, calibrated."""
+def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None, scheme: str | None, tmp: Path,
+            float_layers: list[str] | None = None) -> dict:
+    """Dynamic int8 for transformers (no calibration); static QDQ per-channel for CNNs, calibrated.
+
+    `float_layers`: source layers (torch module names) whose compute nodes stay float."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     scheme = int8_scheme(source, scheme)
     if scheme == "dynamic":
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=_excluded_nodes(source, src, float_layers))
         details = {"scheme": "dynamic", "weights": "int8 per-channel", "activations": "uint8 per-tensor, computed at run time"}
     else:
         if not calibration:
@@ -124,12 +129,31 @@ def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None
         pre = tmp / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(dst), _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                        nodes_to_exclude=_excluded_nodes(source, pre, float_layers),
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
         details = {"scheme": "static-qdq", "weights": "int8 per-channel", "activations": "uint8 per-tensor",
                    "calibration": {"method": "minmax", "batches": len(calibration),
                                    "examples": int(sum(next(iter(b.values())).shape[0] for b in calibration))}}
     details["float_nodes"] = float_compute_nodes(dst)
+    if float_layers:
+        details["float_layers"] = list(float_layers)
     return {"quantization": details}
+
+
+def _excluded_nodes(source: Source, path: Path, float_layers: list[str] | None) -> list[str]:
+    """The ONNX nodes of the source layers asked to stay float (matched by their weights)."""
+    if not float_layers:
+        return []
+    from .layers import onnx_nodes
+
+    if source.module is None:
+        raise UnsupportedError("keeping layers in float needs a PyTorch source (layers are named as its modules)",
+                               "convert the checkpoint, .pt2, TorchScript or factory the ONNX file came from")
+    found = onnx_nodes(path, source.module, list(float_layers))
+    missing = [n for n in float_layers if n not in found]
+    if missing:
+        raise ConversionError(f"no ONNX node carries the weights of {missing[:3]}", "report this as a bmsdk bug")
+    return list(found.values())
 
 
 def float_compute_nodes(path: Path) -> list[str]:

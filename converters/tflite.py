@@ -20,7 +20,7 @@ from bmsdk.sources import Source, example_feeds
 from .base import BuildResult, TargetSpec
 
 TARGET = TargetSpec(name="tflite", precisions=("fp32", "fp16", "int8-dynamic", "int8"), backend="litert",
-                    model_file="model.tflite", options=("seq_buckets",))
+                    model_file="model.tflite", options=("seq_buckets", "float_layers"))
 DEFAULT_BUCKETS = (16, 32, 64, 128)
 TEXT_PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
 
@@ -64,7 +64,10 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     lengths = buckets or [None]
     float_model = export(source, lengths)
     pad_values = {**TEXT_PAD_VALUES, "input_ids": int(source.preprocessing.get("pad_id", 0))} if buckets else {}
-    model, compression = quantize(float_model, precision, lengths, calibration, pad_values)
+    float_scopes = _float_scopes(float_model, source, options.get("float_layers")) if precision != "fp32" else []
+    model, compression = quantize(float_model, precision, lengths, calibration, pad_values, float_scopes)
+    if options.get("float_layers") and compression:
+        compression["quantization"]["float_layers"] = list(options["float_layers"])
     path = folder / TARGET.model_file
     path.write_bytes(model)
     config = {
@@ -79,6 +82,19 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     return BuildResult(model_file=TARGET.model_file, compression=compression, target_config=config,
                        toolchain={"litert-torch": litert_torch.__version__, "ai-edge-litert": _version("ai-edge-litert", ai_edge_litert),
                                   "ai-edge-quantizer": _version("ai-edge-quantizer")})
+
+
+def _float_scopes(model: bytes, source: Source, float_layers: list[str] | None) -> list[str]:
+    """The op scopes (ai-edge-quantizer's op names) of the source layers asked to stay float, matched by their weights."""
+    if not float_layers:
+        return []
+    from .layers import tflite_scopes
+
+    found = tflite_scopes(model, source.module, list(float_layers))
+    missing = [n for n in float_layers if n not in found]
+    if missing:
+        raise ConversionError(f"no TFLite op carries the weights of {missing[:3]}", "report this as a bmsdk bug")
+    return sorted({scope for scopes in found.values() for scope in scopes})
 
 
 def export(source: Source, lengths: list[int | None]) -> bytes:

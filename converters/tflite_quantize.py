@@ -21,13 +21,15 @@ SCHEMES = {
 
 
 def quantize(model: bytes, precision: str, lengths: list[int | None], calibration: list[dict] | None,
-             pad_values: dict) -> tuple[bytes, dict]:
-    """The model in `precision`, and what was done for the manifest's `compression`."""
+             pad_values: dict, float_scopes: list[str] | None = None) -> tuple[bytes, dict]:
+    """The model in `precision`, and what was done for the manifest's `compression`; ops named in `float_scopes` stay float."""
     if precision == "fp32":
         return model, {}
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
+
+    from .layers import exact_regex
 
     text = lengths != [None]
     q = quantizer.Quantizer(bytearray(model))
@@ -41,9 +43,14 @@ def quantize(model: bytes, precision: str, lengths: list[int | None], calibratio
             q.add_static_config(regex=".*", operation_name=TFLOperationName(op), activation_num_bits=8, weight_num_bits=8)
     else:
         q.load_quantization_recipe(recipe.static_wi8_ai8())
+    for scope in float_scopes or []:  # later recipe entries win over the scheme's ".*"
+        q.update_quantization_recipe(regex=exact_regex(scope), operation_name=TFLOperationName.ALL_SUPPORTED,
+                                     algorithm_key=AlgorithmName.NO_QUANTIZE)
     details = dict(SCHEMES[precision])
     if precision == "int8":
         details["ops"] = list(TEXT_STATIC_OPS) if text else "all supported"
+    if float_scopes:
+        details["float_ops"] = len(float_scopes)
     qsv = None
     if q.need_calibration:  # a property
         if not calibration:

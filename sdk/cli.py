@@ -89,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", type=float, metavar="GB", help="tensorrt: builder workspace limit in GB")
     p.add_argument("--calibration-method", choices=["max", "entropy"], help="tensorrt int8/fp8: ModelOpt calibration (default max)")
     p.add_argument("--exclude-ops", metavar="OP,OP", help="tensorrt: op types kept out of quantization / fp16 (e.g. Softmax,Gemm)")
+    p.add_argument("--prune", metavar="RATIO|auto", help="remove this share of channels/heads (e.g. 0.5), or 'auto': the largest "
+                   "ratio within --max-accuracy-drop")
+    p.add_argument("--prune-method", choices=["channels", "heads-ffn", "magnitude", "2:4"],
+                   help="channels (CNNs) or heads-ffn (transformers) remove weights for real (default by model); magnitude "
+                        "and 2:4 zero them, for coreml/tensorrt")
+    p.add_argument("--importance", choices=["magnitude", "taylor"], default="magnitude",
+                   help="what to prune first: smallest weights (default) or first-order Taylor on --calibration data")
+    p.add_argument("--recover", metavar="DATA", help="fine-tune the pruned model on these inputs, distilling from the unpruned one")
+    p.add_argument("--recover-steps", type=int, metavar="N", help="recovery steps (default 100)")
+    p.add_argument("--max-accuracy-drop", type=float, metavar="PT", help="accuracy budget in points against the source, "
+                   "measured on --eval data through the artifact's runtime; sensitive layers go back to float until it fits")
+    p.add_argument("--objective", choices=["accuracy", "latency"], default="accuracy",
+                   help="latency: time the quantized artifact against its float twin and ship the faster one within budget")
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -189,12 +202,36 @@ def cmd_convert(args) -> int:
                      minimum_deployment_target=args.minimum_deployment_target, coreml_frontend=args.coreml_frontend,
                      granularity=args.granularity, block_size=args.block_size, weight_threshold=args.weight_threshold,
                      shapes=args.shapes, sparsity=args.sparsity, workspace=args.workspace,
-                     calibration_method=args.calibration_method, exclude_ops=args.exclude_ops)
+                     calibration_method=args.calibration_method, exclude_ops=args.exclude_ops,
+                     prune=args.prune, prune_method=args.prune_method, importance=args.importance, recover=args.recover,
+                     recover_steps=args.recover_steps, max_accuracy_drop=args.max_accuracy_drop, objective=args.objective)
     print(result.path)
+    for line in compression_summary(result.manifest.compression):
+        print(line)
     if result.manifest.target_config.get("note"):
         print(result.manifest.target_config["note"])
     print(validation_summary(result.manifest.validation))
     return 0 if result.passed is not False else 1
+
+
+def compression_summary(c: dict) -> list[str]:
+    """One line each for pruning, the accuracy budget and the latency objective, as recorded in the manifest."""
+    lines = []
+    p = c.get("pruning")
+    if p:
+        line = (f"pruned {p['ratio']:.0%} ({p['method']}): parameters {p['params']['before']:,} -> {p['params']['after']:,}, "
+                f"MACs {p['macs']['before']:,} -> {p['macs']['after']:,}")
+        if "source" in p.get("metric", {}):
+            line += "; accuracy " + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in p["metric"].items())
+        lines.append(line)
+    b = c.get("budget")
+    if b:
+        lines.append(f"accuracy budget {b['max_drop_pt']} pt {'met' if b['met'] else 'NOT met'}: drop {b['drop_pt']:.2f} pt, "
+                     f"{len(b.get('float_layers', []))} layer(s) kept in float" + ("" if b["met"] else f" ({b['reason']})"))
+    o = c.get("objective")
+    if o:
+        lines.append(f"objective latency: shipped {o['shipped']}: {o['reason']}")
+    return lines
 
 
 def validation_summary(v: dict) -> str:
@@ -204,7 +241,7 @@ def validation_summary(v: dict) -> str:
     line = (f"validation {'passed' if v['passed'] else 'FAILED'} on {v['backend']}: {s['n']} samples, "
             f"max rel error {s['max_rel_error']:.2e}, min cosine {s['min_cosine']:.6f}")
     if not v["passed"]:
-        line += f" ({s.get('reason', '')})"
+        line += f" ({s.get('reason') or v.get('reason', '')})"
     ev = v.get("eval")
     if ev and "artifact" in ev:
         line += f"\neval on {ev['n']} examples: accuracy {ev['artifact']['accuracy']:.4f}, macro-F1 {ev['artifact']['macro_f1']:.4f}"

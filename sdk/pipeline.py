@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import platform
 import shutil
@@ -42,10 +43,15 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
             mean: list[float] | None = None, std: list[float] | None = None, tokenizer: str | Path | None = None,
             weights: str | Path | None = None, name: str | None = None, overwrite: bool = False, num_samples: int = 8,
             calibration_size: int = 256, progress: Progress | None = None, source_outputs: dict | None = None,
-            **target_options) -> ConversionResult:
+            prune: float | str | None = None, prune_method: str | None = None, importance: str = "magnitude",
+            recover: str | Path | None = None, recover_steps: int | None = None, max_accuracy_drop: float | None = None,
+            objective: str = "accuracy", **target_options) -> ConversionResult:
     """See `bmsdk convert --help`. `source_outputs`: a dict shared across conversions of one source, in which the
-    source's outputs on the eval data are kept so that they are computed once (the benchmark matrix uses it)."""
+    source's outputs on the eval data are kept so that they are computed once (the benchmark matrix uses it).
+    Compression (pruning, recovery, accuracy budget, latency objective): see converters/compression.py and budget.py."""
     from bmsdk.converters import get_target
+    from bmsdk.converters.budget import deliver
+    from bmsdk.converters.compression import CompressionRequest, eval_key, prune_stage
     from bmsdk.converters.validate import validate_artifact
 
     progress = progress or SILENT
@@ -54,6 +60,9 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     spec.check(precision, target_options)  # refuse bad arguments before any work
     calib_data = load_dataset(calibration) if calibration else None
     eval_set = eval_data if isinstance(eval_data, Dataset) else load_dataset(eval_data) if eval_data else None
+    request = CompressionRequest(prune, prune_method, importance, load_dataset(recover) if recover else None, recover_steps,
+                                 max_accuracy_drop, objective)
+    request.check(target, precision, eval_set is not None, calib_data is not None)
 
     with progress.step(f"loading source {source}"):
         try:
@@ -63,6 +72,7 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
             raise BackendUnavailableError(f"converting needs the '{e.name}' package, which is not installed",
                                           "pip install 'bmsdk[convert]'") from None
     spec.check_task(src.task)
+    request.check_source(src)
     if hasattr(target_module, "check_request"):
         target_module.check_request(src, precision, calib_data is not None, target_options)
     if eval_set is not None and src.task != "feature-extraction":
@@ -84,23 +94,56 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
         reference = Model(folder, manifest, src)
         calib_feeds = _calibration_feeds(reference, calib_data, calibration_size) if calib_data else None
         sample_feeds, raw = _sample_feeds(reference, calib_data or eval_set, num_samples)
+        pruning, validation_cache = None, source_outputs
+        if request.prune is not None:  # the source becomes the pruned model: every later stage sees it
+            recover_batches = _recover_batches(reference, request.recover) if request.recover is not None else None
+            pruning, pruned_outputs = prune_stage(request, src, reference, calib_feeds, recover_batches, eval_set,
+                                                  source_outputs, progress)
+            validation_cache = {eval_key(eval_set): pruned_outputs} if pruned_outputs is not None else {}
         with progress.step("running the source on the samples"):
             sample_reference = src.run(sample_feeds)
 
-        with progress.step(f"building {target} {precision}"):
-            built = target_module.build(src, folder, precision, calib_feeds, target_options)
-        save_samples(folder, sample_feeds, sample_reference, raw)
-        manifest.model_file = built.model_file
-        manifest.compression = built.compression
-        manifest.target_config = built.target_config
-        manifest.toolchain = {"bmsdk": _version(), "python": platform.python_version(), "numpy": np.__version__, **built.toolchain}
-        manifest.files = file_checksums(folder)
-        manifest.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        manifest.bmsdk_version = _version()
-        manifest.validation = validate_artifact(folder, manifest, sample_feeds, sample_reference, eval_set, reference, progress,
-                                                source_outputs)
-        manifest.write(folder)
+        def attempt(into: Path, precision: str, float_layers: list[str]) -> Manifest:
+            """Build into `into`, validate on the artifact's runtime, write the manifest."""
+            options = {**target_options, "float_layers": float_layers} if float_layers else target_options
+            into.mkdir(parents=True, exist_ok=True)
+            for rel, path in src.files.items() if into != folder else ():
+                (into / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, into / rel)
+            result = dataclasses.replace(manifest, precision=precision)
+            with progress.step(f"building {target} {precision}"):
+                built = target_module.build(src, into, precision, calib_feeds, options)
+            save_samples(into, sample_feeds, sample_reference, raw)
+            result.model_file = built.model_file
+            result.compression = {**built.compression, **({"pruning": pruning} if pruning else {})}
+            result.target_config = built.target_config
+            result.toolchain = {"bmsdk": _version(), "python": platform.python_version(), "numpy": np.__version__, **built.toolchain}
+            result.files = file_checksums(into)
+            result.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            result.bmsdk_version = _version()
+            result.validation = validate_artifact(into, result, sample_feeds, sample_reference, eval_set, reference, progress,
+                                                  validation_cache)
+            result.write(into)
+            return result
+
+        if request.active:
+            baseline = (pruning or {}).get("metric", {}).get("source", {}).get("accuracy")
+            ranking_feeds = calib_feeds or (_calibration_feeds(reference, eval_set, 64) if eval_set is not None else [sample_feeds])
+            manifest = deliver(attempt, folder, precision, request, spec, src.module, ranking_feeds, baseline, progress)
+        else:
+            manifest = attempt(folder, precision, [])
     return ConversionResult(out.resolve(), manifest)
+
+
+def _recover_batches(model: Model, data: Dataset, limit: int = 4096) -> list[tuple[dict, np.ndarray | None]]:
+    """Recovery data as (feeds, label indices or None) batches: 32 images or 16 texts each."""
+    size = 16 if data.kind == "text" else 32
+    feeds = _calibration_feeds(model, data, limit, batch_size=size)
+    if data.labels is None:
+        return [(f, None) for f in feeds]
+    num_classes = next((d for d in model.manifest.outputs[0].shape[1:] if isinstance(d, int)), None)
+    labels = label_indices(data.head(limit).labels, model.labels, num_classes)
+    return [(f, labels[i * size:(i + 1) * size]) for i, f in enumerate(feeds)]
 
 
 def _version() -> str:

@@ -1,0 +1,139 @@
+"""Quantization under an accuracy budget, checked on the deployed artifact, and the latency objective.
+
+`deliver` drives repeated builds of any target through `attempt(folder, precision, float_layers) -> Manifest`
+(build, validate on the artifact's own runtime, write the manifest). While the accuracy drop is over budget, the
+most sensitive layers (ranked on calibration data) go back to float, one group at a time. With the latency
+objective, the quantized artifact is timed against its float twin on the same runtime and the faster one that
+meets the budget ships.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from .layers import display
+from .sensitivity import groups, rank_layers
+
+LATENCY_RUNS = {"warmup": 10, "iterations": 50, "seconds": 3.0, "repeats": 3}
+
+
+def accuracy_drop_pt(manifest, baseline: float | None) -> float | None:
+    """Points of accuracy the artifact lost against `baseline` (the unpruned source), measured on the eval data."""
+    ev = manifest.validation.get("eval") or {}
+    if "artifact" not in ev:
+        return None
+    base = baseline if baseline is not None else ev.get("source", {}).get("accuracy")
+    return None if base is None else 100 * (base - ev["artifact"]["accuracy"])
+
+
+def deliver(attempt: Callable, folder: Path, precision: str, request, spec, module, ranking_feeds, baseline: float | None,
+            progress) -> object:
+    """The manifest of the artifact left in `folder`, its `compression` saying what the budget and objective decided."""
+    manifest = attempt(folder, precision, [])
+    quantized = precision != "fp32"
+    budget = None
+    if request.max_accuracy_drop is not None:
+        budget = _fit_budget(attempt, folder, precision, request.max_accuracy_drop, spec, module, ranking_feeds, baseline,
+                             manifest, progress) if quantized else _float_budget(manifest, request.max_accuracy_drop, baseline)
+        manifest = budget.pop("manifest")
+    if request.objective == "latency" and quantized:
+        manifest = _faster(attempt, folder, manifest, budget, request.max_accuracy_drop, baseline, progress)
+    if budget is not None:
+        manifest.compression["budget"] = budget
+        if not budget["met"]:
+            manifest.validation["passed"] = False
+            manifest.validation["reason"] = budget["reason"]
+    manifest.write(folder)
+    return manifest
+
+
+def _float_budget(manifest, max_drop: float, baseline) -> dict:
+    drop = accuracy_drop_pt(manifest, baseline)
+    met = drop is not None and drop <= max_drop
+    result = {"max_drop_pt": max_drop, "drop_pt": drop, "met": met, "float_layers": [], "manifest": manifest}
+    if not met:
+        result["reason"] = f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt (no quantization to undo)"
+    return result
+
+
+def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline, manifest, progress) -> dict:
+    drop = accuracy_drop_pt(manifest, baseline)
+    rounds = [{"float_layers": 0, "drop_pt": drop}]
+    progress.info(f"    accuracy drop {drop:+.2f} pt (budget {max_drop} pt)")
+    kept: list[str] = []
+    result: dict = {"max_drop_pt": max_drop, "baseline_accuracy": baseline}
+    if drop > max_drop and "float_layers" not in spec.options:
+        result["reason"] = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt, and target '{spec.name}' "
+                            "cannot keep layers in float")
+    elif drop > max_drop:
+        with progress.step("ranking layers by int8 sensitivity on calibration data"):
+            ranking = rank_layers(module, ranking_feeds)
+        result["ranking"] = [{"layer": display(r["layer"]), "error": r["error"]} for r in ranking[:10]]
+        for group in groups(ranking):
+            kept += group
+            with progress.step(f"rebuilding with {len(kept)} of {len(ranking)} layers in float"):
+                manifest = attempt(folder, precision, kept)
+            drop = accuracy_drop_pt(manifest, baseline)
+            rounds.append({"float_layers": len(kept), "drop_pt": drop})
+            progress.info(f"    accuracy drop {drop:+.2f} pt")
+            if drop <= max_drop:
+                break
+        if drop > max_drop:
+            result["reason"] = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt even with all {len(kept)} "
+                                "quantizable layers in float")
+    result.update(drop_pt=drop, met=drop <= max_drop, float_layers=[display(n) for n in kept], rounds=rounds, manifest=manifest)
+    return result
+
+
+def _latency_ms(folder: Path, feeds: dict) -> float:
+    import bmsdk
+    from bmsdk.benchmarks.measure import repeated_latency
+
+    with bmsdk.load(folder, threads=1) as model:
+        return repeated_latency(lambda: model.run(feeds), LATENCY_RUNS["warmup"], LATENCY_RUNS["iterations"],
+                                LATENCY_RUNS["seconds"], LATENCY_RUNS["repeats"])["p50_ms"]
+
+
+def _faster(attempt, folder: Path, manifest, budget: dict | None, max_drop, baseline, progress):
+    """Build the float twin next to `folder`, time both (batch 1, one thread), and leave the faster one that fits."""
+    from bmsdk.artifact import load_samples
+
+    twin = folder.with_name(folder.name + ".float")
+    shutil.rmtree(twin, ignore_errors=True)
+    try:
+        with progress.step("building the float twin"):
+            float_manifest = attempt(twin, "fp32", [])
+        inputs, _, _ = load_samples(folder)
+        feeds = {k: v[:1] for k, v in inputs.items()}
+        with progress.step(f"timing {manifest.precision} against fp32 on {manifest.validation.get('backend', 'its runtime')}"):
+            quant_ms, float_ms = _latency_ms(folder, feeds), _latency_ms(twin, feeds)
+        float_drop = accuracy_drop_pt(float_manifest, baseline)
+        quant_fits = budget is None or budget["met"]
+        float_fits = max_drop is None or (float_drop is not None and float_drop <= max_drop)
+        ship_float = float_fits and (float_ms <= quant_ms or not quant_fits)
+        faster = "fp32" if float_ms <= quant_ms else manifest.precision
+        timing = (f"{manifest.precision} {quant_ms:.3f} ms vs fp32 {float_ms:.3f} ms p50 on "
+                  f"{manifest.validation.get('backend', 'its runtime')}, batch 1, 1 thread")
+        if ship_float:
+            reason = f"fp32 is faster ({timing})" if faster == "fp32" else f"{manifest.precision} misses the accuracy budget and fp32 fits it ({timing})"
+        else:
+            reason = f"{faster} is faster ({timing})" if faster != "fp32" else f"fp32 is faster but misses the accuracy budget ({timing})"
+        decision = {"objective": "latency", "shipped": "fp32" if ship_float else manifest.precision, "reason": reason,
+                    "p50_ms": {manifest.precision: quant_ms, "fp32": float_ms},
+                    "drop_pt": {manifest.precision: budget["drop_pt"] if budget else accuracy_drop_pt(manifest, baseline), "fp32": float_drop}}
+        progress.info(f"    shipping {decision['shipped']}: {reason}")
+        if ship_float:
+            for child in folder.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            for child in twin.iterdir():
+                shutil.move(str(child), folder / child.name)
+            manifest = float_manifest
+            if budget is not None:
+                budget.update(drop_pt=float_drop, met=True, shipped_precision="fp32")
+                budget.pop("reason", None)
+        manifest.compression["objective"] = decision
+        return manifest
+    finally:
+        shutil.rmtree(twin, ignore_errors=True)
