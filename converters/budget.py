@@ -17,6 +17,11 @@ from .layers import display
 from .sensitivity import groups, rank_layers
 
 LATENCY_RUNS = {"warmup": 10, "iterations": 50, "seconds": 3.0, "repeats": 3}
+EPSILON_PT = 1e-9  # accuracy differences of whole examples carry float round-off: 0.5000000000004 fits 0.5
+
+
+def fits(drop: float | None, max_drop: float) -> bool:
+    return drop is not None and drop <= max_drop + EPSILON_PT
 
 
 def accuracy_drop_pt(manifest, baseline: float | None) -> float | None:
@@ -51,7 +56,7 @@ def deliver(attempt: Callable, folder: Path, precision: str, request, spec, modu
 
 def _float_budget(manifest, max_drop: float, baseline) -> dict:
     drop = accuracy_drop_pt(manifest, baseline)
-    met = drop is not None and drop <= max_drop
+    met = fits(drop, max_drop)
     result = {"max_drop_pt": max_drop, "drop_pt": drop, "met": met, "float_layers": [], "manifest": manifest}
     if not met:
         result["reason"] = f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt (no quantization to undo)"
@@ -64,10 +69,10 @@ def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feed
     progress.info(f"    accuracy drop {drop:+.2f} pt (budget {max_drop} pt)")
     kept: list[str] = []
     result: dict = {"max_drop_pt": max_drop, "baseline_accuracy": baseline}
-    if drop > max_drop and "float_layers" not in spec.options:
+    if not fits(drop, max_drop) and "float_layers" not in spec.options:
         result["reason"] = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt, and target '{spec.name}' "
                             "cannot keep layers in float")
-    elif drop > max_drop:
+    elif not fits(drop, max_drop):
         with progress.step("ranking layers by int8 sensitivity on calibration data"):
             ranking = rank_layers(module, ranking_feeds)
         result["ranking"] = [{"layer": display(r["layer"]), "error": r["error"]} for r in ranking[:10]]
@@ -78,12 +83,12 @@ def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feed
             drop = accuracy_drop_pt(manifest, baseline)
             rounds.append({"float_layers": len(kept), "drop_pt": drop})
             progress.info(f"    accuracy drop {drop:+.2f} pt")
-            if drop <= max_drop:
+            if fits(drop, max_drop):
                 break
-        if drop > max_drop:
+        if not fits(drop, max_drop):
             result["reason"] = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt even with all {len(kept)} "
                                 "quantizable layers in float")
-    result.update(drop_pt=drop, met=drop <= max_drop, float_layers=[display(n) for n in kept], rounds=rounds, manifest=manifest)
+    result.update(drop_pt=drop, met=fits(drop, max_drop), float_layers=[display(n) for n in kept], rounds=rounds, manifest=manifest)
     return result
 
 
@@ -111,7 +116,7 @@ def _faster(attempt, folder: Path, manifest, budget: dict | None, max_drop, base
             quant_ms, float_ms = _latency_ms(folder, feeds), _latency_ms(twin, feeds)
         float_drop = accuracy_drop_pt(float_manifest, baseline)
         quant_fits = budget is None or budget["met"]
-        float_fits = max_drop is None or (float_drop is not None and float_drop <= max_drop)
+        float_fits = max_drop is None or fits(float_drop, max_drop)
         ship_float = float_fits and (float_ms <= quant_ms or not quant_fits)
         faster = "fp32" if float_ms <= quant_ms else manifest.precision
         timing = (f"{manifest.precision} {quant_ms:.3f} ms vs fp32 {float_ms:.3f} ms p50 on "
