@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bmsdk.converters.budget import fits
+
 
 def load_report(path: str | Path) -> dict:
     from bmsdk.errors import DataError
@@ -41,7 +43,7 @@ def check(report: dict, baseline: dict, max_accuracy_drop_pt: float | None, max_
         old_acc, new_acc = (old.get("metric") or {}).get("accuracy"), (cell.get("metric") or {}).get("accuracy")
         if max_accuracy_drop_pt is not None and old_acc is not None and new_acc is not None:
             drop = 100 * (old_acc - new_acc)
-            if drop > max_accuracy_drop_pt:
+            if not fits(drop, max_accuracy_drop_pt):
                 problems.append(f"{name}: accuracy {new_acc:.4f} is {drop:.2f} pt below the baseline's {old_acc:.4f} "
                                 f"(budget {max_accuracy_drop_pt} pt)")
         if max_latency_regression_pct is None:

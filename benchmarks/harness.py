@@ -111,8 +111,12 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
             cell.update(status="failed", reason=f"ran but could not be measured: {one_line(e)}")
             continue
         if source_cell is None:
-            with progress.step("measuring the source (torch eager fp32)"):
-                source_cell = _measure_source(cfg, path, manifest, probe)
+            try:
+                with progress.step("measuring the source (torch eager fp32)"):
+                    source_cell = _measure_source(cfg, path, manifest, probe)
+            except Exception as e:  # the reference is one more cell: its failure must not lose the matrix
+                source_cell = {"target": "torch", "precision": "fp32", "status": "failed",
+                               "reason": f"the source could not be measured: {one_line(e)}", "latency": {}}
     _relative_speed(cells, source_cell)
     return {"schema_version": REPORT_SCHEMA_VERSION, "name": cfg.name or Path(str(cfg.source)).name,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -70,13 +70,13 @@ def measure_artifact(path, probe, batches: list[int], threads: int | None, warmu
             latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
             result["latency"][str(batch)] = latency
         result["end_to_end"] = repeated_latency(lambda: model.predict(probe), warmup, max(10, iterations // 2), seconds, 1)
+        result["rss_delta_mb"] = (rss_bytes() - rss_before) / 1e6  # before the overhead check opens a second session
         feeds = batch_feeds(model, probe, batches[0])
         raw, how = raw_runtime_call(model, feeds)
         raw_latency = repeated_latency(raw, warmup, iterations, seconds, repeats)["p50_ms"]
         wrapped = repeated_latency(lambda: model.run(feeds), warmup, iterations, seconds, repeats)["p50_ms"]
         result["overhead"] = {"raw": how, "raw_p50_ms": raw_latency, "bmsdk_p50_ms": wrapped,
                               "overhead_ms": wrapped - raw_latency, "overhead_pct": 100 * (wrapped - raw_latency) / raw_latency}
-        result["rss_delta_mb"] = (rss_bytes() - rss_before) / 1e6
         return result
     finally:
         model.close()

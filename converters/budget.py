@@ -39,7 +39,11 @@ def deliver(attempt: Callable, folder: Path, precision: str, request, spec, modu
     manifest = attempt(folder, precision, [])
     quantized = precision != "fp32"
     budget = None
-    if request.max_accuracy_drop is not None:
+    if request.max_accuracy_drop is not None and accuracy_drop_pt(manifest, baseline) is None:
+        budget = {"max_drop_pt": request.max_accuracy_drop, "drop_pt": None, "met": False, "float_layers": [],
+                  "reason": "accuracy budget not checked: the artifact's accuracy could not be measured here "
+                            f"({manifest.validation.get('reason', 'no evaluation result')})"}
+    elif request.max_accuracy_drop is not None:
         budget = _fit_budget(attempt, folder, precision, request.max_accuracy_drop, spec, module, ranking_feeds, baseline,
                              manifest, progress) if quantized else _float_budget(manifest, request.max_accuracy_drop, baseline)
         manifest = budget.pop("manifest")
@@ -95,8 +99,12 @@ def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feed
 def _latency_ms(folder: Path, feeds: dict) -> float:
     import bmsdk
     from bmsdk.benchmarks.measure import repeated_latency
+    from bmsdk.errors import BackendUnavailableError
 
     with bmsdk.load(folder, threads=1) as model:
+        if not model.runner.device_real:
+            raise BackendUnavailableError(f"only a reference executor ({model.backend}) runs {model.manifest.target} here, "
+                                          "and its latency is not the device's", "decide on the device itself")
         return repeated_latency(lambda: model.run(feeds), LATENCY_RUNS["warmup"], LATENCY_RUNS["iterations"],
                                 LATENCY_RUNS["seconds"], LATENCY_RUNS["repeats"])["p50_ms"]
 
@@ -104,6 +112,7 @@ def _latency_ms(folder: Path, feeds: dict) -> float:
 def _faster(attempt, folder: Path, manifest, budget: dict | None, max_drop, baseline, progress):
     """Build the float twin next to `folder`, time both (batch 1, one thread), and leave the faster one that fits."""
     from bmsdk.artifact import load_samples
+    from bmsdk.errors import BackendUnavailableError
 
     twin = folder.with_name(folder.name + ".float")
     shutil.rmtree(twin, ignore_errors=True)
@@ -112,8 +121,14 @@ def _faster(attempt, folder: Path, manifest, budget: dict | None, max_drop, base
             float_manifest = attempt(twin, "fp32", [])
         inputs, _, _ = load_samples(folder)
         feeds = {k: v[:1] for k, v in inputs.items()}
-        with progress.step(f"timing {manifest.precision} against fp32 on {manifest.validation.get('backend', 'its runtime')}"):
-            quant_ms, float_ms = _latency_ms(folder, feeds), _latency_ms(twin, feeds)
+        try:
+            with progress.step(f"timing {manifest.precision} against fp32 on {manifest.validation.get('backend', 'its runtime')}"):
+                quant_ms, float_ms = _latency_ms(folder, feeds), _latency_ms(twin, feeds)
+        except BackendUnavailableError as e:  # no honest latency here: keep the requested precision and say so
+            manifest.compression["objective"] = {"objective": "latency", "shipped": manifest.precision,
+                                                 "reason": f"latency not measured: {e.problem}"}
+            progress.info(f"    latency objective not applied: {e.problem}")
+            return manifest
         float_drop = accuracy_drop_pt(float_manifest, baseline)
         quant_fits = budget is None or budget["met"]
         float_fits = max_drop is None or fits(float_drop, max_drop)

@@ -41,6 +41,8 @@ def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarr
         ref = np.asarray(ref, dtype=np.float64)
         if got.shape != ref.shape:
             return {"passed": False, "reason": f"output '{name}' has shape {list(got.shape)}, source {list(ref.shape)}", "tolerance": tol}
+        if not np.isfinite(got).all():  # max()/min() would silently drop NaNs
+            return {"passed": False, "reason": f"output '{name}' has NaN or infinite values", "tolerance": tol}
         diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
         max_abs = max(max_abs, diff)
         max_rel = max(max_rel, diff / max(float(np.max(np.abs(ref))), 1e-12))
@@ -75,7 +77,7 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
     `source` is a Model over the source (during conversion) or None (`bmsdk validate` later, from samples.npz).
     Where the backend cannot run here, the result says `validated: false` and why; it never claims a check that did not run.
     """
-    from bmsdk.errors import BackendUnavailableError
+    from bmsdk.errors import BackendUnavailableError, UnsupportedError
     from bmsdk.model import Model
     from bmsdk.progress import SILENT
     from bmsdk.runtimes import open_backend
@@ -94,7 +96,11 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
         stand_in_note = f"validated on a stand-in: the {manifest.target} runtime itself did not run ({e.problem})"
     with Model(folder, manifest, backend) as artifact:
         with progress.step(f"validating on {backend_label or backend.name} ({len(next(iter(sample_feeds.values())))} samples)"):
-            stats = compare_outputs(sample_reference, artifact.run(sample_feeds), manifest.precision)
+            try:
+                outputs = artifact.run(sample_feeds)
+            except UnsupportedError as e:  # e.g. an op the reference executor does not implement
+                return {"validated": False, "passed": None, "reason": f"{backend.name} cannot run this artifact: {e}"}
+            stats = compare_outputs(sample_reference, outputs, manifest.precision)
         result = {"validated": True, "backend": backend_label or backend.name, "device_real": backend.device_real,
                   "samples": {"n": int(len(next(iter(sample_feeds.values())))), **stats}, "passed": stats["passed"]}
         if stand_in_note:

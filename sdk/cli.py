@@ -43,6 +43,7 @@ def quiet_third_party() -> None:
     """Keep exporters' and converters' chatter out of the user's terminal (shown with --debug)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # converters' own progress bars; bmsdk prints its own steps
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TORCH_LOGS", "-all")  # torch resets its loggers' levels on import; this is read then
     warnings.filterwarnings("ignore")

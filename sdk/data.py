@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -75,9 +76,12 @@ def _jsonl(path: Path) -> Dataset:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{path} line {i + 1} is not JSON ({e.msg})", "write one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {i + 1} is not a JSON object", 'write one object per line: {"text": ..., "label": ...}')
+        rows.append(row)
     return _rows_to_dataset(rows, path)
 
 
@@ -94,7 +98,7 @@ def _npz(path: Path) -> Dataset:
                 raise DataError(f"{path} has no 'x' array", "save inputs as x (and labels as y) with numpy.savez")
             x = data["x"]
             y = data["y"] if "y" in data.files else None
-    except ValueError as e:
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise DataError(f"{path} is not a plain .npz ({e})", "save with numpy.savez and no object arrays") from None
     if y is not None and len(y) != len(x):
         raise DataError(f"{path}: x has {len(x)} rows but y has {len(y)}", "give one label per input")

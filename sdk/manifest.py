@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import ManifestError
@@ -103,6 +103,12 @@ class Manifest:
         unknown = set(d) - known
         if unknown:
             raise ManifestError(f"bmsdk.json has unknown fields {sorted(unknown)}", "re-create the artifact with this bmsdk")
+        for rel in [d["model_file"], *d["files"]]:
+            if not _inside(rel):
+                raise ManifestError(f"bmsdk.json names a file outside the artifact: '{rel}'",
+                                    "never load an artifact whose manifest was edited; re-create it with `bmsdk convert`")
+        if not all(isinstance(t, dict) for t in d["inputs"] + d["outputs"]):
+            raise ManifestError("bmsdk.json inputs/outputs must be objects", "re-create the artifact with `bmsdk convert`")
         kwargs = dict(d)
         kwargs["inputs"] = [TensorSpec.from_dict(t) for t in d["inputs"]]
         kwargs["outputs"] = [TensorSpec.from_dict(t) for t in d["outputs"]]
@@ -132,6 +138,12 @@ class Manifest:
 
     def input(self, name: str) -> TensorSpec:
         return next(t for t in self.inputs if t.name == name)
+
+
+def _inside(rel: str) -> bool:
+    """A relative path that stays inside the artifact folder (no absolute paths, no '..')."""
+    path = PurePosixPath(rel)
+    return isinstance(rel, str) and bool(rel) and not path.is_absolute() and ".." not in path.parts and "\\" not in rel
 
 
 def _check_fields(d: dict, types: dict[str, type], where: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import platform
@@ -13,7 +14,7 @@ import numpy as np
 
 from .artifact import file_checksums, save_samples, staged_folder
 from .data import Dataset, load_dataset
-from .errors import BackendUnavailableError, DataError, InputError
+from .errors import BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError
 from .manifest import Manifest
 from .model import Model
 from .progress import SILENT, Progress
@@ -111,7 +112,7 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
                 (into / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, into / rel)
             result = dataclasses.replace(manifest, precision=precision)
-            with progress.step(f"building {target} {precision}"):
+            with progress.step(f"building {target} {precision}"), typed_build_errors(target):
                 built = target_module.build(src, into, precision, calib_feeds, options)
             save_samples(into, sample_feeds, sample_reference, raw)
             result.model_file = built.model_file
@@ -133,6 +134,24 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
         else:
             manifest = attempt(folder, precision, [])
     return ConversionResult(out.resolve(), manifest)
+
+
+CONVERT_EXTRAS = {"tflite": "convert-litert", "coreml": "convert-coreml", "tensorrt": "convert-tensorrt"}
+
+
+@contextlib.contextmanager
+def typed_build_errors(target: str):
+    """A converter's missing package or its own failure becomes a typed error naming the fix."""
+    try:
+        yield
+    except BmsdkError:
+        raise
+    except ModuleNotFoundError as e:
+        raise BackendUnavailableError(f"the {target} converter needs the '{e.name}' package, which is not installed",
+                                      f"pip install 'bmsdk[{CONVERT_EXTRAS.get(target, 'convert')}]'") from e
+    except Exception as e:
+        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ConversionError(f"{target} conversion failed: {text}", "run with --debug for the full traceback") from e
 
 
 def _recover_batches(model: Model, data: Dataset, limit: int = 4096) -> list[tuple[dict, np.ndarray | None]]:

@@ -28,15 +28,11 @@ class TextPreprocessor:
         if "input_ids" not in self.inputs:
             raise InputError("a text model needs an 'input_ids' input", "convert it with --task text-classification")
 
-    def __call__(self, texts: Sequence[str], length: int | None = None) -> dict[str, np.ndarray]:
-        """Tokenize; with `length`, pad every row to exactly that many tokens (for fixed-shape runtimes)."""
+    def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Tokenize, padded to the longest text of the batch (runtimes with fixed lengths pad further themselves)."""
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise InputError("text input must be a list of strings", "pass predict('text') or predict(['a', 'b'])")
-        if length is not None:
-            self.tokenizer.enable_padding(pad_id=self.tokenizer.padding["pad_id"], pad_token=self.tokenizer.padding["pad_token"], length=length)
         encodings = self.tokenizer.encode_batch(list(texts))
-        if length is not None:
-            self.tokenizer.enable_padding(pad_id=self.tokenizer.padding["pad_id"], pad_token=self.tokenizer.padding["pad_token"])
         columns = {
             "input_ids": [e.ids for e in encodings],
             "attention_mask": [e.attention_mask for e in encodings],

@@ -146,7 +146,9 @@ def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None,
             "image-classification": transformers.AutoModelForImageClassification,
             "feature-extraction": transformers.AutoModel}[task]
     try:
-        model = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False).eval()
+        # safetensors when present, so that no pickle is ever involved; .bin weights go through transformers' weights_only load
+        model = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False,
+                                     use_safetensors=any(p.suffix == ".safetensors" for p in weights) or None).eval()
     except Exception as e:  # transformers raises many types for broken checkpoints
         raise SourceError(f"could not load the checkpoint in {path}: {str(e).splitlines()[0][:300]}",
                           "check that the folder is a complete, uncorrupted save_pretrained() output") from None
