@@ -33,7 +33,7 @@ CASES = [  # name, source, eval data, calibration data (zoo names, built on firs
 ]
 
 
-def run(out: Path, rebuild: bool = False, threads: int = 1) -> list[dict]:
+def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] | None = None) -> list[dict]:
     progress = Progress()
     artifacts = zoo.cache_dir() / f"artifacts-{bmsdk.__version__}"
     if rebuild:
@@ -42,7 +42,7 @@ def run(out: Path, rebuild: bool = False, threads: int = 1) -> list[dict]:
     for name, source, eval_data, calibration in CASES:
         progress.info(f"== {name}")
         with progress.step(f"preparing {name} and its data (built once, then cached)"):
-            cfg = BenchConfig(source=zoo.resolve(source), targets=[], precisions=[], cells=VARIANTS + pruned_rows(zoo.resolve(RECOVERY[name])), name=name,
+            cfg = BenchConfig(source=zoo.resolve(source), targets=[], precisions=[], cells=[c for c in VARIANTS + pruned_rows(zoo.resolve(RECOVERY[name])) if not targets or c[0] in targets], name=name,
                               eval_data=zoo.resolve(eval_data), calibration=zoo.resolve(calibration), threads=threads,
                               warmup=10, iterations=100, seconds=5.0, repeats=3, artifacts_dir=artifacts)
         report = run_benchmark(cfg, out / name, progress)
@@ -86,12 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="where demo.md, demo.json and per-model reports go")
     parser.add_argument("--rebuild", action="store_true", help="re-convert even if cached artifacts exist")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for every runtime, torch included (default 1)")
+    parser.add_argument("--targets", help="only these targets' rows, comma-separated (e.g. onnx for a quick first run)")
     args = parser.parse_args(argv)
     from bmsdk.cli import quiet_third_party
 
     quiet_third_party()
     start = time.perf_counter()
-    run(args.out, args.rebuild, args.threads)
+    run(args.out, args.rebuild, args.threads, args.targets.split(",") if args.targets else None)
     print(f"\n(batch 1, {args.threads} thread(s), CPU; latency = model call on pre-processed input, median of 3 runs; "
           f"speed-up vs the source model in torch eager fp32 measured in the same run; {time.perf_counter() - start:.0f}s)",
           file=sys.stderr)
