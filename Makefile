@@ -21,8 +21,9 @@ $(STAMP):
 		{ apt-get update -qq && apt-get install -y -qq junit4; }; } || echo "warning: install junit4 (apt-get install -y junit4) for the Android JVM tests"; }
 	rm -f $(VENV)/.installed-* && touch $@
 
+# DEMO_ARGS="--targets onnx" for a quick first run; see `python -m bmsdk.benchmarks.demo --help`
 demo: install
-	$(BIN)/python -m bmsdk.benchmarks.demo
+	$(BIN)/python -m bmsdk.benchmarks.demo $(DEMO_ARGS)
 
 # The fast benchmark case gates against the committed baseline (loose budget; report kept in reports/ci-bench),
 # then the suite. pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.

@@ -74,7 +74,8 @@ def markdown_table(table: list[dict]) -> str:
              "| p50 latency (ms) | speed-up vs torch |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in table:
-        status = r["status"] + (f": {r['reason'][:60]}" if r["reason"] else "")
+        status = r["status"] + (" (reference executor: not a device latency)" if r["reference_executor"] else "")
+        status += f": {r['reason'][:60]}" if r["reason"] else ""
         lines.append(f"| {r['model']} | {r['target']} | {(r['precision'] + ' ' + r.get('variant', '')).strip()} | {status} | {fmt(r['size_mb'], '.2f')} "
                      f"| {fmt(r['accuracy'], '.4f')} | {fmt(r['delta_pt'], '+.2f')} | {fmt(r['macro_f1'], '.4f')} "
                      f"| {fmt(r['agreement'], '.4f')} | {fmt(r['p50'], '.3f')} | {fmt(r['speedup'], '.2f')}× |")
