@@ -107,6 +107,9 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
         try:
             with progress.step("measuring"):
                 cell.update(measure_artifact(path, probe, cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats))
+        except bmsdk.BackendUnavailableError as e:  # converted and validated, but its runtime is not on this machine
+            cell.update(reason=f"{cell.get('reason', '')} not timed here: {e.problem}".strip())
+            continue
         except Exception as e:
             cell.update(status="failed", reason=f"ran but could not be measured: {one_line(e)}")
             continue

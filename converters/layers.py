@@ -78,6 +78,43 @@ def tflite_scopes(model: bytes, module, names: list[str]) -> dict[str, list[str]
                 layer = wanted.get(_fingerprint(data))
                 if layer:
                     found.setdefault(layer, []).append(tfl.get_op_scope(op, subgraph.tensors))
+    missing = [n for n in names if n not in found]
+    if missing:  # weights rewritten by the converter: fall back to the module path in the op's scope
+        scopes = [tfl.get_op_scope(op, sg.tensors) for sg in flat.subgraphs for op in sg.operators
+                  if len(op.inputs) > 1 and op.inputs[1] >= 0 and tfl.get_tensor_data(sg.tensors[op.inputs[1]], flat.buffers) is not None]
+        found.update(match_by_scope(scopes, missing))
+    return found
+
+
+def _scope_path(scope: str) -> list[str]:
+    """Attribute names along an op scope: "pkg.Class_attr/pkg.Other_0/...;N" -> ["attr", "0", ...]."""
+    parts = scope.split(";")[0].split("/")
+    return [p[p.rfind(".") + 1:].partition("_")[2] for p in parts]
+
+
+def _same_path(path: list[str], parts: list[str]) -> bool:
+    """`parts` equals `path` but for container names (a part followed by an index, e.g. "layer" in "layer.0")."""
+    i = 0
+    for k, part in enumerate(parts):
+        if i < len(path) and path[i] == part:
+            i += 1
+        elif not (k + 1 < len(parts) and parts[k + 1].isdigit()):
+            return False
+    return i == len(path)
+
+
+def match_by_scope(scopes: list[str], names: list[str]) -> dict[str, list[str]]:
+    """Layer name -> scopes whose module path ends at that layer (ModuleList names are missing from scopes).
+
+    For converters that rewrite weights (TFLite folds normalisation constants into them), where values cannot match.
+    """
+    found: dict[str, list[str]] = {}
+    for scope in scopes:
+        path = [p for p in _scope_path(scope) if p]
+        for name in names:
+            parts = name.split(".")
+            if path and path[-1] == parts[-1] and any(_same_path(path, parts[k:]) for k in range(len(parts))):
+                found.setdefault(name, []).append(scope)
     return found
 
 

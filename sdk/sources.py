@@ -187,15 +187,7 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
     wrapper = _named_forward(TextWrapper(model), names)
     hidden = int(config.get("hidden_size", 0))
     out_shape = ["batch", len(labels) if labels else int(config.get("num_labels", 2))] if output == "logits" else ["batch", "sequence", hidden]
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(files["tokenizer.json"]))
-    pad_token = tok_config.get("pad_token") or "[PAD]"
-    if isinstance(pad_token, dict):  # an AddedToken saved as {"content": "[PAD]", ...}
-        pad_token = pad_token.get("content", "[PAD]")
-    pad_id = tok.token_to_id(pad_token)
-    if pad_id is None:
-        pad_id = int(config.get("pad_token_id") or 0)
+    pad_token, pad_id = _pad_token(files, tok_config, config.get("pad_token_id"))
     return Source(
         format="huggingface", path=str(path), task=task,
         inputs=[TensorSpec(n, "int64", ["batch", "sequence"]) for n in names],
@@ -207,6 +199,17 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
         module=wrapper, files={f"tokenizer/{k}": v for k, v in files.items()},
         info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
     )
+
+
+def _pad_token(files: dict[str, Path], tok_config: dict, config_pad_id) -> tuple[str, int]:
+    """The tokenizer's padding token and its id (BERT: [PAD]/0, RoBERTa: <pad>/1)."""
+    from tokenizers import Tokenizer
+
+    pad_token = tok_config.get("pad_token") or "[PAD]"
+    if isinstance(pad_token, dict):  # an AddedToken saved as {"content": "[PAD]", ...}
+        pad_token = pad_token.get("content", "[PAD]")
+    pad_id = Tokenizer.from_file(str(files["tokenizer.json"])).token_to_id(pad_token)
+    return pad_token, pad_id if pad_id is not None else int(config_pad_id or 0)
 
 
 def _tokenizer_files(folder: Path) -> dict[str, Path]:
@@ -323,8 +326,10 @@ def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tok
             raise SourceError(f"a {src.task} model from a {fmt} file needs its tokenizer", "pass --tokenizer DIR (a folder with tokenizer.json)")
         files = _tokenizer_files(tokenizer)
         src.files = {f"tokenizer/{k}": v for k, v in files.items()}
+        tok_config = _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+        pad_token, pad_id = _pad_token(files, tok_config, None)
         src.preprocessing = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": max_length or DEFAULT_MAX_LENGTH,
-                             "pad_id": 0, "pad_token": "[PAD]"}
+                             "pad_id": pad_id, "pad_token": pad_token}
         src.postprocessing = ({"output": src.outputs[0].name, "labels": labels, "softmax": True} if src.task == "text-classification"
                               else {"output": src.outputs[0].name, "pooling": "mean", "normalize": True})
     return src
@@ -333,8 +338,13 @@ def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tok
 def _run_module(module, feeds):
     import torch
 
-    with torch.inference_mode():
-        result = module(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+    try:
+        with torch.inference_mode():
+            result = module(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+    except Exception as e:  # the user's model rejected inputs of the declared shapes
+        shapes = ", ".join(f"{k}={'x'.join(map(str, v.shape))}" for k, v in feeds.items())
+        raise SourceError(f"the model fails on inputs {shapes}: {type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}",
+                          "check --input-shape (NAME=1x3x224x224, one per input)") from None
     return [t.numpy() for t in (result if isinstance(result, (tuple, list)) else (result,))]
 
 
@@ -388,9 +398,11 @@ def _from_torch_export(path: Path, task=None, input_shapes=None, max_length=None
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     for name in user_inputs:
         val = placeholders[name].meta.get("val")
+        if val is None or not hasattr(val, "shape"):
+            raise SourceError(f"input '{name}' of {path} is not a tensor", "export a program whose inputs are all tensors")
         shape = [int(d) if isinstance(d, int) or str(d).isdigit() else ("batch" if i == 0 else f"dim{i}") for i, d in enumerate(val.shape)]
         if name in (input_shapes or {}):
-            shape = input_shapes[name]
+            shape = list(input_shapes[name])  # a copy: the caller's list stays as given
         shape[0] = "batch"
         specs.append(TensorSpec(name, str(val.dtype).replace("torch.", ""), shape))
     inner = program.module()
@@ -457,7 +469,10 @@ def _from_factory(spec: str, weights, task=None, input_shapes=None, max_length=N
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as e:
         raise SourceError(f"cannot import factory {spec} ({e})", "check the module is importable and defines the function") from None
-    model = func()
+    try:
+        model = func()
+    except Exception as e:
+        raise SourceError(f"factory {spec} raised {type(e).__name__}: {str(e).strip()[:200]}", "fix the factory so that it returns the model") from None
     if not isinstance(model, torch.nn.Module):
         raise SourceError(f"factory {spec} returned {type(model).__name__}, not a torch.nn.Module", "return the model from the factory")
     if weights:
