@@ -147,7 +147,8 @@ def typed_build_errors(target: str):
     except BmsdkError:
         raise
     except ModuleNotFoundError as e:
-        raise BackendUnavailableError(f"the {target} converter needs the '{e.name}' package, which is not installed",
+        missing = f"the '{e.name}' package" if e.name else f"a package ({str(e).strip()[:120]})"
+        raise BackendUnavailableError(f"the {target} converter needs {missing}, which is not installed",
                                       f"pip install 'bmsdk[{CONVERT_EXTRAS.get(target, 'convert')}]'") from e
     except Exception as e:
         text = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
