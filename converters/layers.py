@@ -80,8 +80,7 @@ def tflite_scopes(model: bytes, module, names: list[str]) -> dict[str, list[str]
                     found.setdefault(layer, []).append(tfl.get_op_scope(op, subgraph.tensors))
     missing = [n for n in names if n not in found]
     if missing:  # weights rewritten by the converter: fall back to the module path in the op's scope
-        scopes = [tfl.get_op_scope(op, sg.tensors) for sg in flat.subgraphs for op in sg.operators
-                  if len(op.inputs) > 1 and op.inputs[1] >= 0 and tfl.get_tensor_data(sg.tensors[op.inputs[1]], flat.buffers) is not None]
+        scopes = sorted({tfl.get_op_scope(op, sg.tensors) for sg in flat.subgraphs for op in sg.operators})
         found.update(match_by_scope(scopes, missing))
     return found
 

@@ -64,10 +64,12 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     lengths = buckets or [None]
     float_model = export(source, lengths)
     pad_values = {**TEXT_PAD_VALUES, "input_ids": int(source.preprocessing.get("pad_id", 0))} if buckets else {}
-    float_scopes = _float_scopes(float_model, source, options.get("float_layers")) if precision != "fp32" else []
+    float_scopes, unmatched = _float_scopes(float_model, source, options.get("float_layers")) if precision != "fp32" else ([], [])
     model, compression = quantize(float_model, precision, lengths, calibration, pad_values, float_scopes)
     if options.get("float_layers") and compression:
-        compression["quantization"]["float_layers"] = list(options["float_layers"])
+        compression["quantization"]["float_layers"] = [n for n in options["float_layers"] if n not in unmatched]
+        if unmatched:  # e.g. attention projections that LiteRT fuses into ops scoped to the parent module
+            compression["quantization"]["float_layers_not_found"] = unmatched
     path = folder / TARGET.model_file
     path.write_bytes(model)
     config = {
@@ -84,17 +86,16 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
                                   "ai-edge-quantizer": _version("ai-edge-quantizer")})
 
 
-def _float_scopes(model: bytes, source: Source, float_layers: list[str] | None) -> list[str]:
-    """The op scopes (ai-edge-quantizer's op names) of the source layers asked to stay float, matched by their weights."""
+def _float_scopes(model: bytes, source: Source, float_layers: list[str] | None) -> tuple[list[str], list[str]]:
+    """The op scopes (ai-edge-quantizer's op names) of the source layers asked to stay float, and the layers no op
+    could be matched to (they stay quantized, and the manifest says so)."""
     if not float_layers:
-        return []
+        return [], []
     from .layers import tflite_scopes
 
     found = tflite_scopes(model, source.module, list(float_layers))
     missing = [n for n in float_layers if n not in found]
-    if missing:
-        raise ConversionError(f"no TFLite op carries the weights of {missing[:3]}", "report this as a bmsdk bug")
-    return sorted({scope for scopes in found.values() for scope in scopes})
+    return sorted({scope for scopes in found.values() for scope in scopes}), missing
 
 
 def export(source: Source, lengths: list[int | None]) -> bytes:
