@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bmsdk.doctor import version
 from bmsdk.errors import BackendUnavailableError, ConversionError, UnsupportedError
 from bmsdk.manifest import sha256_file
 from bmsdk.sources import Source
@@ -55,7 +56,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         target_config["sparsity_check"] = sparsity
     if precision in UNVERIFIED:
         target_config["unverified"] = UNVERIFIED[precision]
-    toolchain = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "nvidia-modelopt": _version("nvidia-modelopt")}
+    toolchain = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "nvidia-modelopt": version("nvidia-modelopt")}
     if engine:
         toolchain["tensorrt"] = engine["tensorrt"]
     return BuildResult(model_file=TARGET.model_file, compression=compression, target_config=target_config, toolchain=toolchain)
@@ -158,15 +159,6 @@ def _note(engine: dict | None, why_not: str | None) -> str:
                 "versions build their own from the packaged ONNX on first load")
     return (f"produced the TensorRT-ready ONNX and build config, no engine ({why_not}); on the GPU, bmsdk.load() builds "
             "the engine on first load and caches it")
-
-
-def _version(package: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _sparsity_report(path: Path) -> dict:

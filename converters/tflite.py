@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bmsdk.doctor import version
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
 from bmsdk.runtimes.litert_io import signature_for
 from bmsdk.sources import Source, example_feeds
@@ -82,8 +83,8 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         "signatures": describe_signatures(path, source, lengths),
     }
     return BuildResult(model_file=TARGET.model_file, compression=compression, target_config=config,
-                       toolchain={"litert-torch": litert_torch.__version__, "ai-edge-litert": _version("ai-edge-litert", ai_edge_litert),
-                                  "ai-edge-quantizer": _version("ai-edge-quantizer")})
+                       toolchain={"litert-torch": litert_torch.__version__, "ai-edge-litert": version("ai-edge-litert") or getattr(ai_edge_litert, "__version__", "unknown"),
+                                  "ai-edge-quantizer": version("ai-edge-quantizer")})
 
 
 def _float_scopes(model: bytes, source: Source, float_layers: list[str] | None) -> tuple[list[str], list[str]]:
@@ -145,12 +146,3 @@ def _tensor(name: str, details: dict) -> dict:
     scale, zero_point = details["quantization"]
     return {"tensor": name, "dtype": np.dtype(details["dtype"]).name, "shape": [int(d) for d in details["shape"]],
             "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
-
-
-def _version(package: str, module=None) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return getattr(module, "__version__", "unknown")

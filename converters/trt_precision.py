@@ -85,7 +85,9 @@ def _quiet_modelopt() -> None:
 
 
 class _Reader:
-    """The calibration reader ModelOpt's calibrators call: get_next, get_first and rewind over feed dicts."""
+    """The calibration reader ModelOpt's calibrators call: get_next, get_first and rewind over feed dicts.
+
+    (onnxruntime's quantize_static gets the plain one in converters/onnx.py: given `rewind`, it fails.)"""
 
     def __init__(self, batches: list[dict[str, np.ndarray]]):
         self.batches = batches

@@ -20,12 +20,11 @@ class TorchBackend(Backend):
         self.torch = torch
         program = torch.export.load(str(self.folder / self.manifest.model_file))
         self.module = program.module()
-        self.input_order = [s.name for s in self.inputs]
+        if self.threads:
+            torch.set_num_threads(int(self.threads))  # process-wide in PyTorch: set once, on load
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self.torch
-        if self.threads:
-            torch.set_num_threads(int(self.threads))
         with torch.inference_mode():
             result = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
         if isinstance(result, torch.Tensor):

@@ -139,7 +139,6 @@ def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None,
     weights = [p for p in path.iterdir() if p.name.endswith((".safetensors", ".bin"))]
     if not weights:
         raise SourceError(f"{path} has no weights (model.safetensors)", "save the model with save_pretrained()")
-    import torch
     import transformers
 
     auto = {"text-classification": transformers.AutoModelForSequenceClassification,
