@@ -69,7 +69,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     model, compression = quantize(float_model, precision, lengths, calibration, pad_values, float_scopes)
     if options.get("float_layers") and compression:
         compression["quantization"]["float_layers"] = [n for n in options["float_layers"] if n not in unmatched]
-        if unmatched:  # e.g. attention projections that LiteRT fuses into ops scoped to the parent module
+        if unmatched:  # a layer with no op of its own, nor a parent module with ops
             compression["quantization"]["float_layers_not_found"] = unmatched
     path = folder / TARGET.model_file
     path.write_bytes(model)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 
 from bmsdk.errors import ConversionError, DataError
-from bmsdk.runtimes.litert_io import pad_to, row_lengths, signature_for
+from bmsdk.runtimes.litert_io import pad_to, pick_bucket, row_lengths, signature_for
+
+from .layers import exact_regex
+from .validate import tolerance_for
 
 CALIBRATION_ROWS = 256  # per signature
 TEXT_STATIC_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL")  # static int8 scope for text models; the rest stays float
+HOLD_OUT_EVERY = 4  # every 4th calibration row checks the quantized model instead of calibrating it
 
 SCHEMES = {
     "fp16": {"scheme": "fp16-weights", "tool": "ai-edge-quantizer FLOAT_CASTING",
@@ -25,49 +32,116 @@ def quantize(model: bytes, precision: str, lengths: list[int | None], calibratio
     """The model in `precision`, and what was done for the manifest's `compression`; ops named in `float_scopes` stay float."""
     if precision == "fp32":
         return model, {}
-    from ai_edge_quantizer import quantizer, recipe
+    if precision == "int8":
+        return quantize_static(model, lengths, calibration, pad_values, float_scopes or [])
+    from ai_edge_quantizer import recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
 
-    from .layers import exact_regex
-
-    text = lengths != [None]
-    q = quantizer.Quantizer(bytearray(model))
+    q = _quantizer(model)
     if precision == "fp16":
         q.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
                                  algorithm_key=AlgorithmName.FLOAT_CASTING)
-    elif precision == "int8-dynamic":
-        q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
-    elif text:  # full-graph int8 (softmax, layer norm, the additive mask) collapsed a BERT classifier's outputs
-        for op in TEXT_STATIC_OPS:
-            q.add_static_config(regex=".*", operation_name=TFLOperationName(op), activation_num_bits=8, weight_num_bits=8)
     else:
-        q.load_quantization_recipe(recipe.static_wi8_ai8())
-    for scope in float_scopes or []:  # later recipe entries win over the scheme's ".*"
-        q.update_quantization_recipe(regex=exact_regex(scope), operation_name=TFLOperationName.ALL_SUPPORTED,
-                                     algorithm_key=AlgorithmName.NO_QUANTIZE)
+        q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    _keep_float(q, [exact_regex(s) for s in float_scopes or []])
     details = dict(SCHEMES[precision])
-    if precision == "int8":
-        details["ops"] = list(TEXT_STATIC_OPS) if text else "all supported"
     if float_scopes:
         details["float_ops"] = len(float_scopes)
-    qsv = None
-    if q.need_calibration:  # a property
-        if not calibration:
-            raise DataError(f"tflite {precision} needs calibration data", "pass --calibration DATA")
-        sets = calibration_sets(calibration, lengths, pad_values)
-        try:
-            qsv = q.calibrate(sets, num_threads=1)
-        except Exception as e:
-            raise ConversionError(f"calibration failed: {str(e).strip().splitlines()[0][:300]}", "check the calibration data") from e
-        details["calibration"] = {"method": "minmax", "examples_per_signature": {k: len(v) for k, v in sets.items()}}
-        details["io"] = "int8 where the quantizer put it; scale and zero point per tensor in target_config.signatures"
+    return _run(q, None, precision), {"quantization": details}
+
+
+def quantize_static(model: bytes, lengths: list[int | None], calibration: list[dict] | None, pad_values: dict,
+                    float_scopes: list[str], min_cosine: float | None = None) -> tuple[bytes, dict]:
+    """Static int8 calibrated on 3/4 of the calibration rows; the other 1/4 checks it against `min_cosine`
+    (the int8 tolerance unless given), leaving float the op groups that break it (`tflite_mixed`)."""
+    from .tflite_mixed import WEIGHTED_OPS, group_regex, hold_tolerance, op_groups
+
+    if not calibration:
+        raise DataError("tflite int8 needs calibration data", "pass --calibration DATA")
+    text = lengths != [None]
+    rows = _rows(calibration)
+    fit, held_out = [r for i, r in enumerate(rows) if i % HOLD_OUT_EVERY], rows[::HOLD_OUT_EVERY]
+    forced = [exact_regex(s) for s in float_scopes]
+    sets = calibration_sets(fit, lengths, pad_values)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # the calibrator's progress bar cannot be turned off
+            qsv = _static_quantizer(model, text, forced).calibrate(sets, num_threads=1)
+    except Exception as e:
+        raise ConversionError(f"calibration failed: {str(e).strip().splitlines()[0][:300]}", "check the calibration data") from e
+
+    def build(float_groups: list[str]) -> bytes:
+        return _run(_static_quantizer(model, text, forced + [group_regex(g) for g in float_groups]), qsv, "int8")
+
+    groups = op_groups(model, TEXT_STATIC_OPS if text else WEIGHTED_OPS)
+    quantized, search = hold_tolerance(build, model, groups, _by_bucket(held_out, lengths, pad_values),
+                                       min_cosine or tolerance_for("int8")["min_cosine"])
+    details = dict(SCHEMES["int8"])
+    details["ops"] = list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"] if text else "all supported"
+    if float_scopes:
+        details["float_ops"] = len(float_scopes)
+    details["calibration"] = {"method": "minmax", "examples_per_signature": {k: len(v) for k, v in sets.items()}}
+    details["io"] = "int8 where the quantizer put it; scale and zero point per tensor in target_config.signatures"
+    details["tolerance_search"] = search
+    return quantized, {"quantization": details}
+
+
+def _quantizer(model: bytes):
+    from ai_edge_quantizer import quantizer
+
+    return quantizer.Quantizer(bytearray(model))
+
+
+def _static_quantizer(model: bytes, text: bool, float_regexes: list[str]):
+    from ai_edge_quantizer import recipe
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    q = _quantizer(model)
+    if text:  # full-graph int8 (softmax, layer norm, the additive mask) collapsed a BERT classifier's outputs
+        for op in TEXT_STATIC_OPS:
+            q.add_static_config(regex=".*", operation_name=TFLOperationName(op), activation_num_bits=8, weight_num_bits=8)
+        q.add_weight_only_config(regex=".*", operation_name=TFLOperationName.EMBEDDING_LOOKUP, num_bits=8)
+    else:
+        q.load_quantization_recipe(recipe.static_wi8_ai8())
+    _keep_float(q, float_regexes)
+    return q
+
+
+def _keep_float(q, regexes: list[str]) -> None:
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    for regex in regexes:  # later recipe entries win over the scheme's ".*"
+        q.update_quantization_recipe(regex=regex, operation_name=TFLOperationName.ALL_SUPPORTED,
+                                     algorithm_key=AlgorithmName.NO_QUANTIZE)
+
+
+def _run(q, qsv, precision: str) -> bytes:
     try:
         result = q.quantize(qsv, enable_progress_bar=False, enable_progress_report=False)
     except Exception as e:
         raise ConversionError(f"ai-edge-quantizer failed ({precision}): {str(e).strip().splitlines()[0][:300]}",
                               "try another precision, or run with --debug") from e
-    return bytes(result.quantized_model), {"quantization": details}
+    return bytes(result.quantized_model)
+
+
+def _rows(calibration: list[dict]) -> list[dict]:
+    return [{k: v[i:i + 1] for k, v in batch.items()} for batch in calibration for i in range(len(next(iter(batch.values()))))]
+
+
+def _by_bucket(rows: list[dict], lengths: list[int | None], pad_values: dict) -> dict[str, list[dict]]:
+    """Each row in the signature the runtime would pick for it, padded as the runtime pads it."""
+    if lengths == [None]:
+        return {signature_for(None): [_int32(r) for r in rows]}
+    sets: dict[str, list[dict]] = {}
+    for row in rows:
+        length = pick_bucket(int(row_lengths(row)[0]), lengths)
+        sets.setdefault(signature_for(length), []).append(_int32({k: pad_to(v, length, pad_values.get(k, 0)) for k, v in row.items()}))
+    return sets
+
+
+def _int32(row: dict) -> dict:
+    return {k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in row.items()}
 
 
 def calibration_sets(calibration: list[dict], lengths: list[int | None], pad_values: dict,
@@ -77,7 +151,7 @@ def calibration_sets(calibration: list[dict], lengths: list[int | None], pad_val
     A text row calibrates each bucket it fits (padded as the runtime pads it); a bucket no row fits gets rows cut
     to its length, so every signature has activation ranges.
     """
-    rows = [({k: v[i:i + 1] for k, v in batch.items()}) for batch in calibration for i in range(len(next(iter(batch.values()))))]
+    rows = _rows(calibration)
     sets: dict[str, list[dict]] = {}
     for length in lengths:
         if length is None:
@@ -85,6 +159,5 @@ def calibration_sets(calibration: list[dict], lengths: list[int | None], pad_val
         else:
             chosen = [r for r in rows if row_lengths(r)[0] <= length] or rows
             chosen = [{k: pad_to(v, length, pad_values.get(k, 0)) for k, v in r.items()} for r in chosen]
-        sets[signature_for(length)] = [{k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in r.items()}
-                                       for r in chosen[:limit]]
+        sets[signature_for(length)] = [_int32(r) for r in chosen[:limit]]
     return sets

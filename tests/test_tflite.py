@@ -90,7 +90,7 @@ def test_static_int8_records_and_applies_io_quantization(cnn_tflite, cnn_module)
     q_in, q_out = sig["inputs"]["input"], sig["outputs"]["logits"]
     assert q_in["dtype"] == "int8" and q_in["quantization"]["scale"] > 0
     assert q_out["dtype"] == "int8" and q_out["quantization"]["scale"] > 0
-    assert result.manifest.compression["quantization"]["calibration"]["examples_per_signature"] == {"serving_default": 32}
+    assert result.manifest.compression["quantization"]["calibration"]["examples_per_signature"] == {"serving_default": 24}  # 8 of the 32 rows held out
     with bmsdk.load(result.path) as model:
         images = digit_images(6, seed=5)
         feeds = model.preprocess(list(images))
@@ -107,11 +107,37 @@ def test_static_int8_records_and_applies_io_quantization(cnn_tflite, cnn_module)
 
 def test_text_static_int8_quantizes_matmuls_and_keeps_int32_token_inputs(bert_tflite):
     m = bert_tflite["int8"].manifest
-    assert m.compression["quantization"]["ops"] == ["FULLY_CONNECTED", "BATCH_MATMUL"]
-    assert m.compression["quantization"]["calibration"]["examples_per_signature"] == {"seq_16": 10, "seq_32": 10, "seq_64": 10}
+    assert m.compression["quantization"]["ops"] == ["FULLY_CONNECTED", "BATCH_MATMUL", "EMBEDDING_LOOKUP (weights only)"]
+    # every 4th of the 10 calibration texts is held out to check the quantized model
+    assert m.compression["quantization"]["calibration"]["examples_per_signature"] == {"seq_16": 7, "seq_32": 7, "seq_64": 7}
+    search = m.compression["quantization"]["tolerance_search"]
+    assert search["all_int8"]["rows"] == 3 and search["criterion"].startswith("95% of 3 held-out")
     sig = m.target_config["signatures"]["seq_16"]
     assert {t["dtype"] for t in sig["inputs"].values()} == {"int32"}
     assert m.validation["samples"]["top1_agreement"] == 1.0
+
+
+def _float_model_and_calibration(result):
+    model = bmsdk.load(result.path)
+    config = model.manifest.target_config
+    return (result.path / "model.tflite").read_bytes(), config, [model.preprocess(TEXTS[i:i + 5]) for i in (0, 5)]
+
+
+def test_static_int8_keeps_float_the_op_groups_that_break_the_tolerance(bert_tflite):
+    from bmsdk.converters.tflite_mixed import SHARE, group_name, op_groups
+    from bmsdk.converters.tflite_quantize import quantize_static
+
+    float_model, config, calibration = _float_model_and_calibration(bert_tflite["fp32"])
+    groups = op_groups(float_model, ("FULLY_CONNECTED", "BATCH_MATMUL"))
+    assert not any(g.endswith("query") for g in groups)  # fused into the attention module's group
+    # a cosine no int8 model reaches: the search must leave groups float until the held-out rows meet it
+    model, details = quantize_static(float_model, config["sequence_buckets"], calibration, config["pad_values"], [],
+                                     min_cosine=0.9999999)
+    search = details["quantization"]["tolerance_search"]
+    assert search["all_int8"]["share_within"] < SHARE
+    assert search["float_groups"] and set(search["float_groups"]) <= {group_name(g) for g in groups}
+    assert search["result"]["share_within"] >= SHARE and search["groups"] == len(groups)
+    assert search["int8_groups"] + len(search["float_groups"]) == len(groups)
 
 
 def test_run_takes_and_gives_the_manifest_dtypes_at_any_batch_and_length(bert_tflite, bert_onnx):
