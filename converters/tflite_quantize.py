@@ -65,7 +65,7 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
     forced = [exact_regex(s) for s in float_scopes]
     sets = calibration_sets(fit, lengths, pad_values)
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # the calibrator's progress bar cannot be turned off
+        with _no_progress_bars():
             qsv = _static_quantizer(model, text, forced).calibrate(sets, num_threads=1)
     except Exception as e:
         raise ConversionError(f"calibration failed: {str(e).strip().splitlines()[0][:300]}", "check the calibration data") from e
@@ -116,9 +116,15 @@ def _keep_float(q, regexes: list[str]) -> None:
                                      algorithm_key=AlgorithmName.NO_QUANTIZE)
 
 
+def _no_progress_bars():
+    """ai-edge-quantizer's calibration and transformation bars take no off switch; they write to stderr."""
+    return contextlib.redirect_stderr(io.StringIO())
+
+
 def _run(q, qsv, precision: str) -> bytes:
     try:
-        result = q.quantize(qsv, enable_progress_bar=False, enable_progress_report=False)
+        with _no_progress_bars():
+            result = q.quantize(qsv, enable_progress_bar=False, enable_progress_report=False)
     except Exception as e:
         raise ConversionError(f"ai-edge-quantizer failed ({precision}): {str(e).strip().splitlines()[0][:300]}",
                               "try another precision, or run with --debug") from e

@@ -8,8 +8,10 @@ outputs stay fp32.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +38,11 @@ def to_qdq(src: Path, dst: Path, mode: str, calibration: list[dict] | None, meth
 
     _quiet_modelopt()
     try:
-        quantize(onnx_path=str(src), quantize_mode=mode, calibration_data_reader=_Reader(calibration),
-                 calibration_method=method, calibration_eps=["cpu"], op_types_to_exclude=exclude_ops or None,
-                 nodes_to_exclude=[re.escape(n) for n in keep_nodes or []] or None,
-                 high_precision_dtype="fp16", output_path=str(dst), log_level="ERROR")
+        with _ort_quantization_restored():
+            quantize(onnx_path=str(src), quantize_mode=mode, calibration_data_reader=_Reader(calibration),
+                     calibration_method=method, calibration_eps=["cpu"], op_types_to_exclude=exclude_ops or None,
+                     nodes_to_exclude=[re.escape(n) for n in keep_nodes or []] or None,
+                     high_precision_dtype="fp16", output_path=str(dst), log_level="ERROR")
     except Exception as e:
         raise ConversionError(f"ModelOpt {mode} quantization failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
                               "try --calibration-method max, or --exclude-ops with the failing op type") from e
@@ -59,8 +62,9 @@ def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> dict:
 
     _quiet_modelopt()
     try:
-        model = convert_to_mixed_precision(onnx_path=str(src), low_precision_type="fp16", keep_io_types=True,
-                                           op_types_to_exclude=exclude_ops or None)
+        with _ort_quantization_restored():
+            model = convert_to_mixed_precision(onnx_path=str(src), low_precision_type="fp16", keep_io_types=True,
+                                               op_types_to_exclude=exclude_ops or None)
     except Exception as e:
         raise ConversionError(f"ModelOpt AutoCast fp16 failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
                               "try --exclude-ops with the failing op type") from e
@@ -77,6 +81,28 @@ def fp32_compute_nodes(path: Path) -> list[str]:
     types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.value_info, *model.graph.output]}
     return [f"{n.op_type}:{n.name}" for n in model.graph.node
             if n.op_type in COMPUTE_OPS and types.get(n.output[0]) == onnx.TensorProto.FLOAT]
+
+
+@contextlib.contextmanager
+def _ort_quantization_restored():
+    """ModelOpt patches onnxruntime.quantization's calibrators and quantizers in place (modelopt's ort_patching),
+    which broke a later onnxruntime quantize_static in the same process: put every class attribute back."""
+    import onnxruntime.quantization  # noqa: F401  (loads the modules to snapshot)
+
+    classes = {v for name, module in list(sys.modules.items()) if name.startswith("onnxruntime.quantization") and module
+               for v in vars(module).values() if isinstance(v, type) and v.__module__.startswith("onnxruntime.quantization")}
+    modules = [m for n, m in list(sys.modules.items()) if n.startswith("onnxruntime.quantization") and m]
+    saved = [(obj, dict(vars(obj))) for obj in [*classes, *modules]]
+    try:
+        yield
+    finally:
+        for obj, attrs in saved:
+            for key, value in attrs.items():
+                if vars(obj).get(key) is not value and not key.startswith("__"):
+                    setattr(obj, key, value)
+            if isinstance(obj, type):
+                for key in [k for k in vars(obj) if k not in attrs]:
+                    delattr(obj, key)
 
 
 def _quiet_modelopt() -> None:

@@ -87,6 +87,16 @@ def test_cnn_int8_package_is_qdq_onnx_validated_on_a_named_stand_in(cnn_int8):
     assert tc["build"]["profiles"]["input"] == {"min": [1, 1, 28, 28], "opt": [8, 1, 28, 28], "max": [32, 1, 28, 28]}
 
 
+def test_onnxruntime_static_int8_still_works_after_modelopt(cnn_int8, tmp_path, cnn_factory, calib_npz):
+    """ModelOpt patches onnxruntime's quantization classes in place; bmsdk puts them back after each use."""
+    from onnxruntime.quantization.calibrate import MinMaxCalibrater
+
+    assert cnn_int8.manifest.validation["passed"]  # ModelOpt has run in this process
+    assert MinMaxCalibrater.compute_data.__module__.startswith("onnxruntime")
+    result = bmsdk.convert(cnn_factory, target="onnx", precision="int8", calibration=calib_npz, output=tmp_path / "o.bmsdk")
+    assert result.manifest.validation["passed"]
+
+
 def test_profiles_cover_the_sample_shapes(cnn_int8, bert_int8):
     for result in (cnn_int8, bert_int8):
         inputs, _, _ = load_samples(result.path)
