@@ -39,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _float_summary(quantization: dict) -> str:
+    """What a quantized artifact left in float, in the terms its converter records."""
+    search = quantization.get("tolerance_search")
+    if search and "groups" in search:
+        return f"{len(search['float_groups'])} of {search['groups']} op groups left float to hold the int8 tolerance"
+    if "float_nodes" in quantization:
+        return f"{len(quantization['float_nodes'])} compute nodes left in float"
+    return f"{quantization.get('float_ops', 0)} ops left in float"
+
+
 def quiet_third_party() -> None:
     """Keep exporters' and converters' chatter out of the user's terminal (shown with --debug)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -321,7 +331,7 @@ def cmd_inspect(args) -> int:
         print(f"  labels: {', '.join(m.labels)}")
     q = m.compression.get("quantization")
     if q:
-        print(f"  quantization: {q.get('scheme')}, {len(q.get('float_nodes', []))} compute nodes left in float")
+        print(f"  quantization: {q.get('scheme')}, {_float_summary(q)}")
     print(f"  source: {m.source.get('format')} {m.source.get('path')}")
     print("  " + validation_summary(m.validation).replace("\n", "\n  "))
     return 0
