@@ -5,7 +5,7 @@ with every matmul in int8: its FFN outputs carry outlier channels). So after cal
 quantized model against the float one on held-out calibration rows. If fewer than `SHARE` of them meet the
 precision's cosine tolerance, it ranks the op groups (the ops of one source module) by how much their int8 alone
 costs, then adds them back to int8 from the least harmful, keeping each one only if the check still holds.
-The groups left float go into the manifest. Quantizing without calibration data gives no such guarantee.
+The groups left float go into the manifest.
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def _tensor(details: dict) -> dict:
 
 def hold_tolerance(build: Callable[[list[str]], bytes], float_model: bytes, groups: list[str],
                    held_out: dict[str, list[dict]], min_cosine: float) -> tuple[bytes, dict]:
-    """`build(float_groups)` quantizes all but `float_groups`; the model with the fewest float groups that keeps
-    `SHARE` of the held-out rows within `min_cosine`, and what the search found (for the manifest)."""
+    """`build(float_groups)` quantizes all but `float_groups`. A model that keeps `SHARE` of the held-out rows within
+    `min_cosine` (greedy, so not always the fewest float groups), and what the search found (for the manifest)."""
     reference = run_rows(float_model, held_out)
 
     def share(model: bytes) -> float:
