@@ -58,12 +58,13 @@ def markdown(report: dict) -> str:
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows(report):
         status = r["status"] + (" (reference executor)" if r["reference_executor"] else "")
-        if r["reason"]:
-            status += f": {r['reason'][:80]}"
+        if r["reason"]:  # the problem only; the fix is in report.json
+            reason = r["reason"].split(". Fix:")[0]
+            status += f": {reason[:100]}" + ("…" if len(reason) > 100 else "")
         lines.append(f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {status} | {_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
                      f"| {_fmt(r['p50'], '.3f')} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | {_fmt(r['throughput'], '.0f')} "
                      f"| {_fmt(r['e2e'], '.3f')} | {_fmt(r['rss_mb'], '.1f')} | {_fmt(r['accuracy'], '.4f')} "
-                     f"| {_fmt(r['delta_pt'], '+.2f')} | {_fmt(r['agreement'], '.4f')} | {_fmt(r['speedup'], '.2f')}× |")
+                     f"| {_fmt(r['delta_pt'], '+.2f')} | {_fmt(r['agreement'], '.4f')} | {_fmt(r['speedup'], '.2f')}{'×' if r['speedup'] is not None else ''} |")
     lines.append("")
     lines.append(f"{env['cpu']}, {env['cores']} cores; latency = model call on pre-processed input (median of "
                  f"{report['settings']['repeats']} runs' p50); e2e includes pre/post-processing; "
