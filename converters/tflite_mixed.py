@@ -80,7 +80,7 @@ def _tensor(details: dict) -> dict:
 
 
 def hold_tolerance(build: Callable[[list[str]], bytes], float_model: bytes, groups: list[str],
-                   held_out: dict[str, list[dict]], min_cosine: float) -> tuple[bytes, dict]:
+                   held_out: dict[str, list[dict]], min_cosine: float, rows_are: str = "held-out calibration rows") -> tuple[bytes, dict]:
     """`build(float_groups)` quantizes all but `float_groups`. A model that keeps `SHARE` of the held-out rows within
     `min_cosine` (greedy, so not always the fewest float groups), and what the search found (for the manifest)."""
     reference = run_rows(float_model, held_out)
@@ -90,7 +90,7 @@ def hold_tolerance(build: Callable[[list[str]], bytes], float_model: bytes, grou
 
     model = build([])
     check = faithfulness(reference, model, held_out, min_cosine)
-    report = {"criterion": f"{SHARE:.0%} of {check['rows']} held-out calibration rows within cosine {min_cosine} of the float model",
+    report = {"criterion": f"{SHARE:.0%} of {check['rows']} {rows_are} within cosine {min_cosine} of the float model",
               "all_int8": check}
     if check["share_within"] >= SHARE:
         return model, {**report, "float_groups": []}

@@ -61,7 +61,10 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
         raise DataError("tflite int8 needs calibration data", "pass --calibration DATA")
     text = lengths != [None]
     rows = _rows(calibration)
-    fit, held_out = [r for i, r in enumerate(rows) if i % HOLD_OUT_EVERY], rows[::HOLD_OUT_EVERY]
+    if len(rows) >= 2 * HOLD_OUT_EVERY:
+        fit, held_out, checked_on = [r for i, r in enumerate(rows) if i % HOLD_OUT_EVERY], rows[::HOLD_OUT_EVERY], "held-out calibration rows"
+    else:  # too few to hold any out
+        fit, held_out, checked_on = rows, rows, "calibration rows (too few to hold any out)"
     forced = [exact_regex(s) for s in float_scopes]
     sets = calibration_sets(fit, lengths, pad_values)
     try:
@@ -75,7 +78,7 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
 
     groups = op_groups(model, TEXT_STATIC_OPS if text else WEIGHTED_OPS)
     quantized, search = hold_tolerance(build, model, groups, _by_bucket(held_out, lengths, pad_values),
-                                       min_cosine or tolerance_for("int8")["min_cosine"])
+                                       min_cosine or tolerance_for("int8")["min_cosine"], checked_on)
     details = dict(SCHEMES["int8"])
     details["ops"] = list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"] if text else "all supported"
     if float_scopes:

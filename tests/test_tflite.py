@@ -140,6 +140,15 @@ def test_static_int8_keeps_float_the_op_groups_that_break_the_tolerance(bert_tfl
     assert search["int8_groups"] + len(search["float_groups"]) == len(groups)
 
 
+def test_static_int8_with_few_calibration_rows_checks_on_them(bert_tflite):
+    from bmsdk.converters.tflite_quantize import quantize_static
+
+    float_model, config, calibration = _float_model_and_calibration(bert_tflite["fp32"])
+    _, details = quantize_static(float_model, config["sequence_buckets"], [calibration[0]], config["pad_values"], [])
+    search = details["quantization"]["tolerance_search"]
+    assert search["all_int8"]["rows"] == 5 and "too few to hold any out" in search["criterion"]
+
+
 def test_run_takes_and_gives_the_manifest_dtypes_at_any_batch_and_length(bert_tflite, bert_onnx):
     with bmsdk.load(bert_tflite["fp32"].path) as lite, bmsdk.load(bert_onnx.path) as onnx:
         for texts in (TEXTS[:1], TEXTS[:3], TEXTS):
