@@ -106,19 +106,9 @@ def match_by_scope(scopes: list[str], names: list[str]) -> dict[str, list[str]]:
     """Layer name -> scopes whose module path ends at that layer (ModuleList names are missing from scopes).
 
     For converters that rewrite weights (TFLite folds normalisation constants into them), where values cannot match.
-    A layer no scope ends at was fused into its parent module's ops (LiteRT does this to an attention's key and
-    value projections): it gets the parent's scopes, so keeping it float keeps that module float.
+    Some ops cannot be found this way: LiteRT names an op after the tensor it writes, and an attention's query, key
+    and value projections write tensors named after the LayerNorm folded into them.
     """
-    found = _ending_at(scopes, names)
-    missing = [n for n in names if n not in found and "." in n]
-    parents = _ending_at(scopes, sorted({n.rpartition(".")[0] for n in missing}))
-    for name in missing:
-        if name.rpartition(".")[0] in parents:
-            found[name] = parents[name.rpartition(".")[0]]
-    return found
-
-
-def _ending_at(scopes: list[str], names: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for scope in scopes:
         path = [p for p in _scope_path(scope) if p]

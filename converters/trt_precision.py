@@ -9,6 +9,7 @@ outputs stay fp32.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import re
 import sys
@@ -85,24 +86,28 @@ def fp32_compute_nodes(path: Path) -> list[str]:
 
 @contextlib.contextmanager
 def _ort_quantization_restored():
-    """ModelOpt patches onnxruntime.quantization's calibrators and quantizers in place (modelopt's ort_patching),
-    which broke a later onnxruntime quantize_static in the same process: put every class attribute back."""
+    """ModelOpt patches onnxruntime.quantization in place (modelopt's ort_patching and ort_utils): methods of its
+    calibrators and quantizers, and the op registries that quantize_static reads. A later onnxruntime static int8
+    in the same process then failed or quantized another op set, so put back every class attribute and the contents
+    of every module-level dict, list and set."""
     import onnxruntime.quantization  # noqa: F401  (loads the modules to snapshot)
 
-    classes = {v for name, module in list(sys.modules.items()) if name.startswith("onnxruntime.quantization") and module
-               for v in vars(module).values() if isinstance(v, type) and v.__module__.startswith("onnxruntime.quantization")}
     modules = [m for n, m in list(sys.modules.items()) if n.startswith("onnxruntime.quantization") and m]
-    saved = [(obj, dict(vars(obj))) for obj in [*classes, *modules]]
+    classes = {v for m in modules for v in vars(m).values() if isinstance(v, type) and v.__module__.startswith("onnxruntime.quantization")}
+    saved = [(cls, dict(vars(cls))) for cls in classes]
+    containers = [(c, copy.copy(c)) for m in modules for k, c in vars(m).items() if type(c) in (dict, list, set) and not k.startswith("__")]
     try:
         yield
     finally:
-        for obj, attrs in saved:
+        for cls, attrs in saved:
             for key, value in attrs.items():
-                if vars(obj).get(key) is not value and not key.startswith("__"):
-                    setattr(obj, key, value)
-            if isinstance(obj, type):
-                for key in [k for k in vars(obj) if k not in attrs]:
-                    delattr(obj, key)
+                if key not in ("__dict__", "__weakref__") and vars(cls).get(key) is not value:
+                    setattr(cls, key, value)
+            for key in [k for k in vars(cls) if k not in attrs]:
+                delattr(cls, key)
+        for container, contents in containers:
+            container.clear()
+            container.update(contents) if not isinstance(container, list) else container.extend(contents)
 
 
 def _quiet_modelopt() -> None:

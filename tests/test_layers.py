@@ -6,7 +6,6 @@ T = "transformers.models.bert.modeling_bert."
 FFN_OUT = f"w.Named/{T}BertModel_bert/{T}BertEncoder_encoder/{T}BertLayer_0/{T}BertOutput_output/torch.nn.modules.linear.Linear_dense;3;"
 ATTN_OUT = (f"w.Named/{T}BertModel_bert/{T}BertEncoder_encoder/{T}BertLayer_0/{T}BertAttention_attention/"
             f"{T}BertSelfOutput_output/torch.nn.modules.linear.Linear_dense;1;")
-SELF_ATTN = f"w.Named/{T}BertModel_bert/{T}BertEncoder_encoder/{T}BertLayer_0/{T}BertAttention_attention/{T}BertSelfAttention_self;;"
 CONV = "w.Named/m.Net_inner/torch.nn.modules.container.Sequential_features/torch.nn.modules.conv.Conv2d_3;"
 
 
@@ -18,8 +17,3 @@ def test_module_lists_are_skipped_but_paths_must_agree():
                      "inner.bert.encoder.layer.0.attention.output.dense": [ATTN_OUT],
                      "inner.features.3": [CONV]}
 
-
-def test_a_layer_fused_into_its_parent_gets_the_parents_scopes():
-    names = ["inner.bert.encoder.layer.0.attention.self.key", "inner.bert.encoder.layer.1.attention.self.key"]
-    found = match_by_scope([FFN_OUT, SELF_ATTN], names)
-    assert found == {"inner.bert.encoder.layer.0.attention.self.key": [SELF_ATTN]}

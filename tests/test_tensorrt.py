@@ -87,12 +87,15 @@ def test_cnn_int8_package_is_qdq_onnx_validated_on_a_named_stand_in(cnn_int8):
     assert tc["build"]["profiles"]["input"] == {"min": [1, 1, 28, 28], "opt": [8, 1, 28, 28], "max": [32, 1, 28, 28]}
 
 
-def test_onnxruntime_static_int8_still_works_after_modelopt(cnn_int8, tmp_path, cnn_factory, calib_npz):
-    """ModelOpt patches onnxruntime's quantization classes in place; bmsdk puts them back after each use."""
-    from onnxruntime.quantization.calibrate import MinMaxCalibrater
+def test_onnxruntime_static_int8_still_works_after_modelopt(tmp_path, cnn_factory, calib_npz):
+    """ModelOpt patches onnxruntime's quantization classes and op registries in place; bmsdk puts them back."""
+    from onnxruntime.quantization.calibrate import CalibraterBase, MinMaxCalibrater
+    from onnxruntime.quantization.registry import QDQRegistry
 
-    assert cnn_int8.manifest.validation["passed"]  # ModelOpt has run in this process
-    assert MinMaxCalibrater.compute_data.__module__.startswith("onnxruntime")
+    before = (dict(QDQRegistry), CalibraterBase.__init__, MinMaxCalibrater.compute_data)
+    int8 = bmsdk.convert(cnn_factory, target="tensorrt", precision="int8", calibration=calib_npz, output=tmp_path / "t.bmsdk")
+    assert int8.manifest.validation["passed"]  # ModelOpt has run in this process
+    assert (dict(QDQRegistry), CalibraterBase.__init__, MinMaxCalibrater.compute_data) == before
     result = bmsdk.convert(cnn_factory, target="onnx", precision="int8", calibration=calib_npz, output=tmp_path / "o.bmsdk")
     assert result.manifest.validation["passed"]
 
