@@ -59,7 +59,7 @@ def markdown(report: dict) -> str:
     for r in rows(report):
         status = r["status"] + (" (reference executor)" if r["reference_executor"] else "")
         if r["reason"]:  # the problem only; the fix is in report.json
-            reason = r["reason"].split(". Fix:")[0]
+            reason = r["reason"].split(". Fix:")[0].replace("|", "/")  # a pipe would end the table cell
             status += f": {reason[:100]}" + ("…" if len(reason) > 100 else "")
         lines.append(f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {status} | {_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
                      f"| {_fmt(r['p50'], '.3f')} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | {_fmt(r['throughput'], '.0f')} "

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from bmsdk.doctor import version
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
-from bmsdk.runtimes.litert_io import signature_for
+from bmsdk.runtimes.litert_io import signature_for, tensor_record
 from bmsdk.sources import Source, example_feeds
 
 from .base import BuildResult, TargetSpec
@@ -136,13 +135,10 @@ def describe_signatures(path: Path, source: Source, lengths: list[int | None]) -
         out_names = sorted(outs, key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else n)
         signatures[name] = {
             "sequence": length,
-            "inputs": {s.name: _tensor(s.name, ins[s.name]) for s in source.inputs},
-            "outputs": {s.name: _tensor(t, outs[t]) for s, t in zip(source.outputs, out_names)},
+            "inputs": {s.name: tensor_record(ins[s.name], s.name) for s in source.inputs},
+            "outputs": {s.name: tensor_record(outs[t], t) for s, t in zip(source.outputs, out_names)},
         }
     return signatures
 
 
-def _tensor(name: str, details: dict) -> dict:
-    scale, zero_point = details["quantization"]
-    return {"tensor": name, "dtype": np.dtype(details["dtype"]).name, "shape": [int(d) for d in details["shape"]],
-            "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+

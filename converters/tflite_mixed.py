@@ -1,11 +1,15 @@
-"""Static int8 that holds the int8 tolerance: op groups whose int8 breaks it stay float.
+"""Static int8 that holds the int8 tolerance where it can: op groups whose int8 breaks it stay float.
 
 Per-tensor int8 activations are too coarse for some models (a fine-tuned MiniLM flipped 16% of its decisions
 with every matmul in int8: its FFN outputs carry outlier channels). So after calibrating, bmsdk checks the
-quantized model against the float one on held-out calibration rows. If fewer than `SHARE` of them meet the
-precision's cosine tolerance, it ranks the op groups (the ops of one source module) by how much their int8 alone
-costs, then adds them back to int8 from the least harmful, keeping each one only if the check still holds.
-The groups left float go into the manifest.
+quantized model against the float one on held-out calibration rows, in every signature. If fewer than `SHARE` of
+them meet the precision's cosine tolerance, it ranks the op groups by how much their int8 alone costs, then adds
+them back to int8 from the least harmful, keeping each one only if the check still holds.
+
+A group is the ops LiteRT scoped to one module path, in every signature. LiteRT scopes an op by the tensor it
+writes, which is not always its own module's: the query/key/value projections of a BERT layer write tensors named
+after the LayerNorm folded into them (the previous layer's), and a conv fused with its ReLU is named after the ReLU.
+The manifest lists the float groups by those names.
 """
 
 from __future__ import annotations
@@ -15,51 +19,50 @@ from typing import Callable
 
 import numpy as np
 
-from bmsdk.runtimes.litert_io import from_signature, to_signature
+from bmsdk.errors import ConversionError
+from bmsdk.runtimes.litert_io import from_signature, row_lengths, tensor_record, to_signature
 
 SHARE = 0.95  # of held-out rows that must meet the cosine tolerance
-WEIGHTED_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
+WEIGHTED_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE")
 
 
-def op_groups(model: bytes, ops: tuple[str, ...] = WEIGHTED_OPS) -> list[str]:
-    """Module paths (op scopes without their tensor suffix) of the ops in `ops`, an op fused into its parent
-    module's ops (e.g. an attention's query projection) counted with the parent."""
+def op_groups(model: bytes, ops: tuple[str, ...] = WEIGHTED_OPS) -> dict[str, list[str]]:
+    """Group name -> the scope prefixes (module paths) of its ops in `ops`, one per signature where an op is named
+    after a signature's output. A path nested in another group's path belongs to that group."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
 
     flat = tfl.read_model(bytearray(model))
+    signatures = sorted((s.signatureKey.decode() for s in flat.signatureDefs), key=len, reverse=True)
     paths = set()
     for subgraph in flat.subgraphs:
         for op in subgraph.operators:
             name = tfl.TFL_OP_CODE_TO_NAME.get(flat.operatorCodes[op.opcodeIndex].builtinCode)
             if name is not None and str(getattr(name, "value", name)) in ops:
                 paths.add(tfl.get_op_scope(op, subgraph.tensors).split(";")[0])
-    return sorted(p for p in paths if p.rpartition("/")[0] not in paths)
+    groups: dict[str, list[str]] = {}
+    for path in sorted(p for p in paths if not any(p.startswith(q + "/") for q in paths)):
+        key = next((path[len(s) + 1:] for s in signatures if path.startswith(s + "_")), path)
+        groups.setdefault(group_name(key), []).append(path)
+    return groups
 
 
-def group_regex(path: str) -> str:
-    """Every op scoped to the module at `path` or inside it, in every signature."""
-    return "^" + re.escape(path) + "[/;]"
+def group_regex(paths: list[str]) -> str:
+    """Every op scoped to one of `paths` or inside it."""
+    return "^(?:" + "|".join(re.escape(p) for p in paths) + ")[/;]"
 
 
 def group_name(path: str) -> str:
-    """A module path as users know it: "pkg.BertLayer_5/pkg.BertOutput_output" -> "5.output" (wrappers dropped);
-    a scope that is no module path (an op named after a signature output) as it is."""
+    """A scope path shortened to attribute names: "pkg.BertLayer_5/pkg.BertOutput_output" -> "5.output" (ModuleList
+    names and bmsdk's wrappers dropped); a scope that is no module path (a signature output's name) as it is."""
     if "." not in path:
         return path
     parts = [p[p.rfind(".") + 1:].partition("_")[2] for p in path.split("/")]
     return ".".join(p for p in parts if p and p != "inner")
 
 
-def faithfulness(float_outputs: np.ndarray, quantized: bytes, held_out: dict[str, list[dict]], min_cosine: float) -> dict:
-    """How closely `quantized` follows the float model on the held-out rows: per-row cosine of all outputs."""
-    got = run_rows(quantized, held_out)
-    cos = np.sum(got * float_outputs, 1) / np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(float_outputs, axis=1), 1e-12)
-    return {"p5_cosine": float(np.percentile(cos, 5)), "min_cosine": float(cos.min()),
-            "share_within": float(np.mean(cos >= min_cosine)), "rows": int(len(cos))}
-
-
-def run_rows(model: bytes, rows: dict[str, list[dict]]) -> np.ndarray:
-    """Every row through its signature; one flat vector of all outputs (sorted by name) per row."""
+def run_rows(model: bytes, rows: dict[str, list[dict]]) -> list[np.ndarray]:
+    """Every row through its signature: one flat vector of all outputs (sorted by name) per row, sequence outputs
+    cut back to the row's tokens as the runtime cuts them."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model, num_threads=1)
@@ -68,44 +71,56 @@ def run_rows(model: bytes, rows: dict[str, list[dict]]) -> np.ndarray:
         runner = interpreter.get_signature_runner(signature)
         ins, outs = runner.get_input_details(), runner.get_output_details()
         for feed in feeds:
-            got = runner(**{k: to_signature(v, _tensor(ins[k])) for k, v in feed.items()})
-            result.append(np.concatenate([from_signature(got[n], _tensor(outs[n]), "float32").ravel() for n in sorted(got)]))
-    return np.stack(result)
+            got = runner(**{k: to_signature(v, tensor_record(ins[k])) for k, v in feed.items()})
+            values = [from_signature(got[n], tensor_record(outs[n]), "float32") for n in sorted(got)]
+            if "input_ids" in feed:
+                padded, real = feed["input_ids"].shape[1], int(row_lengths(feed)[0])
+                values = [v[:, :real] if v.ndim > 1 and v.shape[1] == padded else v for v in values]
+            result.append(np.concatenate([v.ravel() for v in values]))
+    return result
 
 
-def _tensor(details: dict) -> dict:
-    scale, zero_point = details["quantization"]
-    return {"dtype": np.dtype(details["dtype"]).name,
-            "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+def faithfulness(reference: list[np.ndarray], quantized: bytes, rows: dict[str, list[dict]], min_cosine: float) -> dict:
+    """How closely `quantized` follows the float model's outputs `reference` on `rows`: per-row cosine."""
+    cos = np.array([float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+                    for a, b in zip(run_rows(quantized, rows), reference)])
+    return {"p5_cosine": float(np.percentile(cos, 5)), "min_cosine": float(cos.min()),
+            "share_within": float(np.mean(cos >= min_cosine)), "rows": int(len(cos))}
 
 
-def hold_tolerance(build: Callable[[list[str]], bytes], float_model: bytes, groups: list[str],
-                   held_out: dict[str, list[dict]], min_cosine: float, rows_are: str = "held-out calibration rows") -> tuple[bytes, dict]:
-    """`build(float_groups)` quantizes all but `float_groups`. A model that keeps `SHARE` of the held-out rows within
-    `min_cosine` (greedy, so not always the fewest float groups), and what the search found (for the manifest)."""
-    reference = run_rows(float_model, held_out)
+def hold_tolerance(build: Callable[[list[str]], bytes], float_model: bytes, groups: dict[str, list[str]],
+                   rows: dict[str, list[dict]], min_cosine: float, rows_are: str) -> tuple[bytes, dict]:
+    """`build(float_paths)` quantizes all but the ops under `float_paths`. A model that keeps `SHARE` of `rows`
+    within `min_cosine` if one is found (greedy, so not always with the fewest float groups), and what the search
+    found, for the manifest."""
+    reference = run_rows(float_model, rows)
 
-    def share(model: bytes) -> float:
-        return faithfulness(reference, model, held_out, min_cosine)["share_within"]
+    def check(float_groups: list[str]) -> tuple[bytes | None, dict]:
+        try:
+            model = build([p for g in float_groups for p in groups[g]])
+        except ConversionError as e:  # a mix the quantizer cannot make counts as not holding
+            return None, {"share_within": 0.0, "error": e.problem}
+        return model, faithfulness(reference, model, rows, min_cosine)
 
-    model = build([])
-    check = faithfulness(reference, model, held_out, min_cosine)
-    report = {"criterion": f"{SHARE:.0%} of {check['rows']} {rows_are} within cosine {min_cosine} of the float model",
-              "all_int8": check}
-    if check["share_within"] >= SHARE:
-        return model, {**report, "float_groups": []}
-    cost = {}
-    for group in groups:  # one group in int8, the rest float
-        cost[group] = share(build([g for g in groups if g != group]))
+    model, first = check([])
+    report = {"criterion": f"{SHARE:.0%} of {first.get('rows', 0)} {rows_are} within cosine {min_cosine} of the float model",
+              "all_int8": first}
+    if first["share_within"] >= SHARE:
+        return model, {**report, "met": True, "float_groups": []}
+    cost = {g: check([h for h in groups if h != g])[1]["share_within"] for g in groups}  # g alone in int8
     int8: list[str] = []
     for group in sorted(groups, key=lambda g: -cost[g]):
-        trial = build([g for g in groups if g not in int8 and g != group])
-        if share(trial) >= SHARE:
+        trial, stats = check([g for g in groups if g not in int8 and g != group])
+        if stats["share_within"] >= SHARE:
             int8.append(group)
             model = trial
     float_groups = [g for g in groups if g not in int8]
     if not int8:
-        model = build(float_groups)
-    report.update(float_groups=[group_name(g) for g in float_groups], int8_groups=len(int8), groups=len(groups),
-                  result=faithfulness(reference, model, held_out, min_cosine))
+        model, stats = check(float_groups)
+        if model is None:
+            raise ConversionError(f"static int8 failed even with every op group float: {stats['error']}",
+                                  "use --precision int8-dynamic")
+    result = faithfulness(reference, model, rows, min_cosine)
+    report.update(met=result["share_within"] >= SHARE, float_groups=float_groups, int8_groups=len(int8),
+                  groups=len(groups), result=result)
     return model, report

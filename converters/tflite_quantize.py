@@ -8,7 +8,7 @@ import io
 import numpy as np
 
 from bmsdk.errors import ConversionError, DataError
-from bmsdk.runtimes.litert_io import pad_to, pick_bucket, row_lengths, signature_for
+from bmsdk.runtimes.litert_io import pad_to, row_lengths, signature_for
 
 from .layers import exact_regex
 from .validate import tolerance_for
@@ -53,8 +53,9 @@ def quantize(model: bytes, precision: str, lengths: list[int | None], calibratio
 
 def quantize_static(model: bytes, lengths: list[int | None], calibration: list[dict] | None, pad_values: dict,
                     float_scopes: list[str], min_cosine: float | None = None) -> tuple[bytes, dict]:
-    """Static int8 calibrated on 3/4 of the calibration rows; the other 1/4 checks it against `min_cosine`
-    (the int8 tolerance unless given), leaving float the op groups that break it (`tflite_mixed`)."""
+    """Static int8 calibrated on 3/4 of the calibration rows; the other 1/4, run in every signature it fits, checks
+    it against `min_cosine` (the int8 tolerance unless given), leaving float the op groups that break it
+    (`tflite_mixed`)."""
     from .tflite_mixed import WEIGHTED_OPS, group_regex, hold_tolerance, op_groups
 
     if not calibration:
@@ -73,14 +74,15 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
     except Exception as e:
         raise ConversionError(f"calibration failed: {str(e).strip().splitlines()[0][:300]}", "check the calibration data") from e
 
-    def build(float_groups: list[str]) -> bytes:
-        return _run(_static_quantizer(model, text, forced + [group_regex(g) for g in float_groups]), qsv, "int8")
+    def build(float_paths: list[str]) -> bytes:
+        return _run(_static_quantizer(model, text, forced + ([group_regex(float_paths)] if float_paths else [])), qsv, "int8")
 
     groups = op_groups(model, TEXT_STATIC_OPS if text else WEIGHTED_OPS)
-    quantized, search = hold_tolerance(build, model, groups, _by_bucket(held_out, lengths, pad_values),
-                                       min_cosine or tolerance_for("int8")["min_cosine"], checked_on)
+    if min_cosine is None:
+        min_cosine = tolerance_for("int8")["min_cosine"]
+    quantized, search = hold_tolerance(build, model, groups, calibration_sets(held_out, lengths, pad_values), min_cosine, checked_on)
     details = dict(SCHEMES["int8"])
-    details["ops"] = list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"] if text else "all supported"
+    details["ops"] = (list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported"
     if float_scopes:
         details["float_ops"] = len(float_scopes)
     details["calibration"] = {"method": "minmax", "examples_per_signature": {k: len(v) for k, v in sets.items()}}
@@ -136,17 +138,6 @@ def _run(q, qsv, precision: str) -> bytes:
 
 def _rows(calibration: list[dict]) -> list[dict]:
     return [{k: v[i:i + 1] for k, v in batch.items()} for batch in calibration for i in range(len(next(iter(batch.values()))))]
-
-
-def _by_bucket(rows: list[dict], lengths: list[int | None], pad_values: dict) -> dict[str, list[dict]]:
-    """Each row in the signature the runtime would pick for it, padded as the runtime pads it."""
-    if lengths == [None]:
-        return {signature_for(None): [_int32(r) for r in rows]}
-    sets: dict[str, list[dict]] = {}
-    for row in rows:
-        length = pick_bucket(int(row_lengths(row)[0]), lengths)
-        sets.setdefault(signature_for(length), []).append(_int32({k: pad_to(v, length, pad_values.get(k, 0)) for k, v in row.items()}))
-    return sets
 
 
 def _int32(row: dict) -> dict:

@@ -38,6 +38,13 @@ def pad_to(value: np.ndarray, length: int, pad_value: int) -> np.ndarray:
     return np.concatenate([value, pad], axis=1)
 
 
+def tensor_record(details: dict, name: str | None = None) -> dict:
+    """What the manifest records of a LiteRT tensor (from a signature runner's input/output details)."""
+    scale, zero_point = details["quantization"]
+    return {"tensor": name, "dtype": np.dtype(details["dtype"]).name, "shape": [int(d) for d in details["shape"]],
+            "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+
+
 def to_signature(value: np.ndarray, tensor: dict) -> np.ndarray:
     """A feed in the signature's dtype: int64 -> int32, or float -> int8/uint8 with the recorded scale and zero point."""
     dtype = np.dtype(tensor["dtype"])

@@ -41,12 +41,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _float_summary(quantization: dict) -> str:
     """What a quantized artifact left in float, in the terms its converter records."""
-    search = quantization.get("tolerance_search")
-    if search and "groups" in search:
-        return f"{len(search['float_groups'])} of {search['groups']} op groups left float to hold the int8 tolerance"
     if "float_nodes" in quantization:
         return f"{len(quantization['float_nodes'])} compute nodes left in float"
-    return f"{quantization.get('float_ops', 0)} ops left in float"
+    text = f"{quantization.get('float_ops', 0)} ops left in float as asked"
+    search = quantization.get("tolerance_search")
+    if search and "groups" in search:
+        text += (f", {len(search['float_groups'])} of {search['groups']} op groups left float by the int8 tolerance check"
+                 f" ({'met' if search['met'] else 'NOT met'})")
+    return text
 
 
 def quiet_third_party() -> None:
