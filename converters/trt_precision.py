@@ -107,7 +107,10 @@ def _ort_quantization_restored():
                 delattr(cls, key)
         for container, contents in containers:
             container.clear()
-            container.update(contents) if not isinstance(container, list) else container.extend(contents)
+            if isinstance(container, list):
+                container.extend(contents)
+            else:
+                container.update(contents)
 
 
 def _quiet_modelopt() -> None:
