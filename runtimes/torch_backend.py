@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bmsdk.errors import BackendUnavailableError
+from bmsdk.errors import BackendUnavailableError, ModelFileError, SourceError
 
 from .base import Backend
+from .pt2_archive import load_exported_program
 
 
 class TorchBackend(Backend):
@@ -18,7 +19,10 @@ class TorchBackend(Backend):
         except ImportError:
             raise BackendUnavailableError("PyTorch is not installed", "pip install 'bmsdk[convert]'") from None
         self.torch = torch
-        program = torch.export.load(str(self.folder / self.manifest.model_file))
+        try:
+            program = load_exported_program(self.folder / self.manifest.model_file)
+        except SourceError as e:
+            raise ModelFileError(e.problem, e.fix) from None
         self.module = program.module()
         if self.threads:
             torch.set_num_threads(int(self.threads))  # process-wide in PyTorch: set once, on load

@@ -32,6 +32,10 @@ class IntegrityError(BmsdkError):
     """A file of the artifact does not match the checksum in its manifest."""
 
 
+class ModelFileError(BmsdkError):
+    """An artifact's model file cannot be loaded by its runtime: corrupt, not the declared format, or unsafe."""
+
+
 class InputError(BmsdkError):
     """Inputs given to a model do not match its declared names, dtypes or shapes."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import keyword
 import re
 import sys
 import zipfile
@@ -280,6 +281,9 @@ def _named_forward(module, names):
     """A module whose forward takes exactly `names` as keyword arguments (what exporters need)."""
     import torch
 
+    bad = [n for n in names if not n.isidentifier() or keyword.iskeyword(n)]
+    if bad:  # the names are pasted into generated code below: only plain identifiers may pass
+        raise SourceError(f"input name {bad[0][:80]!r} is not a Python identifier", "rename the model's inputs (e.g. input_0)")
     params = ", ".join(names)
     namespace: dict = {}
     exec(f"def forward(self, {params}):\n    return self.inner(**dict({', '.join(f'{n}={n}' for n in names)}))", namespace)
@@ -385,20 +389,14 @@ def _onnx_specs(path: Path, outputs: bool) -> list[TensorSpec]:
 
 
 def _from_torch_export(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
-    import torch
+    from bmsdk.runtimes.pt2_archive import load_exported_program
 
-    try:
-        program = torch.export.load(str(path))
-    except Exception as e:
-        raise SourceError(f"{path} is not a loadable torch.export program ({str(e).splitlines()[0][:200]})",
-                          "save it with torch.export.save(torch.export.export(model, args), 'model.pt2')") from None
+    program = load_exported_program(path)
     specs = []
     user_inputs = program.graph_signature.user_inputs
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     for name in user_inputs:
-        val = placeholders[name].meta.get("val")
-        if val is None or not hasattr(val, "shape"):
-            raise SourceError(f"input '{name}' of {path} is not a tensor", "export a program whose inputs are all tensors")
+        val = placeholders[name].meta["val"]
         shape = [int(d) if isinstance(d, int) or str(d).isdigit() else ("batch" if i == 0 else f"dim{i}") for i, d in enumerate(val.shape)]
         if name in (input_shapes or {}):
             shape = list(input_shapes[name])  # a copy: the caller's list stays as given

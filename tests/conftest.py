@@ -294,3 +294,8 @@ def mnist(tmp_path_factory):
     with np.load(test) as data:
         np.savez(subset, x=data["x"][:2000], y=data["y"][:2000])
     return subset, calib
+
+
+@pytest.fixture(scope="session")
+def torch_artifact(converted, cnn_factory):
+    return converted("cnn-torch", cnn_factory, target="torch")
