@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bmsdk.errors import InputError
+from bmsdk.errors import BmsdkError, InputError, RunError
 from bmsdk.manifest import Manifest, TensorSpec
 
 
@@ -38,7 +38,13 @@ class Backend:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         check_feeds(self.inputs, feeds)
-        return self._run(feeds)
+        try:
+            return self._run(feeds)
+        except BmsdkError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the runtime failed on inputs that passed the manifest's checks
+            raise RunError(f"{self.name} failed on these inputs: {short_error(e)}",
+                           "check the inputs against `bmsdk inspect`; report it if they are valid") from None
 
     def close(self) -> None:
         pass
@@ -76,3 +82,19 @@ def check_feeds(specs: Sequence[TensorSpec], feeds: dict[str, np.ndarray]) -> No
             if isinstance(want, str) and dims.setdefault(want, got) != got:
                 raise InputError(f"input '{spec.name}' has {want}={got} but another input has {want}={dims[want]}",
                                  "inputs that share a named dim must agree on its size")
+            if isinstance(want, str) and spec.max_dims and got > spec.max_dims.get(want, got):
+                raise InputError(f"input '{spec.name}' has {want}={got}, more than the model takes ({spec.max_dims[want]})",
+                                 f"truncate it to {spec.max_dims[want]} (the text pre-processing truncates for you)")
+        if value.size == 0:
+            raise InputError(f"input '{spec.name}' is empty (shape {list(value.shape)})", "pass at least one example")
+        if spec.value_range is not None:
+            low, high = spec.value_range
+            if value.min() < low or value.max() > high:
+                raise InputError(f"input '{spec.name}' holds values outside [{low}, {high}] (token ids outside the "
+                                 "vocabulary, or a mask that is not 0/1)", "encode texts with the artifact's tokenizer")
+
+
+def short_error(error: BaseException, limit: int = 300) -> str:
+    """The first line of a third-party error, cut to a readable length."""
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:limit]

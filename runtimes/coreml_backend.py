@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 
-from bmsdk.errors import BackendUnavailableError, UnsupportedError
+from bmsdk.errors import BackendUnavailableError, BmsdkError, ModelFileError, UnsupportedError
 
-from .base import Backend
+from .base import Backend, short_error
 
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 
@@ -58,7 +58,13 @@ class MilReferenceBackend(Backend):
     def _load(self) -> None:
         from .mil_executor import MilProgram
 
-        self.program = MilProgram(self.folder / self.manifest.model_file)
+        try:
+            self.program = MilProgram(self.folder / self.manifest.model_file)
+        except BmsdkError:
+            raise
+        except Exception as e:  # noqa: BLE001 - coremltools raises many types for a damaged .mlpackage
+            raise ModelFileError(f"coremltools cannot read {self.manifest.model_file}: {short_error(e)}",
+                                 "re-create the artifact with `bmsdk convert --target coreml`") from None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self.program.run(_to_coreml(feeds))

@@ -13,9 +13,9 @@ import threading
 
 import numpy as np
 
-from bmsdk.errors import BackendUnavailableError, ManifestError
+from bmsdk.errors import BackendUnavailableError, ManifestError, ModelFileError, RunError
 
-from .base import Backend
+from .base import Backend, short_error
 from .litert_io import from_signature, pad_to, pick_bucket, sequence_length, signature_for, to_signature
 
 PRIMARY = "ai-edge-litert"
@@ -58,12 +58,28 @@ class LiteRTBackend(Backend):
         self.pad_values = config.get("pad_values") or {}
         try:
             self.interpreter = interpreter_class(model_path=str(self.folder / self.manifest.model_file), num_threads=self.threads)
-            self.runners = {name: self.interpreter.get_signature_runner(name) for name in self.signatures}
-        except (ValueError, RuntimeError) as e:
-            raise BackendUnavailableError(f"{self.runtime} cannot load {self.manifest.model_file}: {str(e).strip()[:300]}", FIX) from None
+        except Exception as e:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError and others for bad files
+            raise ModelFileError(f"{self.runtime} cannot load {self.manifest.model_file}: {short_error(e)}",
+                                 "re-create the artifact with `bmsdk convert --target tflite`") from None
+        missing = set(self.signatures) - set(self.interpreter.get_signature_list())
+        if missing:
+            raise ManifestError(f"{self.manifest.model_file} lacks the signature(s) {sorted(missing)} that bmsdk.json records",
+                                "re-create the artifact with `bmsdk convert --target tflite`")
+        self.runners = {name: self.interpreter.get_signature_runner(name) for name in self.signatures}
+        for name, runner in self.runners.items():
+            self._check_signature(name, set(runner.get_input_details()))
         self._lock = threading.Lock()
         if self.verify_on_load if self.verify_on_load is not None else self.runtime != PRIMARY:
             self.check_samples()
+
+    def _check_signature(self, name: str, tensors: set[str]) -> None:
+        """bmsdk.json's boundary record must name the model's inputs and tensors the signature really has."""
+        record = self.signatures[name]
+        inputs = record.get("inputs") if isinstance(record, dict) else None
+        if not isinstance(inputs, dict) or set(inputs) != {s.name for s in self.inputs} \
+                or not all(isinstance(t, dict) and t.get("tensor") in tensors for t in inputs.values()):
+            raise ManifestError(f"bmsdk.json's record of signature '{name}' does not match {self.manifest.model_file}",
+                                "re-create the artifact with `bmsdk convert --target tflite`")
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         length = bucket = None
@@ -94,8 +110,8 @@ class LiteRTBackend(Backend):
         inputs, reference, _ = load_samples(self.folder)
         try:
             stats = compare_outputs(reference, self.run(inputs), self.manifest.precision)
-        except RuntimeError as e:
-            raise BackendUnavailableError(f"{self.runtime} fails to run this model: {str(e).strip()[:300]}", FIX) from None
+        except RunError as e:
+            raise BackendUnavailableError(f"{self.runtime} fails to run this model: {e.problem}", FIX) from None
         if not stats["passed"]:
             raise BackendUnavailableError(f"{self.runtime} disagrees with the source on samples.npz ({stats['reason']})", FIX)
         return stats

@@ -32,7 +32,7 @@ ALLOWED_FILES = re.compile(
     r"|data/weights/(weight_\d+|\w+_weights_config\.json)|data/constants/(tensor_\d+|\w+_constants_config\.json)"
     r"|data/sample_inputs/\w+\.pt)")
 # graph targets a program may call: registered torch ops, symbolic-shape helpers, and plain arithmetic
-TORCH_OP = re.compile(r"torch\.ops\.(?!load_library\b|import_module\b)\w+\.\w+(\.\w+)?")
+TORCH_OP = re.compile(r"torch\.ops\.[A-Za-z]\w*\.\w+(\.[A-Za-z]\w*)?")
 SYM_FUNCTION = re.compile(r"torch\.(_?sym_\w+)")
 OPERATORS = frozenset({"getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos", "abs", "eq", "ne",
                        "lt", "le", "gt", "ge", "and_", "or_", "xor", "not_", "invert", "lshift", "rshift", "truth"})
@@ -127,12 +127,24 @@ def _walk(value):
 
 
 def _check_target(path: Path, target) -> None:
-    ok = isinstance(target, str) and "__" not in target and (
-        TORCH_OP.fullmatch(target) or SYM_FUNCTION.fullmatch(target)
+    ok = isinstance(target, str) and (
+        (TORCH_OP.fullmatch(target) and _is_operator(target)) or (SYM_FUNCTION.fullmatch(target) and "__" not in target)
         or (target.startswith("_operator.") and target[len("_operator."):] in OPERATORS)
         or (target.startswith("math.") and target[len("math."):] in MATH))
     if not ok:
         raise SourceError(f"{path} has a graph node calling {str(target)[:120]!r}, which is not a torch operator", FIX)
+
+
+def _is_operator(target: str) -> bool:
+    """`torch.ops.ns.op[.overload]` names a registered operator (aten's names include dunders such as __and__)."""
+    import torch
+
+    obj = torch
+    for name in target.split(".")[1:]:
+        obj = getattr(obj, name, None)
+        if obj is None:
+            return False
+    return isinstance(obj, (torch._ops.OpOverload, torch._ops.OpOverloadPacket, torch._ops.HigherOrderOperator))
 
 
 def _check_sym_expr(path: Path, expr) -> None:

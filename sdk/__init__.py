@@ -4,7 +4,7 @@
 """
 
 from .errors import (BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError, IntegrityError,
-                     ManifestError, ModelFileError, SourceError, UnsupportedError)
+                     ManifestError, ModelFileError, RunError, SourceError, UnsupportedError)
 from .model import Model, load
 
 __version__ = "0.1.0"
@@ -25,4 +25,4 @@ def benchmark(source=None, out_dir="reports/bench", **options):
 
 
 __all__ = ["load", "convert", "benchmark", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError", "ManifestError",
-           "IntegrityError", "ModelFileError", "InputError", "BackendUnavailableError", "ConversionError", "__version__"]
+           "IntegrityError", "ModelFileError", "RunError", "InputError", "BackendUnavailableError", "ConversionError", "__version__"]

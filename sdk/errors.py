@@ -40,6 +40,12 @@ class InputError(BmsdkError):
     """Inputs given to a model do not match its declared names, dtypes or shapes."""
 
 
+class RunError(BmsdkError):
+    """The runtime failed on inputs that passed every check: a bug in the artifact or the runtime."""
+
+    exit_code = 1
+
+
 class BackendUnavailableError(BmsdkError):
     """The runtime a backend needs is not installed, or the hardware it needs is absent."""
 

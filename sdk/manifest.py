@@ -32,6 +32,8 @@ class TensorSpec:
     name: str
     dtype: str
     shape: list[int | str]
+    value_range: list[int] | None = None  # [lowest, highest] an integer input may hold (token ids: the vocabulary)
+    max_dims: dict[str, int] | None = None  # the largest size of a named dim (sequence: the model's positions)
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -43,7 +45,18 @@ class TensorSpec:
         for dim in d["shape"]:
             if not isinstance(dim, (int, str)) or isinstance(dim, bool):
                 raise ManifestError(f"tensor '{d['name']}' has a bad dim {dim!r}", "dims are ints or names")
-        return cls(d["name"], d["dtype"], list(d["shape"]))
+        value_range, max_dims = d.get("value_range"), d.get("max_dims")
+        if value_range is not None and not (isinstance(value_range, list) and len(value_range) == 2
+                                            and all(_is_int(v) for v in value_range) and value_range[0] <= value_range[1]):
+            raise ManifestError(f"tensor '{d['name']}' has a bad value_range", "it is [lowest, highest], two integers")
+        if max_dims is not None and not (isinstance(max_dims, dict)
+                                         and all(isinstance(k, str) and _is_int(v) and v >= 1 for k, v in max_dims.items())):
+            raise ManifestError(f"tensor '{d['name']}' has bad max_dims", "it maps dim names to positive integers")
+        return cls(d["name"], d["dtype"], list(d["shape"]), value_range, max_dims)
+
+    def to_dict(self) -> dict:
+        """The optional fields only when set, so plain specs stay {name, dtype, shape}."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
     def describe(self) -> str:
         return f"{self.name}: {self.dtype}[{', '.join(str(d) for d in self.shape)}]"
@@ -72,7 +85,9 @@ class Manifest:
 
     # --- (de)serialisation -------------------------------------------------
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["inputs"], d["outputs"] = [t.to_dict() for t in self.inputs], [t.to_dict() for t in self.outputs]
+        return d
 
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / MANIFEST_NAME
@@ -138,6 +153,10 @@ class Manifest:
 
     def input(self, name: str) -> TensorSpec:
         return next(t for t in self.inputs if t.name == name)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _inside(rel: str) -> bool:

@@ -190,7 +190,7 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
     pad_token, pad_id = _pad_token(files, tok_config, config.get("pad_token_id"))
     return Source(
         format="huggingface", path=str(path), task=task,
-        inputs=[TensorSpec(n, "int64", ["batch", "sequence"]) for n in names],
+        inputs=_text_input_specs(names, config, limit),
         outputs=[TensorSpec(output, "float32", out_shape)],
         preprocessing={"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": max_length,
                        "pad_id": pad_id, "pad_token": pad_token, "lowercase": bool(tok_config.get("do_lower_case", True))},
@@ -199,6 +199,15 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
         module=wrapper, files={f"tokenizer/{k}": v for k, v in files.items()},
         info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
     )
+
+
+def _text_input_specs(names: list[str], config: dict, max_positions: int) -> list[TensorSpec]:
+    """Token inputs with the values the model's embeddings hold and the longest sequence its positions allow."""
+    highest = {"input_ids": int(config.get("vocab_size") or 0) - 1, "token_type_ids": int(config.get("type_vocab_size") or 2) - 1,
+               "attention_mask": 1}
+    max_dims = {"sequence": max_positions} if max_positions < 10**6 else None
+    return [TensorSpec(n, "int64", ["batch", "sequence"], [0, highest[n]] if highest[n] >= 0 else None, max_dims)
+            for n in names]
 
 
 def _pad_token(files: dict[str, Path], tok_config: dict, config_pad_id) -> tuple[str, int]:
@@ -499,7 +508,8 @@ def example_feeds(specs: list[TensorSpec], batch: int = 2, sequence: int = 8, se
         if spec.dtype.startswith("float"):
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         else:
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(spec.dtype)
+            low, high = spec.value_range or (0, 1)
+            feeds[spec.name] = rng.integers(low, min(high, low + 1) + 1, shape).astype(spec.dtype)
     return feeds
 
 
