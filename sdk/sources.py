@@ -22,6 +22,7 @@ import numpy as np
 from .errors import SourceError
 from .manifest import TensorSpec, sha256_file
 from .preprocessing import TEXT_INPUTS
+from .source_limits import check_hf_config, check_shape
 from .tasks import check_task
 
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -75,7 +76,9 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, list[int]]:
         match = re.fullmatch(r"([\w.:/-]+)=(\d+(?:x\d+)*)", spec.strip())
         if not match:
             raise SourceError(f"cannot read --input-shape '{spec}'", "write it as name=1x3x224x224")
-        shapes[match.group(1)] = [int(d) for d in match.group(2).split("x")]
+        name, dims = match.group(1), [int(d) for d in match.group(2).split("x")]
+        check_shape(name, dims, "--input-shape")
+        shapes[name] = dims
     return shapes
 
 
@@ -140,6 +143,7 @@ def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None,
     weights = [p for p in path.iterdir() if p.name.endswith((".safetensors", ".bin"))]
     if not weights:
         raise SourceError(f"{path} has no weights (model.safetensors)", "save the model with save_pretrained()")
+    check_hf_config(path, config)
     import transformers
 
     auto = {"text-classification": transformers.AutoModelForSequenceClassification,
@@ -147,11 +151,18 @@ def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None,
             "feature-extraction": transformers.AutoModel}[task]
     try:
         # safetensors when present, so that no pickle is ever involved; .bin weights go through transformers' weights_only load
-        model = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False,
-                                     use_safetensors=any(p.suffix == ".safetensors" for p in weights) or None).eval()
+        model, loading = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True,
+                                              use_safetensors=any(p.suffix == ".safetensors" for p in weights) or None)
     except Exception as e:  # transformers raises many types for broken checkpoints
-        raise SourceError(f"could not load the checkpoint in {path}: {str(e).splitlines()[0][:300]}",
+        raise SourceError(f"could not load the checkpoint in {path}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}",
                           "check that the folder is a complete, uncorrupted save_pretrained() output") from None
+    missing = sorted(k for k in loading.get("missing_keys") or [] if not (task == "feature-extraction" and "pooler" in k))
+    if missing:  # transformers fills them with random values: the converted model would answer at random
+        # (feature extraction reads last_hidden_state, so an encoder saved without its pooler is complete)
+        raise SourceError(f"the checkpoint in {path} has no weights for {len(missing)} parameter(s) of a {task} model "
+                          f"(e.g. {', '.join(missing[:3])})",
+                          "pass the --task the checkpoint was trained for, or a complete save_pretrained() folder")
+    model.eval()
     label_names = labels or _hf_labels(config)
     if task == "image-classification":
         return _hf_image_source(path, model, config, label_names, input_shapes, mean, std)
@@ -310,6 +321,8 @@ def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tok
     task = task or hints.get("task")
     labels = labels or hints.get("labels")
     mean, std = mean or hints.get("mean"), std or hints.get("std")
+    for spec in input_specs:
+        check_shape(spec.name, spec.shape, f"{fmt} model")
     src = Source(format=fmt, path=str(path), task=task or "", inputs=input_specs, outputs=[], module=module,
                  exported_program=exported, onnx_path=onnx_path, info=_source_info(path, fmt), name=Path(str(path).split(":")[-1]).stem)
     if onnx_path is not None:
@@ -377,7 +390,20 @@ def _from_onnx(path: Path, task=None, input_shapes=None, max_length=None, labels
     for spec in specs:
         if spec.name in (input_shapes or {}):
             spec.shape = ["batch", *input_shapes[spec.name][1:]]
-    return _generic_source("onnx", path, None, specs, task, labels, mean, std, tokenizer, max_length, onnx_path=path)
+    src = _generic_source("onnx", path, None, specs, task, labels, mean, std, tokenizer, max_length, onnx_path=path)
+    src._session = _onnx_session(path)
+    return src
+
+
+def _onnx_session(path: Path):
+    """The source's reference session, opened now so that an op onnxruntime lacks is a source error, not a late crash."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
+        raise SourceError(f"onnxruntime cannot run {path} ({str(e).strip().splitlines()[0][:200]})",
+                          "export with standard ONNX ops only (custom-domain ops need an extension bmsdk does not load)") from None
 
 
 def _onnx_specs(path: Path, outputs: bool) -> list[TensorSpec]:
@@ -473,11 +499,12 @@ def _from_factory(spec: str, weights, task=None, input_shapes=None, max_length=N
         sys.path.insert(0, str(Path.cwd()))
     try:
         func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as e:
-        raise SourceError(f"cannot import factory {spec} ({e})", "check the module is importable and defines the function") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - importing runs the user's module: anything can happen
+        raise SourceError(f"cannot import factory {spec} ({type(e).__name__}: {str(e).strip()[:200]})",
+                          "check the module is importable and defines the function") from None
     try:
         model = func()
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a factory that calls sys.exit() must not end bmsdk
         raise SourceError(f"factory {spec} raised {type(e).__name__}: {str(e).strip()[:200]}", "fix the factory so that it returns the model") from None
     if not isinstance(model, torch.nn.Module):
         raise SourceError(f"factory {spec} returned {type(model).__name__}, not a torch.nn.Module", "return the model from the factory")
