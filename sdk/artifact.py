@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from . import cleanup
 from .errors import BmsdkError, IntegrityError, ManifestError
 from .manifest import MANIFEST_NAME, Manifest, sha256_file
 
@@ -20,26 +23,77 @@ SAMPLES_NAME = "samples.npz"
 def staged_folder(out: str | Path, overwrite: bool = False):
     """Yield a temporary sibling of `out`; rename it to `out` only if the block completes.
 
-    On any failure the temporary folder is removed, so no half-written artifact is ever left at `out`.
+    On any failure (an exception, SIGTERM, SIGINT) the temporary folder is removed, so no half-written artifact is
+    ever left at `out`; one left by a killed process is removed by the next conversion to the same place.
+    `overwrite` replaces only a folder that is a bmsdk artifact.
     """
-    out = Path(out).resolve()
-    if out.exists() and not overwrite:
-        raise BmsdkError(f"{out} already exists", "pass --overwrite (overwrite=True) or choose another output path")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    out = Path(out).absolute()
+    check_output(out, overwrite)
+    created = _make_parents(out.parent)
+    cleanup.remove_stale(out.parent, _partial_pattern(out))
+    tmp = cleanup.track(Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent)))
+    trash = out.parent / f".{out.name}.{os.getpid()}.replaced.partial"
     try:
         yield tmp
         if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+            check_output(out, overwrite)
+            cleanup.track(trash)
+            os.replace(out, trash)
+        os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+        cleanup.untrack(tmp)
+        cleanup.untrack(trash)
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an output that exists (unless it is an artifact and `overwrite`) or cannot be written."""
+    out = Path(out).absolute()
+    if out.is_symlink() or out.exists():
+        if not overwrite:
+            raise BmsdkError(f"{out} already exists", "pass --overwrite (overwrite=True) or choose another output path")
+        if out.is_symlink() or not is_artifact(out):
+            raise BmsdkError(f"{out} exists and is not a bmsdk artifact, so --overwrite will not replace it",
+                             "choose another output path, or remove it yourself")
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BmsdkError(f"cannot write {out}: {ancestor} is a file, not a folder", "choose an output path in a folder")
+    try:
+        Path(tempfile.mkdtemp(prefix=".bmsdk-write-check.", dir=ancestor)).rmdir()
+    except OSError as e:
+        raise BmsdkError(f"cannot write to {ancestor} ({e.strerror or e})", "choose an output folder you can write to") from None
+
+
+def is_artifact(folder: Path) -> bool:
+    """A folder holding a bmsdk.json with a schema version: what `--overwrite` may replace."""
+    try:
+        data = json.loads((folder / MANIFEST_NAME).read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return folder.is_dir() and isinstance(data, dict) and isinstance(data.get("schema_version"), int)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; return what was created, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return list(reversed(missing))
+
+
+def _partial_pattern(out: Path) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(out.name)}\.(?P<pid>\d+)\.\w+\.partial")
 
 
 def file_checksums(folder: Path) -> dict[str, str]:

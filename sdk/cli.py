@@ -11,6 +11,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from . import cleanup
 from .errors import BmsdkError
 
 EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
@@ -22,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         quiet_third_party()
     try:
-        return args.func(args)
+        with cleanup.command_scope():
+            return args.func(args)
     except BmsdkError as e:
         if args.debug:
             traceback.print_exc()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import file_checksums, save_samples, staged_folder
+from .artifact import check_output, file_checksums, save_samples, staged_folder
 from .data import Dataset, load_dataset
 from .errors import BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError
 from .manifest import Manifest
@@ -64,6 +64,8 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     request = CompressionRequest(prune, prune_method, importance, load_dataset(recover) if recover else None, recover_steps,
                                  max_accuracy_drop, objective)
     request.check(target, precision, eval_set is not None, calib_data is not None)
+    if output:
+        check_output(Path(output), overwrite)  # before the source loads: minutes may pass before it is written
 
     with progress.step(f"loading source {source}"):
         try:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from . import cleanup
 from .errors import SourceError
 from .manifest import TensorSpec, sha256_file
 from .preprocessing import TEXT_INPUTS
@@ -247,7 +248,7 @@ def _tokenizer_files(folder: Path) -> dict[str, Path]:
         except Exception as e:
             raise SourceError(f"{folder} has no usable tokenizer ({str(e).splitlines()[0][:200]})",
                               "save the tokenizer next to the model (tokenizer.save_pretrained) or pass --tokenizer DIR") from None
-        out = Path(tempfile.mkdtemp(prefix="bmsdk-tok-"))
+        out = cleanup.track(Path(tempfile.mkdtemp(prefix="bmsdk-tok-")))  # copied into the artifact, removed at exit
         tok.save_pretrained(str(out))
         files.update({n: out / n for n in wanted if (out / n).is_file() and n not in files})
         if "tokenizer.json" not in files:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -97,7 +98,7 @@ def test_staged_folder_leaves_nothing_when_the_block_raises(tmp_path, exc):
             (stage / "deeper" / "more.bin").write_bytes(b"y")
             raise exc("boom")
     assert not out.exists()
-    assert list(out.parent.iterdir()) == [], "a .partial staging folder was left behind"
+    assert not out.parent.exists(), "the folder made for the output, or a .partial staging folder, was left behind"
 
 
 def test_staged_folder_refuses_existing_output(tmp_path):
@@ -112,26 +113,70 @@ def test_staged_folder_refuses_existing_output(tmp_path):
 
 
 def test_staged_folder_overwrite_replaces_and_cleans_up(tmp_path):
-    out = tmp_path / "d.bmsdk"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    out = _old_artifact(tmp_path / "d.bmsdk")
     with staged_folder(out, overwrite=True) as stage:
         assert (out / "old.txt").exists(), "the old artifact must stay until the new one is complete"
         (stage / "new.txt").write_text("new")
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.bmsdk"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.bmsdk"], "a .old or .partial folder was left behind"
 
 
 def test_staged_folder_overwrite_keeps_old_on_failure(tmp_path):
-    out = tmp_path / "e.bmsdk"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    out = _old_artifact(tmp_path / "e.bmsdk")
     with pytest.raises(ValueError):
         with staged_folder(out, overwrite=True) as stage:
             (stage / "new.txt").write_text("new")
             raise ValueError
-    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["bmsdk.json", "old.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.bmsdk"]
+
+
+def _old_artifact(out):
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    (out / "bmsdk.json").write_text('{"schema_version": 1}')
+    return out
+
+
+@pytest.mark.parametrize("kind", ["folder", "file", "symlink"])
+def test_overwrite_never_replaces_what_is_not_an_artifact(tmp_path, kind):
+    """--overwrite once deleted any folder given as -o, e.g. a user's documents."""
+    out = tmp_path / "documents"
+    if kind == "folder":
+        out.mkdir()
+        (out / "thesis.txt").write_text("years of work")
+    elif kind == "file":
+        out.write_text("years of work")
+    else:
+        (tmp_path / "real").mkdir()
+        out.symlink_to(tmp_path / "real")
+    with pytest.raises(BmsdkError, match="not a bmsdk artifact"):
+        with staged_folder(out, overwrite=True):
+            pytest.fail("the block must not run")
+    assert out.exists() or out.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["documents"] + (["real"] if kind == "symlink" else []))
+
+
+def test_output_under_a_file_is_refused_before_work(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(BmsdkError, match="is a file, not a folder"):
+        with staged_folder(tmp_path / "notes.txt" / "out.bmsdk"):
+            pytest.fail("the block must not run")
+
+
+def test_partial_folder_of_a_killed_process_is_removed_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f".f.bmsdk.{int(dead.stdout)}.abc123.partial"
+    (leftover / "model.onnx").parent.mkdir()
+    (leftover / "model.onnx").write_bytes(b"half")
+    alive = tmp_path / f".f.bmsdk.{os.getppid()}.xyz.partial"  # a conversion still running elsewhere: kept
+    alive.mkdir()
+    with staged_folder(tmp_path / "f.bmsdk") as stage:
+        (stage / "x").write_text("x")
+    assert not leftover.exists() and alive.exists()
 
 
 def test_convert_refuses_existing_output(cnn_factory, tmp_path):
@@ -145,8 +190,7 @@ def test_convert_refuses_existing_output(cnn_factory, tmp_path):
 
 
 def test_convert_overwrite(cnn_factory, tmp_path):
-    out = tmp_path / "over.bmsdk"
-    out.mkdir()
+    out = _old_artifact(tmp_path / "over.bmsdk")
     (out / "stale.txt").write_text("stale")
     result = bmsdk.convert(cnn_factory, output=out, overwrite=True)
     assert result.path == out.resolve() and not (out / "stale.txt").exists()
