@@ -4,7 +4,7 @@
 """
 
 from .errors import (BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError, IntegrityError,
-                     ManifestError, SourceError, UnsupportedError)
+                     ManifestError, SignatureError, SigningKeyError, SourceError, UnsupportedError)
 from .model import Model, load
 
 __version__ = "0.1.0"
@@ -24,5 +24,6 @@ def benchmark(source=None, out_dir="reports/bench", **options):
     return _benchmark(source, out_dir, **options)
 
 
-__all__ = ["load", "convert", "benchmark", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError", "ManifestError",
-           "IntegrityError", "InputError", "BackendUnavailableError", "ConversionError", "__version__"]
+__all__ = ["load", "convert", "benchmark", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError",
+           "ManifestError", "IntegrityError", "SignatureError", "SigningKeyError", "InputError",
+           "BackendUnavailableError", "ConversionError", "__version__"]
