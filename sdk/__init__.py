@@ -4,7 +4,8 @@
 """
 
 from .errors import (BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError, IntegrityError,
-                     ManifestError, ModelFileError, RunError, SourceError, UnsupportedError)
+                     ManifestError, ModelFileError, RunError, SignatureError, SigningKeyError, SourceError,
+                     UnsupportedError)
 from .model import Model, load
 
 __version__ = "0.1.0"
@@ -24,5 +25,6 @@ def benchmark(source=None, out_dir="reports/bench", **options):
     return _benchmark(source, out_dir, **options)
 
 
-__all__ = ["load", "convert", "benchmark", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError", "ManifestError",
-           "IntegrityError", "ModelFileError", "RunError", "InputError", "BackendUnavailableError", "ConversionError", "__version__"]
+__all__ = ["load", "convert", "benchmark", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError",
+           "ManifestError", "IntegrityError", "ModelFileError", "RunError", "SignatureError", "SigningKeyError", "InputError",
+           "BackendUnavailableError", "ConversionError", "__version__"]

@@ -1,4 +1,4 @@
-"""Writing an artifact folder atomically, and opening one with its checksums verified."""
+"""Writing an artifact folder atomically; opening one with its checksums (and, given a key, its signature) verified."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import numpy as np
 
 from . import cleanup
 from .errors import BmsdkError, IntegrityError, ManifestError
-from .manifest import MANIFEST_NAME, Manifest, sha256_file
+from .manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, manifest_bytes, sha256_file
 
 SAMPLES_NAME = "samples.npz"
+PUBLIC_KEY_ENV = "BMSDK_PUBLIC_KEY"  # when set, every open_artifact/load requires a signature by this key
 
 
 @contextlib.contextmanager
@@ -96,34 +97,67 @@ def _partial_pattern(out: Path) -> re.Pattern:
     return re.compile(rf"\.{re.escape(out.name)}\.(?P<pid>\d+)\.\w+\.partial")
 
 
+def artifact_files(folder: Path) -> list[str]:
+    """Relative POSIX paths of every file below `folder` but the manifest and its signature."""
+    files = (p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_file())
+    return [rel for rel in files if rel not in (MANIFEST_NAME, SIGNATURE_NAME)]
+
+
 def file_checksums(folder: Path) -> dict[str, str]:
-    """sha256 of every file below `folder` except the manifest, keyed by relative POSIX path."""
-    return {
-        p.relative_to(folder).as_posix(): sha256_file(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_NAME
-    }
+    """sha256 of every file below `folder` except the manifest and its signature, keyed by relative POSIX path."""
+    return {rel: sha256_file(folder / rel) for rel in artifact_files(folder)}
 
 
-def open_artifact(path: str | Path, verify: bool = True) -> tuple[Path, Manifest]:
-    """Read and validate the manifest; with `verify`, check every listed file's sha256."""
+def artifact_folder(path: str | Path) -> Path:
     folder = Path(path)
     if not folder.exists():
         raise ManifestError(f"artifact {folder} does not exist", "pass the folder written by `bmsdk convert`")
     if not folder.is_dir():
-        raise ManifestError(f"{folder} is a file, not an artifact folder", "pass the .bmsdk folder written by `bmsdk convert`")
-    manifest = Manifest.read(folder)
-    if verify:
-        for rel, expected in manifest.files.items():
-            file = folder / rel
-            if not file.is_file():
-                raise IntegrityError(f"artifact file {rel} is missing", "re-create the artifact with `bmsdk convert`")
-            if sha256_file(file) != expected:
-                raise IntegrityError(
-                    f"{rel} does not match the sha256 in bmsdk.json (modified or corrupted)",
-                    "re-create the artifact with `bmsdk convert`; never edit files inside an artifact",
-                )
+        raise ManifestError(f"{folder} is a file, not an artifact folder",
+                            "pass the .bmsdk folder written by `bmsdk convert`")
+    return folder
+
+
+def open_artifact(path: str | Path, verify: bool = True,
+                  public_key: str | Path | bytes | None = None) -> tuple[Path, Manifest]:
+    """Read and validate the manifest; with `verify`, check every file against its sha256.
+
+    With `public_key` (a PEM file's path or its bytes; default: the file named by $BMSDK_PUBLIC_KEY), bmsdk.sig must
+    be a valid signature of bmsdk.json by that key, checked before anything else is read; the files are then always
+    verified, whatever `verify` says. Without a key, a bmsdk.sig present is not checked.
+    """
+    folder = artifact_folder(path)
+    origin = None
+    if public_key is None and os.environ.get(PUBLIC_KEY_ENV):
+        public_key, origin = os.environ[PUBLIC_KEY_ENV], f"${PUBLIC_KEY_ENV}"
+    data = manifest_bytes(folder)
+    if public_key is not None:
+        from .signing import check_signature
+
+        check_signature(folder, data, public_key, origin)
+    manifest = Manifest.parse(data, folder / MANIFEST_NAME)  # the bytes just verified, not a second read
+    if verify or public_key is not None:
+        verify_files(folder, manifest)
     return folder, manifest
+
+
+def verify_files(folder: Path, manifest: Manifest) -> None:
+    """Every listed file is present with its sha256, and no other file is there (a runtime might read it)."""
+    unlisted = sorted(set(artifact_files(folder)) - set(manifest.files))
+    if unlisted:
+        more = f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""
+        raise IntegrityError(f"bmsdk.json does not list {unlisted[0]}{more}, found in {folder}",
+                             "delete what was added, or re-create the artifact with `bmsdk convert`; "
+                             "never add files to an artifact")
+    for rel, expected in manifest.files.items():
+        file = folder / rel
+        if not file.is_file():
+            raise IntegrityError(f"artifact file {rel} is missing", "re-create the artifact with `bmsdk convert`")
+        if sha256_file(file) != expected:
+            raise IntegrityError(
+                f"{rel} does not match the sha256 in bmsdk.json (modified or corrupted)",
+                "re-create the artifact with `bmsdk convert`; never edit files inside an artifact",
+            )
 
 
 def save_samples(folder: Path, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], raw: np.ndarray | None) -> None:

@@ -130,17 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", help="runtime backend (default: the target's)")
     p.add_argument("--threads", type=int, help="intra-op threads")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _public_key_option(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("inspect", parents=[common], epilog=EPILOG, help="show an artifact's manifest, I/O, size and validation")
     p.add_argument("artifact")
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    _public_key_option(p)
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("validate", parents=[common], epilog=EPILOG, help="re-check an artifact against its samples (and --eval data)",
                        description="Runs the artifact on its backend and compares with the source outputs stored in samples.npz.")
     p.add_argument("artifact")
     p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric")
+    _public_key_option(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("bench", parents=[common], epilog=EPILOG, help="latency against accuracy for targets x precisions",
@@ -175,12 +178,41 @@ def build_parser() -> argparse.ArgumentParser:
                                    "pre-processing makes from it, the source outputs and the prediction: for Android/iOS unit tests.")
     p.add_argument("artifact")
     p.add_argument("-o", "--output", help="JSON file (default: stdout)")
+    _public_key_option(p)
     p.set_defaults(func=cmd_export_vectors)
+
+    p = sub.add_parser("keygen", parents=[common], epilog=EPILOG, help="make an Ed25519 key pair for signing artifacts",
+                       description="Writes NAME.pem (the private key, PKCS8, mode 0600: keep it secret) and "
+                                   "NAME.pub.pem (the public key: give it to whoever loads your artifacts). "
+                                   "Never overwrites a file.")
+    p.add_argument("-o", "--output", required=True, metavar="NAME", help="path of the key pair without .pem")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("sign", parents=[common], epilog=EPILOG, help="sign an artifact with a private key",
+                       description="Checks every file of ARTIFACT against bmsdk.json, then writes ARTIFACT/bmsdk.sig, "
+                                   "an Ed25519 signature of bmsdk.json (which pins every file by sha256). Re-signing "
+                                   "replaces the old signature.")
+    p.add_argument("artifact")
+    p.add_argument("--key", required=True, metavar="NAME.pem", help="the private key from `bmsdk keygen`")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser("verify", parents=[common], epilog=EPILOG, help="check an artifact's signature and checksums",
+                       description="Exit 0 when ARTIFACT/bmsdk.sig is a valid signature of bmsdk.json by the public "
+                                   "key and every file matches its sha256; exit 2 naming the problem otherwise.")
+    p.add_argument("artifact")
+    p.add_argument("--public-key", metavar="NAME.pub.pem", help="the signer's public key (default: $BMSDK_PUBLIC_KEY)")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("doctor", parents=[common], epilog=EPILOG, help="list installed converters and runtimes, and the GPU")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
     return parser
+
+
+def _public_key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--public-key", metavar="NAME.pub.pem",
+                   help="refuse ARTIFACT unless it is signed by this Ed25519 public key (default: $BMSDK_PUBLIC_KEY; "
+                        "without either, a bmsdk.sig is not checked)")
 
 
 def _floats(text: str | None) -> list[float] | None:
@@ -299,7 +331,7 @@ def cmd_predict(args) -> int:
 
     from .model import load
 
-    with load(args.artifact, backend=args.backend, threads=args.threads) as model:
+    with load(args.artifact, backend=args.backend, threads=args.threads, public_key=args.public_key) as model:
         rows = _predict_each(model, args.inputs)
     rows = [(name, r.tolist() if isinstance(r, np.ndarray) else r) for name, r in rows]
     if args.json:
@@ -316,7 +348,7 @@ def cmd_predict(args) -> int:
 def cmd_inspect(args) -> int:
     from .artifact import open_artifact
 
-    folder, m = open_artifact(args.artifact, verify=True)
+    folder, m = open_artifact(args.artifact, verify=True, public_key=args.public_key)
     if args.json:
         print(json.dumps(m.to_dict(), indent=2))
         return 0
@@ -326,6 +358,7 @@ def cmd_inspect(args) -> int:
     print(f"{m.name}  ({folder})")
     print(f"  task {m.task}, target {m.target}, precision {m.precision}, schema v{m.schema_version}, bmsdk {m.bmsdk_version}")
     print(f"  model file {m.model_file}: {model_size / 1e6:.2f} MB (artifact {size / 1e6:.2f} MB), checksums verified")
+    print(f"  signature: {_signature_status(folder, args.public_key)}")
     for kind, specs in (("input", m.inputs), ("output", m.outputs)):
         for spec in specs:
             print(f"  {kind:6} {spec.describe()}")
@@ -347,7 +380,7 @@ def cmd_validate(args) -> int:
     from bmsdk.converters.validate import validate_artifact
     from .progress import Progress
 
-    folder, manifest = open_artifact(args.artifact, verify=True)
+    folder, manifest = open_artifact(args.artifact, verify=True, public_key=args.public_key)
     eval_set = load_dataset(args.eval) if args.eval else None
     inputs, outputs, _ = load_samples(folder)
     result = validate_artifact(folder, manifest, inputs, outputs, eval_set, None, Progress())
@@ -400,13 +433,56 @@ def cmd_bench(args) -> int:
 def cmd_export_vectors(args) -> int:
     from .vectors import export_vectors
 
-    text = json.dumps(export_vectors(args.artifact), indent=1)
+    text = json.dumps(export_vectors(args.artifact, public_key=args.public_key), indent=1)
     if args.output:
         Path(args.output).write_text(text + "\n")
         print(args.output)
     else:
         print(text)
     return 0
+
+
+def cmd_keygen(args) -> int:
+    from .signing import fingerprint, generate_keypair, load_public_key
+
+    private, public = generate_keypair(args.output)
+    print(f"{private}  private key (mode 0600): keep it secret, sign with `bmsdk sign ARTIFACT --key {private}`")
+    print(f"{public}  public key sha256:{fingerprint(load_public_key(public))[:16]}: "
+          f"load with `--public-key {public}` or BMSDK_PUBLIC_KEY={public}")
+    return 0
+
+
+def cmd_sign(args) -> int:
+    from .signing import sign_artifact
+
+    path = sign_artifact(args.artifact, args.key)
+    signer = json.loads(path.read_text())["public_key_sha256"]
+    print(f"signed {args.artifact} with key sha256:{signer[:16]} ({path})")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .artifact import PUBLIC_KEY_ENV
+    from .signing import verify_artifact
+
+    key = args.public_key or os.environ.get(PUBLIC_KEY_ENV)
+    if not key:
+        raise BmsdkError("bmsdk verify needs the signer's public key",
+                         f"pass --public-key NAME.pub.pem or set {PUBLIC_KEY_ENV}")
+    signer = verify_artifact(args.artifact, key)
+    print(f"signature good: {args.artifact} signed by key sha256:{signer[:16]}, every file matches bmsdk.json")
+    return 0
+
+
+def _signature_status(folder: Path, public_key: str | None) -> str:
+    from .artifact import PUBLIC_KEY_ENV
+    from .manifest import SIGNATURE_NAME
+
+    if public_key or os.environ.get(PUBLIC_KEY_ENV):
+        return "verified against the public key"
+    if (folder / SIGNATURE_NAME).exists():
+        return f"{SIGNATURE_NAME} present, not checked (pass --public-key to verify it)"
+    return "unsigned"
 
 
 def cmd_doctor(args) -> int:

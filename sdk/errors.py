@@ -36,6 +36,14 @@ class ModelFileError(BmsdkError):
     """An artifact's model file cannot be loaded by its runtime: corrupt, not the declared format, or unsafe."""
 
 
+class SignatureError(IntegrityError):
+    """An artifact that must be signed is unsigned, or its bmsdk.sig is malformed, invalid or by another key."""
+
+
+class SigningKeyError(BmsdkError):
+    """A key file for signing or verifying is missing, not a PEM, or not an Ed25519 key of the right kind."""
+
+
 class InputError(BmsdkError):
     """Inputs given to a model do not match its declared names, dtypes or shapes."""
 

@@ -13,6 +13,7 @@ from .errors import ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "bmsdk.json"
+SIGNATURE_NAME = "bmsdk.sig"  # optional: an Ed25519 signature of bmsdk.json's bytes (see signing.py)
 TASKS = ("text-classification", "image-classification", "feature-extraction")
 DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
 
@@ -137,14 +138,16 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: str | Path) -> Manifest:
-        path = Path(folder) / MANIFEST_NAME
-        if not path.is_file():
-            raise ManifestError(f"{folder} has no {MANIFEST_NAME}", "pass a folder written by `bmsdk convert`")
+        return cls.parse(manifest_bytes(folder), Path(folder) / MANIFEST_NAME)
+
+    @classmethod
+    def parse(cls, data: bytes, path: Path) -> Manifest:
+        """The manifest in `data`, the bytes of bmsdk.json at `path` (named in errors)."""
         try:
-            data = json.loads(path.read_text())
+            parsed = json.loads(data.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ManifestError(f"{path} is not valid JSON ({e})", "re-create the artifact with `bmsdk convert`") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parsed)
 
     # --- conveniences --------------------------------------------------------
     @property
@@ -157,6 +160,14 @@ class Manifest:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def manifest_bytes(folder: str | Path) -> bytes:
+    """The exact bytes of `folder`/bmsdk.json: what a signature covers, read once and then parsed."""
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"{folder} has no {MANIFEST_NAME}", "pass a folder written by `bmsdk convert`")
+    return path.read_bytes()
 
 
 def _inside(rel: str) -> bool:

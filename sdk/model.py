@@ -101,10 +101,15 @@ class Model:
         return f"Model({m.name!r}, task={m.task}, target={m.target}, precision={m.precision}, backend={self.backend})"
 
 
-def load(path: str | Path, backend: str | None = None, threads: int | None = None, verify: bool = True, **options) -> Model:
-    """Open an artifact folder: manifest validated, checksums verified, backend chosen from the target."""
+def load(path: str | Path, backend: str | None = None, threads: int | None = None, verify: bool = True,
+         public_key: str | Path | bytes | None = None, **options) -> Model:
+    """Open an artifact folder: manifest validated, checksums verified, backend chosen from the target.
+
+    With `public_key` (a PEM path or bytes; default $BMSDK_PUBLIC_KEY), bmsdk.sig must be that key's signature of
+    bmsdk.json, checked before any other file is read; checksums are then verified even with verify=False.
+    """
     from .artifact import open_artifact
     from bmsdk.runtimes import open_backend
 
-    folder, manifest = open_artifact(path, verify=verify)
+    folder, manifest = open_artifact(path, verify=verify, public_key=public_key)
     return Model(folder, manifest, open_backend(folder, manifest, backend=backend, threads=threads, **options))

@@ -13,8 +13,8 @@ from .preprocessing import make_preprocessor
 from .tasks import postprocess
 
 
-def export_vectors(artifact: str | Path) -> dict:
-    folder, manifest = open_artifact(artifact)
+def export_vectors(artifact: str | Path, public_key: str | Path | bytes | None = None) -> dict:
+    folder, manifest = open_artifact(artifact, public_key=public_key)
     inputs, outputs, raw = load_samples(folder)
     pre = make_preprocessor(manifest.preprocessing, folder, manifest.inputs)
     kind = manifest.preprocessing.get("kind")
