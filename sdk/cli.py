@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from . import cleanup
-from .errors import BmsdkError
+from .errors import BmsdkError, DataError
 
 EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
 
@@ -64,6 +64,8 @@ def quiet_third_party() -> None:
     logging.getLogger().setLevel(logging.ERROR)
     for name in ("torch", "torchao", "onnxscript", "onnx_ir", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" in sys.modules:  # imported before main() (a library user, a test): it read the variables already
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,6 +384,9 @@ def cmd_validate(args) -> int:
 
     folder, manifest = open_artifact(args.artifact, verify=True, public_key=args.public_key)
     eval_set = load_dataset(args.eval) if args.eval else None
+    kind = manifest.preprocessing.get("kind")
+    if eval_set is not None and kind and eval_set.kind not in (kind, "tensor"):
+        raise DataError(f"{args.eval} holds {eval_set.kind} inputs but the model takes {kind}", f"pass {kind} data for this model")
     inputs, outputs, _ = load_samples(folder)
     result = validate_artifact(folder, manifest, inputs, outputs, eval_set, None, Progress())
     recorded = manifest.validation.get("eval") or {}
@@ -435,7 +440,10 @@ def cmd_export_vectors(args) -> int:
 
     text = json.dumps(export_vectors(args.artifact, public_key=args.public_key), indent=1)
     if args.output:
-        Path(args.output).write_text(text + "\n")
+        try:
+            Path(args.output).write_text(text + "\n")
+        except OSError as e:
+            raise BmsdkError(f"cannot write {args.output} ({e.strerror or e})", "pass a path in an existing folder you can write to") from None
         print(args.output)
     else:
         print(text)

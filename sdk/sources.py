@@ -133,9 +133,12 @@ def _hf_task(config: dict) -> str:
 
 def _read_json(path: Path, what: str) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SourceError(f"{path} is not valid JSON ({e})", f"repair or re-save the {what}") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError, OSError) as e:  # ValueError covers JSONDecodeError and UnicodeDecodeError
+        raise SourceError(f"{path} is not valid JSON ({str(e)[:160] or type(e).__name__})", f"repair or re-save the {what}") from None
+    if not isinstance(data, dict):
+        raise SourceError(f"{path} is not a JSON object", f"repair or re-save the {what}")
+    return data
 
 
 def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
@@ -229,7 +232,11 @@ def _pad_token(files: dict[str, Path], tok_config: dict, config_pad_id) -> tuple
     pad_token = tok_config.get("pad_token") or "[PAD]"
     if isinstance(pad_token, dict):  # an AddedToken saved as {"content": "[PAD]", ...}
         pad_token = pad_token.get("content", "[PAD]")
-    pad_id = Tokenizer.from_file(str(files["tokenizer.json"])).token_to_id(pad_token)
+    try:
+        pad_id = Tokenizer.from_file(str(files["tokenizer.json"])).token_to_id(str(pad_token))
+    except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a file it cannot read
+        raise SourceError(f"{files['tokenizer.json']} is not a readable tokenizer ({str(e)[:160]})",
+                          "re-save the tokenizer with tokenizer.save_pretrained()") from None
     return pad_token, pad_id if pad_id is not None else int(config_pad_id or 0)
 
 
