@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bmsdk.checks import check_bench_settings
 from bmsdk.progress import SILENT, Progress
 
 from .gate import check, load_report
@@ -31,6 +32,8 @@ def benchmark(source: str | Path | None = None, out_dir: str | Path = "reports/b
               max_latency_regression: float | None = None, artifacts_dir: str | Path | None = None,
               progress: Progress = SILENT, **convert_options) -> BenchResult:
     """Benchmark `source` (or a case file) over targets x precisions; see `bmsdk bench --help`."""
+    check_bench_settings(batches, threads, warmup, iterations, seconds, repeats)
+    old = load_report(baseline) if baseline else None  # a bad baseline fails now, not after the whole run
     overrides = dict(targets=targets, precisions=precisions, eval_data=eval_data, calibration=calibration, batches=batches,
                      threads=threads, warmup=warmup, iterations=iterations, seconds=seconds, repeats=repeats,
                      artifacts_dir=Path(artifacts_dir) if artifacts_dir else None)
@@ -38,13 +41,14 @@ def benchmark(source: str | Path | None = None, out_dir: str | Path = "reports/b
         from .cases import load_case
 
         cfg = load_case(case, **overrides)
+        check_bench_settings(cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats,
+                             flag=f"benchmark case {case}: ")
     else:
         cfg = BenchConfig(source=str(source), targets=targets or ["onnx"], precisions=precisions or ["fp32"])
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)
     cfg.convert_options = {k: v for k, v in convert_options.items() if v is not None}
-    old = load_report(baseline) if baseline else None  # a bad baseline path fails now, not after the whole run
     report = run_benchmark(cfg, Path(out_dir), progress)
     regressions = check(report, old, max_accuracy_drop, max_latency_regression) if old else []
     report["gate"] = {"baseline": str(baseline) if baseline else None, "max_accuracy_drop_pt": max_accuracy_drop,

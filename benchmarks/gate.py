@@ -7,23 +7,86 @@ from pathlib import Path
 
 from bmsdk.converters.budget import fits
 
+MAX_REPORT_BYTES = 64 * 2**20
+FIX = "pass a report.json written by `bmsdk bench`"
+
 
 def load_report(path: str | Path) -> dict:
+    """A baseline report.json, checked for every field the gate reads."""
     from bmsdk.errors import DataError
 
+    path = Path(path)
     try:
-        report = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"cannot read baseline report {path} ({e})", "pass a report.json written by `bmsdk bench`") from None
-    if not isinstance(report, dict) or "cells" not in report:
-        raise DataError(f"{path} is not a bmsdk bench report", "pass a report.json written by `bmsdk bench`")
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            raise DataError(f"baseline report {path} is larger than {MAX_REPORT_BYTES >> 20} MB", FIX)
+        report = json.loads(path.read_bytes())
+    except OSError as e:
+        raise DataError(f"cannot read baseline report {path} ({e.strerror or e})", FIX) from None
+    except RecursionError:
+        raise DataError(f"baseline report {path} is nested too deeply", FIX) from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise DataError(f"baseline report {path} is not valid JSON ({e})", FIX) from None
+    problem = _report_problem(report)
+    if problem:
+        raise DataError(f"baseline report {path}: {problem}", FIX)
     return report
+
+
+def _report_problem(report) -> str | None:
+    """What is missing or of the wrong type in a report, or None."""
+    if not isinstance(report, dict) or "cells" not in report:
+        return "not a bmsdk bench report (no 'cells')"
+    if not isinstance(report["cells"], list):
+        return "'cells' is not a list"
+    for i, cell in enumerate(report["cells"]):
+        problem = _cell_problem(cell)
+        if problem:
+            return f"cells[{i}] {problem}"
+    source = report.get("source_model")
+    if source is not None and not isinstance(source, dict):
+        return "'source_model' is not an object"
+    problem = _latency_problem(source.get("latency")) if source else None
+    return f"source_model {problem}" if problem else None
+
+
+def _cell_problem(cell) -> str | None:
+    if not isinstance(cell, dict):
+        return "is not an object"
+    for key in ("target", "precision"):
+        if not isinstance(cell.get(key), str):
+            return f"has no '{key}' string"
+    for key in ("variant", "status", "reason"):
+        if cell.get(key) is not None and not isinstance(cell[key], str):
+            return f"'{key}' is not a string"
+    metric = cell.get("metric")
+    if metric is not None and not isinstance(metric, dict):
+        return "'metric' is not an object"
+    if metric and metric.get("accuracy") is not None and not _is_number(metric["accuracy"]):
+        return "'metric.accuracy' is not a number"
+    return _latency_problem(cell.get("latency"))
+
+
+def _latency_problem(latency) -> str | None:
+    if latency is None:
+        return None
+    if not isinstance(latency, dict):
+        return "'latency' is not an object of batch sizes"
+    for batch, numbers in latency.items():
+        if not isinstance(numbers, dict):
+            return f"'latency.{batch[:20]}' is not an object"
+        if numbers.get("p50_ms") is not None and not _is_number(numbers["p50_ms"]):
+            return f"'latency.{batch[:20]}.p50_ms' is not a number"
+    return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _relative_latency(report: dict, cell: dict, batch: str) -> float | None:
     """Cell latency over the source model's, both from the same run: cancels out how fast the machine is."""
-    latency = cell.get("latency", {}).get(batch, {}).get("p50_ms")
-    source = (report.get("source_model") or {}).get("latency", {}).get(batch, {}).get("p50_ms")
+    latency = (cell.get("latency") or {}).get(batch, {}).get("p50_ms")
+    source = ((report.get("source_model") or {}).get("latency") or {}).get(batch, {}).get("p50_ms")
     return latency / source if latency and source else None
 
 
@@ -48,10 +111,10 @@ def check(report: dict, baseline: dict, max_accuracy_drop_pt: float | None, max_
                                 f"(budget {max_accuracy_drop_pt} pt)")
         if max_latency_regression_pct is None:
             continue
-        for batch in cell.get("latency", {}):
+        for batch in cell.get("latency") or {}:
             old_rel, new_rel = _relative_latency(baseline, old, batch), _relative_latency(report, cell, batch)
             if old_rel is None or new_rel is None:
-                old_rel = old.get("latency", {}).get(batch, {}).get("p50_ms")
+                old_rel = (old.get("latency") or {}).get(batch, {}).get("p50_ms")
                 new_rel = cell["latency"][batch]["p50_ms"]
             if old_rel and new_rel:
                 change = 100 * (new_rel / old_rel - 1)

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from . import cleanup
-from .errors import BmsdkError, DataError
+from .errors import BmsdkError, DataError, InputError, SourceError, UnsupportedError
 
 EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
 
@@ -217,35 +217,49 @@ def _public_key_option(p: argparse.ArgumentParser) -> None:
                         "without either, a bmsdk.sig is not checked)")
 
 
-def _floats(text: str | None) -> list[float] | None:
-    if not text:
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if text is None:
         return None
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
-        raise BmsdkError(f"cannot read numbers from '{text}'", "write them comma-separated, e.g. 0.485,0.456,0.406") from None
+        raise SourceError(f"cannot read numbers from {option} '{text[:80]}'",
+                          "write them comma-separated, e.g. 0.485,0.456,0.406") from None
 
 
 def _labels(text: str | None) -> list[str] | None:
-    if not text:
+    """--labels: comma-separated names, or a file with one name per line."""
+    if text is None:
         return None
     path = Path(text)
-    if path.is_file():
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return [label.strip() for label in text.split(",")]
+    try:
+        is_file = path.is_file()
+    except OSError:  # e.g. a long list of names is too long for a file name
+        is_file = False
+    if not is_file:
+        return [label.strip() for label in text.split(",")]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SourceError(f"cannot read the labels file {path} ({e})",
+                          "pass a UTF-8 text file with one name per line") from None
+    return [line.strip() for line in lines if line.strip()]
 
 
 def cmd_convert(args) -> int:
+    from .checks import check_convert_args
     from .pipeline import convert
     from .progress import Progress
     from .sources import parse_input_shapes
 
+    labels, mean, std = _labels(args.labels), _floats(args.mean, "--mean"), _floats(args.std, "--std")
+    check_convert_args(labels, mean, std, args.max_length)
     progress = Progress(enabled=not args.quiet)
     progress.info(f"bmsdk convert {args.source} -> {args.target} {args.precision}")
     result = convert(args.source, target=args.target, output=args.output, precision=args.precision,
                      calibration=args.calibration, eval_data=args.eval, task=args.task,
                      input_shapes=parse_input_shapes(args.input_shape), max_length=args.max_length,
-                     labels=_labels(args.labels), mean=_floats(args.mean), std=_floats(args.std), tokenizer=args.tokenizer,
+                     labels=labels, mean=mean, std=std, tokenizer=args.tokenizer,
                      weights=args.weights, name=args.name, overwrite=args.overwrite, progress=progress,
                      quant_scheme=args.quant_scheme, opset=args.opset, seq_buckets=args.seq_buckets,
                      minimum_deployment_target=args.minimum_deployment_target, coreml_frontend=args.coreml_frontend,
@@ -304,35 +318,34 @@ def validation_summary(v: dict) -> str:
 
 def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
     """(shown name, prediction) for each input; a .npy batch gives one row per item."""
-    import numpy as np
-
-    from .data import IMAGE_SUFFIXES
+    from .data import IMAGE_SUFFIXES, read_npy
 
     rows = []
     is_text = model.manifest.preprocessing.get("kind") == "text"
     for text in inputs:
         path = Path(text)
         if path.suffix == ".npy" and not is_text:
-            if not path.is_file():
-                raise BmsdkError(f"{path} does not exist", "pass an existing .npy file")
-            array = np.load(path, allow_pickle=False)
-            batch = array.ndim == 4 or (array.ndim == 3 and array.shape[-1] not in (1, 3))  # NCHW, or N HxW images
-            results = model.predict(array if array.ndim == 4 else list(array)) if batch else [model.predict(array)]
-            rows.extend((f"{path}[{i}]" if batch else str(path), r) for i, r in enumerate(results))
+            array = read_npy(path)
+            _, single = model.batch_of(array)
+            result = model.predict(array)
+            rows.extend([(str(path), result)] if single else [(f"{path}[{i}]", r) for i, r in enumerate(result)])
         elif path.suffix.lower() in IMAGE_SUFFIXES and not is_text:
             rows.append((str(path), model.predict(path)))
         elif is_text:
             rows.append((text, model.predict(text)))
         else:
-            raise BmsdkError(f"'{text}' is not an image file or .npy array", "this model takes images: pass image paths or .npy files")
+            raise InputError(f"'{text[:80]}' is not an image file or .npy array",
+                             "this model takes images: pass image paths or .npy files")
     return rows
 
 
 def cmd_predict(args) -> int:
     import numpy as np
 
+    from .checks import check_count
     from .model import load
 
+    check_count("--threads", args.threads, 1)
     with load(args.artifact, backend=args.backend, threads=args.threads, public_key=args.public_key) as model:
         rows = _predict_each(model, args.inputs)
     rows = [(name, r.tolist() if isinstance(r, np.ndarray) else r) for name, r in rows]
@@ -401,11 +414,18 @@ def cmd_validate(args) -> int:
     return 0 if result["passed"] else 1
 
 
-def _list(text: str | None, cast=str):
+def _list(text: str | None) -> list[str] | None:
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+
+def _batches(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
     try:
-        return [cast(v.strip()) for v in text.split(",") if v.strip()] if text else None
+        return [int(v) for v in text.split(",")]
     except ValueError:
-        raise BmsdkError(f"cannot read '{text}'", "write a comma-separated list, e.g. 1,8") from None
+        raise UnsupportedError(f"--batch must be whole numbers, got '{text[:80]}'",
+                               "write batch sizes comma-separated, e.g. 1,8") from None
 
 
 def cmd_bench(args) -> int:
@@ -417,7 +437,7 @@ def cmd_bench(args) -> int:
     is_case = args.source.endswith(".json")
     result = benchmark(None if is_case else args.source, args.output, case=args.source if is_case else None,
                        targets=_list(args.targets), precisions=_list(args.precisions), eval_data=args.eval,
-                       calibration=args.calibration, batches=_list(args.batch, int), threads=args.threads,
+                       calibration=args.calibration, batches=_batches(args.batch), threads=args.threads,
                        warmup=args.warmup, iterations=args.iterations, seconds=args.seconds, repeats=args.repeats,
                        baseline=args.baseline, max_accuracy_drop=args.max_accuracy_drop,
                        max_latency_regression=args.max_latency_regression, artifacts_dir=args.artifacts,

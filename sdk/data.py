@@ -5,15 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+FILE_SUFFIXES = (".jsonl", ".csv", ".npz")
+MAX_LINE_BYTES = 10 * 2**20
+ROW_FIX = 'write one object per line: {"text": ..., "label": ...}'
+ARRAY_ERRORS = (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error)  # what np.load raises
 
 
 @dataclass
@@ -40,21 +45,55 @@ def load_dataset(path: str | Path, require_labels: bool = False) -> Dataset:
     path = Path(path)
     if not path.exists():
         raise DataError(f"data {path} does not exist", "pass a .jsonl, .csv, .npz file or an image folder")
-    if path.is_dir():
-        data = _image_folder(path)
-    elif path.suffix == ".jsonl":
-        data = _jsonl(path)
-    elif path.suffix == ".csv":
-        data = _csv(path)
-    elif path.suffix == ".npz":
-        data = _npz(path)
-    else:
-        raise DataError(f"cannot read data from {path.name}", "use .jsonl/.csv (text,label), .npz (x, y) or a folder of class subfolders")
+    try:
+        data = _load(path)
+    except OSError as e:
+        raise DataError(f"cannot read data {path} ({e.strerror or e})", "check that the file is readable") from None
     if len(data) == 0:
         raise DataError(f"{path} holds no examples", "pass a file with at least one example")
     if require_labels and data.labels is None:
         raise DataError(f"{path} has no labels", "evaluation data needs a 'label' column (JSONL/CSV) or a 'y' array (.npz)")
     return data
+
+
+def _load(path: Path) -> Dataset:
+    if path.is_dir():
+        if path.suffix in FILE_SUFFIXES:
+            raise DataError(f"{path} is a folder, not a {path.suffix} file", "pass the data file itself")
+        return _image_folder(path)
+    if path.suffix == ".jsonl":
+        return _jsonl(path)
+    if path.suffix == ".csv":
+        return _csv(path)
+    if path.suffix == ".npz":
+        return _npz(path)
+    raise DataError(f"cannot read data from {path.name}",
+                    "use .jsonl/.csv (text,label), .npz (x, y) or a folder of class subfolders")
+
+
+def _lines(f: IO[bytes], path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 file opened in binary mode, each at most MAX_LINE_BYTES long, line endings kept."""
+    number = 0
+    while True:
+        raw = f.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise DataError(f"{path} line {number} is longer than {MAX_LINE_BYTES >> 20} MB",
+                            "write one example per line, each of reasonable length")
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path} line {number} is not valid UTF-8 (byte {e.start + 1} of the line)",
+                            "save the file as UTF-8") from None
+
+
+def _label(value: Any, path: Path, row: int) -> Any:
+    if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise DataError(f"{path} row {row} has a label of type {type(value).__name__} ({str(value)[:50]})",
+                    "write labels as class names (strings) or class indices (integers)")
 
 
 def _rows_to_dataset(rows: list[dict], path: Path) -> Dataset:
@@ -65,49 +104,89 @@ def _rows_to_dataset(rows: list[dict], path: Path) -> Dataset:
         if not isinstance(row.get("text"), str):
             raise DataError(f"{path} row {i + 1} has no text", "each row needs a 'text' string")
         texts.append(row["text"])
-        labels.append(row.get("label"))
+        labels.append(_label(row.get("label"), path, i + 1))
     has_labels = all(label is not None and label != "" for label in labels)
     return Dataset("text", texts, labels if has_labels else None, str(path))
 
 
 def _jsonl(path: Path) -> Dataset:
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {i + 1} is not JSON ({e.msg})", "write one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path} line {i + 1} is not a JSON object", 'write one object per line: {"text": ..., "label": ...}')
-        rows.append(row)
+    with open(path, "rb") as f:
+        for i, line in enumerate(_lines(f, path)):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} line {i + 1} is not JSON ({e.msg})", ROW_FIX) from None
+            except RecursionError:
+                raise DataError(f"{path} line {i + 1} is nested too deeply", ROW_FIX) from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path} line {i + 1} is not a JSON object", ROW_FIX)
+            rows.append(row)
     return _rows_to_dataset(rows, path)
 
 
 def _csv(path: Path) -> Dataset:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    with open(path, "rb") as f:
+        reader = csv.DictReader(_lines(f, path))
+        try:
+            rows = list(reader)
+        except csv.Error as e:
+            raise DataError(f"{path} line {reader.line_num} is not valid CSV ({e})",
+                            f"quote fields that hold commas, quotes or line breaks; keep each field under "
+                            f"{csv.field_size_limit() // 1024} KB") from None
     return _rows_to_dataset(rows, path)
 
 
 def _npz(path: Path) -> Dataset:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "x" not in data.files:
-                raise DataError(f"{path} has no 'x' array", "save inputs as x (and labels as y) with numpy.savez")
-            x = data["x"]
-            y = data["y"] if "y" in data.files else None
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path} is not a plain .npz ({e})", "save with numpy.savez and no object arrays") from None
-    if y is not None and len(y) != len(x):
-        raise DataError(f"{path}: x has {len(x)} rows but y has {len(y)}", "give one label per input")
-    labels = y.tolist() if y is not None else None
+    x, y = _npz_arrays(path)
+    _check_x(x, path)
+    labels = _npz_labels(y, len(x), path) if y is not None else None
     if x.dtype.kind in "US":
-        return Dataset("text", [str(t) for t in x], labels, str(path))
+        return Dataset("text", _strings(x, path, "x"), labels, str(path))
     # 4-D float arrays are taken as preprocessed model inputs; anything else as images (pixel values)
     kind = "tensor" if (x.ndim == 4 and x.dtype.kind == "f" and x.shape[-1] not in (1, 3)) else "image"
     return Dataset(kind, x, labels, str(path))
+
+
+def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    fix = "save with numpy.savez(path, x=..., y=...) and no object arrays"
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} holds a single .npy array, not an .npz archive", fix)
+        with archive:
+            if "x" not in archive.files:
+                raise DataError(f"{path} has no 'x' array", "save inputs as x (and labels as y) with numpy.savez")
+            return archive["x"], archive["y"] if "y" in archive.files else None
+    except ARRAY_ERRORS as e:
+        raise DataError(f"{path} is not a plain .npz ({_reason(e)})", fix) from None
+
+
+def _check_x(x: np.ndarray, path: Path) -> None:
+    if x.ndim == 0 or x.dtype.kind not in "buifUS":
+        raise DataError(f"{path}: x is a {x.ndim}-d {x.dtype} array",
+                        "save x as one row per example: numbers, or strings")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DataError(f"{path}: x holds NaN or infinite values", "save finite values only")
+
+
+def _npz_labels(y: np.ndarray, n: int, path: Path) -> list:
+    if y.ndim != 1 or y.dtype.kind not in "iuUS":
+        raise DataError(f"{path}: y is a {y.ndim}-d {y.dtype} array",
+                        "save y as one class index (integer) or class name (string) per example")
+    if len(y) != n:
+        raise DataError(f"{path}: x has {n} rows but y has {len(y)}", "give one label per input")
+    return _strings(y, path, "y") if y.dtype.kind in "US" else y.tolist()
+
+
+def _strings(array: np.ndarray, path: Path, name: str) -> list[str]:
+    try:
+        return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.tolist()]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: {name} holds bytes that are not UTF-8",
+                        f"save {name} as str, or as UTF-8 bytes") from None
 
 
 def _image_folder(path: Path) -> Dataset:
@@ -121,3 +200,21 @@ def _image_folder(path: Path) -> Dataset:
                 items.append(file)
                 labels.append(class_dir.name)
     return Dataset("image", items, labels, str(path))
+
+
+def read_npy(path: str | Path) -> np.ndarray:
+    """One array from a .npy file, never unpickled; anything else is an InputError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file", "pass an existing .npy file")
+    try:
+        with open(path, "rb") as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except ARRAY_ERRORS as e:
+        raise InputError(f"{path} is not a readable .npy array ({_reason(e)})",
+                         "save it with numpy.save(path, array), with numbers, not objects") from None
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

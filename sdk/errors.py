@@ -27,6 +27,13 @@ class UnsupportedError(BmsdkError):
 class ManifestError(BmsdkError):
     """bmsdk.json is missing, malformed or from a newer schema."""
 
+    max_problem = 300  # a manifest is untrusted: what it holds must not flood the terminal
+
+    def __init__(self, problem: str, fix: str | None = None):
+        if len(problem) > self.max_problem:
+            problem = problem[:self.max_problem - 3] + "..."
+        super().__init__(problem, fix)
+
 
 class IntegrityError(BmsdkError):
     """A file of the artifact does not match the checksum in its manifest."""

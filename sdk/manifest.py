@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -16,6 +19,22 @@ MANIFEST_NAME = "bmsdk.json"
 SIGNATURE_NAME = "bmsdk.sig"  # optional: an Ed25519 signature of bmsdk.json's bytes (see signing.py)
 TASKS = ("text-classification", "image-classification", "feature-extraction")
 DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
+REMAKE = "re-create the artifact with `bmsdk convert`"
+MAX_MANIFEST_BYTES = 16 * 2**20
+MAX_DEPTH = 64
+MAX_RANK = 16
+MAX_DIM = 2**20
+MAX_ELEMENTS = 2**31  # product of a tensor's fixed dims
+MAX_NAME = 256
+MAX_TEXT_LENGTH = 65536
+MAX_IMAGE_SIDE = 16384
+DIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:+\-*/() ]{0,63}")  # "batch", "sequence", ONNX dim_params like "s0 + 1"
+FREE_FORM = ("compression", "source", "toolchain", "validation", "target_config")
+LAYOUTS = ("NCHW", "NHWC")
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlist = _repr.maxdict = 6
 
 
 def sha256_file(path: str | Path) -> str:
@@ -43,17 +62,27 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, d: dict) -> TensorSpec:
         _check_fields(d, {"name": str, "dtype": str, "shape": list}, "tensor spec")
-        for dim in d["shape"]:
-            if not isinstance(dim, (int, str)) or isinstance(dim, bool):
-                raise ManifestError(f"tensor '{d['name']}' has a bad dim {dim!r}", "dims are ints or names")
+        name, shape = d["name"], d["shape"]
+        if not name or len(name) > MAX_NAME:
+            raise ManifestError(f"a tensor has the name {_show(name)}",
+                                f"names are 1 to {MAX_NAME} characters; {REMAKE}")
+        if len(shape) > MAX_RANK:
+            raise ManifestError(f"tensor {_show(name)} has {len(shape)} dims", f"at most {MAX_RANK}; {REMAKE}")
+        for dim in shape:
+            if not _good_dim(dim):
+                raise ManifestError(f"tensor {_show(name)} has a bad dim {_show(dim)}",
+                                    f"dims are ints from 1 to {MAX_DIM} or names like 'batch'; {REMAKE}")
+        if math.prod(dim for dim in shape if isinstance(dim, int)) > MAX_ELEMENTS:
+            raise ManifestError(f"tensor {_show(name)} of shape {_show(shape)} is too large",
+                                f"at most {MAX_ELEMENTS} elements in its fixed dims; {REMAKE}")
         value_range, max_dims = d.get("value_range"), d.get("max_dims")
         if value_range is not None and not (isinstance(value_range, list) and len(value_range) == 2
                                             and all(_is_int(v) for v in value_range) and value_range[0] <= value_range[1]):
-            raise ManifestError(f"tensor '{d['name']}' has a bad value_range", "it is [lowest, highest], two integers")
+            raise ManifestError(f"tensor {_show(name)} has a bad value_range", f"it is [lowest, highest], two integers; {REMAKE}")
         if max_dims is not None and not (isinstance(max_dims, dict)
                                          and all(isinstance(k, str) and _is_int(v) and v >= 1 for k, v in max_dims.items())):
-            raise ManifestError(f"tensor '{d['name']}' has bad max_dims", "it maps dim names to positive integers")
-        return cls(d["name"], d["dtype"], list(d["shape"]), value_range, max_dims)
+            raise ManifestError(f"tensor {_show(name)} has bad max_dims", f"it maps dim names to positive integers; {REMAKE}")
+        return cls(name, d["dtype"], list(shape), value_range, max_dims)
 
     def to_dict(self) -> dict:
         """The optional fields only when set, so plain specs stay {name, dtype, shape}."""
@@ -98,10 +127,12 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: Any) -> Manifest:
         if not isinstance(d, dict):
-            raise ManifestError("bmsdk.json is not a JSON object", "re-create the artifact with `bmsdk convert`")
+            raise ManifestError("bmsdk.json is not a JSON object", REMAKE)
+        if _too_deep(d):
+            raise ManifestError(f"bmsdk.json is nested more than {MAX_DEPTH} levels deep", REMAKE)
         version = d.get("schema_version")
         if not isinstance(version, int) or isinstance(version, bool):
-            raise ManifestError("bmsdk.json has no integer 'schema_version'", "re-create the artifact with `bmsdk convert`")
+            raise ManifestError("bmsdk.json has no integer 'schema_version'", REMAKE)
         if version > SCHEMA_VERSION:
             raise ManifestError(
                 f"bmsdk.json uses schema version {version}, newer than this bmsdk understands ({SCHEMA_VERSION})",
@@ -114,26 +145,24 @@ class Manifest:
             "bmsdk.json",
         )
         if d["task"] not in TASKS:
-            raise ManifestError(f"bmsdk.json names unknown task '{d['task']}'", f"tasks are {', '.join(TASKS)}")
+            raise ManifestError(f"bmsdk.json names unknown task {_show(d['task'])}", f"tasks are {', '.join(TASKS)}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ManifestError(f"bmsdk.json has unknown fields {sorted(unknown)}", "re-create the artifact with this bmsdk")
-        for rel in [d["model_file"], *d["files"]]:
-            if not _inside(rel):
-                raise ManifestError(f"bmsdk.json names a file outside the artifact: '{rel}'",
-                                    "never load an artifact whose manifest was edited; re-create it with `bmsdk convert`")
-        if not all(isinstance(t, dict) for t in d["inputs"] + d["outputs"]):
-            raise ManifestError("bmsdk.json inputs/outputs must be objects", "re-create the artifact with `bmsdk convert`")
+            raise ManifestError(f"bmsdk.json has unknown fields {_show(sorted(unknown))}",
+                                "re-create the artifact with this bmsdk")
+        _check_files(d["model_file"], d["files"])
         kwargs = dict(d)
-        kwargs["inputs"] = [TensorSpec.from_dict(t) for t in d["inputs"]]
-        kwargs["outputs"] = [TensorSpec.from_dict(t) for t in d["outputs"]]
-        for key in ("preprocessing", "postprocessing", "compression", "source", "toolchain", "validation", "target_config"):
+        kwargs["inputs"] = _tensor_specs(d["inputs"], "inputs")
+        kwargs["outputs"] = _tensor_specs(d["outputs"], "outputs")
+        for key in ("preprocessing", "postprocessing", *FREE_FORM):
             if key in kwargs and not isinstance(kwargs[key], dict):
-                raise ManifestError(f"bmsdk.json field '{key}' must be an object", "re-create the artifact with `bmsdk convert`")
-        model_file = d["model_file"]  # a file, or a folder (model.mlpackage/) whose files are listed one by one
-        if model_file not in d["files"] and not any(f.startswith(model_file.rstrip("/") + "/") for f in d["files"]):
-            raise ManifestError("bmsdk.json does not list a checksum for its model file", "re-create the artifact with `bmsdk convert`")
+                raise ManifestError(f"bmsdk.json field '{key}' must be an object", REMAKE)
+        for key in ("created", "bmsdk_version"):
+            if key in kwargs and not isinstance(kwargs[key], str):
+                raise ManifestError(f"bmsdk.json field '{key}' must be a str", REMAKE)
+        _check_preprocessing(kwargs.get("preprocessing", {}), kwargs["inputs"], d["files"])
+        _check_postprocessing(kwargs.get("postprocessing", {}), kwargs["outputs"])
         return cls(**kwargs)
 
     @classmethod
@@ -144,9 +173,11 @@ class Manifest:
     def parse(cls, data: bytes, path: Path) -> Manifest:
         """The manifest in `data`, the bytes of bmsdk.json at `path` (named in errors)."""
         try:
-            parsed = json.loads(data.decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ManifestError(f"{path} is not valid JSON ({e})", "re-create the artifact with `bmsdk convert`") from None
+            parsed = json.loads(data)
+        except RecursionError:
+            raise ManifestError(f"{path} is nested too deeply to be a manifest", REMAKE) from None
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+            raise ManifestError(f"{path} is not valid JSON ({str(e)[:200]})", REMAKE) from None
         return cls.from_dict(parsed)
 
     # --- conveniences --------------------------------------------------------
@@ -167,18 +198,164 @@ def manifest_bytes(folder: str | Path) -> bytes:
     path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         raise ManifestError(f"{folder} has no {MANIFEST_NAME}", "pass a folder written by `bmsdk convert`")
-    return path.read_bytes()
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{path} is larger than {MAX_MANIFEST_BYTES >> 20} MB", REMAKE)
+        return path.read_bytes()
+    except OSError as e:
+        raise ManifestError(f"cannot read {path} ({e.strerror or e})", "check the file's permissions") from None
 
 
 def _inside(rel: str) -> bool:
     """A relative path that stays inside the artifact folder (no absolute paths, no '..')."""
+    if not isinstance(rel, str) or not rel or "\\" in rel:
+        return False
     path = PurePosixPath(rel)
-    return isinstance(rel, str) and bool(rel) and not path.is_absolute() and ".." not in path.parts and "\\" not in rel
+    return not path.is_absolute() and ".." not in path.parts
 
 
 def _check_fields(d: dict, types: dict[str, type], where: str) -> None:
     for key, typ in types.items():
         if key not in d:
-            raise ManifestError(f"{where} is missing the field '{key}'", "re-create the artifact with `bmsdk convert`")
+            raise ManifestError(f"{where} is missing the field '{key}'", REMAKE)
         if not isinstance(d[key], typ):
-            raise ManifestError(f"{where} field '{key}' must be a {typ.__name__}", "re-create the artifact with `bmsdk convert`")
+            raise ManifestError(f"{where} field '{key}' must be a {typ.__name__}", REMAKE)
+
+
+def _show(value: Any) -> str:
+    """A value as it may appear in an error message: repr, cut to a readable length."""
+    return _repr.repr(value)
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if level > MAX_DEPTH:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
+
+
+def _good_dim(dim: Any) -> bool:
+    if isinstance(dim, bool):
+        return False
+    if isinstance(dim, int):
+        return 1 <= dim <= MAX_DIM
+    return isinstance(dim, str) and DIM_NAME.fullmatch(dim) is not None
+
+
+def _is_int(value: Any, low: int, high: float = math.inf) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_files(model_file: str, files: dict) -> None:
+    for rel in [model_file, *files]:
+        if not _inside(rel):
+            raise ManifestError(f"bmsdk.json names a file outside the artifact: {_show(rel)}",
+                                f"never load an artifact whose manifest was edited; {REMAKE}")
+    if not all(isinstance(digest, str) for digest in files.values()):
+        raise ManifestError("bmsdk.json 'files' must map each path to its sha256 string", REMAKE)
+    folder = model_file.rstrip("/") + "/"  # a file, or a folder (model.mlpackage/) whose files are listed one by one
+    if model_file not in files and not any(f.startswith(folder) for f in files):
+        raise ManifestError("bmsdk.json does not list a checksum for its model file", REMAKE)
+
+
+def _tensor_specs(items: list, key: str) -> list[TensorSpec]:
+    if not items:
+        raise ManifestError(f"bmsdk.json declares no {key}", REMAKE)
+    if not all(isinstance(t, dict) for t in items):
+        raise ManifestError("bmsdk.json inputs/outputs must be objects", REMAKE)
+    specs = [TensorSpec.from_dict(t) for t in items]
+    names = [t.name for t in specs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ManifestError(f"bmsdk.json declares {key} {_show(repeated)} more than once", REMAKE)
+    return specs
+
+
+def _pre_error(problem: str) -> ManifestError:
+    return ManifestError(f"bmsdk.json preprocessing: {problem}", REMAKE)
+
+
+def _check_preprocessing(pre: dict, inputs: list[TensorSpec], files: dict) -> None:
+    """'text' and 'image' pre-processing must be complete and agree with the inputs; no kind means raw tensors."""
+    kind = pre.get("kind")
+    if kind is None:
+        return
+    if kind == "text":
+        _check_text(pre, inputs, files)
+    elif kind == "image":
+        _check_image(pre, inputs)
+    else:
+        raise _pre_error(f"unknown kind {_show(kind)} (kinds are 'text' and 'image')")
+
+
+def _check_text(pre: dict, inputs: list[TensorSpec], files: dict) -> None:
+    tokenizer = pre.get("tokenizer")
+    if not _inside(tokenizer) or tokenizer not in files:
+        raise _pre_error(f"'tokenizer' must name a checksummed file inside the artifact, got {_show(tokenizer)}")
+    if not _is_int(pre.get("max_length"), 1, MAX_TEXT_LENGTH):
+        raise _pre_error(f"'max_length' must be an int from 1 to {MAX_TEXT_LENGTH}, got {_show(pre.get('max_length'))}")
+    if "pad_id" in pre and not _is_int(pre["pad_id"], 0):
+        raise _pre_error(f"'pad_id' must be an int >= 0, got {_show(pre['pad_id'])}")
+    if "pad_token" in pre and not isinstance(pre["pad_token"], str):
+        raise _pre_error(f"'pad_token' must be a string, got {_show(pre['pad_token'])}")
+    if not any(t.name == "input_ids" for t in inputs):
+        raise _pre_error("text pre-processing needs an input named 'input_ids'")
+
+
+def _check_image(pre: dict, inputs: list[TensorSpec]) -> None:
+    size, channels, layout = pre.get("size"), pre.get("channels"), pre.get("layout")
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v, 1, MAX_IMAGE_SIDE) for v in size)):
+        raise _pre_error(f"'size' must be [height, width] of ints from 1 to {MAX_IMAGE_SIDE}, got {_show(size)}")
+    if not _is_int(channels, 1, 4):
+        raise _pre_error(f"'channels' must be an int from 1 to 4, got {_show(channels)}")
+    if layout not in LAYOUTS:
+        raise _pre_error(f"'layout' must be NCHW or NHWC, got {_show(layout)}")
+    spec = next((t for t in inputs if t.name == pre.get("input_name")), None)
+    if spec is None:
+        raise _pre_error(f"'input_name' {_show(pre.get('input_name'))} is not one of the inputs")
+    _check_image_input(spec, size, channels, layout)
+    if not _is_number(pre.get("scale")):
+        raise _pre_error(f"'scale' must be a finite number, got {_show(pre.get('scale'))}")
+    for key in ("mean", "std"):
+        values = pre.get(key)
+        if not (isinstance(values, list) and len(values) == channels and all(_is_number(v) for v in values)):
+            raise _pre_error(f"'{key}' must be {channels} finite numbers (one per channel), got {_show(values)}")
+    if 0 in pre["std"]:
+        raise _pre_error(f"'std' must not contain 0, got {_show(pre['std'])}")
+
+
+def _check_image_input(spec: TensorSpec, size: list[int], channels: int, layout: str) -> None:
+    if len(spec.shape) != 4:
+        raise _pre_error(f"image input {_show(spec.name)} must have 4 dims ({layout}), got {_show(spec.shape)}")
+    c, h, w = (spec.shape[1], *spec.shape[2:]) if layout == "NCHW" else (spec.shape[3], *spec.shape[1:3])
+    if isinstance(c, int) and c != channels:
+        raise _pre_error(f"'channels' is {channels} but input {_show(spec.name)} has {c} channels")
+    if all(isinstance(v, int) for v in (h, w)) and [h, w] != size:
+        raise _pre_error(f"'size' is {size} but input {_show(spec.name)} is {h}x{w}")
+
+
+def _check_postprocessing(post: dict, outputs: list[TensorSpec]) -> None:
+    name = post.get("output")
+    if name is not None and not any(t.name == name for t in outputs):
+        raise ManifestError(f"bmsdk.json postprocessing names output {_show(name)}, which is not declared", REMAKE)
+    labels = post.get("labels")
+    if labels is None:
+        return
+    if not (isinstance(labels, list) and all(isinstance(label, str) for label in labels)):
+        raise ManifestError(f"bmsdk.json postprocessing 'labels' must be a list of strings, got {_show(labels)}",
+                            REMAKE)
+    spec = next(t for t in outputs if t.name == name) if name is not None else outputs[0]
+    classes = spec.shape[-1] if spec.shape else None
+    if isinstance(classes, int) and len(labels) != classes:
+        raise ManifestError(f"bmsdk.json has {len(labels)} labels but output {_show(spec.name)} has {classes} classes",
+                            REMAKE)

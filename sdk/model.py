@@ -20,6 +20,8 @@ class Model:
     `runner` is any object with `run(feeds) -> dict` (a runtime backend, or the source model during conversion).
     """
 
+    batch_size = 64  # inputs per runtime call when predict() is given a batch
+
     def __init__(self, folder: Path, manifest: Manifest, runner: Any):
         self.folder = Path(folder)
         self.manifest = manifest
@@ -47,27 +49,93 @@ class Model:
         """Feeds for a batch of raw inputs: strings for text models, images (paths, PIL, arrays) for image models."""
         if isinstance(items, np.ndarray) and items.ndim == len(self.manifest.inputs[0].shape) and items.dtype.kind == "f" \
                 and len(self.manifest.inputs) == 1 and self.manifest.preprocessing.get("kind") != "text":
+            if not np.isfinite(items).all():
+                raise InputError(f"the input array of shape {items.shape} holds NaN or infinite values",
+                                 "pass finite values")
             return {self.manifest.inputs[0].name: items.astype(self.manifest.inputs[0].dtype, copy=False)}  # already a batch
         if self.preprocessor is None:
             raise InputError("this model has no pre-processing", "call run({name: array}) with the model's inputs")
         return self.preprocessor(items)
 
     def predict(self, x: Any):
-        """A single input gives one prediction; a list (or a batch array) gives a list."""
-        single = isinstance(x, (str, Path)) or (isinstance(x, np.ndarray) and self._one_array(x)) or hasattr(x, "convert")
-        items = [x] if single else x
-        if isinstance(items, (list, tuple)) and not items:
-            raise InputError("predict() got an empty list", "pass at least one input")
-        feeds = self.preprocess(items)
-        result = postprocess(self.task, self.manifest.postprocessing, self.run(feeds), feeds)
-        return result[0] if single else result
+        """A single input gives one prediction; a batch gives a list (feature extraction: an (N, D) array).
 
-    def _one_array(self, x: np.ndarray) -> bool:
-        """HxW, HxWxC and CxHxW arrays are one image, but a 1-channel model reads NxHxW as N images."""
+        What is one input and what is a batch is decided by `batch_of`. Batches run `batch_size` inputs at a time
+        (texts sorted by token count, so that little padding is computed); results keep the input order.
+        """
+        items, single = self.batch_of(x)
+        if self.manifest.preprocessing.get("kind") == "text":
+            results = self._predict_texts(items)
+        else:
+            parts = [self._predict_batch(items[i:i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
+            results = np.concatenate(parts) if isinstance(parts[0], np.ndarray) else [r for part in parts for r in part]
+        return results[0] if single else results
+
+    def batch_of(self, x: Any) -> tuple[Any, bool]:
+        """(the batch `predict(x)` runs, whether x is one input).
+
+        A list or tuple is a batch. A string, a path or a PIL image is one input. For image models an ndarray is one
+        image if it is HxW, HxWxC (C = 1, 3 or 4) or CxHxW (C = 1 or 3), and a batch if it is 4-D (NxHxWxC or NxCxHxW of
+        pixels, or a float array shaped like the model input, taken as already pre-processed); a 1-channel model also
+        reads NxHxW at its own HxW as N images (N > 1). Any other array is refused. For models without pre-processing
+        an ndarray is a batch of model inputs.
+        """
+        kind = self.manifest.preprocessing.get("kind")
+        if isinstance(x, (list, tuple)):
+            if not x:
+                raise InputError("predict() got an empty list", "pass at least one input")
+            return list(x), False
+        if isinstance(x, (str, Path)) or hasattr(x, "convert"):
+            return [x], True
+        if isinstance(x, dict):
+            raise InputError("predict() cannot take a dict",
+                             self._what_to_pass() + "; model feeds go to run({name: array})")
+        if not isinstance(x, np.ndarray) or x.ndim == 0:
+            raise InputError(f"predict() cannot take {_describe(x)}", self._what_to_pass())
+        if kind == "text":
+            raise InputError(f"a text model cannot take an array (shape {x.shape})", self._what_to_pass())
+        if kind != "image":
+            return x, False
+        if self._is_image_batch(x):
+            return (list(x) if x.ndim == 3 else x), False
+        return [x], True
+
+    def _is_image_batch(self, x: np.ndarray) -> bool:
         pre = self.manifest.preprocessing
-        if x.ndim == 3 and pre.get("kind") == "image" and int(pre.get("channels", 3)) == 1:
-            return 1 in (x.shape[0], x.shape[-1])
-        return x.ndim <= 3
+        if x.ndim == 4:
+            return True
+        if x.ndim == 3 and pre["channels"] == 1 and x.shape[0] > 1 and list(x.shape[1:]) == list(pre["size"]):
+            return True
+        if x.ndim == 2 or (x.ndim == 3 and (x.shape[-1] in (1, 3, 4) or x.shape[0] in (1, 3))):
+            return False
+        height, width = pre["size"]
+        gray = f", or NxHxW at the model's {height}x{width} for N images" if pre["channels"] == 1 else ""
+        raise InputError(f"cannot read an image array of shape {x.shape}",
+                         f"pass one image as HxW, HxWxC (C = 1, 3 or 4) or CxHxW (C = 1 or 3); a batch as a list, "
+                         f"NxHxWxC or NxCxHxW{gray}")
+
+    def _what_to_pass(self) -> str:
+        kind = self.manifest.preprocessing.get("kind")
+        if kind == "text":
+            return "pass a string or a list of strings"
+        if kind == "image":
+            return "pass an image path, a PIL image, a numpy pixel array, or a list of them"
+        return "pass a numpy array batch, or call run({name: array}) with the model's inputs"
+
+    def _predict_batch(self, items: Any):
+        feeds = self.preprocess(items)
+        return postprocess(self.task, self.manifest.postprocessing, self.run(feeds), feeds)
+
+    def _predict_texts(self, texts: list):
+        rows = self.preprocessor.encode(texts)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+        results: list = [None] * len(rows)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            feeds = self.preprocessor.pad([rows[i] for i in chunk])
+            for i, result in zip(chunk, postprocess(self.task, self.manifest.postprocessing, self.run(feeds), feeds)):
+                results[i] = result
+        return np.stack(results) if isinstance(results[0], np.ndarray) else results
 
     def primary_outputs(self, data: Dataset, batch_size: int = 32) -> np.ndarray:
         """Class logits (classification) or pooled embeddings (feature extraction) for a whole dataset."""
@@ -99,6 +167,10 @@ class Model:
     def __repr__(self) -> str:
         m = self.manifest
         return f"Model({m.name!r}, task={m.task}, target={m.target}, precision={m.precision}, backend={self.backend})"
+
+
+def _describe(x: Any) -> str:
+    return "a 0-d array" if isinstance(x, np.ndarray) else "None" if x is None else f"a {type(x).__name__}"
 
 
 def load(path: str | Path, backend: str | None = None, threads: int | None = None, verify: bool = True,

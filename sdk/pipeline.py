@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifact import check_output, file_checksums, save_samples, staged_folder
+from .checks import check_convert_args, check_overrides
 from .data import Dataset, load_dataset
 from .errors import BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError
 from .manifest import Manifest
@@ -64,6 +65,7 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     request = CompressionRequest(prune, prune_method, importance, load_dataset(recover) if recover else None, recover_steps,
                                  max_accuracy_drop, objective)
     request.check(target, precision, eval_set is not None, calib_data is not None)
+    check_convert_args(labels, mean, std, max_length)
     if output:
         check_output(Path(output), overwrite)  # before the source loads: minutes may pass before it is written
 
@@ -75,6 +77,8 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
             raise BackendUnavailableError(f"converting needs the '{e.name}' package, which is not installed",
                                           "pip install 'bmsdk[convert]'") from None
     spec.check_task(src.task)
+    class_dim = next((d for d in src.outputs[0].shape[1:] if isinstance(d, int)), None) if src.task != "feature-extraction" else None
+    check_overrides(labels, mean, std, class_dim, src.preprocessing.get("channels"))
     request.check_source(src)
     if hasattr(target_module, "check_request"):
         target_module.check_request(src, precision, calib_data is not None, target_options)

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ManifestError
 from .manifest import TensorSpec
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -16,29 +16,54 @@ TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 class TextPreprocessor:
     """WordPiece/BPE tokenization from the artifact's `tokenizer.json`, padded to the longest text in a batch."""
 
-    def __init__(self, config: dict, folder: Path, inputs: Sequence[TensorSpec]):
-        from tokenizers import Tokenizer
+    encode_chunk = 1024  # texts handed to the tokenizer at once
 
+    def __init__(self, config: dict, folder: Path, inputs: Sequence[TensorSpec]):
         self.max_length = int(config["max_length"])
-        self.tokenizer = Tokenizer.from_file(str(folder / config["tokenizer"]))
+        self.pad_id = int(config.get("pad_id", 0))
+        self.tokenizer = _load_tokenizer(folder / config["tokenizer"])
+        self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
-        pad_id = int(config.get("pad_id", 0))
-        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=config.get("pad_token", "[PAD]"))
         self.inputs = {t.name: t for t in inputs if t.name in TEXT_INPUTS}
         if "input_ids" not in self.inputs:
             raise InputError("a text model needs an 'input_ids' input", "convert it with --task text-classification")
 
     def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Tokenize, padded to the longest text of the batch (runtimes with fixed lengths pad further themselves)."""
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        return self.pad(self.encode(texts))
+
+    def encode(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(token ids, token type ids) of each text, truncated to max_length and not padded."""
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
             raise InputError("text input must be a list of strings", "pass predict('text') or predict(['a', 'b'])")
-        encodings = self.tokenizer.encode_batch(list(texts))
-        columns = {
-            "input_ids": [e.ids for e in encodings],
-            "attention_mask": [e.attention_mask for e in encodings],
-            "token_type_ids": [e.type_ids for e in encodings],
-        }
-        return {name: np.asarray(columns[name], dtype=spec.dtype) for name, spec in self.inputs.items()}
+        rows = []
+        for start in range(0, len(texts), self.encode_chunk):
+            for e in self.tokenizer.encode_batch(list(texts[start:start + self.encode_chunk])):
+                rows.append((np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)))
+        return rows
+
+    def pad(self, rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Model feeds for encoded texts: padded on the right with pad_id (attention mask 0) to the longest."""
+        width = max((len(ids) for ids, _ in rows), default=0)
+        columns = {"input_ids": np.full((len(rows), width), self.pad_id, dtype=np.int64),
+                   "attention_mask": np.zeros((len(rows), width), dtype=np.int64),
+                   "token_type_ids": np.zeros((len(rows), width), dtype=np.int64)}
+        for r, (ids, types) in enumerate(rows):
+            columns["input_ids"][r, :len(ids)] = ids
+            columns["attention_mask"][r, :len(ids)] = 1
+            columns["token_type_ids"][r, :len(ids)] = types
+        return {name: columns[name].astype(spec.dtype, copy=False) for name, spec in self.inputs.items()}
+
+
+def _load_tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception for files it cannot read or parse
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ManifestError(f"{path} is not a readable tokenizer.json ({reason})",
+                            "re-create the artifact with `bmsdk convert`") from None
 
 
 class ImagePreprocessor:
@@ -69,19 +94,7 @@ class ImagePreprocessor:
             except Exception as e:  # Pillow raises several types for unreadable files
                 raise InputError(f"{path} is not a readable image ({e})", "pass a PNG/JPEG/BMP file") from None
         if isinstance(image, np.ndarray):
-            array = image
-            if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
-                array = np.moveaxis(array, 0, -1)  # CHW -> HWC
-            if array.ndim == 3 and array.shape[-1] == 1:
-                array = array[..., 0]
-            if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-                raise InputError(f"an image array must be HxW, HxWxC or CxHxW with C = 1, 3 or 4, got shape {image.shape}",
-                                 "pass one image at a time, or a list")
-            if array.dtype != np.uint8:
-                if array.max() <= 1.0 + 1e-6:
-                    array = array * 255.0  # float images in [0, 1]
-                array = np.clip(array, 0, 255).round().astype(np.uint8)
-            image = Image.fromarray(array)
+            image = Image.fromarray(pixels_hwc(image))
         if not hasattr(image, "convert"):
             raise InputError(f"cannot read an image from {type(image).__name__}", "pass a path, a PIL image or a numpy array")
         image = image.convert("L" if self.channels == 1 else "RGB")
@@ -96,6 +109,28 @@ class ImagePreprocessor:
         if self.layout == "NCHW":
             batch = batch.transpose(0, 3, 1, 2)
         return {self.input_name: np.ascontiguousarray(batch, dtype=self.dtype)}
+
+
+def pixels_hwc(array: np.ndarray) -> np.ndarray:
+    """One image array (HxW, HxWxC or CxHxW, C = 1, 3 or 4; uint8 0-255 or float 0-1/0-255) as HxW or HxWxC uint8."""
+    if array.dtype.kind not in "buif" or array.size == 0:
+        raise InputError(f"an image array must hold numbers, got {array.dtype} of shape {array.shape}",
+                         "pass uint8 pixels 0-255 or floats 0-1")
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # CHW -> HWC
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise InputError(f"an image array must be HxW, HxWxC or CxHxW with C = 1, 3 or 4, got shape {array.shape}",
+                         "pass one image at a time, or a list")
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InputError(f"the image array of shape {array.shape} holds NaN or infinite values",
+                         "pass finite pixel values")
+    if array.max() <= 1.0 + 1e-6:
+        array = array * 255.0  # float images in [0, 1]
+    return np.clip(array, 0, 255).round().astype(np.uint8)
 
 
 def make_preprocessor(config: dict, folder: Path, inputs: Sequence[TensorSpec]):
