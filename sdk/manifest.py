@@ -77,10 +77,10 @@ class TensorSpec:
                                 f"at most {MAX_ELEMENTS} elements in its fixed dims; {REMAKE}")
         value_range, max_dims = d.get("value_range"), d.get("max_dims")
         if value_range is not None and not (isinstance(value_range, list) and len(value_range) == 2
-                                            and all(_is_int(v) for v in value_range) and value_range[0] <= value_range[1]):
+                                            and all(_is_int(v, -2**63, 2**63) for v in value_range) and value_range[0] <= value_range[1]):
             raise ManifestError(f"tensor {_show(name)} has a bad value_range", f"it is [lowest, highest], two integers; {REMAKE}")
         if max_dims is not None and not (isinstance(max_dims, dict)
-                                         and all(isinstance(k, str) and _is_int(v) and v >= 1 for k, v in max_dims.items())):
+                                         and all(isinstance(k, str) and _is_int(v, 1) for k, v in max_dims.items())):
             raise ManifestError(f"tensor {_show(name)} has bad max_dims", f"it maps dim names to positive integers; {REMAKE}")
         return cls(name, d["dtype"], list(shape), value_range, max_dims)
 
@@ -187,10 +187,6 @@ class Manifest:
 
     def input(self, name: str) -> TensorSpec:
         return next(t for t in self.inputs if t.name == name)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def manifest_bytes(folder: str | Path) -> bytes:
