@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, ModelFileError, SourceError
@@ -12,6 +14,7 @@ from .pt2_archive import load_exported_program
 
 class TorchBackend(Backend):
     name = "torch"
+    thread_safe = True  # calls into the module are serialised by a lock
 
     def _load(self) -> None:
         try:
@@ -24,12 +27,13 @@ class TorchBackend(Backend):
         except SourceError as e:
             raise ModelFileError(e.problem, e.fix) from None
         self.module = program.module()
+        self._lock = threading.Lock()
         if self.threads:
             torch.set_num_threads(int(self.threads))  # process-wide in PyTorch: set once, on load
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self.torch
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             result = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
         if isinstance(result, torch.Tensor):
             result = (result,)

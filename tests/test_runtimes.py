@@ -85,7 +85,7 @@ def test_torch_backend_runs_pt2(converted, cnn_factory):
     result = converted("cnn-torch", cnn_factory, target="torch")
     folder, manifest = open_artifact(result.path)
     with open_backend(folder, manifest) as backend:
-        assert backend.name == "torch" and backend.thread_safe is False
+        assert backend.name == "torch" and backend.thread_safe is True
         out = backend.run({"input": np.zeros((3, 1, 28, 28), np.float32)})
         assert out["logits"].shape == (3, 10)
 
