@@ -7,8 +7,7 @@ from collections import Counter
 from typing import Sequence
 
 from .errors import SourceError, UnsupportedError
-
-MAX_LENGTH = 65536  # the manifest's limit on a text model's max_length
+from .manifest import MAX_TEXT_LENGTH
 
 
 def check_labels(labels: Sequence[str] | None) -> None:
@@ -19,7 +18,7 @@ def check_labels(labels: Sequence[str] | None) -> None:
     if not labels:
         raise SourceError("--labels names no classes", fix)
     if any(not isinstance(label, str) or not label.strip() for label in labels):
-        raise SourceError(f"--labels has an empty class name: {_show(labels)}", fix)
+        raise SourceError(f"--labels has an empty or non-text class name: {_show(labels)}", fix)
     repeated = sorted(label for label, n in Counter(labels).items() if n > 1)
     if repeated:
         raise SourceError(f"--labels names {_show(repeated)} more than once", "give each class its own name")
@@ -40,8 +39,8 @@ def check_mean_std(mean: Sequence[float] | None, std: Sequence[float] | None) ->
 def check_max_length(max_length: int | None) -> None:
     if max_length is None:
         return
-    if not isinstance(max_length, int) or isinstance(max_length, bool) or not 1 <= max_length <= MAX_LENGTH:
-        raise SourceError(f"--max-length must be an integer from 1 to {MAX_LENGTH}, got {_show(max_length)}",
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or not 1 <= max_length <= MAX_TEXT_LENGTH:
+        raise SourceError(f"--max-length must be an integer from 1 to {MAX_TEXT_LENGTH}, got {_show(max_length)}",
                           "pass the longest token count the model should see, e.g. --max-length 128")
 
 

@@ -110,8 +110,8 @@ class Model:
             return False
         height, width = pre["size"]
         gray = f", or NxHxW at the model's {height}x{width} for N images" if pre["channels"] == 1 else ""
-        raise InputError(f"cannot read an image array of shape {x.shape}",
-                         f"pass one image as HxW, HxWxC (C = 1, 3 or 4) or CxHxW (C = 1 or 3); a batch as a list, "
+        raise InputError(f"cannot read an image array of shape {x.shape}: one image is HxW, HxWxC or CxHxW",
+                         f"pass one image with C = 1, 3 or 4 channels last or 1 or 3 first; a batch as a list, "
                          f"NxHxWxC or NxCxHxW{gray}")
 
     def _what_to_pass(self) -> str:

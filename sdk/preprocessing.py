@@ -34,7 +34,7 @@ class TextPreprocessor:
 
     def encode(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(token ids, token type ids) of each text, truncated to max_length and not padded."""
-        if isinstance(texts, str) or not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+        if not _is_text_list(texts):
             raise InputError("text input must be a list of strings", "pass predict('text') or predict(['a', 'b'])")
         rows = []
         for start in range(0, len(texts), self.encode_chunk):
@@ -53,6 +53,12 @@ class TextPreprocessor:
             columns["attention_mask"][r, :len(ids)] = 1
             columns["token_type_ids"][r, :len(ids)] = types
         return {name: columns[name].astype(spec.dtype, copy=False) for name, spec in self.inputs.items()}
+
+
+def _is_text_list(texts: Any) -> bool:
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        return False
+    return isinstance(texts, (list, tuple, np.ndarray)) and all(isinstance(t, str) for t in texts)
 
 
 def _load_tokenizer(path: Path):
