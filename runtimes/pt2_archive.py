@@ -24,6 +24,8 @@ from pathlib import Path, PurePosixPath
 
 from bmsdk.errors import SourceError
 
+from .base import short_error
+
 MAX_JSON_BYTES = 256 << 20
 MAX_ENTRIES = 100_000
 MAX_ZERO_FILLED_BYTES = 64 << 20  # a weight stored as 0 bytes is allocated as zeros of its declared size
@@ -52,7 +54,7 @@ def inspect_archive(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             _inspect(path, archive)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
-        raise SourceError(f"{path} is a damaged archive ({_short(e)})", FIX) from None
+        raise SourceError(f"{path} is a damaged archive ({short_error(e, 200)})", FIX) from None
 
 
 def _inspect(path: Path, archive: zipfile.ZipFile) -> None:
@@ -95,7 +97,7 @@ def _json(archive: zipfile.ZipFile, files: dict, rel: str, path: Path):
     try:
         return json.loads(archive.read(info))
     except (ValueError, RecursionError) as e:
-        raise SourceError(f"{path}: {rel} is not valid JSON ({_short(e)})", FIX) from None
+        raise SourceError(f"{path}: {rel} is not valid JSON ({short_error(e, 200)})", FIX) from None
 
 
 def _check_program(path: Path, program) -> None:
@@ -239,7 +241,7 @@ def _check_sample_inputs(path: Path, payload: bytes) -> None:
     try:
         torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - any refusal of the safe unpickler means torch would unpickle fully
-        raise SourceError(f"{path} has sample inputs that only a full (unsafe) unpickle can read ({_short(e)})", FIX) from None
+        raise SourceError(f"{path} has sample inputs that only a full (unsafe) unpickle can read ({short_error(e, 200)})", FIX) from None
 
 
 def load_exported_program(path: str | Path):
@@ -251,15 +253,10 @@ def load_exported_program(path: str | Path):
     try:
         program = torch.export.load(str(path))
     except Exception as e:  # noqa: BLE001 - torch raises many types for malformed programs
-        raise SourceError(f"{path} is not a loadable torch.export program ({_short(e)})", FIX) from None
+        raise SourceError(f"{path} is not a loadable torch.export program ({short_error(e, 200)})", FIX) from None
     program._guards_code = []  # ExportedProgram.module() would exec these strings
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     for name, node in placeholders.items():
         if not isinstance(node.meta.get("val"), torch.Tensor):
             raise SourceError(f"input '{name}' of {path} is not a tensor", "export a program whose inputs are all tensors")
     return program
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:200]

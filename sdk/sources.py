@@ -52,9 +52,7 @@ class Source:
         """Run the source model itself (the reference every artifact is compared with)."""
         if self.onnx_path is not None:
             if self._session is None:
-                import onnxruntime as ort
-
-                self._session = ort.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
+                self._session = _onnx_session(self.onnx_path)
             names = [o.name for o in self.outputs]
             return dict(zip(names, self._session.run(names, feeds)))
         import torch
