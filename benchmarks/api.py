@@ -8,9 +8,10 @@ from pathlib import Path
 from bmsdk.checks import check_bench_settings
 from bmsdk.progress import SILENT, Progress
 
-from .gate import check, load_report
-from .harness import BenchConfig, run_benchmark
-from .report import write_reports
+from bmsdk.benchmarks.gate import check, load_report
+from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
+from bmsdk.benchmarks.report import write_reports
+from bmsdk.benchmarks.cases import load_case
 
 
 @dataclass
@@ -38,7 +39,6 @@ def benchmark(source: str | Path | None = None, out_dir: str | Path = "reports/b
                      threads=threads, warmup=warmup, iterations=iterations, seconds=seconds, repeats=repeats,
                      artifacts_dir=Path(artifacts_dir) if artifacts_dir else None)
     if case is not None:
-        from .cases import load_case
 
         cfg = load_case(case, **overrides)
         check_bench_settings(cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats,

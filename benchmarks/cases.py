@@ -9,7 +9,7 @@ from bmsdk.data import load_dataset
 from bmsdk.errors import DataError
 
 from . import zoo
-from .harness import BenchConfig
+from bmsdk.benchmarks.harness import BenchConfig
 
 CASES_DIR = Path(__file__).parent / "cases"
 KEYS = {"name", "source", "eval", "eval_limit", "calibration", "targets", "precisions", "batch", "threads", "warmup",

@@ -19,8 +19,9 @@ import bmsdk
 from bmsdk.progress import Progress
 
 from . import zoo
-from .harness import BenchConfig, run_benchmark
-from .report import rows
+from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
+from bmsdk.benchmarks.report import rows
+from bmsdk.cli import quiet_third_party
 
 # (target, precision) rows of the table, in order
 VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("tflite", "int8"),
@@ -89,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for every runtime, torch included (default 1)")
     parser.add_argument("--targets", help="only these targets' rows, comma-separated (e.g. onnx for a quick first run)")
     args = parser.parse_args(argv)
-    from bmsdk.cli import quiet_third_party
 
     quiet_third_party()
     start = time.perf_counter()

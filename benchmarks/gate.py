@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from bmsdk.converters.budget import fits
+from bmsdk.errors import DataError
 
 MAX_REPORT_BYTES = 64 * 2**20
 FIX = "pass a report.json written by `bmsdk bench`"
@@ -13,7 +14,6 @@ FIX = "pass a report.json written by `bmsdk bench`"
 
 def load_report(path: str | Path) -> dict:
     """A baseline report.json, checked for every field the gate reads."""
-    from bmsdk.errors import DataError
 
     path = Path(path)
     try:

@@ -12,15 +12,19 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-import bmsdk
+from bmsdk.converters.pipeline import convert
+from bmsdk.errors import BackendUnavailableError, BmsdkError
 from bmsdk.data import Dataset, load_dataset
 from bmsdk.progress import SILENT, Progress
 
-from .measure import batch_feeds, measure_artifact, repeated_latency
+from bmsdk.benchmarks.measure import batch_feeds, measure_artifact, repeated_latency
+from bmsdk.converters import get_target, toolchain_packages
+from bmsdk.artifact import open_artifact
+from bmsdk.artifact import load_samples
+from bmsdk.runtimes.model import Model
+from bmsdk.converters.sources.loader import load_source
 
 REPORT_SCHEMA_VERSION = 1
-LIBRARIES = ("bmsdk", "numpy", "onnxruntime", "torch", "transformers", "onnx", "ai-edge-litert", "litert-torch",
-             "coremltools", "tensorrt", "nvidia-modelopt")
 
 
 @dataclass
@@ -47,7 +51,7 @@ class BenchConfig:
 
 def one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return text if isinstance(error, bmsdk.BmsdkError) else f"{type(error).__name__}: {text}"
+    return text if isinstance(error, BmsdkError) else f"{type(error).__name__}: {text}"
 
 
 def environment(threads: int) -> dict:
@@ -58,7 +62,7 @@ def environment(threads: int) -> dict:
     except OSError:
         pass
     versions = {}
-    for lib in LIBRARIES:
+    for lib in ("bmsdk", "numpy", *toolchain_packages()):
         try:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
@@ -75,8 +79,6 @@ def probe_input(data):
 
 
 def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) -> dict:
-    from bmsdk.converters import get_target
-
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts = cfg.artifacts_dir or out_dir / "artifacts"
     eval_set = cfg.eval_data if isinstance(cfg.eval_data, Dataset) else (
@@ -90,9 +92,8 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
         cell = {"target": target, "precision": precision, **({"variant": label} if label else {})}
         cells.append(cell)
         try:
-            spec = get_target(target).TARGET
-            spec.check(precision, {})
-        except bmsdk.BmsdkError as e:
+            get_target(target).check_precision(precision)
+        except BmsdkError as e:
             cell.update(status="skipped", reason=one_line(e))
             continue
         try:
@@ -107,7 +108,7 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
         try:
             with progress.step("measuring"):
                 cell.update(measure_artifact(path, probe, cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats))
-        except bmsdk.BackendUnavailableError as e:  # converted and validated, but its runtime is not on this machine
+        except BackendUnavailableError as e:  # converted and validated, but its runtime is not on this machine
             cell.update(reason=f"{cell.get('reason', '')} not timed here: {e.problem}".strip())
             continue
         except Exception as e:
@@ -132,14 +133,13 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
 
 def _artifact(cfg: BenchConfig, folder: Path, target: str, precision: str, eval_set, source_outputs: dict, progress: Progress,
               variant: str = "", options: dict | None = None):
-    from bmsdk.artifact import open_artifact
 
     name = cfg.name or None
     label = name or Path(str(cfg.source).split(":")[-1]).name
     path = folder / f"{label}-{target}-{precision}{'-' + variant if variant else ''}.bmsdk"
     if cfg.artifacts_dir and path.exists():
         return open_artifact(path)
-    result = bmsdk.convert(cfg.source, target=target, precision=precision, output=path, overwrite=True, name=name,
+    result = convert(cfg.source, target=target, precision=precision, output=path, overwrite=True, name=name,
                            eval_data=eval_set, calibration=cfg.calibration, progress=progress,
                            source_outputs=source_outputs, **{**cfg.convert_options, **(options or {})})
     return result.path, result.manifest
@@ -179,8 +179,6 @@ def _size(path: Path) -> int:
 
 
 def _sample_probe(path: Path):
-    from bmsdk.artifact import load_samples
-
     inputs, _, raw = load_samples(path)
     if raw is not None:
         return str(raw[0]) if raw.dtype.kind in "US" else raw[0]
@@ -191,8 +189,6 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
     """The source model in torch eager fp32, same pre-processing, same threads, same batches."""
     import torch
 
-    from bmsdk.model import Model
-    from bmsdk.sources import load_source
 
     source = load_source(cfg.source, **{k: v for k, v in cfg.convert_options.items()
                                         if k in ("task", "input_shapes", "max_length", "labels", "mean", "std", "tokenizer", "weights")})

@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 
-from .timing import measure_latency
+from bmsdk.timing import measure_latency, repeated_latency
+from bmsdk.runtimes.model import load
 
 
 def rss_bytes() -> int:
@@ -25,17 +26,6 @@ def rss_bytes() -> int:
 def batch_feeds(model, probe, batch: int) -> dict[str, np.ndarray]:
     """The probe input repeated `batch` times, through the model's own pre-processing."""
     return model.preprocess([probe] * batch)
-
-
-def repeated_latency(fn, warmup: int, iterations: int, seconds: float, repeats: int) -> dict:
-    """`repeats` timing runs; the reported percentiles are the medians across runs (robust to one noisy run)."""
-    runs = [measure_latency(fn, warmup=warmup if i == 0 else max(1, warmup // 4), iterations=iterations, max_seconds=seconds)
-            for i in range(repeats)]
-    keys = ("p50_ms", "p90_ms", "p99_ms", "mean_ms")
-    out = {k: statistics.median(r[k] for r in runs) for k in keys}
-    out["runs_p50_ms"] = [r["p50_ms"] for r in runs]
-    out["iterations"] = sum(r["iterations"] for r in runs)
-    return out
 
 
 def raw_runtime_call(model, feeds):
@@ -55,11 +45,10 @@ def raw_runtime_call(model, feeds):
 
 def measure_artifact(path, probe, batches: list[int], threads: int | None, warmup: int, iterations: int, seconds: float,
                      repeats: int) -> dict:
-    import bmsdk
 
     rss_before = rss_bytes()
     start = time.perf_counter()
-    model = bmsdk.load(path, threads=threads)
+    model = load(path, threads=threads)
     load_ms = (time.perf_counter() - start) * 1e3
     try:
         result = {"backend": model.backend, "device_real": getattr(model.runner, "device_real", True),

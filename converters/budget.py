@@ -13,8 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .layers import display
-from .sensitivity import groups, rank_layers
+from bmsdk.converters.layers import display
+from bmsdk.converters.sensitivity import groups, rank_layers
+from bmsdk.runtimes.model import load
+from bmsdk.timing import repeated_latency
+from bmsdk.errors import BackendUnavailableError
+from bmsdk.artifact import load_samples
 
 LATENCY_RUNS = {"warmup": 10, "iterations": 50, "seconds": 3.0, "repeats": 3}
 EPSILON_PT = 1e-9  # accuracy differences of whole examples carry float round-off: 0.5000000000004 fits 0.5
@@ -73,7 +77,7 @@ def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feed
     progress.info(f"    accuracy drop {drop:+.2f} pt (budget {max_drop} pt)")
     kept: list[str] = []
     result: dict = {"max_drop_pt": max_drop, "baseline_accuracy": baseline}
-    if not fits(drop, max_drop) and "float_layers" not in spec.options:
+    if not fits(drop, max_drop) and not spec.capabilities.float_fallback:
         result["reason"] = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt, and target '{spec.name}' "
                             "cannot keep layers in float")
     elif not fits(drop, max_drop):
@@ -97,11 +101,7 @@ def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feed
 
 
 def _latency_ms(folder: Path, feeds: dict) -> float:
-    import bmsdk
-    from bmsdk.benchmarks.measure import repeated_latency
-    from bmsdk.errors import BackendUnavailableError
-
-    with bmsdk.load(folder, threads=1) as model:
+    with load(folder, threads=1) as model:
         if not model.runner.device_real:
             raise BackendUnavailableError(f"only a reference executor ({model.backend}) runs {model.manifest.target} here, "
                                           "and its latency is not the device's", "decide on the device itself")
@@ -111,8 +111,6 @@ def _latency_ms(folder: Path, feeds: dict) -> float:
 
 def _faster(attempt, folder: Path, manifest, budget: dict | None, max_drop, baseline, progress):
     """Build the float twin next to `folder`, time both (batch 1, one thread), and leave the faster one that fits."""
-    from bmsdk.artifact import load_samples
-    from bmsdk.errors import BackendUnavailableError
 
     twin = folder.with_name(folder.name + ".float")
     shutil.rmtree(twin, ignore_errors=True)

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bmsdk.errors import DataError, UnsupportedError
+from bmsdk.tasks.metrics import score_logits
+from bmsdk.converters.prune import prune
+from bmsdk.converters.recover import recover
+from bmsdk.converters.prune import check_method
+from bmsdk.converters.prune import check_source, default_method
 
 OBJECTIVES = ("accuracy", "latency")
 DEFAULT_RECOVER_STEPS = 100
@@ -63,7 +68,6 @@ class CompressionRequest:
                                    "add --max-accuracy-drop PT and --eval DATA, or give a ratio, e.g. --prune 0.5")
         if self.recover_steps is not None and (self.recover is None or self.recover_steps < 1):
             raise UnsupportedError("--recover-steps needs --recover DATA and at least 1 step", "add --recover DATA, e.g. your training inputs")
-        from .prune import check_method
 
         check_method(self.method or "channels", self.importance, target)
         if self.importance == "taylor" and not has_calibration:
@@ -75,7 +79,6 @@ class CompressionRequest:
             raise UnsupportedError("--max-accuracy-drop needs a classifier (accuracy); this model extracts features",
                                    "leave --max-accuracy-drop out and read the cosine agreement in the validation")
         if self.prune is not None:
-            from .prune import check_source, default_method
 
             self.method = self.method or default_method(source)
             check_source(source, self.method)
@@ -100,7 +103,6 @@ def eval_key(data) -> str:
 
 def score(model, data, cache: dict | None = None) -> tuple[dict, np.ndarray]:
     """Accuracy and macro-F1 of a Model (here: over the source) on labelled data, and its outputs."""
-    from bmsdk.tasks import score_logits
 
     outputs = (cache or {}).get(eval_key(data))
     if outputs is None:
@@ -133,8 +135,6 @@ def prune_stage(request: CompressionRequest, source, reference, calibration, rec
 
 
 def _prune_once(request, ratio, source, reference, teacher, calibration, recover_batches, eval_set, progress):
-    from .prune import prune
-
     source.module = copy.deepcopy(teacher)
     with progress.step(f"pruning {ratio:.0%} ({request.method}, {request.importance} importance)"):
         report = prune(source, ratio, request.method, request.importance, calibration)
@@ -145,7 +145,6 @@ def _prune_once(request, ratio, source, reference, teacher, calibration, recover
         with progress.step("evaluating the pruned model"):
             metric["pruned"], outputs = score(reference, eval_set)
     if recover_batches:
-        from .recover import recover
 
         feeds = [f for f, _ in recover_batches]
         labels = None if any(y is None for _, y in recover_batches) else [y for _, y in recover_batches]

@@ -12,15 +12,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import check_output, file_checksums, save_samples, staged_folder
-from .checks import check_convert_args, check_overrides
-from .data import Dataset, load_dataset
-from .errors import BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError
-from .manifest import Manifest
-from .model import Model
-from .progress import SILENT, Progress
-from .sources import load_source
-from .tasks import label_indices
+from bmsdk.artifact import check_output, file_checksums, save_samples, staged_folder
+from bmsdk.checks import check_convert_args, check_overrides
+from bmsdk.data import Dataset, load_dataset
+from bmsdk.errors import BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError
+from bmsdk.manifest import Manifest
+from bmsdk.progress import SILENT, Progress
+from bmsdk.runtimes import check_feeds
+from bmsdk.runtimes.model import Model
+from bmsdk.tasks import get_task
+from bmsdk.tasks.metrics import label_indices
+from bmsdk.version import __version__
+
+from .budget import deliver
+from .compression import CompressionRequest, eval_key, prune_stage
+from .registry import get_target
+from .sources.loader import example_feeds, load_source
+from .validate import validate_artifact
+from bmsdk.converters.sources.loader import example_feeds
 
 SAMPLE_TEXTS = [
     "I loved this, it was great!", "Terrible service, never again.", "It is okay I guess.",
@@ -51,15 +60,10 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     """See `bmsdk convert --help`. `source_outputs`: a dict shared across conversions of one source, in which the
     source's outputs on the eval data are kept so that they are computed once (the benchmark matrix uses it).
     Compression (pruning, recovery, accuracy budget, latency objective): see converters/compression.py and budget.py."""
-    from bmsdk.converters import get_target
-    from bmsdk.converters.budget import deliver
-    from bmsdk.converters.compression import CompressionRequest, eval_key, prune_stage
-    from bmsdk.converters.validate import validate_artifact
-
     progress = progress or SILENT
-    target_module = get_target(target)
-    spec = target_module.TARGET
-    spec.check(precision, target_options)  # refuse bad arguments before any work
+    spec = get_target(target)
+    spec.check_precision(precision)  # refuse bad arguments before any work
+    options = spec.parse_options(target_options)
     calib_data = load_dataset(calibration) if calibration else None
     eval_set = eval_data if isinstance(eval_data, Dataset) else load_dataset(eval_data) if eval_data else None
     request = CompressionRequest(prune, prune_method, importance, load_dataset(recover) if recover else None, recover_steps,
@@ -77,12 +81,12 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
             raise BackendUnavailableError(f"converting needs the '{e.name}' package, which is not installed",
                                           "pip install 'bmsdk[convert]'") from None
     spec.check_task(src.task)
-    class_dim = next((d for d in src.outputs[0].shape[1:] if isinstance(d, int)), None) if src.task != "feature-extraction" else None
+    classifier = get_task(src.task).classifier
+    class_dim = next((d for d in src.outputs[0].shape[1:] if isinstance(d, int)), None) if classifier else None
     check_overrides(labels, mean, std, class_dim, src.preprocessing.get("channels"))
     request.check_source(src)
-    if hasattr(target_module, "check_request"):
-        target_module.check_request(src, precision, calib_data is not None, target_options)
-    if eval_set is not None and src.task != "feature-extraction":
+    spec.check_request(src, precision, calib_data is not None, options)
+    if eval_set is not None and classifier:
         if eval_set.labels is None:
             raise DataError(f"evaluation data {eval_data} has no labels", "add a 'label' column (JSONL/CSV) or a 'y' array (.npz)")
         num_classes = next((d for d in src.outputs[0].shape[1:] if isinstance(d, int)), None)
@@ -112,22 +116,21 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
 
         def attempt(into: Path, precision: str, float_layers: list[str]) -> Manifest:
             """Build into `into`, validate on the artifact's runtime, write the manifest."""
-            options = {**target_options, "float_layers": float_layers} if float_layers else target_options
             into.mkdir(parents=True, exist_ok=True)
             for rel, path in src.files.items() if into != folder else ():
                 (into / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, into / rel)
             result = dataclasses.replace(manifest, precision=precision)
-            with progress.step(f"building {target} {precision}"), typed_build_errors(target):
-                built = target_module.build(src, into, precision, calib_feeds, options)
+            with progress.step(f"building {target} {precision}"), typed_build_errors(spec):
+                built = spec.build(src, into, precision, calib_feeds, options, float_layers or None)
             save_samples(into, sample_feeds, sample_reference, raw)
             result.model_file = built.model_file
             result.compression = {**built.compression, **({"pruning": pruning} if pruning else {})}
             result.target_config = built.target_config
-            result.toolchain = {"bmsdk": _version(), "python": platform.python_version(), "numpy": np.__version__, **built.toolchain}
+            result.toolchain = {"bmsdk": __version__, "python": platform.python_version(), "numpy": np.__version__, **built.toolchain}
             result.files = file_checksums(into)
             result.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-            result.bmsdk_version = _version()
+            result.bmsdk_version = __version__
             result.validation = validate_artifact(into, result, sample_feeds, sample_reference, eval_set, reference, progress,
                                                   validation_cache)
             result.write(into)
@@ -142,11 +145,8 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     return ConversionResult(out.resolve(), manifest)
 
 
-CONVERT_EXTRAS = {"tflite": "convert-litert", "coreml": "convert-coreml", "tensorrt": "convert-tensorrt"}
-
-
 @contextlib.contextmanager
-def typed_build_errors(target: str):
+def typed_build_errors(target):
     """A converter's missing package or its own failure becomes a typed error naming the fix."""
     try:
         yield
@@ -154,11 +154,11 @@ def typed_build_errors(target: str):
         raise
     except ModuleNotFoundError as e:
         missing = f"the '{e.name}' package" if e.name else f"a package ({str(e).strip()[:120]})"
-        raise BackendUnavailableError(f"the {target} converter needs {missing}, which is not installed",
-                                      f"pip install 'bmsdk[{CONVERT_EXTRAS.get(target, 'convert')}]'") from e
+        raise BackendUnavailableError(f"the {target.name} converter needs {missing}, which is not installed",
+                                      f"pip install 'bmsdk[{target.extra}]'") from e
     except Exception as e:
         text = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise ConversionError(f"{target} conversion failed: {text}", "run with --debug for the full traceback") from e
+        raise ConversionError(f"{target.name} conversion failed: {text}", "run with --debug for the full traceback") from e
 
 
 def _recover_batches(model: Model, data: Dataset, limit: int = 4096) -> list[tuple[dict, np.ndarray | None]]:
@@ -172,12 +172,6 @@ def _recover_batches(model: Model, data: Dataset, limit: int = 4096) -> list[tup
     return [(f, labels[i * size:(i + 1) * size]) for i, f in enumerate(feeds)]
 
 
-def _version() -> str:
-    from bmsdk import __version__
-
-    return __version__
-
-
 def _calibration_feeds(model: Model, data: Dataset, limit: int, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
     batches = []
     data = data.head(limit)
@@ -188,8 +182,6 @@ def _calibration_feeds(model: Model, data: Dataset, limit: int, batch_size: int 
 
 
 def _checked_feeds(model: Model, batch, data: Dataset, what: str) -> dict[str, np.ndarray]:
-    from bmsdk.runtimes import check_feeds
-
     kind = model.manifest.preprocessing.get("kind")
     if kind and data.kind != "tensor" and data.kind != kind:
         raise DataError(f"{what} data {data.origin} holds {data.kind} inputs but the model takes {kind}",
@@ -224,6 +216,5 @@ def _sample_feeds(model: Model, data: Dataset | None, n: int):
         pre = model.manifest.preprocessing
         images = np.random.default_rng(0).integers(0, 256, (n, *pre["size"], pre["channels"]), dtype=np.uint8)
         return model.preprocess(list(images)), images
-    from .sources import example_feeds
 
     return example_feeds(model.manifest.inputs, batch=n), None

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from bmsdk.errors import UnsupportedError
-from bmsdk.sources import Source, example_feeds
+from bmsdk.converters.sources.loader import Source, example_feeds
+from bmsdk.errors import DataError
 
 METHODS = ("channels", "heads-ffn", "magnitude", "2:4")
 STRUCTURED = ("channels", "heads-ffn")
@@ -119,7 +120,6 @@ def _taylor_gradients(module, calibration: list[dict] | None) -> None:
     """First-order Taylor importance needs gradients: of the cross-entropy against the model's own predictions."""
     import torch
 
-    from bmsdk.errors import DataError
 
     if not calibration:
         raise DataError("taylor importance needs calibration data", "pass --calibration DATA, or use --importance magnitude")

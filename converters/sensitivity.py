@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import source_layers
+from bmsdk.converters.layers import source_layers
 
 MAX_EXAMPLES = 64
 

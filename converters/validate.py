@@ -1,74 +1,17 @@
 """Checking an artifact against its source: sample outputs within per-precision tolerances, and the task metric.
 
-numpy only, so `bmsdk validate` works wherever a runtime is installed.
+numpy only (with the runtime that runs the artifact), so `bmsdk validate` works wherever a runtime is installed.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from bmsdk.compare import compare_outputs
+from bmsdk.errors import BackendUnavailableError, UnsupportedError
+from bmsdk.progress import SILENT
+from bmsdk.runtimes import open_backend
+from bmsdk.runtimes.model import Model
 
-# Relative error is max|artifact - source| / max|source|. Cosine is the smallest per-sample cosine similarity.
-# Quantized models are judged by cosine (and by the task metric on --eval data), not by elementwise error.
-TOLERANCES = {
-    "fp32": {"max_rel_error": 1e-4, "min_cosine": 0.9999},
-    "fp16": {"max_rel_error": 2e-2, "min_cosine": 0.999},
-    "int8": {"min_cosine": 0.98},
-    "int8-dynamic": {"min_cosine": 0.98},
-    # CoreML weight compression: judged like int8, and on --eval data by top-1 agreement with the source
-    **{p: {"min_cosine": 0.98, "min_top1_agreement": 0.99}
-       for p in ("int4", "palettize4", "palettize6", "palettize8", "sparse50")},
-}
-
-
-def tolerance_for(precision: str) -> dict:
-    return TOLERANCES.get(precision, TOLERANCES["int8"])
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row (sample) of a with the same row of b."""
-    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-    return (a * b).sum(1) / np.clip(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12, None)
-
-
-def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], precision: str) -> dict:
-    """Error statistics over all outputs, and whether they are within the precision's tolerance."""
-    tol = tolerance_for(precision)
-    max_abs, max_rel, min_cos, top1 = 0.0, 0.0, 1.0, []
-    for name, ref in reference.items():
-        if name not in actual:
-            return {"passed": False, "reason": f"artifact has no output '{name}'", "tolerance": tol}
-        got = np.asarray(actual[name], dtype=np.float64)
-        ref = np.asarray(ref, dtype=np.float64)
-        if got.shape != ref.shape:
-            return {"passed": False, "reason": f"output '{name}' has shape {list(got.shape)}, source {list(ref.shape)}", "tolerance": tol}
-        if not np.isfinite(got).all():  # max()/min() would silently drop NaNs
-            return {"passed": False, "reason": f"output '{name}' has NaN or infinite values", "tolerance": tol}
-        diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
-        max_abs = max(max_abs, diff)
-        max_rel = max(max_rel, diff / max(float(np.max(np.abs(ref))), 1e-12))
-        min_cos = min(min_cos, float(cosines(got, ref).min()))
-        if ref.ndim == 2:
-            top1.append(float(np.mean(got.argmax(-1) == ref.argmax(-1))))
-    stats = {"max_abs_error": max_abs, "max_rel_error": max_rel, "min_cosine": min_cos,
-             "top1_agreement": min(top1) if top1 else None, "tolerance": tol}
-    failed = []
-    if "max_rel_error" in tol and max_rel > tol["max_rel_error"]:
-        failed.append(f"relative error {max_rel:.2e} > {tol['max_rel_error']:.0e}")
-    if min_cos < tol["min_cosine"]:
-        failed.append(f"cosine {min_cos:.5f} < {tol['min_cosine']}")
-    stats["passed"] = not failed
-    if failed:
-        stats["reason"] = "; ".join(failed)
-    return stats
-
-
-def agreement(reference: np.ndarray, actual: np.ndarray, task: str) -> dict:
-    """Over a dataset: top-1 agreement for classifiers, mean and min cosine similarity for embeddings."""
-    if task == "feature-extraction":
-        cos = cosines(actual, reference)
-        return {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min())}
-    return {"top1_agreement": float(np.mean(reference.argmax(-1) == actual.argmax(-1)))}
-
+from .registry import get_target
 
 def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: dict, eval_data=None, source=None,
                       progress=None, source_outputs: dict | None = None) -> dict:
@@ -77,17 +20,12 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
     `source` is a Model over the source (during conversion) or None (`bmsdk validate` later, from samples.npz).
     Where the backend cannot run here, the result says `validated: false` and why; it never claims a check that did not run.
     """
-    from bmsdk.errors import BackendUnavailableError, UnsupportedError
-    from bmsdk.model import Model
-    from bmsdk.progress import SILENT
-    from bmsdk.runtimes import open_backend
-    from bmsdk.tasks import score_logits
-
     progress = progress or SILENT
+    target = get_target(manifest.target)
     try:
         backend, backend_label, stand_in_note = open_backend(folder, manifest), None, None
     except BackendUnavailableError as e:
-        stand_in = _stand_in(manifest.target)
+        stand_in = target.stand_in
         if stand_in is None:
             return {"validated": False, "passed": None, "reason": str(e)}
         # the target's own runtime cannot run here: check the numerics of what it will run on a CPU stand-in
@@ -100,12 +38,12 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
                 outputs = artifact.run(sample_feeds)
             except UnsupportedError as e:  # e.g. an op the reference executor does not implement
                 return {"validated": False, "passed": None, "reason": f"{backend.name} cannot run this artifact: {e}"}
-            stats = compare_outputs(sample_reference, outputs, manifest.precision)
+            stats = compare_outputs(sample_reference, outputs, target.tolerance(manifest.precision))
         result = {"validated": True, "backend": backend_label or backend.name, "device_real": backend.device_real,
                   "samples": {"n": int(len(next(iter(sample_feeds.values())))), **stats}, "passed": stats["passed"]}
         if stand_in_note:
             result.update(stand_in=True, device_real=False, note=stand_in_note)
-        profile_problems = _outside_profiles(manifest, sample_feeds)
+        profile_problems = target.uncovered_inputs(manifest, sample_feeds)
         if profile_problems:
             result["passed"] = False
             result["reason"] = f"samples fall outside the optimization profile: {'; '.join(profile_problems)}"
@@ -113,9 +51,9 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
             with progress.step(f"evaluating the artifact on {len(eval_data)} examples"):
                 art_out = artifact.primary_outputs(eval_data)
             report: dict = {"data": eval_data.origin, "n": len(eval_data)}
-            classifier = manifest.task != "feature-extraction"
-            if classifier:
-                report["artifact"] = score_logits(art_out, eval_data.labels, manifest.labels)
+            task = artifact.task_spec
+            if task.classifier:
+                report["artifact"] = task.metrics(art_out, eval_data.labels, manifest.labels)
             if source is not None:
                 key = f"{eval_data.origin}#{len(eval_data)}"
                 src_out = (source_outputs or {}).get(key)
@@ -124,30 +62,13 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
                         src_out = source.primary_outputs(eval_data)
                     if source_outputs is not None:
                         source_outputs[key] = src_out
-                report.update(agreement(src_out, art_out, manifest.task))
-                floor = tolerance_for(manifest.precision).get("min_top1_agreement")
+                report.update(task.agreement(src_out, art_out))
+                floor = target.tolerance(manifest.precision).get("min_top1_agreement")
                 if floor is not None and report.get("top1_agreement", 1.0) < floor:
                     result["passed"] = False
                     result["reason"] = f"top-1 agreement {report['top1_agreement']:.4f} < {floor} on {eval_data.origin}"
-                if classifier:
-                    report["source"] = score_logits(src_out, eval_data.labels, manifest.labels)
+                if task.classifier:
+                    report["source"] = task.metrics(src_out, eval_data.labels, manifest.labels)
                     report["delta"] = {k: report["artifact"][k] - report["source"][k] for k in ("accuracy", "macro_f1")}
             result["eval"] = report
     return result
-
-
-def _stand_in(target: str) -> tuple[str, str] | None:
-    """The (backend, description) a target names to check its artifact where its own runtime cannot run."""
-    from bmsdk.converters import get_target
-
-    return getattr(get_target(target).TARGET, "stand_in", None)
-
-
-def _outside_profiles(manifest, feeds: dict) -> list[str]:
-    """For artifacts with optimization profiles (TensorRT): the sample inputs the profile does not cover."""
-    profiles = manifest.target_config.get("build", {}).get("profiles")
-    if not profiles:
-        return []
-    from bmsdk.converters.profiles import outside
-
-    return outside(profiles, feeds)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -19,6 +19,8 @@ class Backend:
     """
 
     name = "base"
+    runs: ClassVar[dict[str, int]] = {}  # artifact target -> preference (0 first) for the targets this backend runs
+    requirements: ClassVar[tuple[str, ...]] = ()  # pip packages it needs (listed by `bmsdk doctor`)
     device_real = True
     thread_safe = False
 

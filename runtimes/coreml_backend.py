@@ -13,7 +13,8 @@ import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, BmsdkError, ModelFileError, UnsupportedError
 
-from .base import Backend, short_error
+from bmsdk.runtimes.base import Backend, short_error
+from bmsdk.runtimes.mil_executor import MilProgram
 
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 
@@ -24,6 +25,9 @@ def _to_coreml(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 class CoreMLBackend(Backend):
     name = "coreml"
+    # CoreML itself runs on macOS only; elsewhere the reference executor of the ML program is the default
+    runs = {"coreml": 0 if sys.platform == "darwin" else 1}
+    requirements = ("coremltools",)
 
     def __init__(self, *args, compute_units: str | None = None, **kwargs):
         self.compute_units = (compute_units or "ALL").upper()
@@ -52,12 +56,12 @@ class CoreMLBackend(Backend):
 
 class MilReferenceBackend(Backend):
     name = "mil-reference"
+    runs = {"coreml": 1 if sys.platform == "darwin" else 0}
+    requirements = ("coremltools",)
     device_real = False
     thread_safe = True  # every run has its own value table; the program is read-only after load
 
     def _load(self) -> None:
-        from .mil_executor import MilProgram
-
         try:
             self.program = MilProgram(self.folder / self.manifest.model_file)
         except BmsdkError:

@@ -13,10 +13,12 @@ import threading
 
 import numpy as np
 
+from bmsdk.artifact import load_samples
+from bmsdk.compare import compare_outputs, recorded_tolerance
 from bmsdk.errors import BackendUnavailableError, ManifestError, ModelFileError, RunError
 
-from .base import Backend, short_error
-from .litert_io import from_signature, pad_to, pick_bucket, sequence_length, signature_for, to_signature
+from bmsdk.runtimes.base import Backend, short_error
+from bmsdk.runtimes.litert_io import from_signature, pad_to, pick_bucket, sequence_length, signature_for, to_signature
 
 PRIMARY = "ai-edge-litert"
 FIX = "pip install 'bmsdk[litert]' (ai-edge-litert==2.3.0)"
@@ -39,6 +41,8 @@ def find_interpreter(prefer: str | None = None):
 
 class LiteRTBackend(Backend):
     name = "litert"
+    runs = {"tflite": 0}
+    requirements = ("ai-edge-litert",)
     thread_safe = True  # one interpreter per backend; calls are serialised by a lock
 
     def __init__(self, *args, runtime: str | None = None, verify_on_load: bool | None = None, **kwargs):
@@ -104,12 +108,9 @@ class LiteRTBackend(Backend):
 
     def check_samples(self) -> dict:
         """Run samples.npz and compare with the source's outputs; refuse an interpreter that disagrees."""
-        from bmsdk.artifact import load_samples
-        from bmsdk.converters.validate import compare_outputs
-
         inputs, reference, _ = load_samples(self.folder)
         try:
-            stats = compare_outputs(reference, self.run(inputs), self.manifest.precision)
+            stats = compare_outputs(reference, self.run(inputs), recorded_tolerance(self.manifest))
         except RunError as e:
             raise BackendUnavailableError(f"{self.runtime} fails to run this model: {e.problem}", FIX) from None
         if not stats["passed"]:

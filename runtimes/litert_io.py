@@ -1,7 +1,7 @@
 """The boundary between bmsdk feeds and one LiteRT signature, numpy only.
 
 A TFLite artifact records in `manifest.target_config` what its signatures take and give (see
-`bmsdk.converters.tflite`): one example per call, int32 where the source took int64, int8 with a scale and zero
+`bmsdk.converters.targets.tflite.build`): one example per call, int32 where the source took int64, int8 with a scale and zero
 point where static quantization put them, and for text models one signature per sequence-length bucket.
 These helpers apply that record; the converter's calibration, the LiteRT backend and the Android library
 (`examples/android`) all follow the same rules.

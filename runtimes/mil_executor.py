@@ -17,7 +17,7 @@ import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, UnsupportedError
 
-from .mil_ops import OPS
+from bmsdk.runtimes.mil_ops import OPS
 
 FP16_MAX = 65504.0
 # ops whose results are (a subset of) their inputs' values, so rounding them again to fp16 changes nothing

@@ -7,11 +7,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .data import Dataset
-from .errors import InputError
-from .manifest import Manifest
-from .preprocessing import make_preprocessor
-from .tasks import postprocess, score_logits
+from bmsdk.artifact import open_artifact
+from bmsdk.data import Dataset
+from bmsdk.errors import InputError, ManifestError, UnsupportedError
+from bmsdk.manifest import Manifest
+from bmsdk.tasks import Task, get_task
+from bmsdk.tasks.preprocessing import make_preprocessor
+
+from . import open_backend
+from bmsdk.runtimes import open_backend
 
 
 class Model:
@@ -19,13 +23,13 @@ class Model:
 
     `runner` is any object with `run(feeds) -> dict` (a runtime backend, or the source model during conversion).
     """
-
     batch_size = 64  # inputs per runtime call when predict() is given a batch
 
     def __init__(self, folder: Path, manifest: Manifest, runner: Any):
         self.folder = Path(folder)
         self.manifest = manifest
         self.runner = runner
+        self.task_spec = task_of(manifest)
         self.preprocessor = make_preprocessor(manifest.preprocessing, self.folder, manifest.inputs)
 
     # --- raw ---------------------------------------------------------------
@@ -124,7 +128,7 @@ class Model:
 
     def _predict_batch(self, items: Any):
         feeds = self.preprocess(items)
-        return postprocess(self.task, self.manifest.postprocessing, self.run(feeds), feeds)
+        return self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)
 
     def _predict_texts(self, texts: list):
         rows = self.preprocessor.encode(texts)
@@ -133,7 +137,7 @@ class Model:
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
             feeds = self.preprocessor.pad([rows[i] for i in chunk])
-            for i, result in zip(chunk, postprocess(self.task, self.manifest.postprocessing, self.run(feeds), feeds)):
+            for i, result in zip(chunk, self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)):
                 results[i] = result
         return np.stack(results) if isinstance(results[0], np.ndarray) else results
 
@@ -142,16 +146,12 @@ class Model:
         chunks = []
         for batch in data.batches(batch_size):
             feeds = self.preprocess(batch if data.kind != "text" else list(batch))
-            outputs = self.run(feeds)
-            if self.task == "feature-extraction":
-                chunks.append(postprocess(self.task, self.manifest.postprocessing, outputs, feeds))
-            else:
-                chunks.append(outputs[self.manifest.postprocessing.get("output") or next(iter(outputs))].astype(np.float32))
+            chunks.append(self.task_spec.primary(self.manifest.postprocessing, self.run(feeds), feeds))
         return np.concatenate(chunks)
 
-    def evaluate(self, data: Dataset, batch_size: int = 32) -> dict[str, float]:
-        """Accuracy and macro-F1 on labelled data (classification tasks)."""
-        return score_logits(self.primary_outputs(data, batch_size), data.labels, self.labels)
+    def evaluate(self, data: Dataset, batch_size: int = 32) -> dict[str, float] | None:
+        """The task metric on labelled data (accuracy and macro-F1 for classifiers; None for tasks without one)."""
+        return self.task_spec.metrics(self.primary_outputs(data, batch_size), data.labels, self.labels)
 
     def close(self) -> None:
         close = getattr(self.runner, "close", None)
@@ -169,6 +169,14 @@ class Model:
         return f"Model({m.name!r}, task={m.task}, target={m.target}, precision={m.precision}, backend={self.backend})"
 
 
+def task_of(manifest: Manifest) -> Task:
+    """The manifest's task; one this bmsdk does not know means the artifact needs a newer bmsdk or a plugin."""
+    try:
+        return get_task(manifest.task)
+    except UnsupportedError as e:
+        raise ManifestError(f"bmsdk.json names unknown task {manifest.task!r}", e.fix) from None
+
+
 def _describe(x: Any) -> str:
     return "a 0-d array" if isinstance(x, np.ndarray) else "None" if x is None else f"a {type(x).__name__}"
 
@@ -180,8 +188,5 @@ def load(path: str | Path, backend: str | None = None, threads: int | None = Non
     With `public_key` (a PEM path or bytes; default $BMSDK_PUBLIC_KEY), bmsdk.sig must be that key's signature of
     bmsdk.json, checked before any other file is read; checksums are then verified even with verify=False.
     """
-    from .artifact import open_artifact
-    from bmsdk.runtimes import open_backend
-
     folder, manifest = open_artifact(path, verify=verify, public_key=public_key)
     return Model(folder, manifest, open_backend(folder, manifest, backend=backend, threads=threads, **options))

@@ -7,7 +7,7 @@ import numpy as np
 from bmsdk.errors import BackendUnavailableError, ManifestError, ModelFileError
 from bmsdk.manifest import TensorSpec
 
-from .base import Backend, short_error
+from bmsdk.runtimes.base import Backend, short_error
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64", "tensor(int32)": "int32",
               "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
@@ -15,6 +15,9 @@ ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    # ONNX artifacts; and the TensorRT package's prepared ONNX on CPU (its numerics, not TensorRT's kernels)
+    runs = {"onnx": 0, "tensorrt": 1}
+    requirements = ("onnxruntime",)
     thread_safe = True  # InferenceSession.run may be called from several threads at once
 
     def __init__(self, *args, providers: list[str] | None = None, **kwargs):

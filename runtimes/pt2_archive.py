@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from bmsdk.errors import SourceError
 
-from .base import short_error
+from bmsdk.runtimes.base import short_error
 
 MAX_JSON_BYTES = 256 << 20
 MAX_ENTRIES = 100_000

@@ -13,16 +13,17 @@ import shutil
 
 import numpy as np
 
-from bmsdk.converters.profiles import check_within
 from bmsdk.errors import InputError, ManifestError
 
-from .base import Backend
-from .cuda_memory import open_cuda
-from .tensorrt_engine import build_engine, cache_dir, engine_key, import_tensorrt, write_atomic
+from bmsdk.runtimes.base import Backend
+from bmsdk.runtimes.cuda_memory import open_cuda
+from bmsdk.runtimes.tensorrt_engine import build_engine, cache_dir, check_within, engine_key, import_tensorrt, write_atomic
 
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    runs = {"tensorrt": 0}
+    requirements = ("tensorrt",)  # CUDA itself comes from cuda-python or torch
     thread_safe = False
 
     def __init__(self, *args, engine_cache=None, **kwargs):

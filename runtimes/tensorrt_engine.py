@@ -16,7 +16,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from bmsdk.errors import BackendUnavailableError, ConversionError
+import numpy as np
+
+from bmsdk.errors import BackendUnavailableError, ConversionError, InputError
 
 TRT_FIX = "install TensorRT 10.x or newer from NVIDIA's index (`pip install tensorrt`) on the GPU machine"
 
@@ -97,3 +99,22 @@ def write_atomic(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+def outside(profiles: dict, feeds: dict[str, np.ndarray]) -> list[str]:
+    """Each input whose shape falls outside its profile, described; empty when every feed fits."""
+    problems = []
+    for name, p in profiles.items():
+        if name not in feeds:
+            continue
+        shape = list(np.shape(feeds[name]))
+        if len(shape) != len(p["min"]) or any(not lo <= d <= hi for d, lo, hi in zip(shape, p["min"], p["max"])):
+            problems.append(f"'{name}' has shape {shape}, outside the profile {p['min']}..{p['max']}")
+    return problems
+
+
+def check_within(profiles: dict, feeds: dict[str, np.ndarray]) -> None:
+    problems = outside(profiles, feeds)
+    if problems:
+        raise InputError(f"input shape outside the engine's optimization profile: {'; '.join(problems)}",
+                         "split the batch, or re-convert with --shapes covering it")

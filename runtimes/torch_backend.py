@@ -8,12 +8,14 @@ import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, ModelFileError, SourceError
 
-from .base import Backend
-from .pt2_archive import load_exported_program
+from bmsdk.runtimes.base import Backend
+from bmsdk.runtimes.pt2_archive import load_exported_program
 
 
 class TorchBackend(Backend):
     name = "torch"
+    runs = {"torch": 0}
+    requirements = ("torch",)
     thread_safe = True  # calls into the module are serialised by a lock
 
     def _load(self) -> None:

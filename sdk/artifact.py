@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cleanup
-from .errors import BmsdkError, IntegrityError, ManifestError
-from .manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, manifest_bytes, sha256_file
+from bmsdk import cleanup
+from bmsdk.errors import BmsdkError, IntegrityError, ManifestError
+from bmsdk.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, manifest_bytes, sha256_file
+from bmsdk.signing import ALGORITHM, check_signature, fingerprint, load_private_key, load_public_key, replace_atomically
 
 SAMPLES_NAME = "samples.npz"
 PUBLIC_KEY_ENV = "BMSDK_PUBLIC_KEY"  # when set, every open_artifact/load requires a signature by this key
@@ -132,7 +133,6 @@ def open_artifact(path: str | Path, verify: bool = True,
         public_key, origin = os.environ[PUBLIC_KEY_ENV], f"${PUBLIC_KEY_ENV}"
     data = manifest_bytes(folder)
     if public_key is not None:
-        from .signing import check_signature
 
         check_signature(folder, data, public_key, origin)
     manifest = Manifest.parse(data, folder / MANIFEST_NAME)  # the bytes just verified, not a second read
@@ -175,3 +175,25 @@ def load_samples(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
         outputs = {k[len("output."):]: data[k] for k in data.files if k.startswith("output.")}
         raw = data["raw"] if "raw" in data.files else None
     return inputs, outputs, raw
+
+
+def sign_artifact(path: str | Path, private_key: str | Path) -> Path:
+    """Verify the artifact's files, then write bmsdk.sig: `private_key`'s signature of bmsdk.json.
+
+    Re-signing replaces an old bmsdk.sig atomically. Returns the path of bmsdk.sig.
+    """
+    key = load_private_key(private_key)
+    folder = artifact_folder(path)
+    data = manifest_bytes(folder)
+    verify_files(folder, Manifest.parse(data, folder / MANIFEST_NAME))  # never sign a corrupted artifact
+    record = {"algorithm": ALGORITHM, "public_key_sha256": fingerprint(key.public_key()),
+              "signature": base64.b64encode(key.sign(data)).decode("ascii")}
+    target = folder / SIGNATURE_NAME
+    replace_atomically(target, (json.dumps(record, indent=2) + "\n").encode())
+    return target
+
+
+def verify_artifact(path: str | Path, public_key: str | Path | bytes) -> str:
+    """Check bmsdk.sig against `public_key`, then every file's sha256; return the signer's key fingerprint."""
+    open_artifact(path, public_key=public_key)
+    return fingerprint(load_public_key(public_key))

@@ -6,8 +6,8 @@ import math
 from collections import Counter
 from typing import Sequence
 
-from .errors import SourceError, UnsupportedError
-from .manifest import MAX_TEXT_LENGTH
+from bmsdk.errors import SourceError, UnsupportedError
+from bmsdk.manifest import MAX_TEXT_LENGTH
 
 
 def check_labels(labels: Sequence[str] | None) -> None:

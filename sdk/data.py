@@ -12,7 +12,7 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-from .errors import DataError, InputError
+from bmsdk.errors import DataError, InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FILE_SUFFIXES = (".jsonl", ".csv", ".npz")

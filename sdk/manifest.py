@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import ManifestError
+from bmsdk.errors import ManifestError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "bmsdk.json"
 SIGNATURE_NAME = "bmsdk.sig"  # optional: an Ed25519 signature of bmsdk.json's bytes (see signing.py)
-TASKS = ("text-classification", "image-classification", "feature-extraction")
 DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
 REMAKE = "re-create the artifact with `bmsdk convert`"
 MAX_MANIFEST_BYTES = 16 * 2**20
@@ -144,8 +143,6 @@ class Manifest:
              "inputs": list, "outputs": list, "files": dict},
             "bmsdk.json",
         )
-        if d["task"] not in TASKS:
-            raise ManifestError(f"bmsdk.json names unknown task {_show(d['task'])}", f"tasks are {', '.join(TASKS)}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -14,9 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from .artifact import artifact_folder, open_artifact, verify_files
-from .errors import BackendUnavailableError, SignatureError, SigningKeyError
-from .manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, manifest_bytes
+from bmsdk.errors import BackendUnavailableError, SignatureError, SigningKeyError
+from bmsdk.manifest import MANIFEST_NAME, SIGNATURE_NAME
 
 ALGORITHM = "ed25519"
 SIGNATURE_BYTES = 64
@@ -95,30 +94,6 @@ def fingerprint(public_key) -> str:
     from cryptography.hazmat.primitives import serialization as s
 
     return hashlib.sha256(public_key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)).hexdigest()
-
-
-# --- artifacts ---------------------------------------------------------------------------
-
-def sign_artifact(path: str | Path, private_key: str | Path) -> Path:
-    """Verify the artifact's files, then write bmsdk.sig: `private_key`'s signature of bmsdk.json.
-
-    Re-signing replaces an old bmsdk.sig atomically. Returns the path of bmsdk.sig.
-    """
-    key = load_private_key(private_key)
-    folder = artifact_folder(path)
-    data = manifest_bytes(folder)
-    verify_files(folder, Manifest.parse(data, folder / MANIFEST_NAME))  # never sign a corrupted artifact
-    record = {"algorithm": ALGORITHM, "public_key_sha256": fingerprint(key.public_key()),
-              "signature": base64.b64encode(key.sign(data)).decode("ascii")}
-    target = folder / SIGNATURE_NAME
-    _replace_atomically(target, (json.dumps(record, indent=2) + "\n").encode())
-    return target
-
-
-def verify_artifact(path: str | Path, public_key: str | Path | bytes) -> str:
-    """Check bmsdk.sig against `public_key`, then every file's sha256; return the signer's key fingerprint."""
-    open_artifact(path, public_key=public_key)
-    return fingerprint(load_public_key(public_key))
 
 
 def check_signature(folder: Path, manifest_data: bytes, public_key: str | Path | bytes,
@@ -211,7 +186,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         f.write(data)
 
 
-def _replace_atomically(path: Path, data: bytes) -> None:
+def replace_atomically(path: Path, data: bytes) -> None:
     """Write a temporary sibling and rename it over `path`: a reader sees the old file or the new, never half."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("coremltools")
 
-from bmsdk.converters.coreml import COMPRESSION  # noqa: E402
+from bmsdk.converters.targets.coreml.build import COMPRESSION  # noqa: E402
 
 SMALL = {"weight_threshold": 256}  # the tiny test models' weights are below coremltools' default of 2048
 
@@ -47,7 +47,7 @@ def test_bert_every_precision_validates_on_the_reference_executor(bert_coreml, p
 def test_fp16_padded_batch_is_finite_and_agrees(bert_coreml, bert_classifier_dir):
     """fp16 attention masks overflow to -inf; the executor saturates like the device: finite, same answers."""
     import bmsdk
-    from bmsdk.sources import load_source
+    from bmsdk.converters.sources.loader import load_source
 
     with bmsdk.load(bert_coreml("fp16").path) as model:
         texts = ["great", "the movie was not good at all, terrible film", "fun"]
@@ -112,6 +112,6 @@ def test_backends_and_cli(bert_coreml, capsys):
 
 
 def test_light_import_keeps_coremltools_out():
-    code = "import bmsdk, bmsdk.runtimes.coreml_backend, bmsdk.converters.coreml, sys; " \
+    code = "import bmsdk, bmsdk.runtimes.coreml_backend, bmsdk.converters.targets.coreml.build, sys; " \
            "assert 'coremltools' not in sys.modules and 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

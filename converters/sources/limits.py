@@ -13,7 +13,7 @@ import re
 import struct
 from pathlib import Path
 
-from .errors import SourceError
+from bmsdk.errors import SourceError
 
 MAX_RANK = 8
 MAX_ELEMENTS = 1 << 27  # per example: a 3x4096x4096 image is 5e7

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from . import cleanup
-from .errors import SourceError
-from .manifest import TensorSpec, sha256_file
-from .preprocessing import TEXT_INPUTS
-from .source_limits import check_hf_config, check_shape
-from .tasks import check_task
+from bmsdk import cleanup
+from bmsdk.errors import SourceError
+from bmsdk.manifest import TensorSpec, sha256_file
+from bmsdk.tasks.preprocessing import TEXT_INPUTS
+from bmsdk.converters.sources.limits import check_hf_config, check_shape
+from bmsdk.tasks import detect_task, get_task, task_names
+from bmsdk.runtimes.pt2_archive import load_exported_program
 
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_MAX_LENGTH = 128
@@ -85,7 +86,7 @@ def load_source(spec: str | Path, task: str | None = None, input_shapes: dict[st
                 max_length: int | None = None, labels: list[str] | None = None, mean: list[float] | None = None,
                 std: list[float] | None = None, tokenizer: str | Path | None = None, weights: str | Path | None = None) -> Source:
     if task is not None:
-        check_task(task)
+        get_task(task)  # an unknown task is refused before any loading
     text = str(spec)
     path = Path(text)
     overrides = dict(task=task, input_shapes=input_shapes or {}, max_length=max_length, labels=labels, mean=mean, std=std,
@@ -112,21 +113,12 @@ def load_source(spec: str | Path, task: str | None = None, input_shapes: dict[st
 
 # --- Hugging Face ---------------------------------------------------------------
 
-HF_TASKS = {
-    "ForSequenceClassification": "text-classification",
-    "ForImageClassification": "image-classification",
-}
-
-
 def _hf_task(config: dict) -> str:
-    for arch in config.get("architectures") or []:
-        for suffix, task in HF_TASKS.items():
-            if arch.endswith(suffix):
-                return task
-    if any(a.endswith("Model") for a in config.get("architectures") or []):
-        return "feature-extraction"
+    task = detect_task(config.get("architectures") or [])
+    if task is not None:
+        return task.name
     raise SourceError(f"cannot tell the task from architectures {config.get('architectures')}",
-                      "pass --task text-classification|image-classification|feature-extraction")
+                      f"pass --task {'|'.join(task_names())}")
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -148,9 +140,8 @@ def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None,
     check_hf_config(path, config)
     import transformers
 
-    auto = {"text-classification": transformers.AutoModelForSequenceClassification,
-            "image-classification": transformers.AutoModelForImageClassification,
-            "feature-extraction": transformers.AutoModel}[task]
+    spec = get_task(task)
+    auto = getattr(transformers, spec.hf_auto_class)
     try:
         # safetensors when present, so that no pickle is ever involved; .bin weights go through transformers' weights_only load
         model, loading = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True,
@@ -158,7 +149,7 @@ def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None,
     except Exception as e:  # transformers raises many types for broken checkpoints
         raise SourceError(f"could not load the checkpoint in {path}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}",
                           "check that the folder is a complete, uncorrupted save_pretrained() output") from None
-    missing = sorted(k for k in loading.get("missing_keys") or [] if not (task == "feature-extraction" and "pooler" in k))
+    missing = sorted(k for k in loading.get("missing_keys") or [] if not (spec.hf_output == "last_hidden_state" and "pooler" in k))
     if missing:  # transformers fills them with random values: the converted model would answer at random
         # (feature extraction reads last_hidden_state, so an encoder saved without its pooler is complete)
         raise SourceError(f"the checkpoint in {path} has no weights for {len(missing)} parameter(s) of a {task} model "
@@ -166,7 +157,7 @@ def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None,
                           "pass the --task the checkpoint was trained for, or a complete save_pretrained() folder")
     model.eval()
     label_names = labels or _hf_labels(config)
-    if task == "image-classification":
+    if spec.hf_inputs == "image":
         return _hf_image_source(path, model, config, label_names, input_shapes, mean, std)
     return _hf_text_source(path, model, config, task, label_names, max_length, tokenizer)
 
@@ -187,7 +178,7 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
     tok_config = _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
     limit = min(int(tok_config.get("model_max_length") or 10**6), int(config.get("max_position_embeddings") or 10**6))
     max_length = min(max_length or DEFAULT_MAX_LENGTH, limit)
-    output = "logits" if task == "text-classification" else "last_hidden_state"
+    output = get_task(task).hf_output
 
     class TextWrapper(torch.nn.Module):
         def __init__(self, inner):
@@ -207,8 +198,7 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
         outputs=[TensorSpec(output, "float32", out_shape)],
         preprocessing={"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": max_length,
                        "pad_id": pad_id, "pad_token": pad_token, "lowercase": bool(tok_config.get("do_lower_case", True))},
-        postprocessing=({"output": "logits", "labels": labels, "softmax": True} if output == "logits"
-                        else {"output": "last_hidden_state", "pooling": "mean", "normalize": True}),
+        postprocessing=get_task(task).postprocessing(output, labels),
         module=wrapper, files={f"tokenizer/{k}": v for k, v in files.items()},
         info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
     )
@@ -292,7 +282,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
                                            mean or pre.get("image_mean") if pre.get("do_normalize", True) else None,
                                            std or pre.get("image_std") if pre.get("do_normalize", True) else None,
                                            pre.get("rescale_factor", 1 / 255) if pre.get("do_rescale", True) else 1.0),
-        postprocessing={"output": "logits", "labels": labels, "softmax": True},
+        postprocessing=get_task("image-classification").postprocessing("logits", labels),
         module=ImageWrapper(model).eval(), info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
     )
 
@@ -343,15 +333,15 @@ def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tok
         if one_image and len(src.outputs) == 1 and len(src.outputs[0].shape) == 2:
             src.task = "image-classification"
         else:
-            raise SourceError(f"cannot tell the task of {path}", "pass --task text-classification|image-classification|feature-extraction")
-    check_task(src.task)
-    if src.task == "image-classification":
+            raise SourceError(f"cannot tell the task of {path}", f"pass --task {'|'.join(task_names())}")
+    task_spec = get_task(src.task)
+    if task_spec.hf_inputs == "image":
         spec = input_specs[0]
         if len(spec.shape) != 4 or not all(isinstance(d, int) for d in spec.shape[1:]):
             raise SourceError(f"image input '{spec.name}' needs a fixed CxHxW shape, got {spec.shape}", f"pass --input-shape {spec.name}=1x3x224x224")
         channels, height, width = spec.shape[1:]
         src.preprocessing = _image_preprocessing(spec.name, channels, height, width, mean, std)
-        src.postprocessing = {"output": src.outputs[0].name, "labels": labels, "softmax": True}
+        src.postprocessing = task_spec.postprocessing(src.outputs[0].name, labels)
     else:
         if tokenizer is None:
             raise SourceError(f"a {src.task} model from a {fmt} file needs its tokenizer", "pass --tokenizer DIR (a folder with tokenizer.json)")
@@ -361,8 +351,7 @@ def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tok
         pad_token, pad_id = _pad_token(files, tok_config, None)
         src.preprocessing = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": max_length or DEFAULT_MAX_LENGTH,
                              "pad_id": pad_id, "pad_token": pad_token}
-        src.postprocessing = ({"output": src.outputs[0].name, "labels": labels, "softmax": True} if src.task == "text-classification"
-                              else {"output": src.outputs[0].name, "pooling": "mean", "normalize": True})
+        src.postprocessing = task_spec.postprocessing(src.outputs[0].name, labels)
     return src
 
 
@@ -430,8 +419,6 @@ def _onnx_specs(path: Path, outputs: bool) -> list[TensorSpec]:
 
 
 def _from_torch_export(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
-    from bmsdk.runtimes.pt2_archive import load_exported_program
-
     program = load_exported_program(path)
     specs = []
     user_inputs = program.graph_signature.user_inputs

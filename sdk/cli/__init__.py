@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -11,8 +12,29 @@ import traceback
 import warnings
 from pathlib import Path
 
-from . import cleanup
-from .errors import BmsdkError, DataError, InputError, SourceError, UnsupportedError
+from bmsdk import cleanup
+from bmsdk.converters import all_targets, target_names
+from bmsdk.tasks import task_names
+from bmsdk.errors import BmsdkError, DataError, InputError, SourceError, UnsupportedError
+from bmsdk.checks import check_convert_args
+from bmsdk.converters.pipeline import convert
+from bmsdk.progress import Progress
+from bmsdk.converters.sources.loader import parse_input_shapes
+from bmsdk.data import IMAGE_SUFFIXES, read_npy
+from bmsdk.checks import check_count
+from bmsdk.runtimes.model import load
+from bmsdk.artifact import open_artifact
+from bmsdk.artifact import load_samples, open_artifact
+from bmsdk.data import load_dataset
+from bmsdk.converters.validate import validate_artifact
+from bmsdk.benchmarks.api import benchmark
+from bmsdk.tasks.vectors import export_vectors
+from bmsdk.signing import fingerprint, generate_keypair, load_public_key
+from bmsdk.artifact import sign_artifact
+from bmsdk.artifact import PUBLIC_KEY_ENV
+from bmsdk.artifact import verify_artifact
+from bmsdk.manifest import SIGNATURE_NAME
+from bmsdk.cli.doctor import diagnose
 
 EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
 
@@ -79,11 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Convert SOURCE (a Hugging Face checkpoint folder, .pt2, TorchScript .pt, .onnx, or a factory "
                                    "'pkg.module:function') to an artifact folder, validated against the source.")
     p.add_argument("source", help="checkpoint folder, model file, or factory 'pkg.module:function'")
-    p.add_argument("--target", default="onnx", help="onnx (default), tensorrt, tflite, coreml or torch")
-    p.add_argument("--precision", default="fp32", help="fp32 (default), fp16 or int8, as the target supports")
+    p.add_argument("--target", default="onnx", help=f"{', '.join(target_names())} (default onnx)")
+    p.add_argument("--precision", default="fp32", help="; ".join(
+        f"{t.name}: {', '.join(t.precisions)}" for t in all_targets()) + " (default fp32)")
     p.add_argument("--calibration", metavar="DATA", help="representative inputs for static int8 (.jsonl/.csv/.npz/image folder)")
     p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric of source and artifact")
-    p.add_argument("--task", help="text-classification, image-classification or feature-extraction (default: inferred)")
+    p.add_argument("--task", help=f"{', '.join(task_names())} (default: inferred)")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224", help="input shape (repeat per input)")
     p.add_argument("--max-length", type=int, help="maximum tokens for text models (default 128)")
     p.add_argument("--labels", help="class names, comma-separated, or a file with one per line")
@@ -91,21 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--std", help="image std per channel, comma-separated")
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer folder for text models from .onnx/.pt2/.pt/factory sources")
     p.add_argument("--weights", metavar="STATE_DICT", help="weights for a factory source (loaded with weights_only=True)")
-    p.add_argument("--quant-scheme", choices=["dynamic", "static"], help="int8 scheme (default: dynamic for text, static for images)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default 18)")
-    p.add_argument("--seq-buckets", metavar="16,32,64,128", help="tflite: sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length)")
-    p.add_argument("--minimum-deployment-target", metavar="iOS17", help="coreml: oldest OS the model runs on (default iOS17; int4 needs iOS18)")
-    p.add_argument("--coreml-frontend", choices=["trace", "export"], help="coreml: torch.jit.trace (default) or torch.export")
-    p.add_argument("--granularity", choices=["per_tensor", "per_channel", "per_block"], help="coreml int8/int4: weight scale granularity")
-    p.add_argument("--block-size", type=int, help="coreml per_block quantization: block size (default 32)")
-    p.add_argument("--weight-threshold", type=int, help="coreml compression: weights with fewer elements stay float (default 2048)")
-    p.add_argument("--shapes", action="append", metavar="NAME=MIN:OPT:MAX",
-                   help="tensorrt: optimization profile range of a dynamic dim (batch=1:8:32) or a whole input "
-                        "(input=1x3x224x224:8x3x224x224:32x3x224x224); repeat per name")
-    p.add_argument("--sparsity", choices=["2:4"], help="tensorrt: let the engine use 2:4 sparse kernels where weights allow")
-    p.add_argument("--workspace", type=float, metavar="GB", help="tensorrt: builder workspace limit in GB")
-    p.add_argument("--calibration-method", choices=["max", "entropy"], help="tensorrt int8/fp8: ModelOpt calibration (default max)")
-    p.add_argument("--exclude-ops", metavar="OP,OP", help="tensorrt: op types kept out of quantization / fp16 (e.g. Softmax,Gemm)")
+    taken: set[str] = set()
+    for target in all_targets():
+        target.add_arguments(p, taken)
     p.add_argument("--prune", metavar="RATIO|auto", help="remove this share of channels/heads (e.g. 0.5), or 'auto': the largest "
                    "ratio within --max-accuracy-drop")
     p.add_argument("--prune-method", choices=["channels", "heads-ffn", "magnitude", "2:4"],
@@ -246,12 +257,13 @@ def _labels(text: str | None) -> list[str] | None:
     return [line.strip() for line in lines if line.strip()]
 
 
-def cmd_convert(args) -> int:
-    from .checks import check_convert_args
-    from .pipeline import convert
-    from .progress import Progress
-    from .sources import parse_input_shapes
+def target_option_values(args) -> dict:
+    """The values of every target's option flags (None where not given); the chosen target refuses others'."""
+    names = {f.name for target in all_targets() for f in dataclasses.fields(target.options)}
+    return {name: getattr(args, name) for name in sorted(names)}
 
+
+def cmd_convert(args) -> int:
     labels, mean, std = _labels(args.labels), _floats(args.mean, "--mean"), _floats(args.std, "--std")
     check_convert_args(labels, mean, std, args.max_length)
     progress = Progress(enabled=not args.quiet)
@@ -261,12 +273,7 @@ def cmd_convert(args) -> int:
                      input_shapes=parse_input_shapes(args.input_shape), max_length=args.max_length,
                      labels=labels, mean=mean, std=std, tokenizer=args.tokenizer,
                      weights=args.weights, name=args.name, overwrite=args.overwrite, progress=progress,
-                     quant_scheme=args.quant_scheme, opset=args.opset, seq_buckets=args.seq_buckets,
-                     minimum_deployment_target=args.minimum_deployment_target, coreml_frontend=args.coreml_frontend,
-                     granularity=args.granularity, block_size=args.block_size, weight_threshold=args.weight_threshold,
-                     shapes=args.shapes, sparsity=args.sparsity, workspace=args.workspace,
-                     calibration_method=args.calibration_method, exclude_ops=args.exclude_ops,
-                     prune=args.prune, prune_method=args.prune_method, importance=args.importance, recover=args.recover,
+                     **target_option_values(args), prune=args.prune, prune_method=args.prune_method, importance=args.importance, recover=args.recover,
                      recover_steps=args.recover_steps, max_accuracy_drop=args.max_accuracy_drop, objective=args.objective)
     print(result.path)
     for line in compression_summary(result.manifest.compression):
@@ -318,7 +325,6 @@ def validation_summary(v: dict) -> str:
 
 def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
     """(shown name, prediction) for each input; a .npy batch gives one row per item."""
-    from .data import IMAGE_SUFFIXES, read_npy
 
     rows = []
     is_text = model.manifest.preprocessing.get("kind") == "text"
@@ -342,8 +348,6 @@ def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
 def cmd_predict(args) -> int:
     import numpy as np
 
-    from .checks import check_count
-    from .model import load
 
     check_count("--threads", args.threads, 1)
     with load(args.artifact, backend=args.backend, threads=args.threads, public_key=args.public_key) as model:
@@ -361,8 +365,6 @@ def cmd_predict(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .artifact import open_artifact
-
     folder, m = open_artifact(args.artifact, verify=True, public_key=args.public_key)
     if args.json:
         print(json.dumps(m.to_dict(), indent=2))
@@ -390,11 +392,6 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .artifact import load_samples, open_artifact
-    from .data import load_dataset
-    from bmsdk.converters.validate import validate_artifact
-    from .progress import Progress
-
     folder, manifest = open_artifact(args.artifact, verify=True, public_key=args.public_key)
     eval_set = load_dataset(args.eval) if args.eval else None
     kind = manifest.preprocessing.get("kind")
@@ -429,11 +426,6 @@ def _batches(text: str | None) -> list[int] | None:
 
 
 def cmd_bench(args) -> int:
-    from bmsdk.benchmarks.api import benchmark
-
-    from .progress import Progress
-    from .sources import parse_input_shapes
-
     is_case = args.source.endswith(".json")
     result = benchmark(None if is_case else args.source, args.output, case=args.source if is_case else None,
                        targets=_list(args.targets), precisions=_list(args.precisions), eval_data=args.eval,
@@ -456,8 +448,6 @@ def cmd_bench(args) -> int:
 
 
 def cmd_export_vectors(args) -> int:
-    from .vectors import export_vectors
-
     text = json.dumps(export_vectors(args.artifact, public_key=args.public_key), indent=1)
     if args.output:
         try:
@@ -471,8 +461,6 @@ def cmd_export_vectors(args) -> int:
 
 
 def cmd_keygen(args) -> int:
-    from .signing import fingerprint, generate_keypair, load_public_key
-
     private, public = generate_keypair(args.output)
     print(f"{private}  private key (mode 0600): keep it secret, sign with `bmsdk sign ARTIFACT --key {private}`")
     print(f"{public}  public key sha256:{fingerprint(load_public_key(public))[:16]}: "
@@ -481,8 +469,6 @@ def cmd_keygen(args) -> int:
 
 
 def cmd_sign(args) -> int:
-    from .signing import sign_artifact
-
     path = sign_artifact(args.artifact, args.key)
     signer = json.loads(path.read_text())["public_key_sha256"]
     print(f"signed {args.artifact} with key sha256:{signer[:16]} ({path})")
@@ -490,9 +476,6 @@ def cmd_sign(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .artifact import PUBLIC_KEY_ENV
-    from .signing import verify_artifact
-
     key = args.public_key or os.environ.get(PUBLIC_KEY_ENV)
     if not key:
         raise BmsdkError("bmsdk verify needs the signer's public key",
@@ -503,9 +486,6 @@ def cmd_verify(args) -> int:
 
 
 def _signature_status(folder: Path, public_key: str | None) -> str:
-    from .artifact import PUBLIC_KEY_ENV
-    from .manifest import SIGNATURE_NAME
-
     if public_key or os.environ.get(PUBLIC_KEY_ENV):
         return "verified against the public key"
     if (folder / SIGNATURE_NAME).exists():
@@ -514,8 +494,6 @@ def _signature_status(folder: Path, public_key: str | None) -> str:
 
 
 def cmd_doctor(args) -> int:
-    from .doctor import diagnose
-
     report = diagnose()
     if args.json:
         print(json.dumps(report, indent=2))

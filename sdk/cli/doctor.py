@@ -1,30 +1,20 @@
-"""`bmsdk doctor`: which converters and runtimes are installed, their versions, and whether a GPU is present."""
+"""`bmsdk doctor`: which converters and runtimes are installed, their versions, and whether a GPU is present.
+
+Everything it checks comes from the registries: each target's `requirements`, each backend's `requirements`.
+"""
 
 from __future__ import annotations
 
 import platform
 import shutil
 import subprocess
-from importlib import metadata
 
-RUNTIMES = ("onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "tflite-runtime", "coremltools", "tensorrt", "cuda-python", "torch")
-CONVERTERS = ("torch", "transformers", "onnx", "onnxscript", "onnxslim", "torch-pruning", "litert-torch", "ai-edge-quantizer",
-              "coremltools", "nvidia-modelopt", "onnx-graphsurgeon", "ml_dtypes", "polygraphy")
-# target -> packages it needs to convert (all of them)
-TARGET_NEEDS = {"onnx": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime"), "torch": ("torch",),
-                "tflite": ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"),
-                "coreml": ("torch", "coremltools"),
-                "tensorrt": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime", "nvidia-modelopt", "onnx-graphsurgeon",
-                             "ml_dtypes")}
-# target -> packages its own runtime needs to run (build) engines here, besides an NVIDIA GPU
-RUN_NEEDS = {"tensorrt": ("tensorrt",)}
+from bmsdk.converters import all_targets
+from bmsdk.runtimes import backend_class, backend_names
+from bmsdk.version import __version__
+from bmsdk.versions import package_version
 
-
-def version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
+GPU_BACKENDS = ("tensorrt",)  # backends that need an NVIDIA GPU besides their packages
 
 
 def gpu() -> str | None:
@@ -38,21 +28,27 @@ def gpu() -> str | None:
     return out.stdout.strip().replace("\n", "; ") or None if out.returncode == 0 else None
 
 
-def diagnose() -> dict:
-    from bmsdk import __version__
+def _readiness(needs: tuple[str, ...], versions: dict) -> tuple[bool, str]:
+    missing = [p for p in needs if not versions.get(p)]
+    return not missing, ", ".join(missing)
 
-    versions = {p: version(p) for p in set(RUNTIMES + CONVERTERS)}
-    targets = {}
-    for target, needs in TARGET_NEEDS.items():
-        missing = [p for p in needs if not versions.get(p)]
-        targets[target] = (not missing, ", ".join(missing))
+
+def diagnose() -> dict:
+    targets = all_targets()
+    backends = {name: backend_class(name) for name in backend_names()}
+    converters = list(dict.fromkeys(p for t in targets for p in t.requirements))
+    runtimes = list(dict.fromkeys(p for cls in backends.values() for p in cls.requirements))
+    versions = {p: package_version(p) for p in converters + runtimes}
     device = gpu()
     runs = {}
-    for target, needs in RUN_NEEDS.items():
-        missing = [p for p in needs if not versions.get(p)] + ([] if device else ["an NVIDIA GPU"])
-        if not (versions.get("cuda-python") or versions.get("torch")):
-            missing.append("cuda-python")
-        runs[target] = (not missing, ", ".join(missing))
-    return {"bmsdk": __version__, "python": platform.python_version(), "platform": f"{platform.system()} {platform.machine()}",
-            "gpu": device, "runtimes": {p: versions[p] for p in RUNTIMES}, "converters": {p: versions[p] for p in CONVERTERS},
-            "targets": targets, "run_targets": runs}
+    for name in GPU_BACKENDS:
+        if name in backends:
+            ok, why = _readiness(backends[name].requirements, versions)
+            missing = [why] if why else []
+            runs[name] = (ok and device is not None, ", ".join(missing + ([] if device else ["an NVIDIA GPU"])))
+    return {"bmsdk": __version__, "python": platform.python_version(),
+            "platform": f"{platform.system()} {platform.machine()}", "gpu": device,
+            "runtimes": {p: versions[p] for p in runtimes}, "converters": {p: versions[p] for p in converters},
+            "targets": {t.name: _readiness(t.requirements, versions) for t in targets},
+            "backends": {name: _readiness(cls.requirements, versions) for name, cls in backends.items()},
+            "run_targets": runs}

@@ -1,102 +1,54 @@
-"""Task specs: how raw model outputs become predictions, and how predictions are scored."""
+"""The interface every task implements: what the model takes and returns, and how its answers are scored.
+
+A task is one module in `sdk/tasks/` with one `Task` subclass, registered as a `bmsdk.tasks` entry point.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from .errors import DataError, UnsupportedError
-from .manifest import TASKS
 
+class Task:
+    name: ClassVar[str]
+    classifier: ClassVar[bool] = False  # outputs are class logits, scored by accuracy and macro-F1
+    # How a Hugging Face checkpoint is recognised and loaded: config.json "architectures" ending in one of these
+    # suffixes, the transformers Auto class, the model's input modality and the output bmsdk keeps.
+    hf_suffixes: ClassVar[tuple[str, ...]] = ()
+    hf_auto_class: ClassVar[str] = "AutoModel"
+    hf_inputs: ClassVar[str] = "text"
+    hf_output: ClassVar[str] = "logits"
+    fallback: ClassVar[bool] = False  # the task of a checkpoint no other task recognises
 
-def check_task(task: str) -> str:
-    if task not in TASKS:
-        raise UnsupportedError(f"unknown task '{task}'", f"use one of: {', '.join(TASKS)}")
-    return task
+    @classmethod
+    def detects(cls, architectures: Sequence[str]) -> bool:
+        return any(a.endswith(s) for a in architectures for s in cls.hf_suffixes)
 
+    def postprocessing(self, output: str, labels: list[str] | None) -> dict:
+        """The manifest's post-processing section for a model whose primary output is `output`."""
+        return {"output": output}
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    def primary(self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The array a dataset evaluation compares (logits, pooled embeddings), one row per input."""
+        return outputs[post.get("output") or next(iter(outputs))].astype(np.float32)
 
+    def postprocess(self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> Any:
+        """What predict() returns for a batch: a list of one result per input, or an (N, ...) array."""
+        return self.primary(post, outputs, feeds)
 
-def mean_pool(hidden: np.ndarray, mask: np.ndarray | None, normalize: bool) -> np.ndarray:
-    """Sentence embeddings: the mean of token vectors over the attention mask, optionally L2-normalised."""
-    hidden = hidden.astype(np.float32)
-    if mask is None:
-        pooled = hidden.mean(axis=1)
-    else:
-        m = mask.astype(np.float32)[..., None]
-        pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
-    if normalize:
-        pooled /= np.clip(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12, None)
-    return pooled
+    def metrics(self, primary: np.ndarray, labels: Sequence, label_names: Sequence[str] | None) -> dict | None:
+        """The task metric against data labels; None where the task has no labels to score."""
+        return None
 
+    def agreement(self, reference: np.ndarray, actual: np.ndarray) -> dict:
+        """How closely an artifact's primary outputs follow the source's over a dataset."""
+        raise NotImplementedError
 
-def classify(logits: np.ndarray, labels: Sequence[str] | None) -> list[dict]:
-    probs = softmax(logits)
-    names = list(labels) if labels else [str(i) for i in range(probs.shape[-1])]
-    out = []
-    for row in probs:
-        i = int(row.argmax())
-        out.append({"label": names[i], "index": i, "score": float(row[i]),
-                    "scores": {names[j]: float(p) for j, p in enumerate(row)}})
-    return out
+    def vector_prediction(self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> Any:
+        """The prediction of one input (outputs of batch 1) as JSON for the device libraries' test vectors."""
+        result = self.postprocess(post, outputs, feeds)
+        return result[0] if isinstance(result, list) else np.asarray(result)[0].tolist()
 
-
-def postprocess(task: str, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]):
-    """Classification: list of {label, index, score, scores}; feature extraction: an (N, D) array."""
-    primary = outputs[post.get("output") or next(iter(outputs))]
-    if task in ("text-classification", "image-classification"):
-        return classify(primary, post.get("labels"))
-    if primary.ndim == 3:
-        return mean_pool(primary, feeds.get("attention_mask"), bool(post.get("normalize", True)))
-    return primary
-
-
-# --- metrics -----------------------------------------------------------------
-
-def accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean(pred == truth)) if len(truth) else float("nan")
-
-
-def macro_f1(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> float:
-    scores = []
-    for c in range(num_classes):
-        tp = np.sum((pred == c) & (truth == c))
-        fp = np.sum((pred == c) & (truth != c))
-        fn = np.sum((pred != c) & (truth == c))
-        if tp + fp + fn == 0:
-            continue  # class absent from both: it does not count
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else float("nan")
-
-
-def classification_metrics(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> dict[str, float]:
-    return {"accuracy": accuracy(pred, truth), "macro_f1": macro_f1(pred, truth, num_classes)}
-
-
-def score_logits(logits: np.ndarray, raw_labels: Sequence, labels: Sequence[str] | None) -> dict[str, float]:
-    """Accuracy and macro-F1 of class logits against data labels (names or indices)."""
-    truth = label_indices(raw_labels, labels, logits.shape[-1])
-    return {**classification_metrics(logits.argmax(-1), truth, logits.shape[-1]), "n": len(truth)}
-
-
-def label_indices(raw_labels: Sequence, labels: Sequence[str] | None, num_classes: int) -> np.ndarray:
-    """Map data labels (class indices or names, case-insensitive) to indices; unknown names are an error."""
-    names = {str(n).lower(): i for i, n in enumerate(labels or [])}
-    out = []
-    for value in raw_labels:
-        if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.lower() not in names):
-            idx = int(value)
-        elif str(value).lower() in names:
-            idx = names[str(value).lower()]
-        else:
-            raise DataError(f"label '{value}' is not one of the model's labels {list(labels or [])}",
-                            "use the model's label names or class indices")
-        if not 0 <= idx < num_classes:
-            raise DataError(f"label index {idx} is out of range for a model with {num_classes} classes", "fix the labels in the data")
-        out.append(idx)
-    return np.asarray(out, dtype=np.int64)
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"

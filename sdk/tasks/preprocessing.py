@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InputError, ManifestError
-from .manifest import TensorSpec
+from bmsdk.errors import InputError, ManifestError
+from bmsdk.manifest import TensorSpec
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 

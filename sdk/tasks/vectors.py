@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
-from .artifact import load_samples, open_artifact
-from .preprocessing import make_preprocessor
-from .tasks import postprocess
+from bmsdk.artifact import load_samples, open_artifact
+from bmsdk.tasks.preprocessing import make_preprocessor
+from bmsdk.tasks import get_task
 
 
 def export_vectors(artifact: str | Path, public_key: str | Path | bytes | None = None) -> dict:
@@ -18,6 +17,7 @@ def export_vectors(artifact: str | Path, public_key: str | Path | bytes | None =
     inputs, outputs, raw = load_samples(folder)
     pre = make_preprocessor(manifest.preprocessing, folder, manifest.inputs)
     kind = manifest.preprocessing.get("kind")
+    task = get_task(manifest.task)
     cases = []
     for i in range(len(next(iter(outputs.values())))):
         case: dict = {}
@@ -32,8 +32,8 @@ def export_vectors(artifact: str | Path, public_key: str | Path | bytes | None =
             case["feeds"] = {k: v[i].tolist() for k, v in inputs.items()}
         case["outputs"] = {k: v[i].tolist() for k, v in outputs.items()}
         row_feeds = {k: v[i:i + 1] for k, v in inputs.items()}  # as the outputs were computed (padded batch)
-        prediction = postprocess(manifest.task, manifest.postprocessing, {k: v[i:i + 1] for k, v in outputs.items()}, row_feeds)
-        case["prediction"] = prediction[0] if isinstance(prediction, list) else np.asarray(prediction)[0].tolist()
+        row_outputs = {k: v[i:i + 1] for k, v in outputs.items()}
+        case["prediction"] = task.vector_prediction(manifest.postprocessing, row_outputs, row_feeds)
         cases.append(case)
     return {"format": "bmsdk-test-vectors", "version": 1, "name": manifest.name, "task": manifest.task,
             "target": manifest.target, "precision": manifest.precision,

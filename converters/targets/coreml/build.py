@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 
 from bmsdk.errors import ConversionError, UnsupportedError
-from bmsdk.sources import Source, example_feeds
+from bmsdk.converters.sources.loader import Source, example_feeds
 
-from .base import BuildResult, TargetSpec
+from bmsdk.converters.target import BuildResult
+from bmsdk.converters.targets.coreml import shims as coreml_shims
 
 # precision -> weight compression (None: none); the compute precision is fp16 unless precision is fp32
 COMPRESSION = {
@@ -27,8 +28,7 @@ COMPRESSION = {
     "palettize8": {"kind": "palettize", "nbits": 8},
     "sparse50": {"kind": "prune", "target_sparsity": 0.5},
 }
-TARGET = TargetSpec(name="coreml", precisions=tuple(COMPRESSION), backend="coreml", model_file="model.mlpackage",
-                    options=("minimum_deployment_target", "coreml_frontend", "granularity", "block_size", "weight_threshold"))
+MODEL_FILE = "model.mlpackage"
 DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
 DEFAULT_DEPLOYMENT_TARGET = "iOS17"
 FRONTENDS = ("trace", "export")
@@ -39,7 +39,6 @@ WEIGHT_THRESHOLD = 2048  # weights with fewer elements stay float (coremltools' 
 def build(source: Source, folder: Path, precision: str, calibration, options: dict) -> BuildResult:
     import coremltools as ct
 
-    from . import coreml_shims
 
     if source.module is None and source.exported_program is None:
         raise UnsupportedError("the coreml target needs a PyTorch source (coremltools 9 has no ONNX front end)",
@@ -61,12 +60,12 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     details = {"compute_precision": "float32" if precision == "fp32" else "float16"}
     if compression:
         mlmodel, details["weights"] = _compress(mlmodel, compression, options)
-    path = folder / TARGET.model_file
+    path = folder / MODEL_FILE
     shutil.rmtree(path, ignore_errors=True)
     mlmodel.save(str(path))
     target_config = {"minimum_deployment_target": deployment, "frontend": frontend, "model_type": "mlprogram",
                      "flexible_shapes": _flexible_dims(source), "io_dtypes": _io_dtypes(source)}
-    return BuildResult(model_file=TARGET.model_file, compression={"quantization": {"scheme": precision, **details}},
+    return BuildResult(model_file=MODEL_FILE, compression={"quantization": {"scheme": precision, **details}},
                        target_config=target_config, toolchain={"coremltools": ct.__version__})
 
 

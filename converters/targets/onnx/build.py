@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
-from bmsdk.sources import Source, example_feeds
+from bmsdk.converters.sources.loader import Source, example_feeds
 
-from .base import BuildResult, TargetSpec
+from bmsdk.converters.target import BuildResult
+from bmsdk.converters.layers import onnx_nodes
 
-TARGET = TargetSpec(name="onnx", precisions=("fp32", "fp16", "int8"), backend="onnxruntime", model_file="model.onnx",
-                    options=("quant_scheme", "opset", "float_layers"))
+MODEL_FILE = "model.onnx"
 DEFAULT_OPSET = 18
 QUANT_SCHEMES = ("dynamic", "static")
 COMPUTE_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -69,7 +69,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     import onnxruntime
     import onnxslim
 
-    model_path = folder / TARGET.model_file
+    model_path = folder / MODEL_FILE
     with tempfile.TemporaryDirectory(prefix="bmsdk-onnx-") as tmp:
         float_path = Path(tmp) / "float.onnx"
         export_onnx(source, float_path, int(options.get("opset") or DEFAULT_OPSET))
@@ -82,7 +82,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
             compression = to_int8(source, float_path, model_path, calibration, options.get("quant_scheme"), Path(tmp),
                                   options.get("float_layers"))
     opset = next(o.version for o in onnx.load(str(model_path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx"))
-    return BuildResult(model_file=TARGET.model_file, compression=compression, target_config={"opset": opset},
+    return BuildResult(model_file=MODEL_FILE, compression=compression, target_config={"opset": opset},
                        toolchain={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxslim": onnxslim.__version__})
 
 
@@ -144,7 +144,6 @@ def _excluded_nodes(source: Source, path: Path, float_layers: list[str] | None) 
     """The ONNX nodes of the source layers asked to stay float (matched by their weights)."""
     if not float_layers:
         return []
-    from .layers import onnx_nodes
 
     if source.module is None:
         raise UnsupportedError("keeping layers in float needs a PyTorch source (layers are named as its modules)",

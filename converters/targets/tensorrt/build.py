@@ -15,19 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-from bmsdk.doctor import version
+from bmsdk.versions import package_version as version
 from bmsdk.errors import BackendUnavailableError, ConversionError, UnsupportedError
 from bmsdk.manifest import sha256_file
-from bmsdk.sources import Source
+from bmsdk.converters.sources.loader import Source
 
-from .base import BuildResult, TargetSpec
-from .onnx import DEFAULT_OPSET, export_onnx
-from .profiles import make_profiles, parse_shapes
-from .tensorrt_ops import check_model
+from bmsdk.converters.target import BuildResult
+from bmsdk.converters.targets.onnx.build import DEFAULT_OPSET, export_onnx
+from bmsdk.converters.targets.tensorrt.profiles import make_profiles, parse_shapes
+from bmsdk.converters.targets.tensorrt.ops import check_model
+from bmsdk.converters.targets.tensorrt.precision import to_fp16, to_qdq
+from bmsdk.runtimes.tensorrt_engine import config_hash
+from bmsdk.runtimes.cuda_memory import open_cuda
+from bmsdk.runtimes.tensorrt_engine import build_engine, engine_key, import_tensorrt, write_atomic
 
-TARGET = TargetSpec(name="tensorrt", precisions=("fp32", "fp16", "int8", "fp8"), backend="tensorrt", model_file="model.onnx",
-                    options=("shapes", "sparsity", "workspace", "calibration_method", "exclude_ops", "opset"),
-                    stand_in=("onnxruntime", "TensorRT-prepared ONNX, engine not built"))
+MODEL_FILE = "model.onnx"
 SPARSITY = ("2:4",)
 UNVERIFIED = {"fp8": "fp8 Q/DQ needs Hopper (sm90) or newer; not verified on a GPU by bmsdk yet"}
 
@@ -37,7 +39,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     import onnxruntime
 
     build_config = _build_config(source, precision, options)  # refuse bad options before exporting
-    model_path = folder / TARGET.model_file
+    model_path = folder / MODEL_FILE
     with tempfile.TemporaryDirectory(prefix="bmsdk-trt-") as tmp:
         float_path = Path(tmp) / "float.onnx"
         export_onnx(source, float_path, int(options.get("opset") or DEFAULT_OPSET))
@@ -59,7 +61,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     toolchain = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "nvidia-modelopt": version("nvidia-modelopt")}
     if engine:
         toolchain["tensorrt"] = engine["tensorrt"]
-    return BuildResult(model_file=TARGET.model_file, compression=compression, target_config=target_config, toolchain=toolchain)
+    return BuildResult(model_file=MODEL_FILE, compression=compression, target_config=target_config, toolchain=toolchain)
 
 
 def _build_config(source: Source, precision: str, options: dict) -> dict:
@@ -77,8 +79,6 @@ def _build_config(source: Source, precision: str, options: dict) -> dict:
 
 
 def _set_precision(source: Source, src: Path, dst: Path, precision: str, calibration, options: dict) -> dict:
-    from .trt_precision import to_fp16, to_qdq
-
     exclude = options.get("exclude_ops")
     exclude = [s for s in exclude.split(",") if s] if isinstance(exclude, str) else list(exclude or [])
     if precision == "fp32":
@@ -123,15 +123,11 @@ def ffn_matmuls(path: Path) -> list[str]:
 
 
 def _config_hash(model_path: Path, build_config: dict) -> str:
-    from bmsdk.runtimes.tensorrt_engine import config_hash
-
     return config_hash(sha256_file(model_path), build_config)
 
 
 def _try_build_engine(folder: Path, model_path: Path, build_config: dict, cfg_hash: str):
     """(engine info, timing cache path, None) where TensorRT and a GPU are present, else (None, None, why not)."""
-    from bmsdk.runtimes.cuda_memory import open_cuda
-    from bmsdk.runtimes.tensorrt_engine import build_engine, engine_key, import_tensorrt, write_atomic
 
     try:
         memory = open_cuda()  # the CUDA check comes before any TensorRT import

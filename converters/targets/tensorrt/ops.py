@@ -1,6 +1,6 @@
 """Static check that TensorRT's ONNX parser can take a model: its opset, its operators, and its Q/DQ zero points.
 
-The operator table (`tensorrt_ops.json`) is the parser's published support matrix for one TensorRT version; the
+The operator table (`ops.json`) is the parser's published support matrix for one TensorRT version; the
 check needs no GPU and no TensorRT, so it runs on every conversion.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-TABLE = Path(__file__).with_name("tensorrt_ops.json")
+TABLE = Path(__file__).with_name("ops.json")
 STANDARD_DOMAINS = ("", "ai.onnx")
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
 
-from .onnx import COMPUTE_OPS, float_compute_nodes
+from bmsdk.converters.targets.onnx.build import COMPUTE_OPS, float_compute_nodes
 
 CALIBRATION_METHODS = ("max", "entropy")
 QDQ_MODES = ("int8", "fp8")

@@ -74,22 +74,3 @@ def _check_order(spec: TensorSpec, low, opt, high) -> None:
                                    "order the three shapes min:opt:max")
         if isinstance(want, int) and not a == b == c == want:
             raise UnsupportedError(f"input '{spec.name}' axis {axis} is fixed at {want}", f"keep it {want} in --shapes")
-
-
-def outside(profiles: dict, feeds: dict[str, np.ndarray]) -> list[str]:
-    """Each input whose shape falls outside its profile, described; empty when every feed fits."""
-    problems = []
-    for name, p in profiles.items():
-        if name not in feeds:
-            continue
-        shape = list(np.shape(feeds[name]))
-        if len(shape) != len(p["min"]) or any(not lo <= d <= hi for d, lo, hi in zip(shape, p["min"], p["max"])):
-            problems.append(f"'{name}' has shape {shape}, outside the profile {p['min']}..{p['max']}")
-    return problems
-
-
-def check_within(profiles: dict, feeds: dict[str, np.ndarray]) -> None:
-    problems = outside(profiles, feeds)
-    if problems:
-        raise InputError(f"input shape outside the engine's optimization profile: {'; '.join(problems)}",
-                         "split the batch, or re-convert with --shapes covering it")

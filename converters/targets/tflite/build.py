@@ -12,15 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from bmsdk.doctor import version
+from bmsdk.versions import package_version as version
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
 from bmsdk.runtimes.litert_io import signature_for, tensor_record
-from bmsdk.sources import Source, example_feeds
+from bmsdk.converters.sources.loader import Source, example_feeds
 
-from .base import BuildResult, TargetSpec
+from bmsdk.converters.target import BuildResult
+from bmsdk.converters.targets.tflite.quantize import quantize
+from bmsdk.converters.layers import tflite_scopes
 
-TARGET = TargetSpec(name="tflite", precisions=("fp32", "fp16", "int8-dynamic", "int8"), backend="litert",
-                    model_file="model.tflite", options=("seq_buckets", "float_layers"))
+MODEL_FILE = "model.tflite"
 DEFAULT_BUCKETS = (16, 32, 64, 128)
 TEXT_PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
 
@@ -58,7 +59,6 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     import ai_edge_litert
     import litert_torch
 
-    from .tflite_quantize import quantize
 
     buckets = sequence_buckets(source, options.get("seq_buckets"))
     lengths = buckets or [None]
@@ -70,7 +70,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         compression["quantization"]["float_layers"] = [n for n in options["float_layers"] if n not in unmatched]
         if unmatched:  # a layer with no op of its own, nor a parent module with ops
             compression["quantization"]["float_layers_not_found"] = unmatched
-    path = folder / TARGET.model_file
+    path = folder / MODEL_FILE
     path.write_bytes(model)
     config = {
         "batch_size": 1,
@@ -81,7 +81,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         "layout": source.preprocessing.get("layout"),
         "signatures": describe_signatures(path, source, lengths),
     }
-    return BuildResult(model_file=TARGET.model_file, compression=compression, target_config=config,
+    return BuildResult(model_file=MODEL_FILE, compression=compression, target_config=config,
                        toolchain={"litert-torch": litert_torch.__version__, "ai-edge-litert": version("ai-edge-litert") or getattr(ai_edge_litert, "__version__", "unknown"),
                                   "ai-edge-quantizer": version("ai-edge-quantizer")})
 
@@ -91,7 +91,6 @@ def _float_scopes(model: bytes, source: Source, float_layers: list[str] | None) 
     could be matched to (they stay quantized, and the manifest says so)."""
     if not float_layers:
         return [], []
-    from .layers import tflite_scopes
 
     found = tflite_scopes(model, source.module, list(float_layers))
     missing = [n for n in float_layers if n not in found]

@@ -11,8 +11,9 @@ import numpy as np
 from bmsdk.errors import ConversionError, DataError
 from bmsdk.runtimes.litert_io import pad_to, row_lengths, signature_for
 
-from .layers import exact_regex
-from .validate import tolerance_for
+from bmsdk.converters.layers import exact_regex
+from bmsdk.converters.target import INT8
+from bmsdk.converters.targets.tflite.mixed import WEIGHTED_OPS, group_regex, hold_tolerance, op_groups
 
 CALIBRATION_ROWS = 256  # per signature
 TEXT_STATIC_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL")  # static int8 scope for text models; the rest stays float
@@ -57,7 +58,6 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
     """Static int8 calibrated on 3/4 of the calibration rows; the other 1/4, run in every signature it fits, checks
     it against `min_cosine` (the int8 tolerance unless given), leaving float the op groups that break it
     (`tflite_mixed`)."""
-    from .tflite_mixed import WEIGHTED_OPS, group_regex, hold_tolerance, op_groups
 
     if not calibration:
         raise DataError("tflite int8 needs calibration data", "pass --calibration DATA")
@@ -80,7 +80,7 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
 
     groups = op_groups(model, TEXT_STATIC_OPS if text else WEIGHTED_OPS)
     if min_cosine is None:
-        min_cosine = tolerance_for("int8")["min_cosine"]
+        min_cosine = INT8["min_cosine"]
     quantized, search = hold_tolerance(build, model, groups, calibration_sets(held_out, lengths, pad_values), min_cosine, checked_on)
     details = dict(SCHEMES["int8"])
     details["ops"] = (list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported"

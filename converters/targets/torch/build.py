@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bmsdk.errors import ConversionError
-from bmsdk.sources import Source, example_feeds
+from bmsdk.converters.sources.loader import Source, example_feeds
 
-from .base import BuildResult, TargetSpec
+from bmsdk.converters.target import BuildResult
 
-TARGET = TargetSpec(name="torch", precisions=("fp32",), backend="torch", model_file="model.pt2")
+MODEL_FILE = "model.pt2"
 
 
 def build(source: Source, folder: Path, precision: str, calibration, options: dict) -> BuildResult:
@@ -25,5 +25,5 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
         program = torch.export.export(source.module, (), kwargs=feeds, dynamic_shapes=dynamic_shapes)
     except Exception as e:
         raise ConversionError(f"torch.export failed: {str(e).strip().splitlines()[0][:400]}", "run with --debug for details") from e
-    torch.export.save(program, str(folder / TARGET.model_file))
-    return BuildResult(model_file=TARGET.model_file, toolchain={"torch": torch.__version__})
+    torch.export.save(program, str(folder / MODEL_FILE))
+    return BuildResult(model_file=MODEL_FILE, toolchain={"torch": torch.__version__})

@@ -1,0 +1,36 @@
+"""CoreML: an `mlprogram` (`model.mlpackage/`), fp32/fp16 and weight compression; validated on Linux by the MIL
+reference executor, run by CoreML itself on macOS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bmsdk.converters.target import FP16, FP32, INT8, WEIGHT_COMPRESSED, Capabilities, Target, TargetOptions, option
+
+from . import build
+
+
+@dataclass
+class CoreMLOptions(TargetOptions):
+    minimum_deployment_target: str | None = option(
+        help="oldest OS the model runs on (default iOS17; int4 needs iOS18)", metavar="iOS17")
+    coreml_frontend: str | None = option(help="torch.jit.trace (default) or torch.export", choices=list(build.FRONTENDS))
+    granularity: str | None = option(help="int8/int4: weight scale granularity",
+                                     choices=["per_tensor", "per_channel", "per_block"])
+    block_size: int | None = option(help="per_block quantization: block size (default 32)", type=int)
+    weight_threshold: int | None = option(help="weights with fewer elements stay float (default 2048)", type=int)
+
+
+class CoreMLTarget(Target):
+    name = "coreml"
+    model_file = build.MODEL_FILE
+    precisions = {"fp32": FP32, "fp16": FP16, "int8": INT8,
+                  **{p: WEIGHT_COMPRESSED for p in ("int4", "palettize4", "palettize6", "palettize8", "sparse50")}}
+    backend = "coreml"
+    requirements = ("torch", "coremltools")
+    extra = "convert-coreml"
+    options = CoreMLOptions
+    capabilities = Capabilities(sparsity=True)
+
+    def build(self, source, folder, precision, calibration, options, float_layers=None):
+        return build.build(source, folder, precision, calibration, options.as_dict())

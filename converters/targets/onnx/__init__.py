@@ -1,0 +1,32 @@
+"""ONNX: dynamo export with dynamic batch/sequence, onnxslim, fp16, int8 (dynamic or static QDQ), run by onnxruntime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bmsdk.converters.target import FP16, FP32, INT8, Capabilities, Target, TargetOptions, option
+
+from . import build
+
+
+@dataclass
+class OnnxOptions(TargetOptions):
+    quant_scheme: str | None = option(help="int8 scheme (default: dynamic for text, static for images)",
+                                      choices=list(build.QUANT_SCHEMES))
+    opset: int | None = option(help=f"ONNX opset (default {build.DEFAULT_OPSET})", type=int)
+
+
+class OnnxTarget(Target):
+    name = "onnx"
+    model_file = build.MODEL_FILE
+    precisions = {"fp32": FP32, "fp16": FP16, "int8": INT8}
+    backend = "onnxruntime"
+    requirements = ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime")
+    options = OnnxOptions
+    capabilities = Capabilities(float_fallback=True, calibration=("int8",))
+
+    def check_request(self, source, precision, has_calibration, options):
+        build.check_request(source, precision, has_calibration, options.as_dict())
+
+    def build(self, source, folder, precision, calibration, options, float_layers=None):
+        return build.build(source, folder, precision, calibration, {**options.as_dict(), "float_layers": float_layers})
