@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bmsdk.checks import check_bench_settings
-from bmsdk.progress import SILENT, Progress
-
+from bmsdk.benchmarks.cases import load_case
 from bmsdk.benchmarks.gate import check, load_report
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import write_reports
-from bmsdk.benchmarks.cases import load_case
+from bmsdk.checks import check_bench_settings
+from bmsdk.progress import SILENT, Progress
 
 
 @dataclass

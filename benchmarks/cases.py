@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bmsdk.benchmarks.harness import BenchConfig
 from bmsdk.data import load_dataset
 from bmsdk.errors import DataError
 
 from . import zoo
-from bmsdk.benchmarks.harness import BenchConfig
 
 CASES_DIR = Path(__file__).parent / "cases"
 KEYS = {"name", "source", "eval", "eval_limit", "calibration", "targets", "precisions", "batch", "threads", "warmup",

@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import bmsdk
-from bmsdk.progress import Progress
-
-from . import zoo
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import rows
-from bmsdk.cli import quiet_third_party
+from bmsdk.logs import configure_logging, third_party_output
+from bmsdk.progress import Progress
+from bmsdk.version import __version__
+
+from . import zoo
 
 # (target, precision) rows of the table, in order
 VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("tflite", "int8"),
@@ -36,7 +36,7 @@ CASES = [  # name, source, eval data, calibration data (zoo names, built on firs
 
 def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] | None = None) -> list[dict]:
     progress = Progress()
-    artifacts = zoo.cache_dir() / f"artifacts-{bmsdk.__version__}"
+    artifacts = zoo.cache_dir() / f"artifacts-{__version__}"
     if rebuild:
         shutil.rmtree(artifacts, ignore_errors=True)
     table = []
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", help="only these targets' rows, comma-separated (e.g. onnx for a quick first run)")
     args = parser.parse_args(argv)
 
-    quiet_third_party()
+    configure_logging(0)
+    third_party_output(0)
     start = time.perf_counter()
     run(args.out, args.rebuild, args.threads, args.targets.split(",") if args.targets else None)
     print(f"\n(batch 1, {args.threads} thread(s), CPU; latency = model call on pre-processed input, median of 3 runs; "

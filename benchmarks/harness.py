@@ -12,17 +12,15 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from bmsdk.converters.pipeline import convert
-from bmsdk.errors import BackendUnavailableError, BmsdkError
-from bmsdk.data import Dataset, load_dataset
-from bmsdk.progress import SILENT, Progress
-
+from bmsdk.artifact import load_samples, open_artifact
 from bmsdk.benchmarks.measure import batch_feeds, measure_artifact, repeated_latency
 from bmsdk.converters import get_target, toolchain_packages
-from bmsdk.artifact import open_artifact
-from bmsdk.artifact import load_samples
-from bmsdk.runtimes.model import Model
+from bmsdk.converters.pipeline import convert
 from bmsdk.converters.sources.loader import load_source
+from bmsdk.data import Dataset, load_dataset
+from bmsdk.errors import BackendUnavailableError, BmsdkError
+from bmsdk.progress import SILENT, Progress
+from bmsdk.runtimes.model import Model
 
 REPORT_SCHEMA_VERSION = 1
 

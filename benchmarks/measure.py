@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import numpy as np
 
-from bmsdk.timing import measure_latency, repeated_latency
 from bmsdk.runtimes.model import load
+from bmsdk.timing import repeated_latency
 
 
 def rss_bytes() -> int:

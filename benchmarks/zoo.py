@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import json
 import os
 import pickle
 import random
-import importlib.util
 from pathlib import Path
 
 import numpy as np

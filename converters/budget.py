@@ -10,15 +10,15 @@ meets the budget ships.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+from bmsdk.artifact import load_samples
 from bmsdk.converters.layers import display
 from bmsdk.converters.sensitivity import groups, rank_layers
+from bmsdk.errors import BackendUnavailableError
 from bmsdk.runtimes.model import load
 from bmsdk.timing import repeated_latency
-from bmsdk.errors import BackendUnavailableError
-from bmsdk.artifact import load_samples
 
 LATENCY_RUNS = {"warmup": 10, "iterations": 50, "seconds": 3.0, "repeats": 3}
 EPSILON_PT = 1e-9  # accuracy differences of whole examples carry float round-off: 0.5000000000004 fits 0.5

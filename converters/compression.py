@@ -11,12 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bmsdk.converters.prune import check_method, check_source, default_method, prune
+from bmsdk.converters.recover import recover
 from bmsdk.errors import DataError, UnsupportedError
 from bmsdk.tasks.metrics import score_logits
-from bmsdk.converters.prune import prune
-from bmsdk.converters.recover import recover
-from bmsdk.converters.prune import check_method
-from bmsdk.converters.prune import check_source, default_method
 
 OBJECTIVES = ("accuracy", "latency")
 DEFAULT_RECOVER_STEPS = 100

@@ -29,7 +29,6 @@ from .compression import CompressionRequest, eval_key, prune_stage
 from .registry import get_target
 from .sources.loader import example_feeds, load_source
 from .validate import validate_artifact
-from bmsdk.converters.sources.loader import example_feeds
 
 SAMPLE_TEXTS = [
     "I loved this, it was great!", "Terrible service, never again.", "It is okay I guess.",

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bmsdk.errors import UnsupportedError
 from bmsdk.converters.sources.loader import Source, example_feeds
-from bmsdk.errors import DataError
+from bmsdk.errors import DataError, UnsupportedError
 
 METHODS = ("channels", "heads-ffn", "magnitude", "2:4")
 STRUCTURED = ("channels", "heads-ffn")

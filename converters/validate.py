@@ -13,6 +13,7 @@ from bmsdk.runtimes.model import Model
 
 from .registry import get_target
 
+
 def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: dict, eval_data=None, source=None,
                       progress=None, source_outputs: dict | None = None) -> dict:
     """Run the artifact on its own backend: samples against the source's outputs, and the metric on `eval_data`.

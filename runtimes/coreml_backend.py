@@ -12,7 +12,6 @@ import sys
 import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, BmsdkError, ModelFileError, UnsupportedError
-
 from bmsdk.runtimes.base import Backend, short_error
 from bmsdk.runtimes.mil_executor import MilProgram
 

@@ -16,7 +16,6 @@ import numpy as np
 from bmsdk.artifact import load_samples
 from bmsdk.compare import compare_outputs, recorded_tolerance
 from bmsdk.errors import BackendUnavailableError, ManifestError, ModelFileError, RunError
-
 from bmsdk.runtimes.base import Backend, short_error
 from bmsdk.runtimes.litert_io import from_signature, pad_to, pick_bucket, sequence_length, signature_for, to_signature
 

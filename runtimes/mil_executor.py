@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, UnsupportedError
-
 from bmsdk.runtimes.mil_ops import OPS
 
 FP16_MAX = 65504.0

@@ -10,7 +10,7 @@ semantics with float32 accumulation, as CoreML's GPU and Neural Engine do.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -11,11 +12,9 @@ from bmsdk.artifact import open_artifact
 from bmsdk.data import Dataset
 from bmsdk.errors import InputError, ManifestError, UnsupportedError
 from bmsdk.manifest import Manifest
+from bmsdk.runtimes import open_backend
 from bmsdk.tasks import Task, get_task
 from bmsdk.tasks.preprocessing import make_preprocessor
-
-from . import open_backend
-from bmsdk.runtimes import open_backend
 
 
 class Model:

@@ -6,7 +6,6 @@ import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, ManifestError, ModelFileError
 from bmsdk.manifest import TensorSpec
-
 from bmsdk.runtimes.base import Backend, short_error
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64", "tensor(int32)": "int32",

@@ -23,7 +23,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from bmsdk.errors import SourceError
-
 from bmsdk.runtimes.base import short_error
 
 MAX_JSON_BYTES = 256 << 20
@@ -228,8 +227,8 @@ def _check_extent(path: Path, fqn: str, meta, stored: int) -> None:
 
 def _element_size(dtype_code: int) -> int:
     import torch
-    from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
     from torch._export.serde.schema import ScalarType
+    from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
 
     return torch.empty((), dtype=_SERIALIZE_TO_TORCH_DTYPE[ScalarType(dtype_code)]).element_size()
 

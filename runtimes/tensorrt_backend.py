@@ -14,10 +14,16 @@ import shutil
 import numpy as np
 
 from bmsdk.errors import InputError, ManifestError
-
 from bmsdk.runtimes.base import Backend
 from bmsdk.runtimes.cuda_memory import open_cuda
-from bmsdk.runtimes.tensorrt_engine import build_engine, cache_dir, check_within, engine_key, import_tensorrt, write_atomic
+from bmsdk.runtimes.tensorrt_engine import (
+    build_engine,
+    cache_dir,
+    check_within,
+    engine_key,
+    import_tensorrt,
+    write_atomic,
+)
 
 
 class TensorRTBackend(Backend):

@@ -7,7 +7,6 @@ import threading
 import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, ModelFileError, SourceError
-
 from bmsdk.runtimes.base import Backend
 from bmsdk.runtimes.pt2_archive import load_exported_program
 

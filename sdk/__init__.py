@@ -4,9 +4,21 @@ A lazy facade: `import bmsdk` loads the errors and nothing heavy (no torch, no r
 `benchmark` import their layer on first use.
 """
 
-from .errors import (BackendUnavailableError, BmsdkError, ConversionError, DataError, InputError, IntegrityError,
-                     ManifestError, ModelFileError, RunError, SignatureError, SigningKeyError, SourceError,
-                     UnsupportedError)
+from .errors import (
+    BackendUnavailableError,
+    BmsdkError,
+    ConversionError,
+    DataError,
+    InputError,
+    IntegrityError,
+    ManifestError,
+    ModelFileError,
+    RunError,
+    SignatureError,
+    SigningKeyError,
+    SourceError,
+    UnsupportedError,
+)
 from .version import __version__
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from bmsdk.errors import SourceError, UnsupportedError
 from bmsdk.manifest import MAX_TEXT_LENGTH

@@ -6,9 +6,10 @@ import csv
 import json
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.items)
 
-    def head(self, n: int) -> "Dataset":
+    def head(self, n: int) -> Dataset:
         return Dataset(self.kind, self.items[:n], self.labels[:n] if self.labels is not None else None, self.origin)
 
     def batches(self, size: int) -> Iterator[Any]:

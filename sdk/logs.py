@@ -9,21 +9,12 @@ console handler on "bmsdk" and leaves the root logger alone.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
-logger = logging.getLogger("bmsdk")
-logger.addHandler(logging.NullHandler())  # library convention: no "No handlers could be found" fallback output
-
-PROGRESS_ATTR = "bmsdk_progress"  # set on records that a Progress emits: "start", "done", "failed" or "info"
+from .progress import PROGRESS_ATTR, logger, renderer_for, state
 
 _LEVELS = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
-
-
-class _State:
-    progress_allowed = True  # False after configure_logging(-1): every Progress stays silent
-
-
-state = _State()
 
 
 class _ConsoleFormatter(logging.Formatter):
@@ -57,8 +48,6 @@ class ConsoleHandler(logging.Handler):
         if getattr(record, PROGRESS_ATTR, None) is not None:
             return
         try:
-            from .progress import renderer_for
-
             renderer_for(self.stream if self.stream is not None else sys.stderr).line(self.format(record))
         except Exception:  # a broken stream must not take the command down with it
             self.handleError(record)
@@ -84,3 +73,32 @@ def configure_logging(verbosity: int = 0, stream=None) -> logging.Logger:
     logger.propagate = False
     state.progress_allowed = verbosity >= 0
     return logger
+
+
+# converters' loggers that report at WARNING what a user converting a model cannot act on
+THIRD_PARTY_LOGGERS = ("torch", "torchao", "onnxscript", "onnx_ir", "transformers", "coremltools", "litert_torch",
+                       "ai_edge_quantizer", "executorch", "modelopt")
+
+
+def third_party_output(verbosity: int = 0) -> None:
+    """What the CLI shows of its dependencies' output: their progress bars never (bmsdk draws its own); their
+    Python warnings and WARNING logs with -v, once each, through the bmsdk console; only their errors otherwise.
+
+    Nothing is filtered away globally: warnings are routed through logging (`logging.captureWarnings`), so a
+    library user who calls bmsdk's API keeps whatever warning filters and logging setup they have.
+    """
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error" if verbosity < 1 else "warning")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # converters' own progress bars
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if verbosity < 1:
+        os.environ.setdefault("TORCH_LOGS", "-all")  # torch resets its loggers' levels on import; this is read then
+    level = logging.WARNING if verbosity >= 1 else logging.ERROR
+    for name in (*THIRD_PARTY_LOGGERS, "py.warnings"):
+        logging.getLogger(name).setLevel(level)
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    if verbosity >= 1 and not any(isinstance(h, ConsoleHandler) for h in warnings_logger.handlers):
+        warnings_logger.addHandler(ConsoleHandler())
+    if "transformers" in sys.modules:  # imported before main() (a library user, a test): it read the variables already
+        sys.modules["transformers"].utils.logging.disable_progress_bar()

@@ -13,9 +13,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bmsdk.errors import ManifestError
+from bmsdk.plugins import plugin_names
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "bmsdk.json"
+TASKS_GROUP = "bmsdk.tasks"
 SIGNATURE_NAME = "bmsdk.sig"  # optional: an Ed25519 signature of bmsdk.json's bytes (see signing.py)
 DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
 REMAKE = "re-create the artifact with `bmsdk convert`"
@@ -143,6 +145,10 @@ class Manifest:
              "inputs": list, "outputs": list, "files": dict},
             "bmsdk.json",
         )
+        tasks = plugin_names(TASKS_GROUP)  # entry point names only: the tasks themselves are a layer above
+        if d["task"] not in tasks:
+            raise ManifestError(f"bmsdk.json names unknown task {_show(d['task'])}",
+                                f"tasks this bmsdk knows: {', '.join(tasks)}; a newer bmsdk or a plugin may know it")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -17,15 +17,26 @@ An enabled `Progress` also draws them on its stream (stderr by default) through 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
 import time
 import weakref
 
-from .logs import PROGRESS_ATTR, configure_logging, logger, state
+__all__ = ["Progress", "SILENT", "logger", "format_elapsed"]
 
-__all__ = ["Progress", "SILENT", "configure_logging", "logger", "format_elapsed"]
+logger = logging.getLogger("bmsdk")
+logger.addHandler(logging.NullHandler())  # library convention: no "No handlers could be found" fallback output
+
+PROGRESS_ATTR = "bmsdk_progress"  # set on records that a Progress emits: "start", "done", "failed" or "info"
+
+class _State:
+    progress_allowed = True  # False after configure_logging(-1): every Progress stays silent
+
+
+state = _State()
+
 
 INDENT = "  "
 
@@ -40,7 +51,7 @@ def format_elapsed(seconds: float) -> str:
 class _Step:
     __slots__ = ("message", "depth", "start", "renderer", "parent", "header_shown")
 
-    def __init__(self, message: str, depth: int, renderer, parent: "_Step | None"):
+    def __init__(self, message: str, depth: int, renderer, parent: _Step | None):
         self.message = message
         self.depth = depth
         self.start = time.perf_counter()
@@ -95,7 +106,7 @@ class PlainRenderer:
 class _LiveBlock:
     """What the live area shows: every running step, indented by depth; the innermost ones with a spinner."""
 
-    def __init__(self, renderer: "TerminalRenderer"):
+    def __init__(self, renderer: TerminalRenderer):
         self.renderer = renderer
 
     def __rich_console__(self, console, options):  # runs on rich's refresh thread: reads a snapshot, takes no lock
@@ -180,7 +191,7 @@ class TerminalRenderer:
             self._print(Text(str(text)))
 
 
-_renderers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_renderers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _unweakable: dict = {}  # streams that refuse weak references, by id (kept alive with their renderer)
 _registry_lock = threading.Lock()
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import statistics
-
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

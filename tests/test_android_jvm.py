@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TEXTS, digit_images
 
 import bmsdk
 from bmsdk.cli import main as cli
-from bmsdk.runtimes.litert_io import pad_to, pick_bucket, signature_for, to_signature, from_signature
-
-from conftest import TEXTS, digit_images
+from bmsdk.runtimes.litert_io import from_signature, pad_to, pick_bucket, signature_for, to_signature
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "android" / "run-jvm-tests.sh"
 JUNIT = Path("/usr/share/java/junit4.jar")

@@ -7,13 +7,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import digit_images
 
 import bmsdk
 from bmsdk.benchmarks.gate import check
 from bmsdk.benchmarks.report import pareto_front
 from bmsdk.cli import main
-
-from conftest import digit_images
 
 FAST = dict(warmup=3, iterations=30, seconds=2.0, repeats=3)
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TEXT_LABELS, digit_images
 
 from bmsdk.cli import main
-
-from conftest import TEXT_LABELS, digit_images
 
 COMMANDS = ["convert", "predict", "inspect", "validate", "doctor"]
 

@@ -8,11 +8,10 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import CNN_SHAPE, digit_images
 
 import bmsdk
-from bmsdk.errors import (BmsdkError, ConversionError, DataError, InputError, SourceError, UnsupportedError)
-
-from conftest import CNN_SHAPE, digit_images
+from bmsdk.errors import BmsdkError, ConversionError, DataError, InputError, SourceError, UnsupportedError
 
 
 def convert_fails(exc, source, tmp_path, match=None, **options):

@@ -7,12 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TEXT_GOLD, TEXT_LABELS, TEXTS, VIT_LABELS, VIT_SIZE, digit_images, torch_logits_cnn
 
 import bmsdk
 from bmsdk.data import load_dataset
 from bmsdk.errors import DataError
-
-from conftest import TEXT_GOLD, TEXT_LABELS, TEXTS, VIT_LABELS, VIT_SIZE, digit_images, torch_logits_cnn
 
 FLIP = {"positive": "negative", "negative": "positive"}
 # the training texts with their labels, plus two with the wrong label: the model cannot be right on both halves

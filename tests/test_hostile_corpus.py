@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile.pt2 import ATTACKS, Touch, plain_archive, rewrite
 
 import bmsdk
 from bmsdk.artifact import file_checksums
 from bmsdk.cli import main
 from bmsdk.errors import BmsdkError
-from hostile.pt2 import ATTACKS, Touch, plain_archive, rewrite
 
 CASES: dict[str, tuple] = {}  # name -> (builder(tmp, fx) -> argv, expected exit code)
 

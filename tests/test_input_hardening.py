@@ -14,14 +14,13 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import digit_images
 
 import bmsdk
 from bmsdk.cli import _labels, main
 from bmsdk.data import load_dataset
 from bmsdk.errors import DataError, InputError, ManifestError, SourceError, UnsupportedError
 from bmsdk.manifest import MANIFEST_NAME, Manifest
-
-from conftest import digit_images
 
 
 def manifest_dict(result) -> dict:

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import textwrap
 
-import bmsdk
 from conftest import TEXTS, digit_images
+
+import bmsdk
 
 HEAVY = ("torch", "transformers", "onnx", "onnxscript", "onnxslim", "coremltools", "tensorflow")
 

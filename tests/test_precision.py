@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TEXTS, digit_images
 
 import bmsdk
 from bmsdk.errors import DataError
-
-from conftest import TEXTS, digit_images
 
 
 def onnx_graph(path):

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import TEXTS, digit_images
 
 import bmsdk
 from bmsdk.artifact import load_samples, open_artifact
@@ -16,8 +17,6 @@ from bmsdk.converters.validate import validate_artifact
 from bmsdk.errors import BackendUnavailableError
 from bmsdk.runtimes import Backend, open_backend
 from bmsdk.runtimes.onnxruntime_backend import OnnxRuntimeBackend
-
-from conftest import TEXTS, digit_images
 
 
 def test_onnxruntime_backend_interface(cnn_onnx_artifact):

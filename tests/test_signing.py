@@ -12,16 +12,14 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import digit_images
 
 import bmsdk
-from bmsdk.artifact import PUBLIC_KEY_ENV, file_checksums, open_artifact
+from bmsdk.artifact import PUBLIC_KEY_ENV, file_checksums, open_artifact, sign_artifact, verify_artifact
 from bmsdk.cli import main
-from bmsdk.errors import (BackendUnavailableError, IntegrityError, ManifestError, SignatureError, SigningKeyError)
+from bmsdk.errors import BackendUnavailableError, IntegrityError, ManifestError, SignatureError, SigningKeyError
 from bmsdk.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, sha256_file
-from bmsdk.artifact import sign_artifact, verify_artifact
 from bmsdk.signing import fingerprint, generate_keypair, load_public_key
-
-from conftest import digit_images
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import TEXTS, digit_images
 
 import bmsdk
-from conftest import TEXTS, digit_images
 
 BACKENDS = ["onnxruntime", "litert", "mil-reference", "torch"]
 WARMUP, CALLS, MAX_GROWTH_MB = 300, 10_000, 10.0

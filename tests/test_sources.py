@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import (
+    CNN_MEAN,
+    CNN_SHAPE,
+    CNN_STD,
+    TEXT_LABELS,
+    TEXTS,
+    VIT_LABELS,
+    VIT_SIZE,
+    digit_images,
+    softmax,
+    torch_logits_cnn,
+)
 
 import bmsdk
 from bmsdk.artifact import SAMPLES_NAME, load_samples
 from bmsdk.manifest import Manifest
-
-from conftest import (CNN_MEAN, CNN_SHAPE, CNN_STD, TEXT_LABELS, TEXTS, VIT_LABELS, VIT_SIZE, digit_images, softmax,
-                      torch_logits_cnn)
 
 
 def assert_validated_fp32(result):

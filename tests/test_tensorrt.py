@@ -20,12 +20,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 import bmsdk
 from bmsdk.artifact import load_samples
-from bmsdk.converters.targets.tensorrt.profiles import make_profiles, parse_shapes
-from bmsdk.runtimes.tensorrt_engine import outside
 from bmsdk.converters.targets.tensorrt.ops import check_model, op_table
+from bmsdk.converters.targets.tensorrt.profiles import make_profiles, parse_shapes
 from bmsdk.errors import BackendUnavailableError, ConversionError, InputError, UnsupportedError
 from bmsdk.manifest import TensorSpec
-from bmsdk.runtimes.tensorrt_engine import cache_dir, config_hash, engine_key
+from bmsdk.runtimes.tensorrt_engine import cache_dir, config_hash, engine_key, outside
 
 STAND_IN = "onnxruntime (TensorRT-prepared ONNX, engine not built)"
 

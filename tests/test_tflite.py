@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TEXTS, digit_images
 
 import bmsdk
 from bmsdk.artifact import SAMPLES_NAME, load_samples, open_artifact
@@ -16,8 +17,6 @@ from bmsdk.cli import main as cli
 from bmsdk.errors import BackendUnavailableError, DataError, InputError, UnsupportedError
 from bmsdk.runtimes.litert_backend import LiteRTBackend
 from bmsdk.runtimes.litert_io import pick_bucket, row_lengths
-
-from conftest import TEXTS, digit_images
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
 
@@ -174,7 +173,6 @@ def test_sequence_outputs_are_trimmed_back_to_the_requested_length(converted, be
         feeds = model.preprocess(["the movie was great", "bad"])  # 6 tokens, padded to bucket 8
         hidden = model.run(feeds)["last_hidden_state"]
         assert hidden.shape == (2, 6, 32) and hidden.dtype == np.float32
-        import torch
 
         from bmsdk.converters.sources.loader import load_source
 
@@ -192,8 +190,8 @@ def test_longer_than_the_largest_bucket_is_an_input_error(bert_tflite):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_predict_gives_the_same_labels_as_onnx_and_torch(precision, bert_tflite, cnn_tflite, bert_onnx, bert_classifier_dir,
                                                           cnn_onnx_artifact, cnn_factory):
-    from bmsdk.runtimes.model import Model
     from bmsdk.converters.sources.loader import load_source
+    from bmsdk.runtimes.model import Model
 
     images = list(digit_images(8, seed=3))
     for tflite, onnx_result, source, inputs in ((bert_tflite[precision], bert_onnx, bert_classifier_dir, TEXTS),

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from hostile.pt2 import ATTACKS, NEUTRALIZED, plain_archive, rewrite
 
 from bmsdk.errors import SourceError
-from hostile.pt2 import ATTACKS, NEUTRALIZED, plain_archive, rewrite
 
 UNSAFE_LOAD = "import sys, torch; torch.export.load(sys.argv[1]).module()(torch.randn(2, 1, 4, 4))"
 

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from bmsdk import cleanup
+from bmsdk.converters.sources.limits import check_hf_config, check_shape
 from bmsdk.errors import SourceError
 from bmsdk.manifest import TensorSpec, sha256_file
-from bmsdk.tasks.preprocessing import TEXT_INPUTS
-from bmsdk.converters.sources.limits import check_hf_config, check_shape
-from bmsdk.tasks import detect_task, get_task, task_names
 from bmsdk.runtimes.pt2_archive import load_exported_program
+from bmsdk.tasks import detect_task, get_task, task_names
+from bmsdk.tasks.preprocessing import TEXT_INPUTS
 
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_MAX_LENGTH = 128

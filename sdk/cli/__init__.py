@@ -5,36 +5,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import sys
 import traceback
-import warnings
 from pathlib import Path
 
 from bmsdk import cleanup
-from bmsdk.converters import all_targets, target_names
-from bmsdk.tasks import task_names
-from bmsdk.errors import BmsdkError, DataError, InputError, SourceError, UnsupportedError
-from bmsdk.checks import check_convert_args
-from bmsdk.converters.pipeline import convert
-from bmsdk.progress import Progress
-from bmsdk.converters.sources.loader import parse_input_shapes
-from bmsdk.data import IMAGE_SUFFIXES, read_npy
-from bmsdk.checks import check_count
-from bmsdk.runtimes.model import load
-from bmsdk.artifact import open_artifact
-from bmsdk.artifact import load_samples, open_artifact
-from bmsdk.data import load_dataset
-from bmsdk.converters.validate import validate_artifact
+from bmsdk.artifact import PUBLIC_KEY_ENV, load_samples, open_artifact, sign_artifact, verify_artifact
 from bmsdk.benchmarks.api import benchmark
-from bmsdk.tasks.vectors import export_vectors
-from bmsdk.signing import fingerprint, generate_keypair, load_public_key
-from bmsdk.artifact import sign_artifact
-from bmsdk.artifact import PUBLIC_KEY_ENV
-from bmsdk.artifact import verify_artifact
-from bmsdk.manifest import SIGNATURE_NAME
+from bmsdk.checks import check_convert_args, check_count
 from bmsdk.cli.doctor import diagnose
+from bmsdk.converters import all_targets, target_names
+from bmsdk.converters.pipeline import convert
+from bmsdk.converters.sources.loader import parse_input_shapes
+from bmsdk.converters.validate import validate_artifact
+from bmsdk.data import IMAGE_SUFFIXES, load_dataset, read_npy
+from bmsdk.errors import BmsdkError, DataError, InputError, SourceError, UnsupportedError
+from bmsdk.logs import configure_logging, third_party_output
+from bmsdk.manifest import SIGNATURE_NAME
+from bmsdk.progress import Progress
+from bmsdk.runtimes.model import load
+from bmsdk.signing import fingerprint, generate_keypair, load_public_key
+from bmsdk.tasks import task_names
+from bmsdk.tasks.vectors import export_vectors
 
 EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
 
@@ -42,8 +35,10 @@ EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    verbosity = args.verbose - args.quiet
+    configure_logging(verbosity)
     if not args.debug:
-        quiet_third_party()
+        third_party_output(verbosity)
     try:
         with cleanup.command_scope():
             return args.func(args)
@@ -75,24 +70,12 @@ def _float_summary(quantization: dict) -> str:
     return text
 
 
-def quiet_third_party() -> None:
-    """Keep exporters' and converters' chatter out of the user's terminal (shown with --debug)."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # converters' own progress bars; bmsdk prints its own steps
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TORCH_LOGS", "-all")  # torch resets its loggers' levels on import; this is read then
-    warnings.filterwarnings("ignore")
-    logging.getLogger().setLevel(logging.ERROR)
-    for name in ("torch", "torchao", "onnxscript", "onnx_ir", "transformers"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    if "transformers" in sys.modules:  # imported before main() (a library user, a test): it read the variables already
-        sys.modules["transformers"].utils.logging.disable_progress_bar()
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and third-party logs")
+    common.add_argument("-q", "--quiet", action="count", default=0, help="no progress output, warnings and errors only")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="debug logs, and dependencies' warnings (once each)")
     parser = argparse.ArgumentParser(prog="bmsdk", parents=[common], epilog=EPILOG,
                                      description="Convert models to ONNX, TensorRT, CoreML and TFLite; run and check them.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -133,7 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("predict", parents=[common], epilog=EPILOG, help="run an artifact on texts, images or .npy arrays",
@@ -183,7 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="as for convert")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224", help="as for convert")
     p.add_argument("-o", "--output", default="reports/bench", help="report folder (default reports/bench)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("export-vectors", parents=[common], epilog=EPILOG, help="write test vectors for on-device runtimes",
@@ -266,7 +247,7 @@ def target_option_values(args) -> dict:
 def cmd_convert(args) -> int:
     labels, mean, std = _labels(args.labels), _floats(args.mean, "--mean"), _floats(args.std, "--std")
     check_convert_args(labels, mean, std, args.max_length)
-    progress = Progress(enabled=not args.quiet)
+    progress = Progress()
     progress.info(f"bmsdk convert {args.source} -> {args.target} {args.precision}")
     result = convert(args.source, target=args.target, output=args.output, precision=args.precision,
                      calibration=args.calibration, eval_data=args.eval, task=args.task,
@@ -433,7 +414,7 @@ def cmd_bench(args) -> int:
                        warmup=args.warmup, iterations=args.iterations, seconds=args.seconds, repeats=args.repeats,
                        baseline=args.baseline, max_accuracy_drop=args.max_accuracy_drop,
                        max_latency_regression=args.max_latency_regression, artifacts_dir=args.artifacts,
-                       progress=Progress(enabled=not args.quiet), task=args.task,
+                       progress=Progress(), task=args.task,
                        input_shapes=parse_input_shapes(args.input_shape) or None)
     print(result.paths["md"].read_text())
     print("reports: " + ", ".join(str(p) for p in result.paths.values()))
@@ -509,6 +490,3 @@ def cmd_doctor(args) -> int:
                                           for t, (ok, why) in report.get("run_targets", {}).items()))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
+from bmsdk.manifest import TASKS_GROUP as GROUP
 from bmsdk.plugins import load_plugin, plugin_names
 
 from .base import Task
-
-GROUP = "bmsdk.tasks"
 
 
 @functools.cache

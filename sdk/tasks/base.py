@@ -5,7 +5,8 @@ A task is one module in `sdk/tasks/` with one `Task` subclass, registered as a `
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 

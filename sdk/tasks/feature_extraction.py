@@ -5,9 +5,9 @@ The task of a base-model checkpoint (`*Model`, loaded with `AutoModel`) that no 
 
 from __future__ import annotations
 
-from .base import Task
 from bmsdk.compare import cosines
 
+from .base import Task
 from .metrics import mean_pool
 
 

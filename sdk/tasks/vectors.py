@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from bmsdk.artifact import load_samples, open_artifact
-from bmsdk.tasks.preprocessing import make_preprocessor
 from bmsdk.tasks import get_task
+from bmsdk.tasks.preprocessing import make_preprocessor
 
 
 def export_vectors(artifact: str | Path, public_key: str | Path | bytes | None = None) -> dict:

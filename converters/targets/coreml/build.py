@@ -11,11 +11,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bmsdk.errors import ConversionError, UnsupportedError
 from bmsdk.converters.sources.loader import Source, example_feeds
-
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.coreml import shims as coreml_shims
+from bmsdk.errors import ConversionError, UnsupportedError
 
 # precision -> weight compression (None: none); the compute precision is fp16 unless precision is fp32
 COMPRESSION = {

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bmsdk.errors import ConversionError, DataError, UnsupportedError
-from bmsdk.converters.sources.loader import Source, example_feeds
-
-from bmsdk.converters.target import BuildResult
 from bmsdk.converters.layers import onnx_nodes
+from bmsdk.converters.sources.loader import Source, example_feeds
+from bmsdk.converters.target import BuildResult
+from bmsdk.errors import ConversionError, DataError, UnsupportedError
 
 MODEL_FILE = "model.onnx"
 DEFAULT_OPSET = 18

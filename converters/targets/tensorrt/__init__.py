@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bmsdk.runtimes.tensorrt_engine import outside
 from bmsdk.converters.target import FP16, FP32, INT8, Capabilities, Target, TargetOptions, option
+from bmsdk.runtimes.tensorrt_engine import outside
 
 from . import build
 

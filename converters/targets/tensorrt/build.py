@@ -15,19 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bmsdk.versions import package_version as version
-from bmsdk.errors import BackendUnavailableError, ConversionError, UnsupportedError
-from bmsdk.manifest import sha256_file
 from bmsdk.converters.sources.loader import Source
-
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.onnx.build import DEFAULT_OPSET, export_onnx
-from bmsdk.converters.targets.tensorrt.profiles import make_profiles, parse_shapes
 from bmsdk.converters.targets.tensorrt.ops import check_model
 from bmsdk.converters.targets.tensorrt.precision import to_fp16, to_qdq
-from bmsdk.runtimes.tensorrt_engine import config_hash
+from bmsdk.converters.targets.tensorrt.profiles import make_profiles, parse_shapes
+from bmsdk.errors import BackendUnavailableError, ConversionError, UnsupportedError
+from bmsdk.manifest import sha256_file
 from bmsdk.runtimes.cuda_memory import open_cuda
-from bmsdk.runtimes.tensorrt_engine import build_engine, engine_key, import_tensorrt, write_atomic
+from bmsdk.runtimes.tensorrt_engine import build_engine, config_hash, engine_key, import_tensorrt, write_atomic
+from bmsdk.versions import package_version as version
 
 MODEL_FILE = "model.onnx"
 SPARSITY = ("2:4",)

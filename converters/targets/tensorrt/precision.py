@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bmsdk.errors import ConversionError, DataError, UnsupportedError
-
 from bmsdk.converters.targets.onnx.build import COMPUTE_OPS, float_compute_nodes
+from bmsdk.errors import ConversionError, DataError, UnsupportedError
 
 CALIBRATION_METHODS = ("max", "entropy")
 QDQ_MODES = ("int8", "fp8")

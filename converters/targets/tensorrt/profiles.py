@@ -7,11 +7,9 @@ Users override with `--shapes DIM=min:opt:max` (a named dim such as `batch`) or
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-import numpy as np
-
-from bmsdk.errors import InputError, UnsupportedError
+from bmsdk.errors import UnsupportedError
 from bmsdk.manifest import TensorSpec
 
 DEFAULT_BATCH = (1, 8, 32)

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-from bmsdk.versions import package_version as version
-from bmsdk.errors import ConversionError, DataError, UnsupportedError
-from bmsdk.runtimes.litert_io import signature_for, tensor_record
+from bmsdk.converters.layers import tflite_scopes
 from bmsdk.converters.sources.loader import Source, example_feeds
-
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.tflite.quantize import quantize
-from bmsdk.converters.layers import tflite_scopes
+from bmsdk.errors import ConversionError, DataError, UnsupportedError
+from bmsdk.runtimes.litert_io import signature_for, tensor_record
+from bmsdk.versions import package_version as version
 
 MODEL_FILE = "model.tflite"
 DEFAULT_BUCKETS = (16, 32, 64, 128)

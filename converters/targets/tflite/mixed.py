@@ -15,7 +15,7 @@ The manifest lists the float groups by those names.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

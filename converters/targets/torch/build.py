@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bmsdk.errors import ConversionError
 from bmsdk.converters.sources.loader import Source, example_feeds
-
 from bmsdk.converters.target import BuildResult
+from bmsdk.errors import ConversionError
 
 MODEL_FILE = "model.pt2"
 
