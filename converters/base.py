@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bmsdk.errors import UnsupportedError
+from bmsdk.sections import Compression, TargetConfig
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,6 @@ class BuildResult:
     """What a target's build step reports for the manifest."""
 
     model_file: str
-    compression: dict = field(default_factory=dict)
-    target_config: dict = field(default_factory=dict)
+    compression: Compression = field(default_factory=Compression)
+    target_config: TargetConfig | None = None
     toolchain: dict = field(default_factory=dict)

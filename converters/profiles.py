@@ -1,6 +1,6 @@
 """Optimization profiles: the min/opt/max shape of every input, made from its named dynamic dims. Pure Python.
 
-A profile is `{input_name: {"min": [...], "opt": [...], "max": [...]}}`. Fixed dims are the same in all three.
+A profile is `{input_name: Profile(min=[...], opt=[...], max=[...])}`. Fixed dims are the same in all three.
 Users override with `--shapes DIM=min:opt:max` (a named dim such as `batch`) or
 `--shapes INPUT=1x3x224x224:8x3x224x224:32x3x224x224` (a whole input).
 """
@@ -13,6 +13,7 @@ import numpy as np
 
 from bmsdk.errors import InputError, UnsupportedError
 from bmsdk.manifest import TensorSpec
+from bmsdk.sections import Profile
 
 DEFAULT_BATCH = (1, 8, 32)
 
@@ -41,7 +42,8 @@ def parse_shapes(items: Sequence[str] | None) -> dict[str, list]:
     return parsed
 
 
-def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None, shapes: dict[str, list] | None = None) -> dict:
+def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None,
+                  shapes: dict[str, list] | None = None) -> dict[str, Profile]:
     """One profile covering every input, from the named dims (defaults, or `shapes`) and the fixed dims."""
     shapes = shapes or {}
     dims = {**default_dims(max_length), **{k: tuple(v) for k, v in shapes.items() if isinstance(v[0], int)}}
@@ -61,7 +63,7 @@ def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None, shapes: 
                                        f"pass --shapes {missing[0]}=MIN:OPT:MAX")
             low, opt, high = ([d if isinstance(d, int) else dims[d][i] for d in spec.shape] for i in range(3))
         _check_order(spec, low, opt, high)
-        profiles[spec.name] = {"min": list(low), "opt": list(opt), "max": list(high)}
+        profiles[spec.name] = Profile(min=list(low), opt=list(opt), max=list(high))
     return profiles
 
 
@@ -76,19 +78,19 @@ def _check_order(spec: TensorSpec, low, opt, high) -> None:
             raise UnsupportedError(f"input '{spec.name}' axis {axis} is fixed at {want}", f"keep it {want} in --shapes")
 
 
-def outside(profiles: dict, feeds: dict[str, np.ndarray]) -> list[str]:
+def outside(profiles: dict[str, Profile], feeds: dict[str, np.ndarray]) -> list[str]:
     """Each input whose shape falls outside its profile, described; empty when every feed fits."""
     problems = []
     for name, p in profiles.items():
         if name not in feeds:
             continue
         shape = list(np.shape(feeds[name]))
-        if len(shape) != len(p["min"]) or any(not lo <= d <= hi for d, lo, hi in zip(shape, p["min"], p["max"])):
-            problems.append(f"'{name}' has shape {shape}, outside the profile {p['min']}..{p['max']}")
+        if len(shape) != len(p.min) or any(not lo <= d <= hi for d, lo, hi in zip(shape, p.min, p.max)):
+            problems.append(f"'{name}' has shape {shape}, outside the profile {p.min}..{p.max}")
     return problems
 
 
-def check_within(profiles: dict, feeds: dict[str, np.ndarray]) -> None:
+def check_within(profiles: dict[str, Profile], feeds: dict[str, np.ndarray]) -> None:
     problems = outside(profiles, feeds)
     if problems:
         raise InputError(f"input shape outside the engine's optimization profile: {'; '.join(problems)}",
