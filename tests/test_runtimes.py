@@ -11,7 +11,7 @@ import pytest
 import bmsdk
 from bmsdk.artifact import load_samples, open_artifact
 from bmsdk.converters.validate import compare_outputs, validate_artifact
-from bmsdk.errors import BackendUnavailableError
+from bmsdk.errors import BackendUnavailableError, UnsupportedError
 from bmsdk.runtimes import Backend, open_backend
 from bmsdk.runtimes.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -96,24 +96,27 @@ def test_revalidating_from_samples(cnn_onnx_artifact):
     folder, manifest = open_artifact(cnn_onnx_artifact.path)
     inputs, outputs, _ = load_samples(folder)
     result = validate_artifact(folder, manifest, inputs, outputs)
-    assert result["validated"] is True and result["passed"] is True
-    assert result["samples"]["max_rel_error"] < 1e-5
+    assert result.validated is True and result.passed is True
+    assert result.samples.max_rel_error < 1e-5
     # a reference that differs by 1% must fail an fp32 artifact
     wrong = {k: v * 1.01 for k, v in outputs.items()}
     result = validate_artifact(folder, manifest, inputs, wrong)
-    assert result["passed"] is False and "relative error" in result["samples"]["reason"]
+    assert result.passed is False and "relative error" in result.samples.reason
 
 
 def test_compare_outputs_tolerances():
     rng = np.random.default_rng(0)
     ref = {"logits": rng.standard_normal((6, 10)).astype(np.float32)}
     close = {"logits": ref["logits"] + 1e-6}
-    assert compare_outputs(ref, close, "fp32")["passed"] is True
+    assert compare_outputs(ref, close, "fp32").passed is True
     off = {"logits": ref["logits"] + 0.05}
-    assert compare_outputs(ref, off, "fp32")["passed"] is False
-    assert compare_outputs(ref, off, "int8")["passed"] is True  # int8 is judged by cosine
+    assert compare_outputs(ref, off, "fp32").passed is False
+    assert compare_outputs(ref, off, "int8").passed is True  # int8 is judged by cosine
     flipped = {"logits": -ref["logits"]}
     stats = compare_outputs(ref, flipped, "int8")
-    assert stats["passed"] is False and stats["top1_agreement"] < 0.5
-    assert compare_outputs(ref, {"logits": ref["logits"][:3]}, "fp32")["passed"] is False
-    assert compare_outputs(ref, {"other": ref["logits"]}, "fp32")["passed"] is False
+    assert stats.passed is False and stats.top1_agreement < 0.5
+    assert compare_outputs(ref, {"logits": ref["logits"][:3]}, "fp32").passed is False
+    missing = compare_outputs(ref, {"other": ref["logits"]}, "fp32")
+    assert missing.passed is False and missing.n == 6 and missing.max_rel_error is None
+    with pytest.raises(UnsupportedError, match="no tolerance"):
+        compare_outputs(ref, close, "int3")

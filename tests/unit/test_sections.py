@@ -226,6 +226,16 @@ def test_missing_required_fields_are_refused(fixture, path, field):
     refused(d, f"'{path}' is missing '{field}'")
 
 
+def test_tensorrt_config_hashes_stay_those_of_v1():
+    """Engine caches are keyed by the build config's hash: the typed BuildConfig must hash as v1's dict did."""
+    from bmsdk.runtimes.tensorrt_engine import config_hash
+
+    for name in ("tensorrt-int8", "tensorrt-fp16-sparse", "bert-trt-2-4"):
+        d = v1(name)
+        m = Manifest.from_dict(d)
+        assert config_hash(d["files"]["model.onnx"], m.target_config.build) == d["target_config"]["config_hash"]
+
+
 def test_the_target_selects_the_config_class():
     d = v1("onnx-fp16")
     d["target_config"] = v1("coreml-int8")["target_config"]
