@@ -167,7 +167,8 @@ def _scores(manifest, path: Path) -> dict:
             cell[key] = getattr(ev, key)
     pruning = manifest.compression.pruning
     if pruning:  # against the unpruned source, not the pruned model the artifact was validated against
-        cell["pruning"] = {k: to_plain(getattr(pruning, k)) for k in ("method", "ratio", "params", "macs", "metric", "recovery")}
+        shown = ("method", "ratio", "params", "macs", "metric", "recovery")
+        cell["pruning"] = {k: to_plain(getattr(pruning, k)) for k in shown}
         original = pruning.metric.source if pruning.metric else None
         if original and ev and ev.artifact:
             cell["source_metric"] = original.to_dict()

@@ -46,9 +46,9 @@ def deliver(attempt: Callable, folder: Path, precision: str, request, spec, modu
                         reason="accuracy budget not checked: the artifact's accuracy could not be measured here "
                                f"({manifest.validation.reason or 'no evaluation result'})")
     elif request.max_accuracy_drop is not None:
-        budget, manifest = _fit_budget(attempt, folder, precision, request.max_accuracy_drop, spec, module, ranking_feeds,
-                                       baseline, manifest, progress) if quantized \
-            else _float_budget(manifest, request.max_accuracy_drop, baseline)
+        max_drop = request.max_accuracy_drop
+        budget, manifest = _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline,
+                                       manifest, progress) if quantized else _float_budget(manifest, max_drop, baseline)
     if request.objective == "latency" and quantized:
         manifest = _faster(attempt, folder, manifest, budget, request.max_accuracy_drop, baseline, progress)
     if budget is not None:

@@ -50,9 +50,10 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
                               "replace those ops in the source model, or exclude them from quantization with --exclude-ops")
     cfg_hash = _config_hash(model_path, build_config)
     engine, timing, why_not = _try_build_engine(folder, model_path, build_config, cfg_hash)
-    target_config = TensorRTConfig(package="TensorRT-ready ONNX + build config", opset=op_check.opset, build=build_config,
-                                   config_hash=cfg_hash, op_check=op_check, engine=engine, timing_cache=timing,
-                                   note=_note(engine, why_not), sparsity_check=sparsity, unverified=UNVERIFIED.get(precision))
+    target_config = TensorRTConfig(package="TensorRT-ready ONNX + build config", opset=op_check.opset,
+                                   build=build_config, config_hash=cfg_hash, op_check=op_check, engine=engine,
+                                   timing_cache=timing, note=_note(engine, why_not), sparsity_check=sparsity,
+                                   unverified=UNVERIFIED.get(precision))
     toolchain = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "nvidia-modelopt": version("nvidia-modelopt")}
     if engine:
         toolchain["tensorrt"] = engine.tensorrt

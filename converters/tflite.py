@@ -75,7 +75,8 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     path.write_bytes(model)
     config = LiteRTConfig(
         batch_size=1,
-        batching="litert-torch exports no dynamic batch: each signature takes one example; the runtime runs a batch row by row",
+        batching="litert-torch exports no dynamic batch: each signature takes one example; "
+                 "the runtime runs a batch row by row",
         sequence_buckets=buckets,
         pad_values=pad_values,
         int64_to_int32=[s.name for s in source.inputs if s.dtype == "int64"],

@@ -82,8 +82,9 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
     if min_cosine is None:
         min_cosine = tolerance_for("int8").min_cosine
     quantized, search = hold_tolerance(build, model, groups, calibration_sets(held_out, lengths, pad_values), min_cosine, checked_on)
+    ops = (list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported"
     details = Quantization(
-        **SCHEMES["int8"], ops=(list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported",
+        **SCHEMES["int8"], ops=ops,
         float_ops=len(float_scopes) if float_scopes else None,
         calibration=Calibration(method="minmax", examples_per_signature={k: len(v) for k, v in sets.items()}),
         io="int8 where the quantizer put it; scale and zero point per tensor in target_config.signatures",

@@ -51,7 +51,8 @@ def to_qdq(src: Path, dst: Path, mode: str, calibration: list[dict] | None, meth
     examples = int(sum(next(iter(b.values())).shape[0] for b in calibration))
     return Quantization(scheme=f"{mode}-qdq (ModelOpt)", format="explicit QuantizeLinear/DequantizeLinear",
                         weights=f"{mode} per-channel", activations=f"{mode} per-tensor", other_ops="fp16",
-                        calibration=Calibration(method=method, batches=len(calibration), examples=examples, provider="cpu"),
+                        calibration=Calibration(method=method, batches=len(calibration), examples=examples,
+                                                provider="cpu"),
                         excluded_op_types=list(exclude_ops or []), kept_in_fp16=list(keep_nodes or []),
                         float_nodes=float_compute_nodes(dst))
 
@@ -70,8 +71,8 @@ def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> Quantization
         raise ConversionError(f"ModelOpt AutoCast fp16 failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
                               "try --exclude-ops with the failing op type") from e
     onnx.save(model, str(dst))
-    return Quantization(scheme="fp16 (ModelOpt AutoCast)", io_types="float32", excluded_op_types=list(exclude_ops or []),
-                        float_nodes=fp32_compute_nodes(dst))
+    return Quantization(scheme="fp16 (ModelOpt AutoCast)", io_types="float32",
+                        excluded_op_types=list(exclude_ops or []), float_nodes=fp32_compute_nodes(dst))
 
 
 def fp32_compute_nodes(path: Path) -> list[str]:

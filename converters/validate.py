@@ -143,7 +143,8 @@ def _check_samples(artifact, backend, label, manifest, feeds: dict, reference: d
                       passed=samples.passed)
 
 
-def _evaluate(artifact, manifest, eval_data, source, source_outputs: dict | None, progress, result: Validation) -> EvalReport:
+def _evaluate(artifact, manifest, eval_data, source, source_outputs: dict | None, progress,
+              result: Validation) -> EvalReport:
     """The metric on `eval_data`; with the source, its agreement with the artifact (which may fail `result`)."""
     with progress.step(f"evaluating the artifact on {len(eval_data)} examples"):
         art_out = artifact.primary_outputs(eval_data)

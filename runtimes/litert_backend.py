@@ -91,7 +91,8 @@ class LiteRTBackend(Backend):
         rows = []
         with self._lock:  # the exported model takes one example: run the batch row by row
             for i in range(len(next(iter(feeds.values())))):
-                rows.append(runner(**{t.tensor: to_signature(feeds[k][i:i + 1], t) for k, t in signature.inputs.items()}))
+                feed = {t.tensor: to_signature(feeds[k][i:i + 1], t) for k, t in signature.inputs.items()}
+                rows.append(runner(**feed))
         outputs = {}
         for spec in self.outputs:
             tensor = signature.outputs[spec.name]
@@ -112,7 +113,8 @@ class LiteRTBackend(Backend):
         except RunError as e:
             raise BackendUnavailableError(f"{self.runtime} fails to run this model: {e.problem}", FIX) from None
         if not stats.passed:
-            raise BackendUnavailableError(f"{self.runtime} disagrees with the source on samples.npz ({stats.reason})", FIX)
+            raise BackendUnavailableError(f"{self.runtime} disagrees with the source on samples.npz ({stats.reason})",
+                                          FIX)
         return stats
 
     def close(self) -> None:

@@ -95,7 +95,8 @@ def test_text_eval_csv_with_index_labels(converted, bert_classifier_dir, eval_cs
     result = converted("bert-eval-csv", bert_classifier_dir, target="onnx", eval_data=eval_csv)
     report = result.manifest.validation.eval.to_dict()
     check_eval_report(report, len(EVAL_ROWS))
-    named = converted("bert-eval-jsonl", bert_classifier_dir, target="onnx", eval_data=eval_jsonl).manifest.validation.eval.to_dict()
+    named = converted("bert-eval-jsonl", bert_classifier_dir, target="onnx", eval_data=eval_jsonl)
+    named = named.manifest.validation.eval.to_dict()
     assert report["source"] == named["source"] and report["artifact"] == named["artifact"]
 
 

@@ -91,7 +91,8 @@ def test_static_int8_records_and_applies_io_quantization(cnn_tflite, cnn_module)
     q_in, q_out = sig.inputs["input"], sig.outputs["logits"]
     assert q_in.dtype == "int8" and q_in.quantization.scale > 0
     assert q_out.dtype == "int8" and q_out.quantization.scale > 0
-    assert result.manifest.compression.quantization.calibration.examples_per_signature == {"serving_default": 24}  # 8 of the 32 rows held out
+    calibration = result.manifest.compression.quantization.calibration
+    assert calibration.examples_per_signature == {"serving_default": 24}  # 8 of the 32 rows held out
     with bmsdk.load(result.path) as model:
         images = digit_images(6, seed=5)
         feeds = model.preprocess(list(images))

@@ -21,7 +21,8 @@ from bmsdk.sections import (REMAKE, BuildConfig, Compression, CoreMLConfig, Lite
                             target_config_from_dict)
 
 V1 = sorted((Path(__file__).parent / "fixtures" / "v1").glob("*.json"))
-IOS_V1 = sorted((Path(__file__).parents[2] / "examples" / "ios" / "Tests" / "BMSDKTests" / "Fixtures").glob("*/bmsdk.json"))
+IOS_FIXTURES = Path(__file__).parents[2] / "examples" / "ios" / "Tests" / "BMSDKTests" / "Fixtures"
+IOS_V1 = sorted(IOS_FIXTURES.glob("*/bmsdk.json"))
 
 
 def v1(name: str) -> dict:
@@ -178,14 +179,14 @@ BAD_TYPES = [
     ("onnx-int8-budget", "compression.budget.met", "no", "'compression.budget.met' must be true or false"),
     ("onnx-prune-recover", "compression.pruning.params.before", 1.5, "'compression.pruning.params.before' must be"),
     ("onnx-prune-recover", "compression.pruning.recovery.steps", None, "'compression.pruning.recovery.steps' must be"),
-    ("coreml-int4", "compression.quantization.weights", 4, "'compression.quantization.weights' must be a string or an object"),
+    ("coreml-int4", "compression.quantization.weights", 4, "quantization.weights' must be a string or an object"),
     ("coreml-int4", "compression.quantization.weights.nbits", "4", "weights.nbits' must be an integer or null"),
-    ("coreml-int4", "target_config.flexible_shapes.batch", "1-1024", "'target_config.flexible_shapes.batch' must be a list"),
+    ("coreml-int4", "target_config.flexible_shapes.batch", "1-1024", "'target_config.flexible_shapes.batch' must be a"),
     ("onnx-fp16", "target_config.opset", "18", "'target_config.opset' must be an integer"),
     ("tensorrt-int8", "target_config.build.profiles.input.min", [1, "1", 28, 28],
      r"'target_config.build.profiles.input.min\[1\]' must be an integer"),
     ("tensorrt-int8", "target_config.op_check.op_types.Conv", "2", "'target_config.op_check.op_types.Conv' must be"),
-    ("bert-tflite-int8", "target_config.signatures.seq_16.inputs.input_ids.tensor", None, "inputs.input_ids.tensor' must"),
+    ("bert-tflite-int8", "target_config.signatures.seq_16.inputs.input_ids.tensor", None, "input_ids.tensor' must"),
     ("tflite-int8-budget", "target_config.signatures.serving_default.inputs.input.quantization.scale", "0.1",
      "quantization.scale' must be a number"),
     ("bert-tflite-int8", "target_config.pad_values.input_ids", 0.5, "'target_config.pad_values.input_ids' must be"),
@@ -199,8 +200,9 @@ def test_each_bad_type_is_refused_naming_the_field(fixture, path, value, match):
 
 @pytest.mark.parametrize("fixture,path", [
     ("onnx-fp16", "validation"), ("onnx-fp16", "validation.samples"), ("onnx-fp16", "validation.samples.tolerance"),
-    ("onnx-fp16", "compression"), ("onnx-fp16", "compression.quantization"), ("onnx-prune-recover", "compression.pruning.macs"),
-    ("onnx-fp16", "target_config"), ("tensorrt-int8", "target_config.build"), ("coreml-pal4", "compression.quantization.weights"),
+    ("onnx-fp16", "compression"), ("onnx-fp16", "compression.quantization"),
+    ("onnx-prune-recover", "compression.pruning.macs"), ("onnx-fp16", "target_config"),
+    ("tensorrt-int8", "target_config.build"), ("coreml-pal4", "compression.quantization.weights"),
     ("bert-tflite-int8", "target_config.signatures.seq_16.outputs.logits"),
 ])
 def test_unknown_keys_are_refused(fixture, path):
