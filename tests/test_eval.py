@@ -1,4 +1,4 @@
-"""--eval: the task metric of source and artifact on labelled data, recorded in manifest.validation["eval"]."""
+"""--eval: the task metric of source and artifact on labelled data, recorded in manifest.validation.eval."""
 
 from __future__ import annotations
 
