@@ -21,6 +21,7 @@ from bmsdk.data import Dataset, load_dataset
 from bmsdk.errors import BackendUnavailableError, BmsdkError
 from bmsdk.progress import SILENT, Progress
 from bmsdk.runtimes.model import Model
+from bmsdk.sections import to_plain
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -145,30 +146,31 @@ def _artifact(cfg: BenchConfig, folder: Path, target: str, precision: str, eval_
 
 def _scores(manifest, path: Path) -> dict:
     v = manifest.validation
-    if not v.get("validated"):
+    if not v.validated:
         status = "converted"
     else:
-        status = "validated" if v.get("passed") else "failed"
-    cell = {"status": status, "validation": {k: v.get(k) for k in ("validated", "passed", "reason", "backend")},
+        status = "validated" if v.passed else "failed"
+    cell = {"status": status, "validation": {k: getattr(v, k) for k in ("validated", "passed", "reason", "backend")},
             "size_mb": _size(path / manifest.model_file) / 1e6, "artifact": str(path)}
     if status == "failed":
-        cell["reason"] = f"outside tolerance: {v.get('samples', {}).get('reason', v.get('reason', ''))}"
-    ev = v.get("eval") or {}
-    if "artifact" in ev:
-        cell["metric"] = ev["artifact"]
-        if "source" in ev:
-            cell["source_metric"] = ev["source"]
-            cell["accuracy_change_pt"] = 100 * ev["delta"]["accuracy"]
+        cell["reason"] = f"outside tolerance: {(v.samples.reason if v.samples else None) or v.reason or ''}"
+    ev = v.eval
+    if ev and ev.artifact:
+        cell["metric"] = ev.artifact.to_dict()
+        if ev.source and ev.delta:
+            cell["source_metric"] = ev.source.to_dict()
+            cell["accuracy_change_pt"] = 100 * ev.delta.accuracy
     for key in ("top1_agreement", "mean_cosine"):
-        if key in ev:
-            cell[key] = ev[key]
-    pruning = manifest.compression.get("pruning")
+        if ev and getattr(ev, key) is not None:
+            cell[key] = getattr(ev, key)
+    pruning = manifest.compression.pruning
     if pruning:  # against the unpruned source, not the pruned model the artifact was validated against
-        cell["pruning"] = {k: pruning.get(k) for k in ("method", "ratio", "params", "macs", "metric", "recovery")}
-        original = (pruning.get("metric") or {}).get("source")
-        if original and "metric" in cell:
-            cell["source_metric"] = original
-            cell["accuracy_change_pt"] = 100 * (cell["metric"]["accuracy"] - original["accuracy"])
+        shown = ("method", "ratio", "params", "macs", "metric", "recovery")
+        cell["pruning"] = {k: to_plain(getattr(pruning, k)) for k in shown}
+        original = pruning.metric.source if pruning.metric else None
+        if original and ev and ev.artifact:
+            cell["source_metric"] = original.to_dict()
+            cell["accuracy_change_pt"] = 100 * (ev.artifact.accuracy - original.accuracy)
     return cell
 
 
@@ -198,9 +200,9 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
         latency = repeated_latency(lambda: source.run(feeds), cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats)
         latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
         result["latency"][str(batch)] = latency
-    ev = manifest.validation.get("eval") or {}
-    if "source" in ev:
-        result["metric"] = ev["source"]
+    ev = manifest.validation.eval
+    if ev and ev.source:
+        result["metric"] = ev.source.to_dict()
     return result
 
 

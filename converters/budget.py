@@ -19,6 +19,7 @@ from bmsdk.converters.sensitivity import groups, rank_layers
 from bmsdk.errors import BackendUnavailableError
 from bmsdk.runtimes.model import load
 from bmsdk.timing import repeated_latency
+from bmsdk.sections import Budget, BudgetRound, LayerError, Objective
 
 LATENCY_RUNS = {"warmup": 10, "iterations": 50, "seconds": 3.0, "repeats": 3}
 EPSILON_PT = 1e-9  # accuracy differences of whole examples carry float round-off: 0.5000000000004 fits 0.5
@@ -30,11 +31,11 @@ def fits(drop: float | None, max_drop: float) -> bool:
 
 def accuracy_drop_pt(manifest, baseline: float | None) -> float | None:
     """Points of accuracy the artifact lost against `baseline` (the unpruned source), measured on the eval data."""
-    ev = manifest.validation.get("eval") or {}
-    if "artifact" not in ev:
+    ev = manifest.validation.eval
+    if ev is None or ev.artifact is None:
         return None
-    base = baseline if baseline is not None else ev.get("source", {}).get("accuracy")
-    return None if base is None else 100 * (base - ev["artifact"]["accuracy"])
+    base = baseline if baseline is not None else ev.source.accuracy if ev.source else None
+    return None if base is None else 100 * (base - ev.artifact.accuracy)
 
 
 def deliver(attempt: Callable, folder: Path, precision: str, request, spec, module, ranking_feeds, baseline: float | None,
@@ -44,60 +45,61 @@ def deliver(attempt: Callable, folder: Path, precision: str, request, spec, modu
     quantized = precision != "fp32"
     budget = None
     if request.max_accuracy_drop is not None and accuracy_drop_pt(manifest, baseline) is None:
-        budget = {"max_drop_pt": request.max_accuracy_drop, "drop_pt": None, "met": False, "float_layers": [],
-                  "reason": "accuracy budget not checked: the artifact's accuracy could not be measured here "
-                            f"({manifest.validation.get('reason', 'no evaluation result')})"}
+        budget = Budget(max_drop_pt=request.max_accuracy_drop, drop_pt=None, met=False, float_layers=[],
+                        reason="accuracy budget not checked: the artifact's accuracy could not be measured here "
+                               f"({manifest.validation.reason or 'no evaluation result'})")
     elif request.max_accuracy_drop is not None:
-        budget = _fit_budget(attempt, folder, precision, request.max_accuracy_drop, spec, module, ranking_feeds, baseline,
-                             manifest, progress) if quantized else _float_budget(manifest, request.max_accuracy_drop, baseline)
-        manifest = budget.pop("manifest")
+        max_drop = request.max_accuracy_drop
+        budget, manifest = _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline,
+                                       manifest, progress) if quantized else _float_budget(manifest, max_drop, baseline)
     if request.objective == "latency" and quantized:
         manifest = _faster(attempt, folder, manifest, budget, request.max_accuracy_drop, baseline, progress)
     if budget is not None:
-        manifest.compression["budget"] = budget
-        if not budget["met"]:
-            manifest.validation["passed"] = False
-            manifest.validation["reason"] = budget["reason"]
+        manifest.compression.budget = budget
+        if not budget.met:
+            manifest.validation.passed = False
+            manifest.validation.reason = budget.reason
     manifest.write(folder)
     return manifest
 
 
-def _float_budget(manifest, max_drop: float, baseline) -> dict:
+def _float_budget(manifest, max_drop: float, baseline) -> tuple[Budget, object]:
     drop = accuracy_drop_pt(manifest, baseline)
     met = fits(drop, max_drop)
-    result = {"max_drop_pt": max_drop, "drop_pt": drop, "met": met, "float_layers": [], "manifest": manifest}
-    if not met:
-        result["reason"] = f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt (no quantization to undo)"
-    return result
+    reason = None if met else f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt (no quantization to undo)"
+    return Budget(max_drop_pt=max_drop, drop_pt=drop, met=met, float_layers=[], reason=reason), manifest
 
 
-def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline, manifest, progress) -> dict:
+def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline, manifest,
+                progress) -> tuple[Budget, object]:
+    """The budget's outcome, and the manifest of the last build (left in `folder`)."""
     drop = accuracy_drop_pt(manifest, baseline)
-    rounds = [{"float_layers": 0, "drop_pt": drop}]
+    rounds = [BudgetRound(float_layers=0, drop_pt=drop)]
     progress.info(f"    accuracy drop {drop:+.2f} pt (budget {max_drop} pt)")
     kept: list[str] = []
-    result: dict = {"max_drop_pt": max_drop, "baseline_accuracy": baseline}
+    budget = Budget(max_drop_pt=max_drop, baseline_accuracy=baseline, drop_pt=drop, met=False, float_layers=[])
     if not fits(drop, max_drop) and not spec.capabilities.float_fallback:
-        result["reason"] = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt, and target '{spec.name}' "
-                            "cannot keep layers in float")
+        budget.reason = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt, and target '{spec.name}' "
+                         "cannot keep layers in float")
     elif not fits(drop, max_drop):
         with progress.step("ranking layers by int8 sensitivity on calibration data"):
             ranking = rank_layers(module, ranking_feeds)
-        result["ranking"] = [{"layer": display(r["layer"]), "error": r["error"]} for r in ranking[:10]]
+        budget.ranking = [LayerError(layer=display(r["layer"]), error=r["error"]) for r in ranking[:10]]
         for group in groups(ranking):
             kept += group
             with progress.step(f"rebuilding with {len(kept)} of {len(ranking)} layers in float"):
                 manifest = attempt(folder, precision, kept)
             drop = accuracy_drop_pt(manifest, baseline)
-            rounds.append({"float_layers": len(kept), "drop_pt": drop})
+            rounds.append(BudgetRound(float_layers=len(kept), drop_pt=drop))
             progress.info(f"    accuracy drop {drop:+.2f} pt")
             if fits(drop, max_drop):
                 break
         if not fits(drop, max_drop):
-            result["reason"] = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt even with all {len(kept)} "
-                                "quantizable layers in float")
-    result.update(drop_pt=drop, met=fits(drop, max_drop), float_layers=[display(n) for n in kept], rounds=rounds, manifest=manifest)
-    return result
+            budget.reason = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt even with all {len(kept)} "
+                             "quantizable layers in float")
+    budget.drop_pt, budget.met, budget.float_layers = drop, fits(drop, max_drop), [display(n) for n in kept]
+    budget.rounds = rounds
+    return budget, manifest
 
 
 def _latency_ms(folder: Path, feeds: dict) -> float:
@@ -109,7 +111,7 @@ def _latency_ms(folder: Path, feeds: dict) -> float:
                                 LATENCY_RUNS["seconds"], LATENCY_RUNS["repeats"])["p50_ms"]
 
 
-def _faster(attempt, folder: Path, manifest, budget: dict | None, max_drop, baseline, progress):
+def _faster(attempt, folder: Path, manifest, budget: Budget | None, max_drop, baseline, progress):
     """Build the float twin next to `folder`, time both (batch 1, one thread), and leave the faster one that fits."""
 
     twin = folder.with_name(folder.name + ".float")
@@ -119,29 +121,30 @@ def _faster(attempt, folder: Path, manifest, budget: dict | None, max_drop, base
             float_manifest = attempt(twin, "fp32", [])
         inputs, _, _ = load_samples(folder)
         feeds = {k: v[:1] for k, v in inputs.items()}
+        backend = manifest.validation.backend or "its runtime"
         try:
-            with progress.step(f"timing {manifest.precision} against fp32 on {manifest.validation.get('backend', 'its runtime')}"):
+            with progress.step(f"timing {manifest.precision} against fp32 on {backend}"):
                 quant_ms, float_ms = _latency_ms(folder, feeds), _latency_ms(twin, feeds)
         except BackendUnavailableError as e:  # no honest latency here: keep the requested precision and say so
-            manifest.compression["objective"] = {"objective": "latency", "shipped": manifest.precision,
-                                                 "reason": f"latency not measured: {e.problem}"}
+            manifest.compression.objective = Objective(objective="latency", shipped=manifest.precision,
+                                                       reason=f"latency not measured: {e.problem}")
             progress.info(f"    latency objective not applied: {e.problem}")
             return manifest
         float_drop = accuracy_drop_pt(float_manifest, baseline)
-        quant_fits = budget is None or budget["met"]
+        quant_fits = budget is None or budget.met
         float_fits = max_drop is None or fits(float_drop, max_drop)
         ship_float = float_fits and (float_ms <= quant_ms or not quant_fits)
         faster = "fp32" if float_ms <= quant_ms else manifest.precision
-        timing = (f"{manifest.precision} {quant_ms:.3f} ms vs fp32 {float_ms:.3f} ms p50 on "
-                  f"{manifest.validation.get('backend', 'its runtime')}, batch 1, 1 thread")
+        timing = f"{manifest.precision} {quant_ms:.3f} ms vs fp32 {float_ms:.3f} ms p50 on {backend}, batch 1, 1 thread"
         if ship_float:
             reason = f"fp32 is faster ({timing})" if faster == "fp32" else f"{manifest.precision} misses the accuracy budget and fp32 fits it ({timing})"
         else:
             reason = f"{faster} is faster ({timing})" if faster != "fp32" else f"fp32 is faster but misses the accuracy budget ({timing})"
-        decision = {"objective": "latency", "shipped": "fp32" if ship_float else manifest.precision, "reason": reason,
-                    "p50_ms": {manifest.precision: quant_ms, "fp32": float_ms},
-                    "drop_pt": {manifest.precision: budget["drop_pt"] if budget else accuracy_drop_pt(manifest, baseline), "fp32": float_drop}}
-        progress.info(f"    shipping {decision['shipped']}: {reason}")
+        quant_drop = budget.drop_pt if budget else accuracy_drop_pt(manifest, baseline)
+        decision = Objective(objective="latency", shipped="fp32" if ship_float else manifest.precision, reason=reason,
+                             p50_ms={manifest.precision: quant_ms, "fp32": float_ms},
+                             drop_pt={manifest.precision: quant_drop, "fp32": float_drop})
+        progress.info(f"    shipping {decision.shipped}: {reason}")
         if ship_float:
             for child in folder.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -149,9 +152,8 @@ def _faster(attempt, folder: Path, manifest, budget: dict | None, max_drop, base
                 shutil.move(str(child), folder / child.name)
             manifest = float_manifest
             if budget is not None:
-                budget.update(drop_pt=float_drop, met=True, shipped_precision="fp32")
-                budget.pop("reason", None)
-        manifest.compression["objective"] = decision
+                budget.drop_pt, budget.met, budget.shipped_precision, budget.reason = float_drop, True, "fp32", None
+        manifest.compression.objective = decision
         return manifest
     finally:
         shutil.rmtree(twin, ignore_errors=True)

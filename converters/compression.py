@@ -7,6 +7,7 @@ The pruning stage runs between loading the source and exporting it: `source.modu
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from bmsdk.converters.prune import check_method, check_source, default_method, prune
 from bmsdk.converters.recover import recover
 from bmsdk.errors import DataError, UnsupportedError
-from bmsdk.tasks.metrics import score_logits
+from bmsdk.sections import PruneMetrics, PruneSearch, PruneTrial, Pruning, Scores
 
 OBJECTIVES = ("accuracy", "latency")
 DEFAULT_RECOVER_STEPS = 100
@@ -99,19 +100,18 @@ def eval_key(data) -> str:
     return f"{data.origin}#{len(data)}"
 
 
-def score(model, data, cache: dict | None = None) -> tuple[dict, np.ndarray]:
+def score(model, data, cache: dict | None = None) -> tuple[Scores, np.ndarray]:
     """Accuracy and macro-F1 of a Model (here: over the source) on labelled data, and its outputs."""
-
     outputs = (cache or {}).get(eval_key(data))
     if outputs is None:
         outputs = model.primary_outputs(data)
         if cache is not None:
             cache[eval_key(data)] = outputs
-    return score_logits(outputs, data.labels, model.labels), outputs
+    return Scores(**model.task_spec.metrics(outputs, data.labels, model.labels)), outputs
 
 
 def prune_stage(request: CompressionRequest, source, reference, calibration, recover_batches, eval_set, source_outputs,
-                progress) -> tuple[dict, np.ndarray | None]:
+                progress) -> tuple[Pruning, np.ndarray | None]:
     """Prune (searching the ratio for `auto`), recover, and score; returns the report and the pruned model's eval outputs.
 
     `reference` is a Model over `source` (it follows `source.module`); `source_outputs` caches the unpruned outputs;
@@ -127,8 +127,8 @@ def prune_stage(request: CompressionRequest, source, reference, calibration, rec
     else:
         report, outputs = _prune_once(request, request.prune, source, reference, teacher, calibration, recover_batches, eval_set, progress)
     if original is not None:
-        report["metric"] = {"source": original, **report.get("metric", {})}
-    source.info["pruning"] = {k: report[k] for k in ("method", "ratio", "importance")}
+        report.metric = dataclasses.replace(report.metric or PruneMetrics(), source=original)
+    source.info["pruning"] = {"method": report.method, "ratio": report.ratio, "importance": report.importance}
     return report, outputs
 
 
@@ -136,24 +136,23 @@ def _prune_once(request, ratio, source, reference, teacher, calibration, recover
     source.module = copy.deepcopy(teacher)
     with progress.step(f"pruning {ratio:.0%} ({request.method}, {request.importance} importance)"):
         report = prune(source, ratio, request.method, request.importance, calibration)
-    progress.info(f"    parameters {report['params']['before']:,} -> {report['params']['after']:,}, "
-                  f"MACs {report['macs']['before']:,} -> {report['macs']['after']:,}")
-    metric, outputs = {}, None
+    progress.info(f"    parameters {report.params.before:,} -> {report.params.after:,}, "
+                  f"MACs {report.macs.before:,} -> {report.macs.after:,}")
+    metric, outputs = PruneMetrics(), None
     if eval_set is not None:
         with progress.step("evaluating the pruned model"):
-            metric["pruned"], outputs = score(reference, eval_set)
+            metric.pruned, outputs = score(reference, eval_set)
     if recover_batches:
 
         feeds = [f for f, _ in recover_batches]
         labels = None if any(y is None for _, y in recover_batches) else [y for _, y in recover_batches]
         steps = request.recover_steps or DEFAULT_RECOVER_STEPS
         with progress.step(f"recovering: {steps} fine-tuning steps with distillation"):
-            report["recovery"] = recover(source.module, teacher, feeds, labels, steps, source.preprocessing.get("kind"))
+            report.recovery = recover(source.module, teacher, feeds, labels, steps, source.preprocessing.get("kind"))
         if eval_set is not None:
             with progress.step("evaluating the recovered model"):
-                metric["recovered"], outputs = score(reference, eval_set)
-    if metric:
-        report["metric"] = metric
+                metric.recovered, outputs = score(reference, eval_set)
+    report.metric = metric if metric.stages() else None
     return report, outputs
 
 
@@ -164,18 +163,18 @@ def _search(request, source, reference, teacher, calibration, recover_batches, e
     best, tried = None, []
     for ratio in AUTO_RATIOS:
         report, outputs = _prune_once(request, ratio, source, reference, teacher, calibration, recover_batches, eval_set, progress)
-        final = report["metric"].get("recovered", report["metric"]["pruned"])
-        drop = 100 * (original["accuracy"] - final["accuracy"])
-        tried.append({"ratio": ratio, "drop_pt": drop, "params": report["params"]["after"]})
+        final = report.metric.recovered or report.metric.pruned
+        drop = 100 * (original.accuracy - final.accuracy)
+        tried.append(PruneTrial(ratio=ratio, drop_pt=drop, params=report.params.after))
         progress.info(f"    ratio {ratio:.0%}: accuracy drop {drop:+.2f} pt (allowed {allowed:.2f})")
         if drop > allowed:
             break
         best = (ratio, report, outputs, copy.deepcopy(source.module))
     if best is None:
         source.module = teacher
-        raise DataError(f"--prune auto: even {AUTO_RATIOS[0]:.0%} pruning drops accuracy by {tried[0]['drop_pt']:.2f} pt, "
+        raise DataError(f"--prune auto: even {AUTO_RATIOS[0]:.0%} pruning drops accuracy by {tried[0].drop_pt:.2f} pt, "
                         f"over the {allowed:.2f} pt allowed for pruning", "raise --max-accuracy-drop, add --recover DATA, or leave --prune out")
     ratio, report, outputs, module = best
     source.module = module
-    report["search"] = {"tried": tried, "allowed_drop_pt": allowed, "chosen": ratio}
+    report.search = PruneSearch(tried=tried, allowed_drop_pt=allowed, chosen=ratio)
     return report, outputs

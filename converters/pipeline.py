@@ -44,7 +44,7 @@ class ConversionResult:
 
     @property
     def passed(self) -> bool | None:
-        return self.manifest.validation.get("passed")
+        return self.manifest.validation.passed
 
 
 def convert(source: str | Path, target: str = "onnx", output: str | Path | None = None, precision: str = "fp32",
@@ -124,7 +124,7 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
                 built = spec.build(src, into, precision, calib_feeds, options, float_layers or None)
             save_samples(into, sample_feeds, sample_reference, raw)
             result.model_file = built.model_file
-            result.compression = {**built.compression, **({"pruning": pruning} if pruning else {})}
+            result.compression = dataclasses.replace(built.compression, pruning=pruning)
             result.target_config = built.target_config
             result.toolchain = {"bmsdk": __version__, "python": platform.python_version(), "numpy": np.__version__, **built.toolchain}
             result.files = file_checksums(into)
@@ -136,7 +136,8 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
             return result
 
         if request.active:
-            baseline = (pruning or {}).get("metric", {}).get("source", {}).get("accuracy")
+            original = pruning.metric.source if pruning and pruning.metric else None
+            baseline = original.accuracy if original else None
             ranking_feeds = calib_feeds or (_calibration_feeds(reference, eval_set, 64) if eval_set is not None else [sample_feeds])
             manifest = deliver(attempt, folder, precision, request, spec, src.module, ranking_feeds, baseline, progress)
         else:

@@ -10,6 +10,7 @@ import numpy as np
 
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.errors import DataError, UnsupportedError
+from bmsdk.sections import BeforeAfter, LayerCounts, Pruning
 
 METHODS = ("channels", "heads-ffn", "magnitude", "2:4")
 STRUCTURED = ("channels", "heads-ffn")
@@ -74,14 +75,14 @@ def count(module, example: dict) -> dict:
     return {"params": int(params), "nonzero_params": nonzero, "macs": int(macs // batch)}
 
 
-def prune(source: Source, ratio: float, method: str, importance: str, calibration: list[dict] | None) -> dict:
+def prune(source: Source, ratio: float, method: str, importance: str, calibration: list[dict] | None) -> Pruning:
     """Prune `source.module` in place; the report for the manifest's `compression.pruning`."""
     import torch
 
     module = source.module
     example = torch_example(source)
     before = count(module, example)
-    if method == "channels":
+    if method == "channels":  # details: the method's own fields of Pruning
         details = _channels(module, example, ratio, _importance(importance), calibration)
     elif method == "heads-ffn":
         details = _heads_ffn(module, example, ratio, _importance(importance), calibration)
@@ -93,10 +94,13 @@ def prune(source: Source, ratio: float, method: str, importance: str, calibratio
     with torch.no_grad():
         module(**example)  # the pruned model still runs
     after = count(module, example)
-    return {"method": method, "ratio": ratio if method != "2:4" else 0.5, "importance": importance if method in STRUCTURED else "magnitude",
-            "tool": "torch-pruning" if method in STRUCTURED else "torch", "params": {"before": before["params"], "after": after["params"]},
-            "nonzero_params": {"before": before["nonzero_params"], "after": after["nonzero_params"]},
-            "macs": {"before": before["macs"], "after": after["macs"]}, **details}
+    def change(key: str) -> BeforeAfter:
+        return BeforeAfter(before=before[key], after=after[key])
+
+    return Pruning(method=method, ratio=ratio if method != "2:4" else 0.5,
+                   importance=importance if method in STRUCTURED else "magnitude",
+                   tool="torch-pruning" if method in STRUCTURED else "torch", params=change("params"),
+                   nonzero_params=change("nonzero_params"), macs=change("macs"), **details)
 
 
 def _importance(name: str):
@@ -163,8 +167,8 @@ def _heads_ffn(module, example, ratio, importance, calibration) -> dict:
     for a in attentions:  # the attention reshapes by head size; keep its bookkeeping right
         a.num_attention_heads = a.query.out_features // a.attention_head_size
         a.all_head_size = a.query.out_features
-    return {"heads_per_layer": {"before": heads_before, "after": [a.num_attention_heads for a in attentions]},
-            "ffn_per_layer": {"before": ffn_before, "after": [linear.out_features for linear in ffn]}}
+    return {"heads_per_layer": LayerCounts(before=heads_before, after=[a.num_attention_heads for a in attentions]),
+            "ffn_per_layer": LayerCounts(before=ffn_before, after=[linear.out_features for linear in ffn])}
 
 
 def _weights(module) -> list:

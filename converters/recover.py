@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from bmsdk.sections import Recovery
+
 TEMPERATURE = 2.0
 LABEL_WEIGHT = 0.5  # weight of the cross-entropy on labels, next to the distillation loss
 LEARNING_RATES = {"text": 1e-4, "image": 1e-3}
@@ -13,7 +15,7 @@ SEED = 0
 
 
 def recover(student, teacher, batches: list[dict[str, np.ndarray]], labels: list[np.ndarray] | None, steps: int,
-            kind: str | None) -> dict:
+            kind: str | None) -> Recovery:
     """`steps` AdamW steps over `batches` (cycled); the loss is KL(teacher || student) at temperature 2, plus CE on labels."""
     import torch
 
@@ -34,10 +36,12 @@ def recover(student, teacher, batches: list[dict[str, np.ndarray]], labels: list
         p.requires_grad_(False)
     head = losses[: max(1, len(losses) // 10)]
     tail = losses[-max(1, len(losses) // 10):]
-    return {"steps": steps, "optimizer": f"AdamW lr {lr:g}", "seed": SEED,
-            "loss": "distillation (KL, T=2) from the unpruned model" + (f" + {LABEL_WEIGHT} x cross-entropy on labels" if labels is not None else ""),
-            "examples": int(sum(len(next(iter(b.values()))) for b in batches)),
-            "loss_first": float(np.mean(head)), "loss_last": float(np.mean(tail)), "seconds": round(time.perf_counter() - start, 1)}
+    loss = "distillation (KL, T=2) from the unpruned model"
+    if labels is not None:
+        loss += f" + {LABEL_WEIGHT} x cross-entropy on labels"
+    return Recovery(steps=steps, optimizer=f"AdamW lr {lr:g}", seed=SEED, loss=loss,
+                    examples=int(sum(len(next(iter(b.values()))) for b in batches)), loss_first=float(np.mean(head)),
+                    loss_last=float(np.mean(tail)), seconds=round(time.perf_counter() - start, 1))
 
 
 def _step(student, teacher, optimizer, batch: dict[str, np.ndarray], labels: np.ndarray | None) -> float:

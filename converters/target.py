@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bmsdk.errors import UnsupportedError
+from bmsdk.sections import Compression, TargetConfig, Tolerance
 
 # Relative error is max|artifact - source| / max|source|; cosine is the smallest per-sample cosine similarity.
 # Quantized models are judged by cosine (and by the task metric on --eval data), not by elementwise error.
-FP32 = {"max_rel_error": 1e-4, "min_cosine": 0.9999}
-FP16 = {"max_rel_error": 2e-2, "min_cosine": 0.999}
-INT8 = {"min_cosine": 0.98}
-WEIGHT_COMPRESSED = {"min_cosine": 0.98, "min_top1_agreement": 0.99}  # also judged by top-1 agreement on --eval data
+FP32 = Tolerance(max_rel_error=1e-4, min_cosine=0.9999)
+FP16 = Tolerance(max_rel_error=2e-2, min_cosine=0.999)
+INT8 = Tolerance(min_cosine=0.98)
+WEIGHT_COMPRESSED = Tolerance(min_cosine=0.98, min_top1_agreement=0.99)  # also top-1 agreement on --eval data
 
 
 def option(default: Any = None, help: str = "", **argparse_kwargs) -> Any:
@@ -77,8 +78,8 @@ class BuildResult:
     """What a target's build step reports for the manifest."""
 
     model_file: str
-    compression: dict = field(default_factory=dict)
-    target_config: dict = field(default_factory=dict)
+    compression: Compression = field(default_factory=Compression)
+    target_config: TargetConfig | None = None
     toolchain: dict = field(default_factory=dict)
 
 
@@ -90,7 +91,7 @@ class Target:
 
     name: ClassVar[str]
     model_file: ClassVar[str]
-    precisions: ClassVar[dict[str, dict]]  # precision -> tolerance (see FP32, FP16, INT8 above)
+    precisions: ClassVar[dict[str, Tolerance]]  # precision -> tolerance (see FP32, FP16, INT8 above)
     backend: ClassVar[str]  # the runtime backend that runs and validates the artifact
     requirements: ClassVar[tuple[str, ...]]  # pip packages the conversion needs
     extra: ClassVar[str] = "convert"  # the bmsdk extra that installs them: pip install 'bmsdk[EXTRA]'
@@ -101,7 +102,7 @@ class Target:
     # TensorRT target's prepared ONNX on onnxruntime CPU; the validation result says it was a stand-in
     stand_in: ClassVar[tuple[str, str] | None] = None
 
-    def tolerance(self, precision: str) -> dict:
+    def tolerance(self, precision: str) -> Tolerance:
         self.check_precision(precision)
         return self.precisions[precision]
 

@@ -18,6 +18,7 @@ from bmsdk.compare import compare_outputs, recorded_tolerance
 from bmsdk.errors import BackendUnavailableError, ManifestError, ModelFileError, RunError
 from bmsdk.runtimes.base import Backend, short_error
 from bmsdk.runtimes.litert_io import from_signature, pad_to, pick_bucket, sequence_length, signature_for, to_signature
+from bmsdk.sections import LiteRTConfig, SampleCheck
 
 PRIMARY = "ai-edge-litert"
 FIX = "pip install 'bmsdk[litert]' (ai-edge-litert==2.3.0)"
@@ -53,12 +54,12 @@ class LiteRTBackend(Backend):
 
     def _load(self) -> None:
         config = self.manifest.target_config
-        if not isinstance(config.get("signatures"), dict) or not config["signatures"]:
+        if not isinstance(config, LiteRTConfig) or not config.signatures:
             raise ManifestError("this tflite artifact's bmsdk.json records no signatures", "re-create it with `bmsdk convert --target tflite`")
         interpreter_class, self.runtime = find_interpreter(self.runtime_request)
-        self.signatures = config["signatures"]
-        self.buckets = [int(b) for b in config.get("sequence_buckets") or []]
-        self.pad_values = config.get("pad_values") or {}
+        self.signatures = config.signatures
+        self.buckets = list(config.sequence_buckets)
+        self.pad_values = config.pad_values
         try:
             self.interpreter = interpreter_class(model_path=str(self.folder / self.manifest.model_file), num_threads=self.threads)
         except Exception as e:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError and others for bad files
@@ -77,10 +78,8 @@ class LiteRTBackend(Backend):
 
     def _check_signature(self, name: str, tensors: set[str]) -> None:
         """bmsdk.json's boundary record must name the model's inputs and tensors the signature really has."""
-        record = self.signatures[name]
-        inputs = record.get("inputs") if isinstance(record, dict) else None
-        if not isinstance(inputs, dict) or set(inputs) != {s.name for s in self.inputs} \
-                or not all(isinstance(t, dict) and t.get("tensor") in tensors for t in inputs.values()):
+        inputs = self.signatures[name].inputs
+        if set(inputs) != {s.name for s in self.inputs} or not all(t.tensor in tensors for t in inputs.values()):
             raise ManifestError(f"bmsdk.json's record of signature '{name}' does not match {self.manifest.model_file}",
                                 "re-create the artifact with `bmsdk convert --target tflite`")
 
@@ -95,25 +94,27 @@ class LiteRTBackend(Backend):
         rows = []
         with self._lock:  # the exported model takes one example: run the batch row by row
             for i in range(len(next(iter(feeds.values())))):
-                rows.append(runner(**{t["tensor"]: to_signature(feeds[k][i:i + 1], t) for k, t in signature["inputs"].items()}))
+                feed = {t.tensor: to_signature(feeds[k][i:i + 1], t) for k, t in signature.inputs.items()}
+                rows.append(runner(**feed))
         outputs = {}
         for spec in self.outputs:
-            tensor = signature["outputs"][spec.name]
-            value = np.concatenate([from_signature(row[tensor["tensor"]], tensor, spec.dtype) for row in rows])
+            tensor = signature.outputs[spec.name]
+            value = np.concatenate([from_signature(row[tensor.tensor], tensor, spec.dtype) for row in rows])
             if length is not None and "sequence" in spec.shape:  # back to the length asked for
                 value = np.take(value, np.arange(length), axis=spec.shape.index("sequence"))
             outputs[spec.name] = value
         return outputs
 
-    def check_samples(self) -> dict:
+    def check_samples(self) -> SampleCheck:
         """Run samples.npz and compare with the source's outputs; refuse an interpreter that disagrees."""
         inputs, reference, _ = load_samples(self.folder)
         try:
             stats = compare_outputs(reference, self.run(inputs), recorded_tolerance(self.manifest))
         except RunError as e:
             raise BackendUnavailableError(f"{self.runtime} fails to run this model: {e.problem}", FIX) from None
-        if not stats["passed"]:
-            raise BackendUnavailableError(f"{self.runtime} disagrees with the source on samples.npz ({stats['reason']})", FIX)
+        if not stats.passed:
+            raise BackendUnavailableError(f"{self.runtime} disagrees with the source on samples.npz ({stats.reason})",
+                                          FIX)
         return stats
 
     def close(self) -> None:

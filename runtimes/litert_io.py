@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bmsdk.errors import InputError
+from bmsdk.sections import QuantParams, SignatureTensor
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -38,20 +39,20 @@ def pad_to(value: np.ndarray, length: int, pad_value: int) -> np.ndarray:
     return np.concatenate([value, pad], axis=1)
 
 
-def tensor_record(details: dict, name: str | None = None) -> dict:
-    """What the manifest records of a LiteRT tensor (from a signature runner's input/output details)."""
+def tensor_record(details: dict, name: str) -> SignatureTensor:
+    """What the manifest records of the LiteRT tensor `name` (from a signature runner's input/output details)."""
     scale, zero_point = details["quantization"]
-    return {"tensor": name, "dtype": np.dtype(details["dtype"]).name, "shape": [int(d) for d in details["shape"]],
-            "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+    return SignatureTensor(tensor=name, dtype=np.dtype(details["dtype"]).name, shape=[int(d) for d in details["shape"]],
+                           quantization=QuantParams(scale=float(scale), zero_point=int(zero_point)) if scale else None)
 
 
-def to_signature(value: np.ndarray, tensor: dict) -> np.ndarray:
+def to_signature(value: np.ndarray, tensor: SignatureTensor) -> np.ndarray:
     """A feed in the signature's dtype: int64 -> int32, or float -> int8/uint8 with the recorded scale and zero point."""
-    dtype = np.dtype(tensor["dtype"])
-    q = tensor.get("quantization")
+    dtype = np.dtype(tensor.dtype)
+    q = tensor.quantization
     if q:
         info = np.iinfo(dtype)
-        quantized = np.round(value.astype(np.float32) / np.float32(q["scale"])) + q["zero_point"]
+        quantized = np.round(value.astype(np.float32) / np.float32(q.scale)) + q.zero_point
         return np.clip(quantized, info.min, info.max).astype(dtype)
     if dtype.kind in "iu" and value.dtype.kind in "iu" and value.size:
         info = np.iinfo(dtype)
@@ -60,11 +61,11 @@ def to_signature(value: np.ndarray, tensor: dict) -> np.ndarray:
     return np.ascontiguousarray(value, dtype=dtype)
 
 
-def from_signature(value: np.ndarray, tensor: dict, dtype: str) -> np.ndarray:
+def from_signature(value: np.ndarray, tensor: SignatureTensor, dtype: str) -> np.ndarray:
     """A signature output in the manifest's dtype: int8/uint8 dequantized with the recorded scale and zero point."""
-    q = tensor.get("quantization")
+    q = tensor.quantization
     if q:
-        return ((value.astype(np.float32) - np.float32(q["zero_point"])) * np.float32(q["scale"])).astype(dtype)
+        return ((value.astype(np.float32) - np.float32(q.zero_point)) * np.float32(q.scale)).astype(dtype)
     return value.astype(dtype, copy=False)
 
 

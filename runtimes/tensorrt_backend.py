@@ -24,6 +24,7 @@ from bmsdk.runtimes.tensorrt_engine import (
     import_tensorrt,
     write_atomic,
 )
+from bmsdk.sections import TensorRTConfig
 
 
 class TensorRTBackend(Backend):
@@ -39,12 +40,12 @@ class TensorRTBackend(Backend):
 
     def _load(self) -> None:
         config = self.manifest.target_config
-        if "build" not in config or "config_hash" not in config:
+        if not isinstance(config, TensorRTConfig):
             raise ManifestError("this artifact has no TensorRT build config", "re-create it with `bmsdk convert --target tensorrt`")
-        self.build = config["build"]
+        self.config, self.build = config, config.build
         self.memory = open_cuda()  # BackendUnavailableError here, before any TensorRT object exists
         try:
-            self._load_engine(config["config_hash"])
+            self._load_engine(config.config_hash)
         except BaseException:
             self.close()
             raise
@@ -65,29 +66,31 @@ class TensorRTBackend(Backend):
         self.output_names = [s.name for s in self.outputs]
 
     def _engine_bytes(self) -> tuple[str, bytes]:
-        packaged = self.manifest.target_config.get("engine")
-        if packaged and packaged.get("key") == self.key and (self.folder / packaged["file"]).is_file():
-            return "packaged", (self.folder / packaged["file"]).read_bytes()
+        packaged = self.config.engine
+        if packaged and packaged.key == self.key and (self.folder / packaged.file).is_file():
+            return "packaged", (self.folder / packaged.file).read_bytes()
         cache = cache_dir(self.engine_cache)
         cached = cache / f"{self.key}.engine"
         if cached.is_file():
             return "cache", cached.read_bytes()
         timing = cache / f"{self.key.rsplit('-', 1)[0]}.timing"  # one timing cache per GPU and TensorRT version
-        shipped = self.manifest.target_config.get("timing_cache")
-        if not timing.is_file() and shipped and packaged and packaged.get("key", "").rsplit("-", 1)[0] == timing.stem:
+        shipped = self.config.timing_cache
+        if not timing.is_file() and shipped and packaged and packaged.key.rsplit("-", 1)[0] == timing.stem:
             shutil.copyfile(self.folder / shipped, timing)
         data = build_engine(self.trt, self.folder / self.manifest.model_file, self.build, timing)
         write_atomic(cached, data)
         return "built", data
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        check_within(self.build["profiles"], feeds)
+        check_within(self.build.profiles, feeds)
         ctx, engine = self.context, self.engine
         for name in self.engine_inputs:
             array = np.ascontiguousarray(feeds[name], dtype=self.trt.nptype(engine.get_tensor_dtype(name)))
             if not ctx.set_input_shape(name, array.shape):
+                profile = self.build.profiles.get(name)
                 raise InputError(f"TensorRT refused the shape {list(array.shape)} for input '{name}'",
-                                 f"use shapes within the profile {self.build['profiles'].get(name)}")
+                                 f"use shapes within the profile {profile.min}..{profile.max}" if profile
+                                 else "use shapes within the optimization profile")
             ctx.set_tensor_address(name, self.memory.upload(name, array))
         for name in self.output_names:
             shape = tuple(ctx.get_tensor_shape(name))

@@ -9,6 +9,7 @@ the lean runtime was seen to segfault without a driver.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, ConversionError, InputError
+from bmsdk.sections import BuildConfig, Profile
 
 TRT_FIX = "install TensorRT 10.x or newer from NVIDIA's index (`pip install tensorrt`) on the GPU machine"
 
@@ -34,9 +36,10 @@ def import_tensorrt():
     return trt
 
 
-def config_hash(onnx_sha256: str, build: dict) -> str:
-    """Identifies what an engine is built from: the ONNX file and the build settings."""
-    text = json.dumps({"onnx_sha256": onnx_sha256, **build}, sort_keys=True)
+def config_hash(onnx_sha256: str, build: BuildConfig) -> str:
+    """Identifies what an engine is built from: the ONNX file and the build settings (unset ones as null, so
+    that hashes are those of schema v1)."""
+    text = json.dumps({"onnx_sha256": onnx_sha256, **dataclasses.asdict(build)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -57,10 +60,10 @@ def cache_dir(override: str | Path | None = None) -> Path:
     return path
 
 
-def build_engine(trt, onnx_path: Path, build: dict, timing_cache: Path | None = None) -> bytes:
+def build_engine(trt, onnx_path: Path, build: BuildConfig, timing_cache: Path | None = None) -> bytes:
     """Parse the ONNX into a strongly typed network, add the optimization profile, build and serialize the engine.
 
-    `build` holds `profiles` ({input: {min, opt, max}}), `workspace_bytes` (or None) and `sparsity` ("2:4" or None).
+    `build` gives the profiles, the workspace limit (or None) and the sparsity ("2:4" or None).
     The timing cache at `timing_cache` is read when present and written back (merged) after the build.
     """
     logger = trt.Logger(trt.Logger.WARNING)
@@ -73,13 +76,13 @@ def build_engine(trt, onnx_path: Path, build: dict, timing_cache: Path | None = 
         raise ConversionError(f"TensorRT's ONNX parser refused {onnx_path.name}: {errors[:500]}",
                               "check the package's op-support report (bmsdk inspect) and re-convert")
     config = builder.create_builder_config()
-    if build.get("workspace_bytes"):
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(build["workspace_bytes"]))
-    if build.get("sparsity"):
+    if build.workspace_bytes:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, build.workspace_bytes)
+    if build.sparsity:
         config.set_flag(trt.BuilderFlag.SPARSE_WEIGHTS)
     profile = builder.create_optimization_profile()
-    for name, shapes in build["profiles"].items():
-        profile.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
+    for name, shapes in build.profiles.items():
+        profile.set_shape(name, shapes.min, shapes.opt, shapes.max)
     config.add_optimization_profile(profile)
     cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
     config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=True)
@@ -101,19 +104,19 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def outside(profiles: dict, feeds: dict[str, np.ndarray]) -> list[str]:
+def outside(profiles: dict[str, Profile], feeds: dict[str, np.ndarray]) -> list[str]:
     """Each input whose shape falls outside its profile, described; empty when every feed fits."""
     problems = []
     for name, p in profiles.items():
         if name not in feeds:
             continue
         shape = list(np.shape(feeds[name]))
-        if len(shape) != len(p["min"]) or any(not lo <= d <= hi for d, lo, hi in zip(shape, p["min"], p["max"])):
-            problems.append(f"'{name}' has shape {shape}, outside the profile {p['min']}..{p['max']}")
+        if len(shape) != len(p.min) or any(not lo <= d <= hi for d, lo, hi in zip(shape, p.min, p.max)):
+            problems.append(f"'{name}' has shape {shape}, outside the profile {p.min}..{p.max}")
     return problems
 
 
-def check_within(profiles: dict, feeds: dict[str, np.ndarray]) -> None:
+def check_within(profiles: dict[str, Profile], feeds: dict[str, np.ndarray]) -> None:
     problems = outside(profiles, feeds)
     if problems:
         raise InputError(f"input shape outside the engine's optimization profile: {'; '.join(problems)}",

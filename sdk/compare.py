@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from bmsdk.sections import SampleCheck, Tolerance
+
+STRICTEST = Tolerance(max_rel_error=1e-4, min_cosine=0.9999)
+
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of each row (sample) of a with the same row of b."""
@@ -11,42 +15,40 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.clip(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12, None)
 
 
-def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], tolerance: dict) -> dict:
-    """Error statistics over all outputs, and whether they are within `tolerance` (max_rel_error, min_cosine)."""
-    tol = tolerance
+def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], tol: Tolerance) -> SampleCheck:
+    """Error statistics over all outputs, and whether they are within the tolerance."""
+    n = int(len(next(iter(reference.values()))))
+
+    def refused(reason: str) -> SampleCheck:
+        return SampleCheck(n=n, tolerance=tol, passed=False, reason=reason)
+
     max_abs, max_rel, min_cos, top1 = 0.0, 0.0, 1.0, []
     for name, ref in reference.items():
         if name not in actual:
-            return {"passed": False, "reason": f"artifact has no output '{name}'", "tolerance": tol}
+            return refused(f"artifact has no output '{name}'")
         got = np.asarray(actual[name], dtype=np.float64)
         ref = np.asarray(ref, dtype=np.float64)
         if got.shape != ref.shape:
-            return {"passed": False, "reason": f"output '{name}' has shape {list(got.shape)}, source {list(ref.shape)}",
-                    "tolerance": tol}
+            return refused(f"output '{name}' has shape {list(got.shape)}, source {list(ref.shape)}")
         if not np.isfinite(got).all():  # max()/min() would silently drop NaNs
-            return {"passed": False, "reason": f"output '{name}' has NaN or infinite values", "tolerance": tol}
+            return refused(f"output '{name}' has NaN or infinite values")
         diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
         max_abs = max(max_abs, diff)
         max_rel = max(max_rel, diff / max(float(np.max(np.abs(ref))), 1e-12))
         min_cos = min(min_cos, float(cosines(got, ref).min()))
         if ref.ndim == 2:
             top1.append(float(np.mean(got.argmax(-1) == ref.argmax(-1))))
-    stats = {"max_abs_error": max_abs, "max_rel_error": max_rel, "min_cosine": min_cos,
-             "top1_agreement": min(top1) if top1 else None, "tolerance": tol}
     failed = []
-    if "max_rel_error" in tol and max_rel > tol["max_rel_error"]:
-        failed.append(f"relative error {max_rel:.2e} > {tol['max_rel_error']:.0e}")
-    if min_cos < tol["min_cosine"]:
-        failed.append(f"cosine {min_cos:.5f} < {tol['min_cosine']}")
-    stats["passed"] = not failed
-    if failed:
-        stats["reason"] = "; ".join(failed)
-    return stats
+    if tol.max_rel_error is not None and max_rel > tol.max_rel_error:
+        failed.append(f"relative error {max_rel:.2e} > {tol.max_rel_error:.0e}")
+    if min_cos < tol.min_cosine:
+        failed.append(f"cosine {min_cos:.5f} < {tol.min_cosine}")
+    return SampleCheck(n=n, max_abs_error=max_abs, max_rel_error=max_rel, min_cosine=min_cos,
+                       top1_agreement=min(top1) if top1 else None, tolerance=tol, passed=not failed,
+                       reason="; ".join(failed) or None)
 
 
-STRICTEST = {"max_rel_error": 1e-4, "min_cosine": 0.9999}
-
-
-def recorded_tolerance(manifest) -> dict:
+def recorded_tolerance(manifest) -> Tolerance:
     """The tolerance the artifact was validated against at conversion (the strictest where none is recorded)."""
-    return (manifest.validation.get("samples") or {}).get("tolerance") or STRICTEST
+    samples = manifest.validation.samples if manifest.validation else None
+    return samples.tolerance if samples is not None else STRICTEST

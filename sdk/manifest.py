@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
 import math
 import re
-import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bmsdk.errors import ManifestError
 from bmsdk.plugins import plugin_names
+from bmsdk.sections import REMAKE, Compression, TargetConfig, Validation, target_config_from_dict
+from bmsdk.sections import show as _show
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: validation, compression and target_config are typed (bmsdk.sections); v1 is migrated on read
 MANIFEST_NAME = "bmsdk.json"
 TASKS_GROUP = "bmsdk.tasks"
 SIGNATURE_NAME = "bmsdk.sig"  # optional: an Ed25519 signature of bmsdk.json's bytes (see signing.py)
 DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
-REMAKE = "re-create the artifact with `bmsdk convert`"
 MAX_MANIFEST_BYTES = 16 * 2**20
 MAX_DEPTH = 64
 MAX_RANK = 16
@@ -30,13 +31,9 @@ MAX_NAME = 256
 MAX_TEXT_LENGTH = 65536
 MAX_IMAGE_SIDE = 16384
 DIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:+\-*/() ]{0,63}")  # "batch", "sequence", ONNX dim_params like "s0 + 1"
-FREE_FORM = ("compression", "source", "toolchain", "validation", "target_config")
+FREE_FORM = ("source", "toolchain")
+SECTIONS = ("compression", "validation", "target_config")
 LAYOUTS = ("NCHW", "NHWC")
-
-_repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = 60
-_repr.maxlist = _repr.maxdict = 6
-
 
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
@@ -105,20 +102,24 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256, the model file included
     preprocessing: dict[str, Any] = field(default_factory=dict)
     postprocessing: dict[str, Any] = field(default_factory=dict)
-    compression: dict[str, Any] = field(default_factory=dict)
+    compression: Compression = field(default_factory=Compression)
     source: dict[str, Any] = field(default_factory=dict)
     toolchain: dict[str, str] = field(default_factory=dict)
-    validation: dict[str, Any] = field(default_factory=dict)
-    target_config: dict[str, Any] = field(default_factory=dict)
+    validation: Validation = field(default_factory=Validation)
+    target_config: TargetConfig | None = None  # the target's class (bmsdk.sections.TARGET_CONFIGS), if it has one
     created: str = ""
     bmsdk_version: str = ""
     schema_version: int = SCHEMA_VERSION
 
     # --- (de)serialisation -------------------------------------------------
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        """The manifest as the JSON of the current schema (always SCHEMA_VERSION: a migrated v1 writes v2)."""
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in SECTIONS}
         d["inputs"], d["outputs"] = [t.to_dict() for t in self.inputs], [t.to_dict() for t in self.outputs]
-        return d
+        d["compression"], d["validation"] = self.compression.to_dict(), self.validation.to_dict()
+        d["target_config"] = self.target_config.to_dict() if self.target_config is not None else {}
+        d["schema_version"] = SCHEMA_VERSION
+        return {f.name: d[f.name] for f in dataclasses.fields(self)}
 
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / MANIFEST_NAME
@@ -139,6 +140,7 @@ class Manifest:
                 f"bmsdk.json uses schema version {version}, newer than this bmsdk understands ({SCHEMA_VERSION})",
                 "upgrade bmsdk (`pip install -U bmsdk`)",
             )
+        d = migrate(d)
         _check_fields(
             d,
             {"name": str, "task": str, "target": str, "precision": str, "model_file": str,
@@ -164,6 +166,9 @@ class Manifest:
         for key in ("created", "bmsdk_version"):
             if key in kwargs and not isinstance(kwargs[key], str):
                 raise ManifestError(f"bmsdk.json field '{key}' must be a str", REMAKE)
+        kwargs["compression"] = Compression.from_dict(d.get("compression", {}), "compression")
+        kwargs["validation"] = Validation.from_dict(d.get("validation", {}), "validation")
+        kwargs["target_config"] = target_config_from_dict(d["target"], d.get("target_config", {}))
         _check_preprocessing(kwargs.get("preprocessing", {}), kwargs["inputs"], d["files"])
         _check_postprocessing(kwargs.get("postprocessing", {}), kwargs["outputs"])
         return cls(**kwargs)
@@ -190,6 +195,27 @@ class Manifest:
 
     def input(self, name: str) -> TensorSpec:
         return next(t for t in self.inputs if t.name == name)
+
+
+def migrate(d: dict) -> dict:
+    """A manifest of an older schema as the current one, one version step at a time."""
+    version = d["schema_version"]
+    if version < 1:
+        raise ManifestError(f"bmsdk.json uses schema version {version}, which no bmsdk wrote", REMAKE)
+    while version < SCHEMA_VERSION:
+        d = MIGRATIONS[version](d)
+        version = d["schema_version"]
+    return d
+
+
+def _v1_to_v2(d: dict) -> dict:
+    """v2 types validation, compression and target_config. Their JSON is v1's: the same keys, with the fields
+    v1 wrote as null (e.g. `top1_agreement`, `engine`, a tensor's `quantization`) read as unset and left out on
+    write. So the step only bumps the version; the typed load that follows checks the sections."""
+    return {**d, "schema_version": 2}
+
+
+MIGRATIONS = {1: _v1_to_v2}  # from version -> the step to the next
 
 
 def manifest_bytes(folder: str | Path) -> bytes:
@@ -219,11 +245,6 @@ def _check_fields(d: dict, types: dict[str, type], where: str) -> None:
             raise ManifestError(f"{where} is missing the field '{key}'", REMAKE)
         if not isinstance(d[key], typ):
             raise ManifestError(f"{where} field '{key}' must be a {typ.__name__}", REMAKE)
-
-
-def _show(value: Any) -> str:
-    """A value as it may appear in an error message: repr, cut to a readable length."""
-    return _repr.repr(value)
 
 
 def _too_deep(value: Any) -> bool:

@@ -43,20 +43,20 @@ def _text_boundary(model, texts: list[str]) -> list[dict]:
     cases = []
     for text in texts:
         feeds = model.preprocess([text])
-        bucket = pick_bucket(feeds["input_ids"].shape[1], config["sequence_buckets"])
-        signature = config["signatures"][signature_for(bucket)]
-        inputs = {k: to_signature(pad_to(feeds[k], bucket, config["pad_values"].get(k, 0)), t)[0].tolist()
-                  for k, t in signature["inputs"].items()}
+        bucket = pick_bucket(feeds["input_ids"].shape[1], config.sequence_buckets)
+        signature = config.signatures[signature_for(bucket)]
+        inputs = {k: to_signature(pad_to(feeds[k], bucket, config.pad_values.get(k, 0)), t)[0].tolist()
+                  for k, t in signature.inputs.items()}
         cases.append({"kind": "text-inputs", "text": text, "signature": signature_for(bucket), "inputs": inputs})
     return cases
 
 
 def _image_boundary(model, images: np.ndarray) -> list[dict]:
-    signature = model.manifest.target_config["signatures"][signature_for(None)]
+    signature = model.manifest.target_config.signatures[signature_for(None)]
     cases = []
     for image in images:
         feeds = model.preprocess([image])
-        inputs = {k: to_signature(feeds[k], t)[0].ravel().tolist() for k, t in signature["inputs"].items()}
+        inputs = {k: to_signature(feeds[k], t)[0].ravel().tolist() for k, t in signature.inputs.items()}
         cases.append({"kind": "image-inputs", "pixels_hwc": image[..., None].tolist(), "signature": signature_for(None),
                       "inputs": inputs})
     return cases
@@ -65,9 +65,9 @@ def _image_boundary(model, images: np.ndarray) -> list[dict]:
 def _dequantize_cases(model) -> list[dict]:
     cases = []
     raw = np.arange(-128, 128, dtype=np.int8)
-    for name, signature in model.manifest.target_config["signatures"].items():
-        for output, t in signature["outputs"].items():
-            if t["quantization"]:
+    for name, signature in model.manifest.target_config.signatures.items():
+        for output, t in signature.outputs.items():
+            if t.quantization:
                 cases.append({"kind": "dequantize", "signature": name, "output": output, "int8": raw.tolist(),
                               "expected": from_signature(raw, t, "float32").tolist()})
     return cases

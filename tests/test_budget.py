@@ -38,20 +38,20 @@ def test_budget_returns_sensitive_layers_to_float_until_it_fits(tmp_path, close_
     data, calib = close_calls
     kwargs = dict(target=target, precision="int8", calibration=calib, eval_data=data)
     plain = bmsdk.convert(CNN, output=tmp_path / "plain.bmsdk", **kwargs)
-    plain_drop = -100 * plain.manifest.validation["eval"]["delta"]["accuracy"]
+    plain_drop = -100 * plain.manifest.validation.eval.delta.accuracy
     assert plain_drop > 0, "int8 should flip some of the CNN's close calls"
 
     result = bmsdk.convert(CNN, output=tmp_path / "budget.bmsdk", max_accuracy_drop=0.0, **kwargs)
-    budget = result.manifest.compression["budget"]
-    assert budget["rounds"][0] == {"float_layers": 0, "drop_pt": pytest.approx(plain_drop)}
-    assert 1 <= len(budget["float_layers"]) == budget["rounds"][-1]["float_layers"]
-    assert len(budget["ranking"]) == 4 and budget["ranking"][0]["error"] >= budget["ranking"][-1]["error"]
-    assert result.manifest.compression["quantization"]["float_layers"]  # the target really kept them in float
+    budget = result.manifest.compression.budget
+    assert budget.rounds[0].float_layers == 0 and budget.rounds[0].drop_pt == pytest.approx(plain_drop)
+    assert 1 <= len(budget.float_layers) == budget.rounds[-1].float_layers
+    assert len(budget.ranking) == 4 and budget.ranking[0].error >= budget.ranking[-1].error
+    assert result.manifest.compression.quantization.float_layers  # the target really kept them in float
     assert result.manifest.precision == "int8"
     if target == "onnx":  # float compute nodes with float activations: all-float equals the source
-        assert budget["met"] is True and budget["drop_pt"] <= 0.0 and result.passed is True
-    elif not budget["met"]:  # TFLite static int8 keeps int8 activations between float ops: may not reach 0 pt
-        assert result.passed is False and "not met" in budget["reason"]
+        assert budget.met is True and budget.drop_pt <= 0.0 and result.passed is True
+    elif not budget.met:  # TFLite static int8 keeps int8 activations between float ops: may not reach 0 pt
+        assert result.passed is False and "not met" in budget.reason
 
 
 def test_unmeetable_budget_is_refused_honestly(tmp_path):
@@ -62,21 +62,21 @@ def test_unmeetable_budget_is_refused_honestly(tmp_path):
         np.savez(subset, x=data["x"][:500], y=data["y"][:500])
     result = bmsdk.convert(CNN, target="onnx", precision="int8", calibration=calib,
                            eval_data=subset, prune=0.5, max_accuracy_drop=0.5, output=tmp_path / "p.bmsdk")
-    budget = result.manifest.compression["budget"]
-    assert budget["met"] is False and budget["drop_pt"] > 0.5
-    assert "not met" in budget["reason"] and budget["float_layers"]  # it tried every layer in float first
-    assert result.passed is False and "not met" in result.manifest.validation["reason"]
+    budget = result.manifest.compression.budget
+    assert budget.met is False and budget.drop_pt > 0.5
+    assert "not met" in budget.reason and budget.float_layers  # it tried every layer in float first
+    assert result.passed is False and "not met" in result.manifest.validation.reason
 
 
 def test_latency_objective_ships_the_faster_and_says_why(tmp_path, cnn_factory, calib_npz):
     result = bmsdk.convert(cnn_factory, target="onnx", precision="int8", calibration=calib_npz, objective="latency",
                            output=tmp_path / "lat.bmsdk")
-    decision = result.manifest.compression["objective"]
-    times = decision["p50_ms"]
+    decision = result.manifest.compression.objective
+    times = decision.p50_ms
     assert set(times) == {"int8", "fp32"} and all(t > 0 for t in times.values())
     faster = min(times, key=times.get)
-    assert decision["shipped"] == faster == result.manifest.precision  # no budget: the faster one ships, whichever
-    assert "faster" in decision["reason"]
+    assert decision.shipped == faster == result.manifest.precision  # no budget: the faster one ships, whichever
+    assert "faster" in decision.reason
     with bmsdk.load(result.path) as model:  # what shipped is a complete, loadable artifact of that precision
         assert model.manifest.precision == faster
         assert (result.path / "samples.npz").exists()

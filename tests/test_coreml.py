@@ -27,21 +27,21 @@ def bert_coreml(converted, bert_classifier_dir, text_jsonl):
 def test_bert_every_precision_validates_on_the_reference_executor(bert_coreml, precision):
     result = bert_coreml(precision)
     v = result.manifest.validation
-    assert v["validated"] and v["backend"] == "mil-reference" and v["device_real"] is False
+    assert v.validated and v.backend == "mil-reference" and v.device_real is False
     assert (result.path / "model.mlpackage" / "Manifest.json").is_file()
     assert any(f.startswith("model.mlpackage/") for f in result.manifest.files)
-    q = result.manifest.compression["quantization"]
+    q = result.manifest.compression.quantization
     if COMPRESSION[precision]:
-        assert q["weights"]["compressed_weights"] > 0  # the weights really are stored compressed
+        assert q.weights.compressed_weights > 0  # the weights really are stored compressed
     if precision == "fp32":
-        assert v["passed"] and v["samples"]["max_rel_error"] <= 1e-4
+        assert v.passed and v.samples.max_rel_error <= 1e-4
     if precision in ("fp16", "int8"):
-        assert v["passed"], v
-    if v["passed"] is False:  # the manifest says which check failed
-        assert v.get("reason") or v["samples"].get("reason")
-    assert "top1_agreement" in v["eval"]
+        assert v.passed, v
+    if v.passed is False:  # the manifest says which check failed
+        assert v.reason or v.samples.reason
+    assert v.eval.top1_agreement is not None
     expected_target = "iOS18" if precision == "int4" else "iOS17"
-    assert result.manifest.target_config["minimum_deployment_target"] == expected_target
+    assert result.manifest.target_config.minimum_deployment_target == expected_target
 
 
 def test_fp16_padded_batch_is_finite_and_agrees(bert_coreml, bert_classifier_dir):
@@ -66,19 +66,19 @@ def test_cnn_and_vit(converted, cnn_factory, calib_npz, vit_dir):
         result = converted(key, source, target="coreml", precision=precision, calibration=calib_npz if source == cnn_factory else None,
                            weight_threshold=64)
         v = result.manifest.validation
-        assert v["validated"] and v["passed"], (key, v)
+        assert v.validated and v.passed, (key, v)
         if precision == "fp32":
-            assert v["samples"]["max_rel_error"] <= 1e-4
+            assert v.samples.max_rel_error <= 1e-4
 
 
 def test_torch_export_frontend(converted, bert_encoder_dir, cnn_pt2):
     encoder = converted("coreml-enc-export", bert_encoder_dir, target="coreml", coreml_frontend="export")
-    assert encoder.manifest.target_config["frontend"] == "export"
+    assert encoder.manifest.target_config.frontend == "export"
     v = encoder.manifest.validation
     # known gap: on padded rows the export-path BERT differs by ~4e-3 relative (trace path: 5e-7); validation says so
-    assert v["validated"] and v["samples"]["min_cosine"] > 0.9999, v
+    assert v.validated and v.samples.min_cosine > 0.9999, v
     pt2 = converted("coreml-pt2", cnn_pt2, target="coreml")  # a .pt2 source takes the export path by default
-    assert pt2.manifest.target_config["frontend"] == "export" and pt2.manifest.validation["passed"]
+    assert pt2.manifest.target_config.frontend == "export" and pt2.manifest.validation.passed
 
 
 def test_refusals(cnn_onnx, cnn_factory, tmp_path):

@@ -32,16 +32,16 @@ def test_ccexam_cnn_converts_and_keeps_accuracy(tmp_path, mnist, precision):
     result = bmsdk.convert("bmsdk.benchmarks.zoo:mnist_cnn", target="onnx", precision=precision, eval_data=test,
                            calibration=calib, output=tmp_path / f"mnist-{precision}.bmsdk")
     v = result.manifest.validation
-    assert v["passed"] is True
-    ev = v["eval"]
-    assert ev["n"] == 2000
-    assert ev["source"]["accuracy"] > 0.98  # the pretrained CNN, measured through bmsdk's own pre-processing
-    assert abs(ev["delta"]["accuracy"]) <= 0.005
+    assert v.passed is True
+    ev = v.eval
+    assert ev.n == 2000
+    assert ev.source.accuracy > 0.98  # the pretrained CNN, measured through bmsdk's own pre-processing
+    assert abs(ev.delta.accuracy) <= 0.005
     if precision == "fp32":
-        assert ev["top1_agreement"] == 1.0 and v["samples"]["max_rel_error"] < 1e-4
+        assert ev.top1_agreement == 1.0 and v.samples.max_rel_error < 1e-4
     else:
-        assert result.manifest.compression["quantization"]["scheme"] == "static-qdq"
-        assert ev["top1_agreement"] > 0.99
+        assert result.manifest.compression.quantization.scheme == "static-qdq"
+        assert ev.top1_agreement > 0.99
     with bmsdk.load(result.path) as model:
         with np.load(test) as data:
             images, labels = data["x"][:16], data["y"][:16]

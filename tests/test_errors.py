@@ -136,7 +136,7 @@ def test_factory_weights_are_loaded_safely(cnn_factory, cnn_module, tmp_path):
     good = tmp_path / "good.pt"
     torch.save(state, good)
     result = bmsdk.convert(cnn_factory, output=tmp_path / "w.bmsdk", weights=good)
-    assert result.manifest.validation["passed"] is True
+    assert result.manifest.validation.passed is True
     assert result.manifest.source["sha256"]
     assert bmsdk.load(result.path).predict(digit_images(1)[0])["label"] == "9"  # the huge bias wins
 

@@ -1,4 +1,4 @@
-"""--eval: the task metric of source and artifact on labelled data, recorded in manifest.validation["eval"]."""
+"""--eval: the task metric of source and artifact on labelled data, recorded in manifest.validation.eval."""
 
 from __future__ import annotations
 
@@ -77,14 +77,14 @@ def eval_csv(tmp_path_factory):
 
 def test_text_eval_jsonl(converted, bert_classifier_dir, eval_jsonl):
     result = converted("bert-eval-jsonl", bert_classifier_dir, target="onnx", eval_data=eval_jsonl)
-    report = result.manifest.validation["eval"]
+    report = result.manifest.validation.eval.to_dict()
     pred = hf_text_predictions(bert_classifier_dir, [t for t, _ in EVAL_ROWS])
     truth = [TEXT_LABELS.index(y) for _, y in EVAL_ROWS]
     accuracy = float(np.mean(np.array(pred) == np.array(truth)))
     assert accuracy < 1.0  # the flipped rows guarantee at least one miss
     check_eval_report(report, len(EVAL_ROWS), accuracy, macro_f1_reference(pred, truth))
     assert report["data"] == str(eval_jsonl)
-    assert result.manifest.validation["passed"] is True
+    assert result.manifest.validation.passed is True
     # the same metric from the loaded artifact
     model = bmsdk.load(result.path)
     assert model.evaluate(load_dataset(eval_jsonl))["accuracy"] == pytest.approx(accuracy)
@@ -92,15 +92,16 @@ def test_text_eval_jsonl(converted, bert_classifier_dir, eval_jsonl):
 
 def test_text_eval_csv_with_index_labels(converted, bert_classifier_dir, eval_csv, eval_jsonl):
     result = converted("bert-eval-csv", bert_classifier_dir, target="onnx", eval_data=eval_csv)
-    report = result.manifest.validation["eval"]
+    report = result.manifest.validation.eval.to_dict()
     check_eval_report(report, len(EVAL_ROWS))
-    named = converted("bert-eval-jsonl", bert_classifier_dir, target="onnx", eval_data=eval_jsonl).manifest.validation["eval"]
+    named = converted("bert-eval-jsonl", bert_classifier_dir, target="onnx", eval_data=eval_jsonl)
+    named = named.manifest.validation.eval.to_dict()
     assert report["source"] == named["source"] and report["artifact"] == named["artifact"]
 
 
 def test_text_eval_int8(converted, bert_classifier_dir, eval_jsonl):
     result = converted("bert-int8-eval", bert_classifier_dir, target="onnx", precision="int8", eval_data=eval_jsonl)
-    report = result.manifest.validation["eval"]
+    report = result.manifest.validation.eval.to_dict()
     check_eval_report(report, len(EVAL_ROWS), exact=False)
     assert report["top1_agreement"] >= 0.8
 
@@ -109,7 +110,7 @@ def test_feature_extraction_eval_needs_no_labels(converted, bert_encoder_dir, tm
     data = tmp_path / "texts.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
     result = converted("enc-eval", bert_encoder_dir, target="onnx", eval_data=data)
-    report = result.manifest.validation["eval"]
+    report = result.manifest.validation.eval.to_dict()
     assert report["n"] == len(TEXTS)
     assert report["min_cosine"] > 0.9999 and report["mean_cosine"] >= report["min_cosine"]
     assert "artifact" not in report and "source" not in report
@@ -129,7 +130,7 @@ def test_image_eval_npz(converted, cnn_factory, cnn_module, tmp_path):
     data = tmp_path / "eval.npz"
     np.savez(data, x=images, y=np.array(truth))
     result = converted("cnn-eval-npz", cnn_factory, target="onnx", eval_data=data)
-    report = result.manifest.validation["eval"]
+    report = result.manifest.validation.eval.to_dict()
     check_eval_report(report, 24, 0.5, macro_f1_reference(pred, truth))
 
 
@@ -138,7 +139,7 @@ def test_image_eval_npz_int8(converted, cnn_factory, calib_npz, tmp_path):
     data = tmp_path / "eval.npz"
     np.savez(data, x=images, y=np.arange(24) % 10)
     result = converted("cnn-int8-eval", cnn_factory, target="onnx", precision="int8", calibration=calib_npz, eval_data=data)
-    check_eval_report(result.manifest.validation["eval"], 24, exact=False)
+    check_eval_report(result.manifest.validation.eval.to_dict(), 24, exact=False)
 
 
 def test_image_eval_folder(converted, cnn_factory, cnn_module, tmp_path):
@@ -153,7 +154,7 @@ def test_image_eval_folder(converted, cnn_factory, cnn_module, tmp_path):
         Image.fromarray(img).save(root / str(label) / f"{i:02d}.png")
     (root / "3" / "notes.txt").write_text("not an image")  # ignored
     result = converted("cnn-eval-folder", cnn_factory, target="onnx", eval_data=root)
-    report = result.manifest.validation["eval"]
+    report = result.manifest.validation.eval.to_dict()
     accuracy = float(np.mean(np.array(pred) == np.array(truth)))
     check_eval_report(report, 12, accuracy, macro_f1_reference(pred, truth))
 
@@ -178,7 +179,7 @@ def test_vit_eval_folder_with_label_names(converted, vit_dir, tmp_path):
         x = (ordered.astype(np.float32) / 255 - 0.5) / 0.5
         pred = model(pixel_values=torch.from_numpy(x.transpose(0, 3, 1, 2))).logits.argmax(1).tolist()
     result = converted("vit-eval", vit_dir, target="onnx", eval_data=root)
-    report = result.manifest.validation["eval"]
+    report = result.manifest.validation.eval.to_dict()
     check_eval_report(report, 9, float(np.mean(np.array(pred) == np.array(truth))), macro_f1_reference(pred, truth))
 
 

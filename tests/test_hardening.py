@@ -18,8 +18,8 @@ from bmsdk.errors import DataError, ManifestError
 def test_nan_outputs_fail_validation():
     reference = {"logits": np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)}
     result = compare_outputs(reference, {"logits": np.full((2, 2), np.nan, dtype=np.float32)}, FP32)
-    assert result["passed"] is False and "NaN" in result["reason"]
-    assert compare_outputs(reference, {"logits": reference["logits"] + 1e-7}, FP32)["passed"] is True
+    assert result.passed is False and "NaN" in result.reason
+    assert compare_outputs(reference, {"logits": reference["logits"] + 1e-7}, FP32).passed is True
 
 
 @pytest.mark.parametrize("bad", ["../outside.onnx", "/etc/passwd", "a/../../b"])

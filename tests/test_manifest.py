@@ -9,6 +9,7 @@ import pytest
 
 from bmsdk.errors import ManifestError
 from bmsdk.manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest, TensorSpec
+from bmsdk.sections import Compression, OnnxConfig, Quantization, Validation
 
 
 def make_manifest() -> Manifest:
@@ -19,9 +20,9 @@ def make_manifest() -> Manifest:
         files={"model.onnx": "ab" * 32, "tokenizer/tokenizer.json": "cd" * 32},
         preprocessing={"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": 64},
         postprocessing={"output": "logits", "labels": ["negative", "positive"], "softmax": True},
-        compression={"quantization": {"scheme": "dynamic"}},
+        compression=Compression(quantization=Quantization(scheme="dynamic")),
         source={"path": "/x", "format": "huggingface"}, toolchain={"onnx": "1.0"},
-        validation={"validated": True, "passed": True}, target_config={"opset": 18},
+        validation=Validation(validated=True, passed=True), target_config=OnnxConfig(opset=18),
         created="2025-01-01T00:00:00+00:00", bmsdk_version="0.1.0",
     )
 
@@ -48,10 +49,11 @@ def test_round_trip_through_dict():
 
 def test_older_optional_fields_default():
     d = make_manifest().to_dict()
-    for key in ("preprocessing", "compression", "validation", "created"):
+    for key in ("preprocessing", "compression", "validation", "target_config", "created"):
         del d[key]
     m = Manifest.from_dict(d)
-    assert m.preprocessing == {} and m.compression == {} and m.validation == {} and m.created == ""
+    assert m.preprocessing == {} and m.compression == Compression() and m.validation == Validation() and m.created == ""
+    assert m.target_config is None
 
 
 def test_newer_schema_asks_for_upgrade():
@@ -99,7 +101,7 @@ def test_wrong_field_type(field, value):
         Manifest.from_dict(d)
 
 
-@pytest.mark.parametrize("field", ["preprocessing", "postprocessing", "compression", "validation"])
+@pytest.mark.parametrize("field", ["preprocessing", "postprocessing", "compression", "validation", "target_config"])
 def test_optional_sections_must_be_objects(field):
     d = make_manifest().to_dict()
     d[field] = ["not", "an", "object"]

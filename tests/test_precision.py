@@ -26,9 +26,9 @@ def test_text_fp16(converted, bert_classifier_dir, bert_onnx):
     result = converted("bert-fp16", bert_classifier_dir, target="onnx", precision="fp16")
     m = result.manifest
     assert m.precision == "fp16"
-    assert m.compression["quantization"]["scheme"] == "fp16"
-    assert m.validation["passed"] is True
-    assert m.validation["samples"]["max_rel_error"] < 2e-2 and m.validation["samples"]["min_cosine"] > 0.999
+    assert m.compression.quantization.scheme == "fp16"
+    assert m.validation.passed is True
+    assert m.validation.samples.max_rel_error < 2e-2 and m.validation.samples.min_cosine > 0.999
     graph = onnx_graph(result.path)
     assert onnx.TensorProto.FLOAT16 in initializer_types(graph)
     # inputs and outputs keep their types: callers see no difference
@@ -43,10 +43,10 @@ def test_text_fp16(converted, bert_classifier_dir, bert_onnx):
 def test_text_int8_is_dynamic(converted, bert_classifier_dir, bert_onnx):
     result = converted("bert-int8", bert_classifier_dir, target="onnx", precision="int8")
     m = result.manifest
-    q = m.compression["quantization"]
-    assert q["scheme"] == "dynamic" and "per-channel" in q["weights"]
-    assert isinstance(q["float_nodes"], list)
-    assert m.validation["passed"] is True and m.validation["samples"]["min_cosine"] >= 0.98
+    q = m.compression.quantization
+    assert q.scheme == "dynamic" and "per-channel" in q.weights
+    assert isinstance(q.float_nodes, list)
+    assert m.validation.passed is True and m.validation.samples.min_cosine >= 0.98
     ops = {n.op_type for n in onnx_graph(result.path).graph.node}
     assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}, ops
     preds = bmsdk.load(result.path).predict(TEXTS)
@@ -57,8 +57,8 @@ def test_text_int8_is_dynamic(converted, bert_classifier_dir, bert_onnx):
 
 def test_cnn_fp16(converted, cnn_factory):
     result = converted("cnn-fp16", cnn_factory, target="onnx", precision="fp16")
-    assert result.manifest.compression["quantization"]["scheme"] == "fp16"
-    assert result.manifest.validation["passed"] is True
+    assert result.manifest.compression.quantization.scheme == "fp16"
+    assert result.manifest.validation.passed is True
     out = bmsdk.load(result.path).run({"input": np.zeros((2, 1, 28, 28), np.float32)})["logits"]
     assert out.dtype == np.float32 and out.shape == (2, 10)
 
@@ -66,11 +66,11 @@ def test_cnn_fp16(converted, cnn_factory):
 def test_cnn_int8_static_qdq(converted, cnn_factory, calib_npz, cnn_onnx_artifact):
     result = converted("cnn-int8", cnn_factory, target="onnx", precision="int8", calibration=calib_npz)
     m = result.manifest
-    q = m.compression["quantization"]
-    assert q["scheme"] == "static-qdq"
-    assert q["calibration"]["examples"] == 32 and q["calibration"]["batches"] == 4
-    assert q["float_nodes"] == [], "every Conv/Gemm should run on quantized inputs"
-    assert m.validation["passed"] is True, m.validation
+    q = m.compression.quantization
+    assert q.scheme == "static-qdq"
+    assert q.calibration.examples == 32 and q.calibration.batches == 4
+    assert q.float_nodes == [], "every Conv/Gemm should run on quantized inputs"
+    assert m.validation.passed is True, m.validation
     ops = [n.op_type for n in onnx_graph(result.path).graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     # the samples come from the calibration data (real images), not random noise
@@ -89,7 +89,7 @@ def test_cnn_int8_static_qdq(converted, cnn_factory, calib_npz, cnn_onnx_artifac
 def test_cnn_int8_calibration_size_limit(cnn_factory, calib_npz, tmp_path):
     result = bmsdk.convert(cnn_factory, output=tmp_path / "q.bmsdk", precision="int8", calibration=calib_npz,
                            calibration_size=10)
-    assert result.manifest.compression["quantization"]["calibration"]["examples"] == 10
+    assert result.manifest.compression.quantization.calibration.examples == 10
 
 
 def test_cnn_int8_without_calibration_fails_cleanly(cnn_factory, tmp_path):
@@ -103,14 +103,14 @@ def test_cnn_int8_without_calibration_fails_cleanly(cnn_factory, tmp_path):
 def test_text_int8_static_with_text_calibration(converted, bert_classifier_dir, text_jsonl):
     result = converted("bert-int8-static", bert_classifier_dir, target="onnx", precision="int8",
                        calibration=text_jsonl, quant_scheme="static")
-    q = result.manifest.compression["quantization"]
-    assert q["scheme"] == "static-qdq" and q["calibration"]["examples"] == len(TEXTS)
+    q = result.manifest.compression.quantization
+    assert q.scheme == "static-qdq" and q.calibration.examples == len(TEXTS)
     # static QDQ collapses this tiny BERT (all outputs one class); what matters is that validation says so honestly
     v = result.manifest.validation
-    assert v["validated"] is True
-    assert v["passed"] is (v["samples"]["min_cosine"] >= 0.98)
-    if not v["passed"]:
-        assert "cosine" in v["samples"]["reason"]
+    assert v.validated is True
+    assert v.passed is (v.samples.min_cosine >= 0.98)
+    if not v.passed:
+        assert "cosine" in v.samples.reason
     assert "QuantizeLinear" in {n.op_type for n in onnx_graph(result.path).graph.node}
     # the samples are the calibration texts, stored raw so any runtime can re-check itself
     from bmsdk.artifact import load_samples

@@ -29,10 +29,10 @@ def cnn_unpruned(tmp_path_factory, mnist):
 
 def test_half_the_channels_cut_parameters_and_the_exported_model(tmp_path, cnn_unpruned):
     result = bmsdk.convert(CNN, target="onnx", prune=0.5, output=tmp_path / "cnn-p50.bmsdk")
-    pruning = result.manifest.compression["pruning"]
-    assert pruning["method"] == "channels" and pruning["tool"] == "torch-pruning"
-    assert pruning["params"]["after"] <= 0.6 * pruning["params"]["before"]  # >= 40% fewer parameters
-    assert pruning["macs"]["after"] < 0.5 * pruning["macs"]["before"]
+    pruning = result.manifest.compression.pruning
+    assert pruning.method == "channels" and pruning.tool == "torch-pruning"
+    assert pruning.params.after <= 0.6 * pruning.params.before  # >= 40% fewer parameters
+    assert pruning.macs.after < 0.5 * pruning.macs.before
     size = (result.path / "model.onnx").stat().st_size
     assert size < 0.6 * (cnn_unpruned.path / "model.onnx").stat().st_size
     assert result.passed is True  # the artifact matches the pruned model it was exported from
@@ -43,34 +43,34 @@ def test_recovery_wins_back_accuracy(tmp_path, mnist):
     test, calib, recovery = mnist
     result = bmsdk.convert(CNN, target="onnx", prune=0.5, recover=recovery, recover_steps=150, eval_data=test,
                            output=tmp_path / "cnn-p50-r.bmsdk")
-    pruning = result.manifest.compression["pruning"]
-    metric = pruning["metric"]
-    assert set(metric) == {"source", "pruned", "recovered"}
-    assert metric["recovered"]["accuracy"] > metric["pruned"]["accuracy"]
-    assert metric["recovered"]["accuracy"] > 0.95
-    assert pruning["recovery"]["steps"] == 150 and pruning["recovery"]["loss_last"] < pruning["recovery"]["loss_first"]
+    pruning = result.manifest.compression.pruning
+    metric = pruning.metric
+    assert [stage for stage, _ in metric.stages()] == ["source", "pruned", "recovered"]
+    assert metric.recovered.accuracy > metric.pruned.accuracy
+    assert metric.recovered.accuracy > 0.95
+    assert pruning.recovery.steps == 150 and pruning.recovery.loss_last < pruning.recovery.loss_first
     # the artifact is validated against the pruned+recovered model it came from
-    ev = result.manifest.validation["eval"]
-    assert ev["source"]["accuracy"] == pytest.approx(metric["recovered"]["accuracy"])
-    assert ev["top1_agreement"] == 1.0
+    ev = result.manifest.validation.eval
+    assert ev.source.accuracy == pytest.approx(metric.recovered.accuracy)
+    assert ev.top1_agreement == 1.0
 
 
 def test_taylor_importance_uses_calibration(tmp_path, mnist):
     _, calib, _ = mnist
     result = bmsdk.convert(CNN, target="onnx", prune=0.3, importance="taylor", calibration=calib, output=tmp_path / "t.bmsdk")
-    pruning = result.manifest.compression["pruning"]
-    assert pruning["importance"] == "taylor" and pruning["params"]["after"] < pruning["params"]["before"]
+    pruning = result.manifest.compression.pruning
+    assert pruning.importance == "taylor" and pruning.params.after < pruning.params.before
 
 
 @pytest.mark.parametrize("target", ["onnx", "torch", "tflite"])
 def test_heads_and_ffn_pruned_bert_exports(tmp_path, bert_classifier_dir, target):
     result = bmsdk.convert(bert_classifier_dir, target=target, prune=0.5, output=tmp_path / f"bert-{target}.bmsdk")
-    pruning = result.manifest.compression["pruning"]
-    assert pruning["method"] == "heads-ffn"
-    heads, ffn = pruning["heads_per_layer"], pruning["ffn_per_layer"]
-    assert all(a == b // 2 for a, b in zip(heads["after"], heads["before"]))
-    assert all(a == b // 2 for a, b in zip(ffn["after"], ffn["before"]))
-    assert pruning["params"]["after"] < pruning["params"]["before"]
+    pruning = result.manifest.compression.pruning
+    assert pruning.method == "heads-ffn"
+    heads, ffn = pruning.heads_per_layer, pruning.ffn_per_layer
+    assert all(a == b // 2 for a, b in zip(heads.after, heads.before))
+    assert all(a == b // 2 for a, b in zip(ffn.after, ffn.before))
+    assert pruning.params.after < pruning.params.before
     assert result.passed is True
 
 
@@ -82,7 +82,7 @@ def test_two_four_zeroes_two_of_every_four(cnn_factory):
 
     source = load_source(cnn_factory)
     report = prune(source, 0.5, "2:4", "magnitude", None)
-    assert report["layers"] >= 1 and report["nonzero_params"]["after"] < report["nonzero_params"]["before"]
+    assert report.layers >= 1 and report.nonzero_params.after < report.nonzero_params.before
     fc = source.module.inner.inner.fc.weight  # 16 inputs: four groups of four
     groups = (fc.reshape(fc.shape[0], -1, 4) != 0).sum(-1)
     assert torch.all(groups <= 2)

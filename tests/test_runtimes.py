@@ -14,7 +14,8 @@ from bmsdk.artifact import load_samples, open_artifact
 from bmsdk.compare import compare_outputs
 from bmsdk.converters.target import FP32, INT8
 from bmsdk.converters.validate import validate_artifact
-from bmsdk.errors import BackendUnavailableError
+from bmsdk.converters import get_target
+from bmsdk.errors import BackendUnavailableError, UnsupportedError
 from bmsdk.runtimes import Backend, open_backend
 from bmsdk.runtimes.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -97,24 +98,27 @@ def test_revalidating_from_samples(cnn_onnx_artifact):
     folder, manifest = open_artifact(cnn_onnx_artifact.path)
     inputs, outputs, _ = load_samples(folder)
     result = validate_artifact(folder, manifest, inputs, outputs)
-    assert result["validated"] is True and result["passed"] is True
-    assert result["samples"]["max_rel_error"] < 1e-5
+    assert result.validated is True and result.passed is True
+    assert result.samples.max_rel_error < 1e-5
     # a reference that differs by 1% must fail an fp32 artifact
     wrong = {k: v * 1.01 for k, v in outputs.items()}
     result = validate_artifact(folder, manifest, inputs, wrong)
-    assert result["passed"] is False and "relative error" in result["samples"]["reason"]
+    assert result.passed is False and "relative error" in result.samples.reason
 
 
 def test_compare_outputs_tolerances():
     rng = np.random.default_rng(0)
     ref = {"logits": rng.standard_normal((6, 10)).astype(np.float32)}
     close = {"logits": ref["logits"] + 1e-6}
-    assert compare_outputs(ref, close, FP32)["passed"] is True
+    assert compare_outputs(ref, close, FP32).passed is True
     off = {"logits": ref["logits"] + 0.05}
-    assert compare_outputs(ref, off, FP32)["passed"] is False
-    assert compare_outputs(ref, off, INT8)["passed"] is True  # int8 is judged by cosine
+    assert compare_outputs(ref, off, FP32).passed is False
+    assert compare_outputs(ref, off, INT8).passed is True  # int8 is judged by cosine
     flipped = {"logits": -ref["logits"]}
     stats = compare_outputs(ref, flipped, INT8)
-    assert stats["passed"] is False and stats["top1_agreement"] < 0.5
-    assert compare_outputs(ref, {"logits": ref["logits"][:3]}, FP32)["passed"] is False
-    assert compare_outputs(ref, {"other": ref["logits"]}, FP32)["passed"] is False
+    assert stats.passed is False and stats.top1_agreement < 0.5
+    assert compare_outputs(ref, {"logits": ref["logits"][:3]}, FP32).passed is False
+    missing = compare_outputs(ref, {"other": ref["logits"]}, FP32)
+    assert missing.passed is False and missing.n == 6 and missing.max_rel_error is None
+    with pytest.raises(UnsupportedError, match="does not support precision 'int3'"):
+        get_target("onnx").tolerance("int3")

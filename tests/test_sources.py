@@ -24,12 +24,12 @@ from bmsdk.manifest import Manifest
 
 def assert_validated_fp32(result):
     v = result.manifest.validation
-    assert v["validated"] is True
-    assert v["passed"] is True, v
-    assert v["backend"] == "onnxruntime"
-    assert v["samples"]["max_rel_error"] < 1e-4
-    assert v["samples"]["min_cosine"] > 0.9999
-    assert v["samples"]["n"] >= 2
+    assert v.validated is True
+    assert v.passed is True, v
+    assert v.backend == "onnxruntime"
+    assert v.samples.max_rel_error < 1e-4
+    assert v.samples.min_cosine > 0.9999
+    assert v.samples.n >= 2
     assert result.passed is True
     # what the caller got is what was written
     on_disk = Manifest.read(result.path)
@@ -259,8 +259,8 @@ def test_torch_target_agrees_with_onnx(converted, cnn_factory, cnn_onnx_artifact
     result = converted("cnn-torch", cnn_factory, target="torch")
     m = result.manifest
     assert m.target == "torch" and m.model_file == "model.pt2" and (result.path / "model.pt2").is_file()
-    assert m.validation["passed"] is True and m.validation["backend"] == "torch"
-    assert m.validation["samples"]["max_rel_error"] < 1e-5
+    assert m.validation.passed is True and m.validation.backend == "torch"
+    assert m.validation.samples.max_rel_error < 1e-5
 
     torch_model = bmsdk.load(result.path)
     onnx_model = bmsdk.load(cnn_onnx_artifact.path)
@@ -276,7 +276,7 @@ def test_torch_target_agrees_with_onnx(converted, cnn_factory, cnn_onnx_artifact
 
 def test_torch_target_text(converted, bert_classifier_dir, bert_onnx):
     result = converted("bert-torch", bert_classifier_dir, target="torch")
-    assert result.manifest.validation["passed"] is True
+    assert result.manifest.validation.passed is True
     torch_model = bmsdk.load(result.path, backend="torch")
     onnx_model = bmsdk.load(bert_onnx.path)
     a, b = torch_model.predict(TEXTS), onnx_model.predict(TEXTS)

@@ -7,6 +7,7 @@ The GPU tests at the bottom build real engines and run where TensorRT and a CUDA
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ from bmsdk.converters.targets.tensorrt.profiles import make_profiles, parse_shap
 from bmsdk.errors import BackendUnavailableError, ConversionError, InputError, UnsupportedError
 from bmsdk.manifest import TensorSpec
 from bmsdk.runtimes.tensorrt_engine import cache_dir, config_hash, engine_key, outside
+from bmsdk.sections import BuildConfig, Profile
 
 STAND_IN = "onnxruntime (TensorRT-prepared ONNX, engine not built)"
 
@@ -72,19 +74,19 @@ def test_cnn_int8_package_is_qdq_onnx_validated_on_a_named_stand_in(cnn_int8):
     inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(folder / "model.onnx")).graph.initializer}
     weight_scales = [inits[n.input[1]] for n in nodes if n.op_type == "QuantizeLinear" and n.input[0] in inits]
     assert weight_scales and all(s.size > 1 for s in weight_scales)
-    q = m.compression["quantization"]
-    assert q["scheme"] == "int8-qdq (ModelOpt)" and q["calibration"]["method"] == "max" and q["calibration"]["examples"] == 32
-    assert isinstance(q["float_nodes"], list)
+    q = m.compression.quantization
+    assert q.scheme == "int8-qdq (ModelOpt)" and q.calibration.method == "max" and q.calibration.examples == 32
+    assert isinstance(q.float_nodes, list)
     v = m.validation
-    assert v["validated"] is True and v["passed"] is True
-    assert v["backend"] == STAND_IN and v["stand_in"] is True and v["device_real"] is False
-    assert "did not run" in v["note"]
-    assert v["samples"]["min_cosine"] > 0.98 and v["samples"]["top1_agreement"] == 1.0
+    assert v.validated is True and v.passed is True
+    assert v.backend == STAND_IN and v.stand_in is True and v.device_real is False
+    assert "did not run" in v.note
+    assert v.samples.min_cosine > 0.98 and v.samples.top1_agreement == 1.0
     tc = m.target_config
-    assert tc["engine"] is None and "no engine" in tc["note"] and "first load" in tc["note"]
-    assert tc["op_check"]["passed"] and tc["op_check"]["tensorrt_version"] == op_table()["tensorrt_version"]
-    assert tc["build"]["strongly_typed"] is True and tc["build"]["precision"] == "int8"
-    assert tc["build"]["profiles"]["input"] == {"min": [1, 1, 28, 28], "opt": [8, 1, 28, 28], "max": [32, 1, 28, 28]}
+    assert tc.engine is None and "no engine" in tc.note and "first load" in tc.note
+    assert tc.op_check.passed and tc.op_check.tensorrt_version == op_table()["tensorrt_version"]
+    assert tc.build.strongly_typed is True and tc.build.precision == "int8"
+    assert tc.build.profiles["input"] == Profile(min=[1, 1, 28, 28], opt=[8, 1, 28, 28], max=[32, 1, 28, 28])
 
 
 def test_onnxruntime_static_int8_still_works_after_modelopt(tmp_path, cnn_factory, calib_npz):
@@ -94,29 +96,29 @@ def test_onnxruntime_static_int8_still_works_after_modelopt(tmp_path, cnn_factor
 
     before = (dict(QDQRegistry), CalibraterBase.__init__, MinMaxCalibrater.compute_data)
     int8 = bmsdk.convert(cnn_factory, target="tensorrt", precision="int8", calibration=calib_npz, output=tmp_path / "t.bmsdk")
-    assert int8.manifest.validation["passed"]  # ModelOpt has run in this process
+    assert int8.manifest.validation.passed  # ModelOpt has run in this process
     assert (dict(QDQRegistry), CalibraterBase.__init__, MinMaxCalibrater.compute_data) == before
     result = bmsdk.convert(cnn_factory, target="onnx", precision="int8", calibration=calib_npz, output=tmp_path / "o.bmsdk")
-    assert result.manifest.validation["passed"]
+    assert result.manifest.validation.passed
 
 
 def test_profiles_cover_the_sample_shapes(cnn_int8, bert_int8):
     for result in (cnn_int8, bert_int8):
         inputs, _, _ = load_samples(result.path)
-        assert outside(result.manifest.target_config["build"]["profiles"], inputs) == []
+        assert outside(result.manifest.target_config.build.profiles, inputs) == []
 
 
 def test_bert_int8_keeps_the_ffn_in_fp16_and_reports_the_metric(bert_int8):
     m = bert_int8.manifest
-    q = m.compression["quantization"]
-    assert len(q["kept_in_fp16"]) == 4  # 2 layers x (FFN up + down projection)
+    q = m.compression.quantization
+    assert len(q.kept_in_fp16) == 4  # 2 layers x (FFN up + down projection)
     assert len(qdq_nodes(bert_int8.path / "model.onnx")) > 0
-    profiles = m.target_config["build"]["profiles"]
+    profiles = m.target_config.build.profiles
     assert set(profiles) == {s.name for s in m.inputs}
-    assert profiles["input_ids"]["max"] == [32, m.preprocessing["max_length"]]
+    assert profiles["input_ids"].max == [32, m.preprocessing["max_length"]]
     v = m.validation
-    assert v["passed"] is True and v["backend"] == STAND_IN
-    assert v["eval"]["n"] == 10 and v["eval"]["top1_agreement"] >= 0.9
+    assert v.passed is True and v.backend == STAND_IN
+    assert v.eval.n == 10 and v.eval.top1_agreement >= 0.9
 
 
 def test_fp16_is_mixed_precision_with_fp32_io(converted, cnn_factory):
@@ -124,9 +126,9 @@ def test_fp16_is_mixed_precision_with_fp32_io(converted, cnn_factory):
     model = onnx.load(str(result.path / "model.onnx"))
     assert any(i.data_type == TensorProto.FLOAT16 for i in model.graph.initializer)
     assert all(t.type.tensor_type.elem_type == TensorProto.FLOAT for t in [*model.graph.input, *model.graph.output])
-    assert result.manifest.compression["quantization"]["scheme"] == "fp16 (ModelOpt AutoCast)"
+    assert result.manifest.compression.quantization.scheme == "fp16 (ModelOpt AutoCast)"
     v = result.manifest.validation
-    assert v["passed"] is True and v["samples"]["max_rel_error"] < 2e-2
+    assert v.passed is True and v.samples.max_rel_error < 2e-2
 
 
 def test_the_onnxruntime_backend_runs_the_package_but_the_tensorrt_one_refuses_cleanly(cnn_int8):
@@ -149,7 +151,7 @@ def test_the_onnxruntime_backend_runs_the_package_but_the_tensorrt_one_refuses_c
 def test_validation_fails_when_the_profile_does_not_cover_the_samples(tmp_path, cnn_factory):
     result = bmsdk.convert(cnn_factory, target="tensorrt", precision="fp32", shapes=["batch=1:2:4"], output=tmp_path / "small.bmsdk")
     v = result.manifest.validation
-    assert v["passed"] is False and "outside the optimization profile" in v["reason"]
+    assert v.passed is False and "outside the optimization profile" in v.reason
 
 
 def test_cli_convert_prints_what_it_produced_and_records_options(tmp_path, cnn_factory, calib_npz, capsys):
@@ -191,7 +193,7 @@ def test_bad_options_are_refused(tmp_path, cnn_factory, options, message):
 def test_entropy_calibration(tmp_path, cnn_factory, calib_npz):
     result = bmsdk.convert(cnn_factory, target="tensorrt", precision="int8", calibration=calib_npz,
                            calibration_method="entropy", output=tmp_path / "entropy.bmsdk")
-    assert result.manifest.compression["quantization"]["calibration"]["method"] == "entropy"
+    assert result.manifest.compression.quantization.calibration.method == "entropy"
     assert result.passed is True and len(qdq_nodes(result.path / "model.onnx")) >= 8
 
 
@@ -253,12 +255,12 @@ def test_op_table_is_the_parser_matrix():
 def test_profiles_from_dims_and_overrides():
     text = [TensorSpec("input_ids", "int64", ["batch", "sequence"]), TensorSpec("attention_mask", "int64", ["batch", "sequence"])]
     p = make_profiles(text, 128)
-    assert p["input_ids"] == {"min": [1, 1], "opt": [8, 64], "max": [32, 128]} == p["attention_mask"]
+    assert p["input_ids"] == Profile(min=[1, 1], opt=[8, 64], max=[32, 128]) == p["attention_mask"]
     p = make_profiles(text, 128, parse_shapes(["sequence=8:32:64", "batch=1:1:4"]))
-    assert p["input_ids"] == {"min": [1, 8], "opt": [1, 32], "max": [4, 64]}
+    assert p["input_ids"] == Profile(min=[1, 8], opt=[1, 32], max=[4, 64])
     image = [TensorSpec("input", "float32", ["batch", 3, 224, 224])]
     p = make_profiles(image, None, parse_shapes(["input=1x3x224x224:4x3x224x224:16x3x224x224"]))
-    assert p["input"]["max"] == [16, 3, 224, 224]
+    assert p["input"].max == [16, 3, 224, 224]
     with pytest.raises(UnsupportedError, match="fixed at 3"):
         make_profiles(image, None, parse_shapes(["input=1x1x224x224:4x3x224x224:16x3x224x224"]))
     with pytest.raises(UnsupportedError, match="NAME=MIN:OPT:MAX"):
@@ -270,10 +272,10 @@ def test_profiles_from_dims_and_overrides():
 
 
 def test_engine_key_and_cache(tmp_path, monkeypatch):
-    build = {"precision": "int8", "profiles": {"x": {"min": [1], "opt": [8], "max": [32]}}, "workspace_bytes": None}
+    build = BuildConfig(precision="int8", strongly_typed=True, profiles={"x": Profile(min=[1], opt=[8], max=[32])})
     h = config_hash("abc", build)
-    assert h == config_hash("abc", dict(build)) and h != config_hash("abd", build)
-    assert h != config_hash("abc", {**build, "profiles": {"x": {"min": [1], "opt": [8], "max": [64]}}})
+    assert h == config_hash("abc", dataclasses.replace(build)) and h != config_hash("abd", build)
+    assert h != config_hash("abc", dataclasses.replace(build, profiles={"x": Profile(min=[1], opt=[8], max=[64])}))
     key = engine_key({"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}, "10.12.0", h)
     assert key == f"nvidia-h100-80gb-hbm3-sm90-trt10.12.0-{h}"
     monkeypatch.setenv("BMSDK_ENGINE_CACHE", str(tmp_path / "engines"))
@@ -288,10 +290,10 @@ def test_ccexam_cnn_keeps_its_accuracy(tmp_path, mnist, precision):
     result = bmsdk.convert("bmsdk.benchmarks.zoo:mnist_cnn", target="tensorrt", precision=precision, calibration=calib,
                            eval_data=test, output=tmp_path / f"mnist-{precision}.bmsdk")
     v = result.manifest.validation
-    assert v["passed"] is True and v["backend"] == STAND_IN
-    ev = v["eval"]
-    assert ev["n"] == 2000 and ev["source"]["accuracy"] > 0.98
-    assert abs(ev["delta"]["accuracy"]) <= 0.005 and ev["top1_agreement"] >= 0.995
+    assert v.passed is True and v.backend == STAND_IN
+    ev = v.eval
+    assert ev.n == 2000 and ev.source.accuracy > 0.98
+    assert abs(ev.delta.accuracy) <= 0.005 and ev.top1_agreement >= 0.995
 
 
 @pytest.mark.slow
@@ -302,8 +304,8 @@ def test_minilm_sentiment_int8(tmp_path):
     result = bmsdk.convert(str(checkpoint), target="tensorrt", precision="int8", calibration=calib, eval_data=test,
                            output=tmp_path / "minilm-int8.bmsdk")
     v = result.manifest.validation
-    assert v["passed"] is True and v["backend"] == STAND_IN
-    assert v["eval"]["delta"]["accuracy"] >= -0.02 and v["eval"]["top1_agreement"] >= 0.93
+    assert v.passed is True and v.backend == STAND_IN
+    assert v.eval.delta.accuracy >= -0.02 and v.eval.top1_agreement >= 0.93
 
 
 # --- on a GPU with TensorRT -----------------------------------------------------------------
@@ -318,9 +320,9 @@ def test_gpu_engine_builds_runs_and_matches_the_source(tmp_path, monkeypatch, cn
     source, calib = (cnn_factory, calib_npz) if model == "cnn" else (bert_classifier_dir, text_jsonl)
     result = bmsdk.convert(str(source), target="tensorrt", precision=precision, calibration=calib, output=tmp_path / "a.bmsdk")
     m = result.manifest
-    engine = m.target_config["engine"]
-    assert engine and (result.path / engine["file"]).is_file() and (result.path / m.target_config["timing_cache"]).is_file()
-    assert m.validation["backend"] == "tensorrt" and m.validation["passed"] is True and not m.validation.get("stand_in")
+    engine = m.target_config.engine
+    assert engine and (result.path / engine.file).is_file() and (result.path / m.target_config.timing_cache).is_file()
+    assert m.validation.backend == "tensorrt" and m.validation.passed is True and not m.validation.stand_in
     inputs, outputs, _ = load_samples(result.path)
     with bmsdk.load(result.path) as loaded:
         assert loaded.runner.engine_origin == "packaged"
@@ -333,7 +335,7 @@ def test_gpu_engine_builds_runs_and_matches_the_source(tmp_path, monkeypatch, cn
         with pytest.raises(InputError, match="optimization profile"):
             loaded.run(too_big)
     # a package without its engine builds one on first load and caches it
-    (result.path / engine["file"]).unlink()
+    (result.path / engine.file).unlink()
     with bmsdk.load(result.path, verify=False, engine_cache=tmp_path / "cache") as rebuilt:
         assert rebuilt.runner.engine_origin == "built"
     with bmsdk.load(result.path, verify=False, engine_cache=tmp_path / "cache") as cached:
@@ -344,7 +346,7 @@ def test_gpu_engine_builds_runs_and_matches_the_source(tmp_path, monkeypatch, cn
 @pytest.mark.skipif(NO_GPU is not None or not os.environ.get("TRTEXEC", ""), reason="needs trtexec (set TRTEXEC) and a GPU")
 def test_gpu_engine_loads_in_trtexec(tmp_path, cnn_factory):
     result = bmsdk.convert(cnn_factory, target="tensorrt", precision="fp16", output=tmp_path / "a.bmsdk")
-    engine = result.path / result.manifest.target_config["engine"]["file"]
+    engine = result.path / result.manifest.target_config.engine.file
     run = subprocess.run([os.environ["TRTEXEC"], f"--loadEngine={engine}", "--shapes=input:1x1x28x28"], capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-2000:]

@@ -17,6 +17,7 @@ from bmsdk.cli import main as cli
 from bmsdk.errors import BackendUnavailableError, DataError, InputError, UnsupportedError
 from bmsdk.runtimes.litert_backend import LiteRTBackend
 from bmsdk.runtimes.litert_io import pick_bucket, row_lengths
+from bmsdk.sections import Compression, SignatureTensor
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
 
@@ -39,13 +40,13 @@ def cnn_tflite(converted, cnn_factory, calib_npz):
 def test_every_precision_validates_on_litert(model, precision, bert_tflite, cnn_tflite):
     result = (bert_tflite if model == "bert" else cnn_tflite)[precision]
     m, v = result.manifest, result.manifest.validation
-    assert v["validated"] is True and v["backend"] == "litert" and v["passed"] is True, v
+    assert v.validated is True and v.backend == "litert" and v.passed is True, v
     assert m.target == "tflite" and m.model_file == "model.tflite" and (result.path / "model.tflite").stat().st_size > 1000
     assert m.toolchain["litert-torch"] and m.toolchain["ai-edge-litert"]
     if precision == "fp32":
-        assert v["samples"]["max_rel_error"] < 1e-4 and m.compression == {}
+        assert v.samples.max_rel_error < 1e-4 and m.compression == Compression()
     else:
-        assert m.compression["quantization"]["scheme"] in ("fp16-weights", "dynamic_wi8_afp32", "static_wi8_ai8")
+        assert m.compression.quantization.scheme in ("fp16-weights", "dynamic_wi8_afp32", "static_wi8_ai8")
 
 
 def _buffers(path) -> list[bytes]:
@@ -70,12 +71,12 @@ def test_quantized_weights_are_smaller(bert_tflite):
 def test_text_model_gets_one_signature_per_bucket_with_weights_stored_once(bert_tflite, bert_classifier_dir):
     m = bert_tflite["fp32"].manifest
     config = m.target_config
-    assert config["sequence_buckets"] == [16, 32, 64]  # 128 exceeds the model's 64 positions: capped, 64 added
-    assert sorted(config["signatures"]) == ["seq_16", "seq_32", "seq_64"]
-    assert config["batch_size"] == 1 and config["int64_to_int32"] == ["input_ids", "attention_mask", "token_type_ids"]
-    sig = config["signatures"]["seq_32"]
-    assert sig["inputs"]["input_ids"] == {"tensor": "input_ids", "dtype": "int32", "shape": [1, 32], "quantization": None}
-    assert sig["outputs"]["logits"]["tensor"] == "output_0" and sig["outputs"]["logits"]["shape"] == [1, 2]
+    assert config.sequence_buckets == [16, 32, 64]  # 128 exceeds the model's 64 positions: capped, 64 added
+    assert sorted(config.signatures) == ["seq_16", "seq_32", "seq_64"]
+    assert config.batch_size == 1 and config.int64_to_int32 == ["input_ids", "attention_mask", "token_type_ids"]
+    sig = config.signatures["seq_32"]
+    assert sig.inputs["input_ids"] == SignatureTensor(tensor="input_ids", dtype="int32", shape=[1, 32])
+    assert sig.outputs["logits"].tensor == "output_0" and sig.outputs["logits"].shape == [1, 2]
     buffers = _buffers(bert_tflite["fp32"].path / "model.tflite")
     large = [b for b in buffers if len(b) >= 2048]
     assert len(set(large)) == len(large)  # no weight stored twice
@@ -85,11 +86,12 @@ def test_text_model_gets_one_signature_per_bucket_with_weights_stored_once(bert_
 
 def test_static_int8_records_and_applies_io_quantization(cnn_tflite, cnn_module):
     result = cnn_tflite["int8"]
-    sig = result.manifest.target_config["signatures"]["serving_default"]
-    q_in, q_out = sig["inputs"]["input"], sig["outputs"]["logits"]
-    assert q_in["dtype"] == "int8" and q_in["quantization"]["scale"] > 0
-    assert q_out["dtype"] == "int8" and q_out["quantization"]["scale"] > 0
-    assert result.manifest.compression["quantization"]["calibration"]["examples_per_signature"] == {"serving_default": 24}  # 8 of the 32 rows held out
+    sig = result.manifest.target_config.signatures["serving_default"]
+    q_in, q_out = sig.inputs["input"], sig.outputs["logits"]
+    assert q_in.dtype == "int8" and q_in.quantization.scale > 0
+    assert q_out.dtype == "int8" and q_out.quantization.scale > 0
+    calibration = result.manifest.compression.quantization.calibration
+    assert calibration.examples_per_signature == {"serving_default": 24}  # 8 of the 32 rows held out
     with bmsdk.load(result.path) as model:
         images = digit_images(6, seed=5)
         feeds = model.preprocess(list(images))
@@ -99,21 +101,21 @@ def test_static_int8_records_and_applies_io_quantization(cnn_tflite, cnn_module)
 
     with torch.no_grad():
         reference = cnn_module(torch.from_numpy(feeds["input"])).numpy()
-    step = q_out["quantization"]["scale"]
+    step = q_out.quantization.scale
     assert np.abs(logits - reference).max() < 0.2 * np.abs(reference).max() + 4 * step
     assert np.allclose(logits / step, np.round(logits / step), atol=1e-3)  # values on the int8 grid
 
 
 def test_text_static_int8_quantizes_matmuls_and_keeps_int32_token_inputs(bert_tflite):
     m = bert_tflite["int8"].manifest
-    assert m.compression["quantization"]["ops"] == ["FULLY_CONNECTED", "BATCH_MATMUL", "EMBEDDING_LOOKUP (weights only)"]
+    assert m.compression.quantization.ops == ["FULLY_CONNECTED", "BATCH_MATMUL", "EMBEDDING_LOOKUP (weights only)"]
     # every 4th of the 10 calibration texts is held out to check the quantized model
-    assert m.compression["quantization"]["calibration"]["examples_per_signature"] == {"seq_16": 7, "seq_32": 7, "seq_64": 7}
-    search = m.compression["quantization"]["tolerance_search"]
-    assert search["all_int8"]["rows"] == 9 and search["criterion"].startswith("95% of 9 held-out")  # 3 texts x 3 buckets
-    sig = m.target_config["signatures"]["seq_16"]
-    assert {t["dtype"] for t in sig["inputs"].values()} == {"int32"}
-    assert m.validation["samples"]["top1_agreement"] == 1.0
+    assert m.compression.quantization.calibration.examples_per_signature == {"seq_16": 7, "seq_32": 7, "seq_64": 7}
+    search = m.compression.quantization.tolerance_search
+    assert search.all_int8.rows == 9 and search.criterion.startswith("95% of 9 held-out")  # 3 texts x 3 buckets
+    sig = m.target_config.signatures["seq_16"]
+    assert {t.dtype for t in sig.inputs.values()} == {"int32"}
+    assert m.validation.samples.top1_agreement == 1.0
 
 
 def _float_model_and_calibration(result):
@@ -132,24 +134,24 @@ def test_static_int8_keeps_float_the_op_groups_that_break_the_tolerance(bert_tfl
     shared = {name: paths for name, paths in groups.items() if len(paths) > 1}
     assert len(shared) == 1 and len(next(iter(shared.values()))) == 3 and not any(name.startswith("seq_") for name in groups)
     # a cosine no int8 model reaches: the search must leave groups float until the held-out rows meet it
-    model, details = quantize_static(float_model, config["sequence_buckets"], calibration, config["pad_values"], [],
+    model, details = quantize_static(float_model, config.sequence_buckets, calibration, config.pad_values, [],
                                      min_cosine=0.9999999)
-    search = details["quantization"]["tolerance_search"]
-    assert search["all_int8"]["share_within"] < SHARE
-    assert search["float_groups"] and set(search["float_groups"]) <= set(groups)
-    assert search["met"] and search["result"]["share_within"] >= SHARE and search["groups"] == len(groups)
-    assert search["int8_groups"] + len(search["float_groups"]) == len(groups)
+    search = details.quantization.tolerance_search
+    assert search.all_int8.share_within < SHARE
+    assert search.float_groups and set(search.float_groups) <= set(groups)
+    assert search.met and search.result.share_within >= SHARE and search.groups == len(groups)
+    assert search.int8_groups + len(search.float_groups) == len(groups)
     # every held-out text is checked in every bucket it fits (3 texts x 3 buckets)
-    assert search["result"]["rows"] == 9
+    assert search.result.rows == 9
 
 
 def test_static_int8_with_few_calibration_rows_checks_on_them(bert_tflite):
     from bmsdk.converters.targets.tflite.quantize import quantize_static
 
     float_model, config, calibration = _float_model_and_calibration(bert_tflite["fp32"])
-    _, details = quantize_static(float_model, config["sequence_buckets"], [calibration[0]], config["pad_values"], [])
-    search = details["quantization"]["tolerance_search"]
-    assert search["all_int8"]["rows"] == 15 and "too few to hold any out" in search["criterion"]  # 5 texts x 3 buckets
+    _, details = quantize_static(float_model, config.sequence_buckets, [calibration[0]], config.pad_values, [])
+    search = details.quantization.tolerance_search
+    assert search.all_int8.rows == 15 and "too few to hold any out" in search.criterion  # 5 texts x 3 buckets
 
 
 def test_run_takes_and_gives_the_manifest_dtypes_at_any_batch_and_length(bert_tflite, bert_onnx):
@@ -167,8 +169,8 @@ def test_run_takes_and_gives_the_manifest_dtypes_at_any_batch_and_length(bert_tf
 
 def test_sequence_outputs_are_trimmed_back_to_the_requested_length(converted, bert_encoder_dir):
     result = converted("tflite-bert-enc-fp32", bert_encoder_dir, target="tflite", seq_buckets="8,16")
-    assert result.manifest.validation["passed"] is True
-    assert result.manifest.target_config["sequence_buckets"] == [8, 16, 64]
+    assert result.manifest.validation.passed is True
+    assert result.manifest.target_config.sequence_buckets == [8, 16, 64]
     with bmsdk.load(result.path) as model:
         feeds = model.preprocess(["the movie was great", "bad"])  # 6 tokens, padded to bucket 8
         hidden = model.run(feeds)["last_hidden_state"]
@@ -206,9 +208,9 @@ def test_predict_gives_the_same_labels_as_onnx_and_torch(precision, bert_tflite,
 
 def test_int8_predictions_mostly_agree_and_eval_is_recorded(bert_tflite):
     for precision in ("int8-dynamic", "int8"):
-        ev = bert_tflite[precision].manifest.validation["eval"]
-        assert ev["n"] == len(TEXTS) and 0 <= ev["artifact"]["accuracy"] <= 1
-        assert ev["top1_agreement"] >= 0.8 and abs(ev["delta"]["accuracy"]) <= 0.2
+        ev = bert_tflite[precision].manifest.validation.eval
+        assert ev.n == len(TEXTS) and 0 <= ev.artifact.accuracy <= 1
+        assert ev.top1_agreement >= 0.8 and abs(ev.delta.accuracy) <= 0.2
 
 
 def test_threads_setting(bert_tflite):

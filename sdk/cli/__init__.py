@@ -18,7 +18,7 @@ from bmsdk.cli.doctor import diagnose
 from bmsdk.converters import all_targets, target_names
 from bmsdk.converters.pipeline import convert
 from bmsdk.converters.sources.loader import parse_input_shapes
-from bmsdk.converters.validate import validate_artifact
+from bmsdk.converters.validate import delta, validate_artifact
 from bmsdk.data import IMAGE_SUFFIXES, load_dataset, read_npy
 from bmsdk.errors import BmsdkError, DataError, InputError, SourceError, UnsupportedError
 from bmsdk.logs import configure_logging, third_party_output
@@ -28,6 +28,7 @@ from bmsdk.runtimes.model import load
 from bmsdk.signing import fingerprint, generate_keypair, load_public_key
 from bmsdk.tasks import task_names
 from bmsdk.tasks.vectors import export_vectors
+from bmsdk.sections import Compression, Quantization, Validation
 
 EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
 
@@ -58,15 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _float_summary(quantization: dict) -> str:
+def _float_summary(quantization: Quantization) -> str:
     """What a quantized artifact left in float, in the terms its converter records."""
-    if "float_nodes" in quantization:
-        return f"{len(quantization['float_nodes'])} compute nodes left in float"
-    text = f"{quantization.get('float_ops', 0)} ops left in float as asked"
-    search = quantization.get("tolerance_search")
-    if search and "groups" in search:
-        text += (f", {len(search['float_groups'])} of {search['groups']} op groups left float by the int8 tolerance check"
-                 f" ({'met' if search['met'] else 'NOT met'})")
+    if quantization.float_nodes is not None:
+        return f"{len(quantization.float_nodes)} compute nodes left in float"
+    text = f"{quantization.float_ops or 0} ops left in float as asked"
+    search = quantization.tolerance_search
+    if search and search.groups is not None:
+        text += (f", {len(search.float_groups)} of {search.groups} op groups left float by the int8 tolerance check"
+                 f" ({'met' if search.met else 'NOT met'})")
     return text
 
 
@@ -259,48 +260,52 @@ def cmd_convert(args) -> int:
     print(result.path)
     for line in compression_summary(result.manifest.compression):
         print(line)
-    if result.manifest.target_config.get("note"):
-        print(result.manifest.target_config["note"])
+    note = getattr(result.manifest.target_config, "note", None)  # TensorRT: whether the engine was built
+    if note:
+        print(note)
     print(validation_summary(result.manifest.validation))
     return 0 if result.passed is not False else 1
 
 
-def compression_summary(c: dict) -> list[str]:
+def compression_summary(c: Compression) -> list[str]:
     """One line each for pruning, the accuracy budget and the latency objective, as recorded in the manifest."""
     lines = []
-    p = c.get("pruning")
+    p = c.pruning
     if p:
-        line = (f"pruned {p['ratio']:.0%} ({p['method']}): parameters {p['params']['before']:,} -> {p['params']['after']:,}, "
-                f"MACs {p['macs']['before']:,} -> {p['macs']['after']:,}")
-        if "source" in p.get("metric", {}):
-            line += "; accuracy " + ", ".join(f"{k} {v['accuracy']:.4f}" for k, v in p["metric"].items())
+        line = (f"pruned {p.ratio:.0%} ({p.method}): parameters {p.params.before:,} -> {p.params.after:,}, "
+                f"MACs {p.macs.before:,} -> {p.macs.after:,}")
+        if p.metric and p.metric.source:
+            line += "; accuracy " + ", ".join(f"{stage} {s.accuracy:.4f}" for stage, s in p.metric.stages())
         lines.append(line)
-    b = c.get("budget")
+    b = c.budget
     if b:
-        lines.append(f"accuracy budget {b['max_drop_pt']} pt {'met' if b['met'] else 'NOT met'}: drop {b['drop_pt']:.2f} pt, "
-                     f"{len(b.get('float_layers', []))} layer(s) kept in float" + ("" if b["met"] else f" ({b['reason']})"))
-    o = c.get("objective")
+        drop = "not measured" if b.drop_pt is None else f"{b.drop_pt:.2f} pt"
+        lines.append(f"accuracy budget {b.max_drop_pt} pt {'met' if b.met else 'NOT met'}: drop {drop}, "
+                     f"{len(b.float_layers)} layer(s) kept in float" + ("" if b.met else f" ({b.reason})"))
+    o = c.objective
     if o:
-        lines.append(f"objective latency: shipped {o['shipped']}: {o['reason']}")
+        lines.append(f"objective latency: shipped {o.shipped}: {o.reason}")
     return lines
 
 
-def validation_summary(v: dict) -> str:
-    if not v.get("validated"):
-        return f"not validated: {v.get('reason', 'unknown reason')}"
-    s = v["samples"]
-    line = (f"validation {'passed' if v['passed'] else 'FAILED'} on {v['backend']}: {s['n']} samples, "
-            f"max rel error {s['max_rel_error']:.2e}, min cosine {s['min_cosine']:.6f}")
-    if not v["passed"]:
-        line += f" ({s.get('reason') or v.get('reason', '')})"
-    ev = v.get("eval")
-    if ev and "artifact" in ev:
-        line += f"\neval on {ev['n']} examples: accuracy {ev['artifact']['accuracy']:.4f}, macro-F1 {ev['artifact']['macro_f1']:.4f}"
-        if "source" in ev:
-            line += (f" (source {ev['source']['accuracy']:.4f} / {ev['source']['macro_f1']:.4f}, "
-                     f"accuracy change {ev['delta']['accuracy'] * 100:+.2f} pt, top-1 agreement {ev['top1_agreement']:.4f})")
-    elif ev and "mean_cosine" in ev:
-        line += f"\neval on {ev['n']} examples: mean cosine to source {ev['mean_cosine']:.6f}"
+def validation_summary(v: Validation) -> str:
+    if not v.validated or v.samples is None:
+        return f"not validated: {v.reason or 'unknown reason'}"
+    s = v.samples
+    line = f"validation {'passed' if v.passed else 'FAILED'} on {v.backend}: {s.n} samples"
+    if s.max_rel_error is not None:
+        line += f", max rel error {s.max_rel_error:.2e}, min cosine {s.min_cosine:.6f}"
+    if not v.passed:
+        line += f" ({s.reason or v.reason or ''})"
+    ev = v.eval
+    if ev and ev.artifact:
+        line += f"\neval on {ev.n} examples: accuracy {ev.artifact.accuracy:.4f}, macro-F1 {ev.artifact.macro_f1:.4f}"
+        if ev.source and ev.delta:
+            agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
+            line += (f" (source {ev.source.accuracy:.4f} / {ev.source.macro_f1:.4f}, "
+                     f"accuracy change {ev.delta.accuracy * 100:+.2f} pt, top-1 agreement {agreement})")
+    elif ev and ev.mean_cosine is not None:
+        line += f"\neval on {ev.n} examples: mean cosine to source {ev.mean_cosine:.6f}"
     return line
 
 
@@ -364,9 +369,9 @@ def cmd_inspect(args) -> int:
     print(f"  pre-processing {m.preprocessing.get('kind', 'none')}: {json.dumps(pre)}")
     if m.labels:
         print(f"  labels: {', '.join(m.labels)}")
-    q = m.compression.get("quantization")
+    q = m.compression.quantization
     if q:
-        print(f"  quantization: {q.get('scheme')}, {_float_summary(q)}")
+        print(f"  quantization: {q.scheme}, {_float_summary(q)}")
     print(f"  source: {m.source.get('format')} {m.source.get('path')}")
     print("  " + validation_summary(m.validation).replace("\n", "\n  "))
     return 0
@@ -380,16 +385,14 @@ def cmd_validate(args) -> int:
         raise DataError(f"{args.eval} holds {eval_set.kind} inputs but the model takes {kind}", f"pass {kind} data for this model")
     inputs, outputs, _ = load_samples(folder)
     result = validate_artifact(folder, manifest, inputs, outputs, eval_set, None, Progress())
-    recorded = manifest.validation.get("eval") or {}
-    if result.get("eval") and "source" in recorded and recorded.get("data") == result["eval"]["data"]:
-        ev = result["eval"]
-        ev["source"] = recorded["source"]
-        ev["delta"] = {k: ev["artifact"][k] - ev["source"][k] for k in ("accuracy", "macro_f1")}
-        ev["top1_agreement"] = recorded.get("top1_agreement")
-    print(validation_summary(result).replace("top-1 agreement None", "top-1 agreement as recorded: n/a"))
-    if not result.get("validated"):
+    recorded, ev = manifest.validation.eval, result.eval
+    if ev and ev.artifact and recorded and recorded.source and recorded.data == ev.data:
+        ev.source, ev.delta = recorded.source, delta(ev.artifact, recorded.source)
+        ev.top1_agreement = recorded.top1_agreement
+    print(validation_summary(result).replace("top-1 agreement n/a", "top-1 agreement as recorded: n/a"))
+    if not result.validated:
         return 1
-    return 0 if result["passed"] else 1
+    return 0 if result.passed else 1
 
 
 def _list(text: str | None) -> list[str] | None:

@@ -15,6 +15,7 @@ from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.coreml import shims as coreml_shims
 from bmsdk.errors import ConversionError, UnsupportedError
+from bmsdk.sections import Compression, CoreMLConfig, Quantization, WeightCompression
 
 # precision -> weight compression (None: none); the compute precision is fp16 unless precision is fp32
 COMPRESSION = {
@@ -56,15 +57,15 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     except Exception as e:
         raise ConversionError(f"coremltools conversion ({frontend}) failed: {_first_line(e)}",
                               "run with --debug for the converter's report; try --coreml-frontend export or trace") from e
-    details = {"compute_precision": "float32" if precision == "fp32" else "float16"}
+    quantization = Quantization(scheme=precision, compute_precision="float32" if precision == "fp32" else "float16")
     if compression:
-        mlmodel, details["weights"] = _compress(mlmodel, compression, options)
+        mlmodel, quantization.weights = _compress(mlmodel, compression, options)
     path = folder / MODEL_FILE
     shutil.rmtree(path, ignore_errors=True)
     mlmodel.save(str(path))
-    target_config = {"minimum_deployment_target": deployment, "frontend": frontend, "model_type": "mlprogram",
-                     "flexible_shapes": _flexible_dims(source), "io_dtypes": _io_dtypes(source)}
-    return BuildResult(model_file=MODEL_FILE, compression={"quantization": {"scheme": precision, **details}},
+    target_config = CoreMLConfig(minimum_deployment_target=deployment, frontend=frontend, model_type="mlprogram",
+                                 flexible_shapes=_flexible_dims(source), io_dtypes=_io_dtypes(source))
+    return BuildResult(model_file=MODEL_FILE, compression=Compression(quantization=quantization),
                        target_config=target_config, toolchain={"coremltools": ct.__version__})
 
 
@@ -160,22 +161,19 @@ def _compress(mlmodel, spec: dict, options: dict):
         config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype=spec["dtype"], granularity=granularity,
                                              block_size=block if granularity == "per_block" else None, weight_threshold=threshold)
         model = cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=config))
-        details = {"method": "linear_symmetric", "dtype": spec["dtype"], "granularity": granularity}
-        if granularity == "per_block":
-            details["block_size"] = block
+        details = dict(method="linear_symmetric", dtype=spec["dtype"], granularity=granularity,
+                       block_size=block if granularity == "per_block" else None)
     elif kind == "palettize":
         config = cto.OpPalettizerConfig(mode="kmeans", nbits=spec["nbits"], granularity="per_tensor", weight_threshold=threshold)
         model = cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=config))
-        details = {"method": "kmeans palettization", "nbits": spec["nbits"], "granularity": "per_tensor"}
+        details = dict(method="kmeans palettization", nbits=spec["nbits"], granularity="per_tensor")
     elif kind == "prune":
         config = cto.OpMagnitudePrunerConfig(target_sparsity=spec["target_sparsity"], weight_threshold=threshold)
         model = cto.prune_weights(mlmodel, cto.OptimizationConfig(global_config=config))
-        details = {"method": "magnitude pruning (sparse storage)", "target_sparsity": spec["target_sparsity"]}
+        details = dict(method="magnitude pruning (sparse storage)", target_sparsity=spec["target_sparsity"])
     else:  # pragma: no cover - COMPRESSION only holds the kinds above
         raise UnsupportedError(f"unknown compression '{kind}'", "use a precision the coreml target lists")
-    details["weight_threshold"] = threshold
-    details["compressed_weights"] = _count_constexpr(model)
-    return model, details
+    return model, WeightCompression(**details, weight_threshold=threshold, compressed_weights=_count_constexpr(model))
 
 
 def _count_constexpr(mlmodel) -> int:

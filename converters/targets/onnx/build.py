@@ -12,6 +12,7 @@ from bmsdk.converters.layers import onnx_nodes
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
+from bmsdk.sections import Calibration, Compression, OnnxConfig, Quantization
 
 MODEL_FILE = "model.onnx"
 DEFAULT_OPSET = 18
@@ -72,27 +73,28 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     with tempfile.TemporaryDirectory(prefix="bmsdk-onnx-") as tmp:
         float_path = Path(tmp) / "float.onnx"
         export_onnx(source, float_path, int(options.get("opset") or DEFAULT_OPSET))
-        compression: dict = {}
+        quantization = None
         if precision == "fp32":
             shutil.copyfile(float_path, model_path)
         elif precision == "fp16":
-            compression = to_fp16(float_path, model_path)
+            quantization = to_fp16(float_path, model_path)
         else:
-            compression = to_int8(source, float_path, model_path, calibration, options.get("quant_scheme"), Path(tmp),
+            quantization = to_int8(source, float_path, model_path, calibration, options.get("quant_scheme"), Path(tmp),
                                   options.get("float_layers"))
     opset = next(o.version for o in onnx.load(str(model_path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx"))
-    return BuildResult(model_file=MODEL_FILE, compression=compression, target_config={"opset": opset},
+    return BuildResult(model_file=MODEL_FILE, compression=Compression(quantization=quantization),
+                       target_config=OnnxConfig(opset=opset),
                        toolchain={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxslim": onnxslim.__version__})
 
 
-def to_fp16(src: Path, dst: Path) -> dict:
+def to_fp16(src: Path, dst: Path) -> Quantization:
     """Weights and activations in fp16; inputs and outputs stay fp32 so callers see no difference."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
     onnx.save(model, str(dst))
-    return {"quantization": {"scheme": "fp16", "io_types": "float32"}}
+    return Quantization(scheme="fp16", io_types="float32")
 
 
 def int8_scheme(source: Source, scheme: str | None) -> str:
@@ -110,7 +112,7 @@ def check_request(source: Source, precision: str, has_calibration: bool, options
 
 
 def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None, scheme: str | None, tmp: Path,
-            float_layers: list[str] | None = None) -> dict:
+            float_layers: list[str] | None = None) -> Quantization:
     """Dynamic int8 for transformers (no calibration); static QDQ per-channel for CNNs, calibrated.
 
     `float_layers`: source layers (torch module names) whose compute nodes stay float."""
@@ -121,7 +123,8 @@ def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None
     if scheme == "dynamic":
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
                          nodes_to_exclude=_excluded_nodes(source, src, float_layers))
-        details = {"scheme": "dynamic", "weights": "int8 per-channel", "activations": "uint8 per-tensor, computed at run time"}
+        details = Quantization(scheme="dynamic", weights="int8 per-channel",
+                               activations="uint8 per-tensor, computed at run time")
     else:
         if not calibration:
             raise DataError("static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)")
@@ -130,13 +133,12 @@ def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None
         quantize_static(str(pre), str(dst), _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
                         nodes_to_exclude=_excluded_nodes(source, pre, float_layers),
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
-        details = {"scheme": "static-qdq", "weights": "int8 per-channel", "activations": "uint8 per-tensor",
-                   "calibration": {"method": "minmax", "batches": len(calibration),
-                                   "examples": int(sum(next(iter(b.values())).shape[0] for b in calibration))}}
-    details["float_nodes"] = float_compute_nodes(dst)
-    if float_layers:
-        details["float_layers"] = list(float_layers)
-    return {"quantization": details}
+        examples = int(sum(next(iter(b.values())).shape[0] for b in calibration))
+        details = Quantization(scheme="static-qdq", weights="int8 per-channel", activations="uint8 per-tensor",
+                               calibration=Calibration(method="minmax", batches=len(calibration), examples=examples))
+    details.float_nodes = float_compute_nodes(dst)
+    details.float_layers = list(float_layers) if float_layers else None
+    return details
 
 
 def _excluded_nodes(source: Source, path: Path, float_layers: list[str] | None) -> list[str]:

@@ -26,6 +26,7 @@ from bmsdk.manifest import sha256_file
 from bmsdk.runtimes.cuda_memory import open_cuda
 from bmsdk.runtimes.tensorrt_engine import build_engine, config_hash, engine_key, import_tensorrt, write_atomic
 from bmsdk.versions import package_version as version
+from bmsdk.sections import BuildConfig, Compression, Engine, Gpu, OpCheck, SparsityCheck, TensorRTConfig
 
 MODEL_FILE = "model.onnx"
 SPARSITY = ("2:4",)
@@ -41,28 +42,25 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     with tempfile.TemporaryDirectory(prefix="bmsdk-trt-") as tmp:
         float_path = Path(tmp) / "float.onnx"
         export_onnx(source, float_path, int(options.get("opset") or DEFAULT_OPSET))
-        sparsity = _sparsity_report(float_path) if build_config["sparsity"] else None
+        sparsity = _sparsity_report(float_path) if build_config.sparsity else None
         compression = _set_precision(source, float_path, model_path, precision, calibration, options)
-    op_check = check_model(model_path)
-    if not op_check["passed"]:
-        raise ConversionError(f"TensorRT's ONNX parser cannot take this model: {'; '.join(op_check['problems'])}",
+    op_check = OpCheck(**check_model(model_path))
+    if not op_check.passed:
+        raise ConversionError(f"TensorRT's ONNX parser cannot take this model: {'; '.join(op_check.problems)}",
                               "replace those ops in the source model, or exclude them from quantization with --exclude-ops")
     cfg_hash = _config_hash(model_path, build_config)
     engine, timing, why_not = _try_build_engine(folder, model_path, build_config, cfg_hash)
-    target_config = {"package": "TensorRT-ready ONNX + build config", "opset": op_check["opset"], "build": build_config,
-                     "config_hash": cfg_hash, "op_check": op_check, "engine": engine, "timing_cache": timing,
-                     "note": _note(engine, why_not)}
-    if sparsity:
-        target_config["sparsity_check"] = sparsity
-    if precision in UNVERIFIED:
-        target_config["unverified"] = UNVERIFIED[precision]
+    target_config = TensorRTConfig(package="TensorRT-ready ONNX + build config", opset=op_check.opset,
+                                   build=build_config, config_hash=cfg_hash, op_check=op_check, engine=engine,
+                                   timing_cache=timing, note=_note(engine, why_not), sparsity_check=sparsity,
+                                   unverified=UNVERIFIED.get(precision))
     toolchain = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "nvidia-modelopt": version("nvidia-modelopt")}
     if engine:
-        toolchain["tensorrt"] = engine["tensorrt"]
+        toolchain["tensorrt"] = engine.tensorrt
     return BuildResult(model_file=MODEL_FILE, compression=compression, target_config=target_config, toolchain=toolchain)
 
 
-def _build_config(source: Source, precision: str, options: dict) -> dict:
+def _build_config(source: Source, precision: str, options: dict) -> BuildConfig:
     shapes = options.get("shapes")
     shapes = shapes if isinstance(shapes, dict) else parse_shapes(shapes)
     sparsity = options.get("sparsity")
@@ -71,21 +69,23 @@ def _build_config(source: Source, precision: str, options: dict) -> dict:
     workspace = options.get("workspace")
     if workspace is not None and float(workspace) <= 0:
         raise UnsupportedError(f"--workspace must be a positive number of GB, got {workspace}", "e.g. --workspace 4")
-    return {"precision": precision, "strongly_typed": True,
-            "profiles": make_profiles(source.inputs, source.preprocessing.get("max_length"), shapes),
-            "workspace_bytes": int(float(workspace) * (1 << 30)) if workspace is not None else None, "sparsity": sparsity}
+    return BuildConfig(precision=precision, strongly_typed=True,
+                       profiles=make_profiles(source.inputs, source.preprocessing.get("max_length"), shapes),
+                       workspace_bytes=int(float(workspace) * (1 << 30)) if workspace is not None else None,
+                       sparsity=sparsity)
 
 
-def _set_precision(source: Source, src: Path, dst: Path, precision: str, calibration, options: dict) -> dict:
+def _set_precision(source: Source, src: Path, dst: Path, precision: str, calibration, options: dict) -> Compression:
     exclude = options.get("exclude_ops")
     exclude = [s for s in exclude.split(",") if s] if isinstance(exclude, str) else list(exclude or [])
     if precision == "fp32":
         shutil.copyfile(src, dst)
-        return {}
+        return Compression()
     if precision == "fp16":
-        return to_fp16(src, dst, exclude)
+        return Compression(quantization=to_fp16(src, dst, exclude))
     keep_float = ffn_matmuls(src) if source.preprocessing.get("kind") == "text" else []
-    return to_qdq(src, dst, precision, calibration, options.get("calibration_method"), exclude, keep_float)
+    return Compression(quantization=to_qdq(src, dst, precision, calibration, options.get("calibration_method"), exclude,
+                                           keep_float))
 
 
 def ffn_matmuls(path: Path) -> list[str]:
@@ -120,11 +120,11 @@ def ffn_matmuls(path: Path) -> list[str]:
             and (any(gelu_above(i) for i in n.input if i not in weights) or gelu_below(n.output[0]))]
 
 
-def _config_hash(model_path: Path, build_config: dict) -> str:
+def _config_hash(model_path: Path, build_config: BuildConfig) -> str:
     return config_hash(sha256_file(model_path), build_config)
 
 
-def _try_build_engine(folder: Path, model_path: Path, build_config: dict, cfg_hash: str):
+def _try_build_engine(folder: Path, model_path: Path, build_config: BuildConfig, cfg_hash: str):
     """(engine info, timing cache path, None) where TensorRT and a GPU are present, else (None, None, why not)."""
 
     try:
@@ -143,19 +143,19 @@ def _try_build_engine(folder: Path, model_path: Path, build_config: dict, cfg_ha
         write_atomic(engine_file, build_engine(trt, model_path, build_config, timing))
     finally:
         memory.close()
-    return ({"file": engine_file.relative_to(folder).as_posix(), "key": key, "gpu": gpu, "tensorrt": trt.__version__},
+    return (Engine(file=engine_file.relative_to(folder).as_posix(), key=key, gpu=Gpu(**gpu), tensorrt=trt.__version__),
             timing.relative_to(folder).as_posix(), None)
 
 
-def _note(engine: dict | None, why_not: str | None) -> str:
+def _note(engine: Engine | None, why_not: str | None) -> str:
     if engine:
-        return (f"built the engine for {engine['gpu']['name']} with TensorRT {engine['tensorrt']}; other GPUs or TensorRT "
+        return (f"built the engine for {engine.gpu.name} with TensorRT {engine.tensorrt}; other GPUs or TensorRT "
                 "versions build their own from the packaged ONNX on first load")
     return (f"produced the TensorRT-ready ONNX and build config, no engine ({why_not}); on the GPU, bmsdk.load() builds "
             "the engine on first load and caches it")
 
 
-def _sparsity_report(path: Path) -> dict:
+def _sparsity_report(path: Path) -> SparsityCheck:
     """How many MatMul/Gemm/Conv weights already follow 2:4 (at most 2 non-zeros in each 4 along the input dim).
 
     TensorRT's SPARSE_WEIGHTS flag only speeds up weights that do; it does not prune.
@@ -175,9 +175,9 @@ def _sparsity_report(path: Path) -> dict:
         total += 1
         if _is_2_4(np.moveaxis(w, axis, -1)):
             sparse.append(node.name)
-    return {"requested": "2:4", "weights": total, "weights_2_4": len(sparse),
-            "note": "TensorRT uses sparse kernels only for weights that already follow 2:4; prune and fine-tune the "
-                    "source model for the others"}
+    return SparsityCheck(requested="2:4", weights=total, weights_2_4=len(sparse),
+                         note="TensorRT uses sparse kernels only for weights that already follow 2:4; prune and "
+                              "fine-tune the source model for the others")
 
 
 def _is_2_4(w: np.ndarray) -> bool:

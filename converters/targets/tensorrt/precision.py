@@ -19,13 +19,14 @@ import numpy as np
 
 from bmsdk.converters.targets.onnx.build import COMPUTE_OPS, float_compute_nodes
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
+from bmsdk.sections import Calibration, Quantization
 
 CALIBRATION_METHODS = ("max", "entropy")
 QDQ_MODES = ("int8", "fp8")
 
 
 def to_qdq(src: Path, dst: Path, mode: str, calibration: list[dict] | None, method: str | None,
-           exclude_ops: list[str] | None, keep_nodes: list[str] | None = None) -> dict:
+           exclude_ops: list[str] | None, keep_nodes: list[str] | None = None) -> Quantization:
     """Explicit Q/DQ (`mode` int8 or fp8) calibrated on `calibration`; the rest of the graph, `exclude_ops` op types
     and the nodes named in `keep_nodes` run in fp16."""
     if not calibration:
@@ -46,16 +47,16 @@ def to_qdq(src: Path, dst: Path, mode: str, calibration: list[dict] | None, meth
     except Exception as e:
         raise ConversionError(f"ModelOpt {mode} quantization failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
                               "try --calibration-method max, or --exclude-ops with the failing op type") from e
-    details = {"scheme": f"{mode}-qdq (ModelOpt)", "format": "explicit QuantizeLinear/DequantizeLinear",
-               "weights": f"{mode} per-channel", "activations": f"{mode} per-tensor", "other_ops": "fp16",
-               "calibration": {"method": method, "batches": len(calibration),
-                               "examples": int(sum(next(iter(b.values())).shape[0] for b in calibration)), "provider": "cpu"},
-               "excluded_op_types": list(exclude_ops or []), "kept_in_fp16": list(keep_nodes or []),
-               "float_nodes": float_compute_nodes(dst)}
-    return {"quantization": details}
+    examples = int(sum(next(iter(b.values())).shape[0] for b in calibration))
+    return Quantization(scheme=f"{mode}-qdq (ModelOpt)", format="explicit QuantizeLinear/DequantizeLinear",
+                        weights=f"{mode} per-channel", activations=f"{mode} per-tensor", other_ops="fp16",
+                        calibration=Calibration(method=method, batches=len(calibration), examples=examples,
+                                                provider="cpu"),
+                        excluded_op_types=list(exclude_ops or []), kept_in_fp16=list(keep_nodes or []),
+                        float_nodes=float_compute_nodes(dst))
 
 
-def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> dict:
+def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> Quantization:
     """Mixed fp16: ModelOpt AutoCast keeps numerically risky nodes in fp32; inputs and outputs stay fp32."""
     import onnx
     from modelopt.onnx.autocast import convert_to_mixed_precision
@@ -69,8 +70,8 @@ def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> dict:
         raise ConversionError(f"ModelOpt AutoCast fp16 failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
                               "try --exclude-ops with the failing op type") from e
     onnx.save(model, str(dst))
-    return {"quantization": {"scheme": "fp16 (ModelOpt AutoCast)", "io_types": "float32",
-                             "excluded_op_types": list(exclude_ops or []), "float_nodes": fp32_compute_nodes(dst)}}
+    return Quantization(scheme="fp16 (ModelOpt AutoCast)", io_types="float32",
+                        excluded_op_types=list(exclude_ops or []), float_nodes=fp32_compute_nodes(dst))
 
 
 def fp32_compute_nodes(path: Path) -> list[str]:

@@ -1,6 +1,6 @@
 """Optimization profiles: the min/opt/max shape of every input, made from its named dynamic dims. Pure Python.
 
-A profile is `{input_name: {"min": [...], "opt": [...], "max": [...]}}`. Fixed dims are the same in all three.
+A profile is `{input_name: Profile(min=[...], opt=[...], max=[...])}`. Fixed dims are the same in all three.
 Users override with `--shapes DIM=min:opt:max` (a named dim such as `batch`) or
 `--shapes INPUT=1x3x224x224:8x3x224x224:32x3x224x224` (a whole input).
 """
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bmsdk.errors import UnsupportedError
 from bmsdk.manifest import TensorSpec
+from bmsdk.sections import Profile
 
 DEFAULT_BATCH = (1, 8, 32)
 
@@ -39,7 +40,8 @@ def parse_shapes(items: Sequence[str] | None) -> dict[str, list]:
     return parsed
 
 
-def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None, shapes: dict[str, list] | None = None) -> dict:
+def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None,
+                  shapes: dict[str, list] | None = None) -> dict[str, Profile]:
     """One profile covering every input, from the named dims (defaults, or `shapes`) and the fixed dims."""
     shapes = shapes or {}
     dims = {**default_dims(max_length), **{k: tuple(v) for k, v in shapes.items() if isinstance(v[0], int)}}
@@ -59,7 +61,7 @@ def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None, shapes: 
                                        f"pass --shapes {missing[0]}=MIN:OPT:MAX")
             low, opt, high = ([d if isinstance(d, int) else dims[d][i] for d in spec.shape] for i in range(3))
         _check_order(spec, low, opt, high)
-        profiles[spec.name] = {"min": list(low), "opt": list(opt), "max": list(high)}
+        profiles[spec.name] = Profile(min=list(low), opt=list(opt), max=list(high))
     return profiles
 
 

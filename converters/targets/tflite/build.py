@@ -18,6 +18,7 @@ from bmsdk.converters.targets.tflite.quantize import quantize
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
 from bmsdk.runtimes.litert_io import signature_for, tensor_record
 from bmsdk.versions import package_version as version
+from bmsdk.sections import LiteRTConfig, Signature
 
 MODEL_FILE = "model.tflite"
 DEFAULT_BUCKETS = (16, 32, 64, 128)
@@ -64,21 +65,22 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     pad_values = {**TEXT_PAD_VALUES, "input_ids": int(source.preprocessing.get("pad_id", 0))} if buckets else {}
     float_scopes, unmatched = _float_scopes(float_model, source, options.get("float_layers")) if precision != "fp32" else ([], [])
     model, compression = quantize(float_model, precision, lengths, calibration, pad_values, float_scopes)
-    if options.get("float_layers") and compression:
-        compression["quantization"]["float_layers"] = [n for n in options["float_layers"] if n not in unmatched]
-        if unmatched:  # a layer with no op of its own, nor a parent module with ops
-            compression["quantization"]["float_layers_not_found"] = unmatched
+    if options.get("float_layers") and compression.quantization:
+        compression.quantization.float_layers = [n for n in options["float_layers"] if n not in unmatched]
+        # a layer with no op of its own, nor a parent module with ops
+        compression.quantization.float_layers_not_found = unmatched or None
     path = folder / MODEL_FILE
     path.write_bytes(model)
-    config = {
-        "batch_size": 1,
-        "batching": "litert-torch exports no dynamic batch: each signature takes one example; the runtime runs a batch row by row",
-        "sequence_buckets": buckets,
-        "pad_values": pad_values,
-        "int64_to_int32": [s.name for s in source.inputs if s.dtype == "int64"],
-        "layout": source.preprocessing.get("layout"),
-        "signatures": describe_signatures(path, source, lengths),
-    }
+    config = LiteRTConfig(
+        batch_size=1,
+        batching="litert-torch exports no dynamic batch: each signature takes one example; "
+                 "the runtime runs a batch row by row",
+        sequence_buckets=buckets,
+        pad_values=pad_values,
+        int64_to_int32=[s.name for s in source.inputs if s.dtype == "int64"],
+        layout=source.preprocessing.get("layout"),
+        signatures=describe_signatures(path, source, lengths),
+    )
     return BuildResult(model_file=MODEL_FILE, compression=compression, target_config=config,
                        toolchain={"litert-torch": litert_torch.__version__, "ai-edge-litert": version("ai-edge-litert") or getattr(ai_edge_litert, "__version__", "unknown"),
                                   "ai-edge-quantizer": version("ai-edge-quantizer")})
@@ -112,7 +114,7 @@ def export(source: Source, lengths: list[int | None]) -> bytes:
         raise ConversionError(f"litert-torch conversion failed: {reason}", "run with --debug for the converter's report") from e
 
 
-def describe_signatures(path: Path, source: Source, lengths: list[int | None]) -> dict:
+def describe_signatures(path: Path, source: Source, lengths: list[int | None]) -> dict[str, Signature]:
     """Per signature: the LiteRT tensor behind each manifest input/output, its dtype, shape and quantization."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -130,11 +132,11 @@ def describe_signatures(path: Path, source: Source, lengths: list[int | None]) -
             raise ConversionError(f"signature '{name}' has inputs {sorted(ins)} and {len(outs)} outputs; expected {source.input_names} "
                                   f"and {len(source.outputs)}", "report this as a bmsdk bug")
         out_names = sorted(outs, key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else n)
-        signatures[name] = {
-            "sequence": length,
-            "inputs": {s.name: tensor_record(ins[s.name], s.name) for s in source.inputs},
-            "outputs": {s.name: tensor_record(outs[t], t) for s, t in zip(source.outputs, out_names)},
-        }
+        signatures[name] = Signature(
+            sequence=length,
+            inputs={s.name: tensor_record(ins[s.name], s.name) for s in source.inputs},
+            outputs={s.name: tensor_record(outs[t], t) for s, t in zip(source.outputs, out_names)},
+        )
     return signatures
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from bmsdk.errors import ConversionError
 from bmsdk.runtimes.litert_io import from_signature, row_lengths, tensor_record, to_signature
+from bmsdk.sections import Faithfulness, ToleranceSearch
 
 SHARE = 0.95  # of held-out rows that must meet the cosine tolerance
 WEIGHTED_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE")
@@ -71,8 +72,8 @@ def run_rows(model: bytes, rows: dict[str, list[dict]]) -> list[np.ndarray]:
         runner = interpreter.get_signature_runner(signature)
         ins, outs = runner.get_input_details(), runner.get_output_details()
         for feed in feeds:
-            got = runner(**{k: to_signature(v, tensor_record(ins[k])) for k, v in feed.items()})
-            values = [from_signature(got[n], tensor_record(outs[n]), "float32") for n in sorted(got)]
+            got = runner(**{k: to_signature(v, tensor_record(ins[k], k)) for k, v in feed.items()})
+            values = [from_signature(got[n], tensor_record(outs[n], n), "float32") for n in sorted(got)]
             if "input_ids" in feed:
                 padded, real = feed["input_ids"].shape[1], int(row_lengths(feed)[0])
                 values = [v[:, :real] if v.ndim > 1 and v.shape[1] == padded else v for v in values]
@@ -80,47 +81,46 @@ def run_rows(model: bytes, rows: dict[str, list[dict]]) -> list[np.ndarray]:
     return result
 
 
-def faithfulness(reference: list[np.ndarray], quantized: bytes, rows: dict[str, list[dict]], min_cosine: float) -> dict:
+def faithfulness(reference: list[np.ndarray], quantized: bytes, rows: dict[str, list[dict]],
+                 min_cosine: float) -> Faithfulness:
     """How closely `quantized` follows the float model's outputs `reference` on `rows`: per-row cosine."""
     cos = np.array([float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
                     for a, b in zip(run_rows(quantized, rows), reference)])
-    return {"p5_cosine": float(np.percentile(cos, 5)), "min_cosine": float(cos.min()),
-            "share_within": float(np.mean(cos >= min_cosine)), "rows": int(len(cos))}
+    return Faithfulness(p5_cosine=float(np.percentile(cos, 5)), min_cosine=float(cos.min()),
+                        share_within=float(np.mean(cos >= min_cosine)), rows=int(len(cos)))
 
 
 def hold_tolerance(build: Callable[[list[str]], bytes], float_model: bytes, groups: dict[str, list[str]],
-                   rows: dict[str, list[dict]], min_cosine: float, rows_are: str) -> tuple[bytes, dict]:
+                   rows: dict[str, list[dict]], min_cosine: float, rows_are: str) -> tuple[bytes, ToleranceSearch]:
     """`build(float_paths)` quantizes all but the ops under `float_paths`. A model that keeps `SHARE` of `rows`
     within `min_cosine` if one is found (greedy, so not always with the fewest float groups), and what the search
     found, for the manifest."""
     reference = run_rows(float_model, rows)
 
-    def check(float_groups: list[str]) -> tuple[bytes | None, dict]:
+    def check(float_groups: list[str]) -> tuple[bytes | None, Faithfulness]:
         try:
             model = build([p for g in float_groups for p in groups[g]])
         except ConversionError as e:  # a mix the quantizer cannot make counts as not holding
-            return None, {"share_within": 0.0, "error": e.problem}
+            return None, Faithfulness(share_within=0.0, error=e.problem)
         return model, faithfulness(reference, model, rows, min_cosine)
 
     model, first = check([])
-    report = {"criterion": f"{SHARE:.0%} of {first.get('rows', 0)} {rows_are} within cosine {min_cosine} of the float model",
-              "all_int8": first}
-    if first["share_within"] >= SHARE:
-        return model, {**report, "met": True, "float_groups": []}
-    cost = {g: check([h for h in groups if h != g])[1]["share_within"] for g in groups}  # g alone in int8
+    criterion = f"{SHARE:.0%} of {first.rows or 0} {rows_are} within cosine {min_cosine} of the float model"
+    if first.share_within >= SHARE:
+        return model, ToleranceSearch(criterion=criterion, all_int8=first, met=True, float_groups=[])
+    cost = {g: check([h for h in groups if h != g])[1].share_within for g in groups}  # g alone in int8
     int8: list[str] = []
     for group in sorted(groups, key=lambda g: -cost[g]):
         trial, stats = check([g for g in groups if g not in int8 and g != group])
-        if stats["share_within"] >= SHARE:
+        if stats.share_within >= SHARE:
             int8.append(group)
             model = trial
     float_groups = [g for g in groups if g not in int8]
     if not int8:
         model, stats = check(float_groups)
         if model is None:
-            raise ConversionError(f"static int8 failed even with every op group float: {stats['error']}",
+            raise ConversionError(f"static int8 failed even with every op group float: {stats.error}",
                                   "use --precision int8-dynamic")
     result = faithfulness(reference, model, rows, min_cosine)
-    report.update(met=result["share_within"] >= SHARE, float_groups=float_groups, int8_groups=len(int8),
-                  groups=len(groups), result=result)
-    return model, report
+    return model, ToleranceSearch(criterion=criterion, all_int8=first, met=result.share_within >= SHARE,
+                                  float_groups=float_groups, int8_groups=len(int8), groups=len(groups), result=result)

@@ -14,25 +14,26 @@ from bmsdk.converters.targets.tflite.mixed import WEIGHTED_OPS, group_regex, hol
 from bmsdk.errors import ConversionError, DataError
 from bmsdk.runtimes.litert_io import pad_to, row_lengths, signature_for
 
+from bmsdk.sections import Calibration, Compression, Quantization
 CALIBRATION_ROWS = 256  # per signature
 TEXT_STATIC_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL")  # static int8 scope for text models; the rest stays float
 HOLD_OUT_EVERY = 4  # every 4th calibration row checks the quantized model instead of calibrating it
 
-SCHEMES = {
-    "fp16": {"scheme": "fp16-weights", "tool": "ai-edge-quantizer FLOAT_CASTING",
-             "weights": "float16", "activations": "float32 (weights are cast back to float32 at load)"},
-    "int8-dynamic": {"scheme": "dynamic_wi8_afp32", "tool": "ai-edge-quantizer",
-                     "weights": "int8 per-channel", "activations": "float32, quantized to int8 at run time per op"},
-    "int8": {"scheme": "static_wi8_ai8", "tool": "ai-edge-quantizer",
-             "weights": "int8 per-channel", "activations": "int8 per-tensor, ranges from calibration (min/max)"},
+SCHEMES = {  # keyword arguments of the manifest's Quantization
+    "fp16": dict(scheme="fp16-weights", tool="ai-edge-quantizer FLOAT_CASTING",
+                 weights="float16", activations="float32 (weights are cast back to float32 at load)"),
+    "int8-dynamic": dict(scheme="dynamic_wi8_afp32", tool="ai-edge-quantizer",
+                         weights="int8 per-channel", activations="float32, quantized to int8 at run time per op"),
+    "int8": dict(scheme="static_wi8_ai8", tool="ai-edge-quantizer",
+                 weights="int8 per-channel", activations="int8 per-tensor, ranges from calibration (min/max)"),
 }
 
 
 def quantize(model: bytes, precision: str, lengths: list[int | None], calibration: list[dict] | None,
-             pad_values: dict, float_scopes: list[str] | None = None) -> tuple[bytes, dict]:
+             pad_values: dict, float_scopes: list[str] | None = None) -> tuple[bytes, Compression]:
     """The model in `precision`, and what was done for the manifest's `compression`; ops named in `float_scopes` stay float."""
     if precision == "fp32":
-        return model, {}
+        return model, Compression()
     if precision == "int8":
         return quantize_static(model, lengths, calibration, pad_values, float_scopes or [])
     from ai_edge_quantizer import recipe
@@ -46,14 +47,12 @@ def quantize(model: bytes, precision: str, lengths: list[int | None], calibratio
     else:
         q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
     _keep_float(q, [exact_regex(s) for s in float_scopes or []])
-    details = dict(SCHEMES[precision])
-    if float_scopes:
-        details["float_ops"] = len(float_scopes)
-    return _run(q, None, precision), {"quantization": details}
+    details = Quantization(**SCHEMES[precision], float_ops=len(float_scopes) if float_scopes else None)
+    return _run(q, None, precision), Compression(quantization=details)
 
 
 def quantize_static(model: bytes, lengths: list[int | None], calibration: list[dict] | None, pad_values: dict,
-                    float_scopes: list[str], min_cosine: float | None = None) -> tuple[bytes, dict]:
+                    float_scopes: list[str], min_cosine: float | None = None) -> tuple[bytes, Compression]:
     """Static int8 calibrated on 3/4 of the calibration rows; the other 1/4, run in every signature it fits, checks
     it against `min_cosine` (the int8 tolerance unless given), leaving float the op groups that break it
     (`tflite_mixed`)."""
@@ -79,16 +78,16 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
 
     groups = op_groups(model, TEXT_STATIC_OPS if text else WEIGHTED_OPS)
     if min_cosine is None:
-        min_cosine = INT8["min_cosine"]
+        min_cosine = INT8.min_cosine
     quantized, search = hold_tolerance(build, model, groups, calibration_sets(held_out, lengths, pad_values), min_cosine, checked_on)
-    details = dict(SCHEMES["int8"])
-    details["ops"] = (list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported"
-    if float_scopes:
-        details["float_ops"] = len(float_scopes)
-    details["calibration"] = {"method": "minmax", "examples_per_signature": {k: len(v) for k, v in sets.items()}}
-    details["io"] = "int8 where the quantizer put it; scale and zero point per tensor in target_config.signatures"
-    details["tolerance_search"] = search
-    return quantized, {"quantization": details}
+    ops = (list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported"
+    details = Quantization(
+        **SCHEMES["int8"], ops=ops,
+        float_ops=len(float_scopes) if float_scopes else None,
+        calibration=Calibration(method="minmax", examples_per_signature={k: len(v) for k, v in sets.items()}),
+        io="int8 where the quantizer put it; scale and zero point per tensor in target_config.signatures",
+        tolerance_search=search)
+    return quantized, Compression(quantization=details)
 
 
 def _quantizer(model: bytes):

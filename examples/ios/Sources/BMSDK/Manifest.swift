@@ -65,7 +65,7 @@ public struct Postprocessing: Decodable {
 
 /// The part of `bmsdk.json` a device needs.
 public struct Manifest: Decodable {
-    public static let supportedSchema = 1
+    public static let supportedSchema = 2  // v2 (typed report sections) reads the same JSON as v1
 
     public let schemaVersion: Int
     public let name: String
