@@ -30,7 +30,7 @@ demo: install
 # budget; report kept in reports/ci-bench), then the conversion tests. pytest exits 5 when it collects no test:
 # that is a failure of the suite, not a pass.
 test: install
-	$(BIN)/ruff check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -ra tests/unit
 	$(BIN)/bmsdk bench benchmarks/cases/ci-smoke.json --baseline benchmarks/baselines/ci-smoke.json \
 		--max-accuracy-drop 0.5 --max-latency-regression 100 -o reports/ci-bench -q

@@ -24,24 +24,54 @@ class BenchResult:
         return not self.regressions
 
 
-def benchmark(source: str | Path | None = None, out_dir: str | Path = "reports/bench", case: str | Path | None = None,
-              targets: list[str] | None = None, precisions: list[str] | None = None, eval_data=None, calibration=None,
-              batches: list[int] | None = None, threads: int | None = None, warmup: int | None = None,
-              iterations: int | None = None, seconds: float | None = None, repeats: int | None = None,
-              baseline: str | Path | None = None, max_accuracy_drop: float | None = None,
-              max_latency_regression: float | None = None, artifacts_dir: str | Path | None = None,
-              progress: Progress = SILENT, **convert_options) -> BenchResult:
+def benchmark(
+    source: str | Path | None = None,
+    out_dir: str | Path = "reports/bench",
+    case: str | Path | None = None,
+    targets: list[str] | None = None,
+    precisions: list[str] | None = None,
+    eval_data=None,
+    calibration=None,
+    batches: list[int] | None = None,
+    threads: int | None = None,
+    warmup: int | None = None,
+    iterations: int | None = None,
+    seconds: float | None = None,
+    repeats: int | None = None,
+    baseline: str | Path | None = None,
+    max_accuracy_drop: float | None = None,
+    max_latency_regression: float | None = None,
+    artifacts_dir: str | Path | None = None,
+    progress: Progress = SILENT,
+    **convert_options,
+) -> BenchResult:
     """Benchmark `source` (or a case file) over targets x precisions; see `bmsdk bench --help`."""
     check_bench_settings(batches, threads, warmup, iterations, seconds, repeats)
     old = load_report(baseline) if baseline else None  # a bad baseline fails now, not after the whole run
-    overrides = dict(targets=targets, precisions=precisions, eval_data=eval_data, calibration=calibration, batches=batches,
-                     threads=threads, warmup=warmup, iterations=iterations, seconds=seconds, repeats=repeats,
-                     artifacts_dir=Path(artifacts_dir) if artifacts_dir else None)
+    overrides = dict(
+        targets=targets,
+        precisions=precisions,
+        eval_data=eval_data,
+        calibration=calibration,
+        batches=batches,
+        threads=threads,
+        warmup=warmup,
+        iterations=iterations,
+        seconds=seconds,
+        repeats=repeats,
+        artifacts_dir=Path(artifacts_dir) if artifacts_dir else None,
+    )
     if case is not None:
-
         cfg = load_case(case, **overrides)
-        check_bench_settings(cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats,
-                             flag=f"benchmark case {case}: ")
+        check_bench_settings(
+            cfg.batches,
+            cfg.threads,
+            cfg.warmup,
+            cfg.iterations,
+            cfg.seconds,
+            cfg.repeats,
+            flag=f"benchmark case {case}: ",
+        )
     else:
         cfg = BenchConfig(source=str(source), targets=targets or ["onnx"], precisions=precisions or ["fp32"])
         for key, value in overrides.items():
@@ -50,6 +80,10 @@ def benchmark(source: str | Path | None = None, out_dir: str | Path = "reports/b
     cfg.convert_options = {k: v for k, v in convert_options.items() if v is not None}
     report = run_benchmark(cfg, Path(out_dir), progress)
     regressions = check(report, old, max_accuracy_drop, max_latency_regression) if old else []
-    report["gate"] = {"baseline": str(baseline) if baseline else None, "max_accuracy_drop_pt": max_accuracy_drop,
-                      "max_latency_regression_pct": max_latency_regression, "regressions": regressions}
+    report["gate"] = {
+        "baseline": str(baseline) if baseline else None,
+        "max_accuracy_drop_pt": max_accuracy_drop,
+        "max_latency_regression_pct": max_latency_regression,
+        "regressions": regressions,
+    }
     return BenchResult(report, write_reports(report, Path(out_dir)), regressions)

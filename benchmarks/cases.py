@@ -12,8 +12,22 @@ from bmsdk.errors import DataError
 from . import zoo
 
 CASES_DIR = Path(__file__).parent / "cases"
-KEYS = {"name", "source", "eval", "eval_limit", "calibration", "targets", "precisions", "batch", "threads", "warmup",
-        "iterations", "seconds", "repeats", "description"}
+KEYS = {
+    "name",
+    "source",
+    "eval",
+    "eval_limit",
+    "calibration",
+    "targets",
+    "precisions",
+    "batch",
+    "threads",
+    "warmup",
+    "iterations",
+    "seconds",
+    "repeats",
+    "description",
+}
 
 
 def load_case(path: str | Path, **overrides) -> BenchConfig:
@@ -22,19 +36,31 @@ def load_case(path: str | Path, **overrides) -> BenchConfig:
     try:
         case = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"cannot read benchmark case {path} ({e})", "pass a JSON case file like benchmarks/cases/mnist-cnn.json") from None
+        raise DataError(
+            f"cannot read benchmark case {path} ({e})", "pass a JSON case file like benchmarks/cases/mnist-cnn.json"
+        ) from None
     unknown = set(case) - KEYS
     if unknown or "source" not in case:
-        raise DataError(f"benchmark case {path} has unknown keys {sorted(unknown)} or no 'source'", f"keys are {sorted(KEYS)}")
+        raise DataError(
+            f"benchmark case {path} has unknown keys {sorted(unknown)} or no 'source'", f"keys are {sorted(KEYS)}"
+        )
     eval_data = zoo.resolve(case["eval"]) if case.get("eval") else None
     if eval_data and case.get("eval_limit"):
         eval_data = load_dataset(eval_data, require_labels=True).head(int(case["eval_limit"]))
     cfg = BenchConfig(
-        source=zoo.resolve(case["source"]), targets=case.get("targets", ["onnx"]), precisions=case.get("precisions", ["fp32"]),
-        eval_data=eval_data, calibration=zoo.resolve(case["calibration"]) if case.get("calibration") else None,
-        batches=case.get("batch", [1]), threads=case.get("threads", 1), warmup=case.get("warmup", 10),
-        iterations=case.get("iterations", 100), seconds=case.get("seconds", 10.0), repeats=case.get("repeats", 3),
-        name=case.get("name", path.stem))
+        source=zoo.resolve(case["source"]),
+        targets=case.get("targets", ["onnx"]),
+        precisions=case.get("precisions", ["fp32"]),
+        eval_data=eval_data,
+        calibration=zoo.resolve(case["calibration"]) if case.get("calibration") else None,
+        batches=case.get("batch", [1]),
+        threads=case.get("threads", 1),
+        warmup=case.get("warmup", 10),
+        iterations=case.get("iterations", 100),
+        seconds=case.get("seconds", 10.0),
+        repeats=case.get("repeats", 3),
+        name=case.get("name", path.stem),
+    )
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)

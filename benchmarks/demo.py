@@ -24,9 +24,20 @@ from bmsdk.version import __version__
 from . import zoo
 
 # (target, precision) rows of the table, in order
-VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("tflite", "int8"),
-            ("coreml", "fp16"), ("coreml", "int8"), ("coreml", "palettize4")]  # coreml: accuracy via the MIL reference executor
-RECOVERY = {"mnist-cnn": "zoo:mnist-recovery", "minilm-sentiment": "zoo:sentiment-recovery"}  # fine-tuning data after pruning
+VARIANTS = [
+    ("onnx", "fp32"),
+    ("onnx", "int8"),
+    ("tflite", "fp32"),
+    ("tflite", "int8-dynamic"),
+    ("tflite", "int8"),
+    ("coreml", "fp16"),
+    ("coreml", "int8"),
+    ("coreml", "palettize4"),
+]  # coreml: accuracy via the MIL reference executor
+RECOVERY = {
+    "mnist-cnn": "zoo:mnist-recovery",
+    "minilm-sentiment": "zoo:sentiment-recovery",
+}  # fine-tuning data after pruning
 RECOVER_STEPS = 100
 CASES = [  # name, source, eval data, calibration data (zoo names, built on first use)
     ("mnist-cnn", "zoo:mnist-cnn", "zoo:mnist-test", "zoo:mnist-calibration"),
@@ -43,9 +54,23 @@ def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] |
     for name, source, eval_data, calibration in CASES:
         progress.info(f"== {name}")
         with progress.step(f"preparing {name} and its data (built once, then cached)"):
-            cfg = BenchConfig(source=zoo.resolve(source), targets=[], precisions=[], cells=[c for c in VARIANTS + pruned_rows(zoo.resolve(RECOVERY[name])) if not targets or c[0] in targets], name=name,
-                              eval_data=zoo.resolve(eval_data), calibration=zoo.resolve(calibration), threads=threads,
-                              warmup=10, iterations=100, seconds=5.0, repeats=3, artifacts_dir=artifacts)
+            cfg = BenchConfig(
+                source=zoo.resolve(source),
+                targets=[],
+                precisions=[],
+                cells=[
+                    c for c in VARIANTS + pruned_rows(zoo.resolve(RECOVERY[name])) if not targets or c[0] in targets
+                ],
+                name=name,
+                eval_data=zoo.resolve(eval_data),
+                calibration=zoo.resolve(calibration),
+                threads=threads,
+                warmup=10,
+                iterations=100,
+                seconds=5.0,
+                repeats=3,
+                artifacts_dir=artifacts,
+            )
         report = run_benchmark(cfg, out / name, progress)
         (out / name / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         table += [{"model": name, **row} for row in rows(report)]
@@ -62,8 +87,14 @@ def pruned_rows(recovery: str) -> list[tuple]:
     rows_ = []
     for ratio in (0.3, 0.5):
         rows_.append(("onnx", "fp32", f"pruned-{ratio:.0%}", {"prune": ratio}))
-        rows_.append(("onnx", "fp32", f"pruned-{ratio:.0%}+recovery",
-                      {"prune": ratio, "recover": recovery, "recover_steps": RECOVER_STEPS}))
+        rows_.append(
+            (
+                "onnx",
+                "fp32",
+                f"pruned-{ratio:.0%}+recovery",
+                {"prune": ratio, "recover": recovery, "recover_steps": RECOVER_STEPS},
+            )
+        )
     return rows_
 
 
@@ -71,23 +102,32 @@ def markdown_table(table: list[dict]) -> str:
     def fmt(value, spec):
         return "–" if value is None else format(value, spec)
 
-    lines = ["| model | target | precision | status | size (MB) | accuracy | Δ accuracy (pt) | macro-F1 | agreement "
-             "| p50 latency (ms) | speed-up vs torch |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | target | precision | status | size (MB) | accuracy | Δ accuracy (pt) | macro-F1 | agreement "
+        "| p50 latency (ms) | speed-up vs torch |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in table:
         status = r["status"] + (" (reference executor: not a device latency)" if r["reference_executor"] else "")
         status += f": {r['reason'][:60]}" if r["reason"] else ""
-        lines.append(f"| {r['model']} | {r['target']} | {(r['precision'] + ' ' + r.get('variant', '')).strip()} | {status} | {fmt(r['size_mb'], '.2f')} "
-                     f"| {fmt(r['accuracy'], '.4f')} | {fmt(r['delta_pt'], '+.2f')} | {fmt(r['macro_f1'], '.4f')} "
-                     f"| {fmt(r['agreement'], '.4f')} | {fmt(r['p50'], '.3f')} | {fmt(r['speedup'], '.2f')}× |")
+        lines.append(
+            f"| {r['model']} | {r['target']} | {(r['precision'] + ' ' + r.get('variant', '')).strip()} | {status} "
+            f"| {fmt(r['size_mb'], '.2f')} "
+            f"| {fmt(r['accuracy'], '.4f')} | {fmt(r['delta_pt'], '+.2f')} | {fmt(r['macro_f1'], '.4f')} "
+            f"| {fmt(r['agreement'], '.4f')} | {fmt(r['p50'], '.3f')} | {fmt(r['speedup'], '.2f')}× |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bmsdk.benchmarks.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("reports/demo"), help="where demo.md, demo.json and per-model reports go")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports/demo"), help="where demo.md, demo.json and per-model reports go"
+    )
     parser.add_argument("--rebuild", action="store_true", help="re-convert even if cached artifacts exist")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads for every runtime, torch included (default 1)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="intra-op threads for every runtime, torch included (default 1)"
+    )
     parser.add_argument("--targets", help="only these targets' rows, comma-separated (e.g. onnx for a quick first run)")
     args = parser.parse_args(argv)
 
@@ -95,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     third_party_output(0)
     start = time.perf_counter()
     run(args.out, args.rebuild, args.threads, args.targets.split(",") if args.targets else None)
-    print(f"\n(batch 1, {args.threads} thread(s), CPU; latency = model call on pre-processed input, median of 3 runs; "
-          f"speed-up vs the source model in torch eager fp32 measured in the same run; {time.perf_counter() - start:.0f}s)",
-          file=sys.stderr)
+    print(
+        f"\n(batch 1, {args.threads} thread(s), CPU; latency = model call on pre-processed input, median of 3 runs; "
+        "speed-up vs the source model in torch eager fp32 measured in the same run; "
+        f"{time.perf_counter() - start:.0f}s)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -90,7 +90,9 @@ def _relative_latency(report: dict, cell: dict, batch: str) -> float | None:
     return latency / source if latency and source else None
 
 
-def check(report: dict, baseline: dict, max_accuracy_drop_pt: float | None, max_latency_regression_pct: float | None) -> list[str]:
+def check(
+    report: dict, baseline: dict, max_accuracy_drop_pt: float | None, max_latency_regression_pct: float | None
+) -> list[str]:
     """One line per violation; empty when the report is within budget of the baseline."""
     old_cells = {(c["target"], c["precision"], c.get("variant", "")): c for c in baseline["cells"]}
     problems = []
@@ -107,8 +109,10 @@ def check(report: dict, baseline: dict, max_accuracy_drop_pt: float | None, max_
         if max_accuracy_drop_pt is not None and old_acc is not None and new_acc is not None:
             drop = 100 * (old_acc - new_acc)
             if not fits(drop, max_accuracy_drop_pt):
-                problems.append(f"{name}: accuracy {new_acc:.4f} is {drop:.2f} pt below the baseline's {old_acc:.4f} "
-                                f"(budget {max_accuracy_drop_pt} pt)")
+                problems.append(
+                    f"{name}: accuracy {new_acc:.4f} is {drop:.2f} pt below the baseline's {old_acc:.4f} "
+                    f"(budget {max_accuracy_drop_pt} pt)"
+                )
         if max_latency_regression_pct is None:
             continue
         for batch in cell.get("latency") or {}:
@@ -119,6 +123,8 @@ def check(report: dict, baseline: dict, max_accuracy_drop_pt: float | None, max_
             if old_rel and new_rel:
                 change = 100 * (new_rel / old_rel - 1)
                 if change > max_latency_regression_pct:
-                    problems.append(f"{name} batch {batch}: latency {change:+.0f}% against the baseline "
-                                    f"(relative to the source model; budget {max_latency_regression_pct}%)")
+                    problems.append(
+                        f"{name} batch {batch}: latency {change:+.0f}% against the baseline "
+                        f"(relative to the source model; budget {max_latency_regression_pct}%)"
+                    )
     return problems

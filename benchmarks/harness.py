@@ -33,7 +33,9 @@ class BenchConfig:
     precisions: list[str]
     eval_data: str | Dataset | None = None
     calibration: str | None = None
-    cells: list[tuple] | None = None  # explicit (target, precision) pairs, or (target, precision, variant, convert options)
+    cells: list[tuple] | None = (
+        None  # explicit (target, precision) pairs, or (target, precision, variant, convert options)
+    )
     batches: list[int] = field(default_factory=lambda: [1])
     threads: int = 1
     warmup: int = 10
@@ -66,8 +68,14 @@ def environment(threads: int) -> dict:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "platform": f"{platform.system()} {platform.machine()}", "libraries": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "libraries": versions,
+    }
 
 
 def probe_input(data):
@@ -80,8 +88,11 @@ def probe_input(data):
 def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts = cfg.artifacts_dir or out_dir / "artifacts"
-    eval_set = cfg.eval_data if isinstance(cfg.eval_data, Dataset) else (
-        load_dataset(cfg.eval_data, require_labels=True) if cfg.eval_data else None)
+    eval_set = (
+        cfg.eval_data
+        if isinstance(cfg.eval_data, Dataset)
+        else (load_dataset(cfg.eval_data, require_labels=True) if cfg.eval_data else None)
+    )
     probe = probe_input(eval_set) if eval_set is not None else None
     source_outputs: dict = {}
     cells, source_cell = [], None
@@ -96,7 +107,9 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
             cell.update(status="skipped", reason=one_line(e))
             continue
         try:
-            path, manifest = _artifact(cfg, artifacts, target, precision, eval_set, source_outputs, progress, label, options)
+            path, manifest = _artifact(
+                cfg, artifacts, target, precision, eval_set, source_outputs, progress, label, options
+            )
         except Exception as e:  # a failing cell never stops the matrix
             cell.update(status="failed", reason=one_line(e))
             progress.info(f"    failed: {cell['reason']}")
@@ -106,7 +119,11 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
             probe = _sample_probe(path)
         try:
             with progress.step("measuring"):
-                cell.update(measure_artifact(path, probe, cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats))
+                cell.update(
+                    measure_artifact(
+                        path, probe, cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats
+                    )
+                )
         except BackendUnavailableError as e:  # converted and validated, but its runtime is not on this machine
             cell.update(reason=f"{cell.get('reason', '')} not timed here: {e.problem}".strip())
             continue
@@ -118,29 +135,65 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
                 with progress.step("measuring the source (torch eager fp32)"):
                     source_cell = _measure_source(cfg, path, manifest, probe)
             except Exception as e:  # the reference is one more cell: its failure must not lose the matrix
-                source_cell = {"target": "torch", "precision": "fp32", "status": "failed",
-                               "reason": f"the source could not be measured: {one_line(e)}", "latency": {}}
+                source_cell = {
+                    "target": "torch",
+                    "precision": "fp32",
+                    "status": "failed",
+                    "reason": f"the source could not be measured: {one_line(e)}",
+                    "latency": {},
+                }
     _relative_speed(cells, source_cell)
-    return {"schema_version": REPORT_SCHEMA_VERSION, "name": cfg.name or Path(str(cfg.source)).name,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "source": str(cfg.source), "eval_data": eval_set.origin if eval_set else None,
-            "eval_examples": len(eval_set) if eval_set else 0, "batches": cfg.batches,
-            "settings": {"threads": cfg.threads, "warmup": cfg.warmup, "iterations": cfg.iterations,
-                         "seconds": cfg.seconds, "repeats": cfg.repeats},
-            "environment": environment(cfg.threads), "source_model": source_cell, "cells": cells}
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "name": cfg.name or Path(str(cfg.source)).name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": str(cfg.source),
+        "eval_data": eval_set.origin if eval_set else None,
+        "eval_examples": len(eval_set) if eval_set else 0,
+        "batches": cfg.batches,
+        "settings": {
+            "threads": cfg.threads,
+            "warmup": cfg.warmup,
+            "iterations": cfg.iterations,
+            "seconds": cfg.seconds,
+            "repeats": cfg.repeats,
+        },
+        "environment": environment(cfg.threads),
+        "source_model": source_cell,
+        "cells": cells,
+    }
 
 
-def _artifact(cfg: BenchConfig, folder: Path, target: str, precision: str, eval_set, source_outputs: dict, progress: Progress,
-              variant: str = "", options: dict | None = None):
+def _artifact(
+    cfg: BenchConfig,
+    folder: Path,
+    target: str,
+    precision: str,
+    eval_set,
+    source_outputs: dict,
+    progress: Progress,
+    variant: str = "",
+    options: dict | None = None,
+):
 
     name = cfg.name or None
     label = name or Path(str(cfg.source).split(":")[-1]).name
     path = folder / f"{label}-{target}-{precision}{'-' + variant if variant else ''}.bmsdk"
     if cfg.artifacts_dir and path.exists():
         return open_artifact(path)
-    result = convert(cfg.source, target=target, precision=precision, output=path, overwrite=True, name=name,
-                           eval_data=eval_set, calibration=cfg.calibration, progress=progress,
-                           source_outputs=source_outputs, **{**cfg.convert_options, **(options or {})})
+    result = convert(
+        cfg.source,
+        target=target,
+        precision=precision,
+        output=path,
+        overwrite=True,
+        name=name,
+        eval_data=eval_set,
+        calibration=cfg.calibration,
+        progress=progress,
+        source_outputs=source_outputs,
+        **{**cfg.convert_options, **(options or {})},
+    )
     return result.path, result.manifest
 
 
@@ -150,8 +203,12 @@ def _scores(manifest, path: Path) -> dict:
         status = "converted"
     else:
         status = "validated" if v.passed else "failed"
-    cell = {"status": status, "validation": {k: getattr(v, k) for k in ("validated", "passed", "reason", "backend")},
-            "size_mb": _size(path / manifest.model_file) / 1e6, "artifact": str(path)}
+    cell = {
+        "status": status,
+        "validation": {k: getattr(v, k) for k in ("validated", "passed", "reason", "backend")},
+        "size_mb": _size(path / manifest.model_file) / 1e6,
+        "artifact": str(path),
+    }
     if status == "failed":
         cell["reason"] = f"outside tolerance: {(v.samples.reason if v.samples else None) or v.reason or ''}"
     ev = v.eval
@@ -189,15 +246,22 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
     """The source model in torch eager fp32, same pre-processing, same threads, same batches."""
     import torch
 
-
-    source = load_source(cfg.source, **{k: v for k, v in cfg.convert_options.items()
-                                        if k in ("task", "input_shapes", "max_length", "labels", "mean", "std", "tokenizer", "weights")})
+    source = load_source(
+        cfg.source,
+        **{
+            k: v
+            for k, v in cfg.convert_options.items()
+            if k in ("task", "input_shapes", "max_length", "labels", "mean", "std", "tokenizer", "weights")
+        },
+    )
     reference = Model(path, manifest, source)
     torch.set_num_threads(cfg.threads or os.cpu_count())
     result = {"target": "torch", "precision": "fp32", "backend": "torch eager", "device_real": True, "latency": {}}
     for batch in cfg.batches:
         feeds = batch_feeds(reference, probe, batch)
-        latency = repeated_latency(lambda: source.run(feeds), cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats)
+        latency = repeated_latency(
+            lambda feeds=feeds: source.run(feeds), cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats
+        )
         latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
         result["latency"][str(batch)] = latency
     ev = manifest.validation.eval
@@ -212,5 +276,8 @@ def _relative_speed(cells: list[dict], source: dict | None) -> None:
         return
     for cell in cells:
         if "latency" in cell:
-            cell["speedup_vs_source"] = {b: source["latency"][b]["p50_ms"] / lat["p50_ms"]
-                                         for b, lat in cell["latency"].items() if b in source["latency"]}
+            cell["speedup_vs_source"] = {
+                b: source["latency"][b]["p50_ms"] / lat["p50_ms"]
+                for b, lat in cell["latency"].items()
+                if b in source["latency"]
+            }

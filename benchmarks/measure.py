@@ -37,34 +37,48 @@ def raw_runtime_call(model, feeds):
         if backend.threads:
             options.intra_op_num_threads = int(backend.threads)
             options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(backend.folder / backend.manifest.model_file), options, providers=backend.providers)
+        session = ort.InferenceSession(
+            str(backend.folder / backend.manifest.model_file), options, providers=backend.providers
+        )
         return (lambda: session.run(None, feeds)), "onnxruntime InferenceSession.run"
     return (lambda: backend._run(feeds)), f"{getattr(backend, 'name', 'backend')}._run (input checks skipped)"
 
 
-def measure_artifact(path, probe, batches: list[int], threads: int | None, warmup: int, iterations: int, seconds: float,
-                     repeats: int) -> dict:
+def measure_artifact(
+    path, probe, batches: list[int], threads: int | None, warmup: int, iterations: int, seconds: float, repeats: int
+) -> dict:
 
     rss_before = rss_bytes()
     start = time.perf_counter()
     model = load(path, threads=threads)
     load_ms = (time.perf_counter() - start) * 1e3
     try:
-        result = {"backend": model.backend, "device_real": getattr(model.runner, "device_real", True),
-                  "load_ms": load_ms, "latency": {}}
+        result = {
+            "backend": model.backend,
+            "device_real": getattr(model.runner, "device_real", True),
+            "load_ms": load_ms,
+            "latency": {},
+        }
         for batch in batches:
             feeds = batch_feeds(model, probe, batch)
-            latency = repeated_latency(lambda: model.run(feeds), warmup, iterations, seconds, repeats)
+            latency = repeated_latency(lambda feeds=feeds: model.run(feeds), warmup, iterations, seconds, repeats)
             latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
             result["latency"][str(batch)] = latency
-        result["end_to_end"] = repeated_latency(lambda: model.predict(probe), warmup, max(10, iterations // 2), seconds, 1)
+        result["end_to_end"] = repeated_latency(
+            lambda: model.predict(probe), warmup, max(10, iterations // 2), seconds, 1
+        )
         result["rss_delta_mb"] = (rss_bytes() - rss_before) / 1e6  # before the overhead check opens a second session
         feeds = batch_feeds(model, probe, batches[0])
         raw, how = raw_runtime_call(model, feeds)
         raw_latency = repeated_latency(raw, warmup, iterations, seconds, repeats)["p50_ms"]
         wrapped = repeated_latency(lambda: model.run(feeds), warmup, iterations, seconds, repeats)["p50_ms"]
-        result["overhead"] = {"raw": how, "raw_p50_ms": raw_latency, "bmsdk_p50_ms": wrapped,
-                              "overhead_ms": wrapped - raw_latency, "overhead_pct": 100 * (wrapped - raw_latency) / raw_latency}
+        result["overhead"] = {
+            "raw": how,
+            "raw_p50_ms": raw_latency,
+            "bmsdk_p50_ms": wrapped,
+            "overhead_ms": wrapped - raw_latency,
+            "overhead_pct": 100 * (wrapped - raw_latency) / raw_latency,
+        }
         return result
     finally:
         model.close()

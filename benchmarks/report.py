@@ -17,20 +17,32 @@ def rows(report: dict) -> list[dict]:
     for entry in entries:
         latency = entry.get("latency", {}).get(batch, {})
         metric = entry.get("metric", {})
-        out.append({
-            "target": entry["target"], "precision": entry["precision"], "variant": entry.get("variant", ""),
-            "status": entry.get("status", "reference"),
-            "reason": entry.get("reason", ""), "backend": entry.get("backend", ""),
-            "reference_executor": entry.get("device_real") is False,
-            "size_mb": entry.get("size_mb"), "load_ms": entry.get("load_ms"),
-            "p50": latency.get("p50_ms"), "p90": latency.get("p90_ms"), "p99": latency.get("p99_ms"),
-            "throughput": latency.get("throughput_per_s"), "rss_mb": entry.get("rss_delta_mb"),
-            "e2e": entry.get("end_to_end", {}).get("p50_ms"),
-            "accuracy": metric.get("accuracy"), "macro_f1": metric.get("macro_f1"),
-            "delta_pt": entry.get("accuracy_change_pt", 0.0 if entry is report.get("source_model") else None),
-            "agreement": entry.get("top1_agreement", entry.get("mean_cosine")),
-            "speedup": entry.get("speedup_vs_source", {}).get(batch, 1.0 if entry is report.get("source_model") else None),
-        })
+        out.append(
+            {
+                "target": entry["target"],
+                "precision": entry["precision"],
+                "variant": entry.get("variant", ""),
+                "status": entry.get("status", "reference"),
+                "reason": entry.get("reason", ""),
+                "backend": entry.get("backend", ""),
+                "reference_executor": entry.get("device_real") is False,
+                "size_mb": entry.get("size_mb"),
+                "load_ms": entry.get("load_ms"),
+                "p50": latency.get("p50_ms"),
+                "p90": latency.get("p90_ms"),
+                "p99": latency.get("p99_ms"),
+                "throughput": latency.get("throughput_per_s"),
+                "rss_mb": entry.get("rss_delta_mb"),
+                "e2e": entry.get("end_to_end", {}).get("p50_ms"),
+                "accuracy": metric.get("accuracy"),
+                "macro_f1": metric.get("macro_f1"),
+                "delta_pt": entry.get("accuracy_change_pt", 0.0 if entry is report.get("source_model") else None),
+                "agreement": entry.get("top1_agreement", entry.get("mean_cosine")),
+                "speedup": entry.get("speedup_vs_source", {}).get(
+                    batch, 1.0 if entry is report.get("source_model") else None
+                ),
+            }
+        )
     return out
 
 
@@ -38,7 +50,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of points no other point beats on both latency (lower) and accuracy (higher)."""
     front = []
     for i, (lat, acc) in enumerate(points):
-        dominated = any(l2 <= lat and a2 >= acc and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i)
+        dominated = any(
+            l2 <= lat and a2 >= acc and (l2 < lat or a2 > acc) for j, (l2, a2) in enumerate(points) if j != i
+        )
         if not dominated:
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
@@ -51,24 +65,34 @@ def _fmt(value, spec: str, none: str = "–") -> str:
 def markdown(report: dict) -> str:
     batch = report["batches"][0]
     env = report["environment"]
-    lines = [f"### {report['name']}: latency (batch {batch}, {env['threads']} thread(s)) against accuracy",
-             "",
-             "| target | precision | status | size (MB) | load (ms) | p50 (ms) | p90 (ms) | p99 (ms) | items/s | e2e p50 (ms) "
-             "| RSS +MB | accuracy | Δ acc (pt) | agreement | speed-up vs torch |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"### {report['name']}: latency (batch {batch}, {env['threads']} thread(s)) against accuracy",
+        "",
+        "| target | precision | status | size (MB) | load (ms) | p50 (ms) | p90 (ms) | p99 (ms) | items/s | e2e "
+        "p50 (ms) "
+        "| RSS +MB | accuracy | Δ acc (pt) | agreement | speed-up vs torch |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows(report):
         status = r["status"] + (" (reference executor)" if r["reference_executor"] else "")
         if r["reason"]:  # the problem only; the fix is in report.json
             reason = r["reason"].split(". Fix:")[0].replace("|", "/")  # a pipe would end the table cell
             status += f": {reason[:100]}" + ("…" if len(reason) > 100 else "")
-        lines.append(f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {status} | {_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
-                     f"| {_fmt(r['p50'], '.3f')} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | {_fmt(r['throughput'], '.0f')} "
-                     f"| {_fmt(r['e2e'], '.3f')} | {_fmt(r['rss_mb'], '.1f')} | {_fmt(r['accuracy'], '.4f')} "
-                     f"| {_fmt(r['delta_pt'], '+.2f')} | {_fmt(r['agreement'], '.4f')} | {_fmt(r['speedup'], '.2f')}{'×' if r['speedup'] is not None else ''} |")
+        lines.append(
+            f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {status} | "
+            f"{_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
+            f"| {_fmt(r['p50'], '.3f')} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | "
+            f"{_fmt(r['throughput'], '.0f')} "
+            f"| {_fmt(r['e2e'], '.3f')} | {_fmt(r['rss_mb'], '.1f')} | {_fmt(r['accuracy'], '.4f')} "
+            f"| {_fmt(r['delta_pt'], '+.2f')} | {_fmt(r['agreement'], '.4f')} | "
+            f"{_fmt(r['speedup'], '.2f')}{'×' if r['speedup'] is not None else ''} |"
+        )
     lines.append("")
-    lines.append(f"{env['cpu']}, {env['cores']} cores; latency = model call on pre-processed input (median of "
-                 f"{report['settings']['repeats']} runs' p50); e2e includes pre/post-processing; "
-                 "speed-up relative to the source model in torch eager fp32, measured in the same run.")
+    lines.append(
+        f"{env['cpu']}, {env['cores']} cores; latency = model call on pre-processed input (median of "
+        f"{report['settings']['repeats']} runs' p50); e2e includes pre/post-processing; "
+        "speed-up relative to the source model in torch eager fp32, measured in the same run."
+    )
     return "\n".join(lines)
 
 
@@ -88,11 +112,24 @@ def plot_png(report: dict, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for i, r in enumerate(points):
         marker = "*" if r["target"] == "torch" else ("s" if r["reference_executor"] else "o")
-        ax.scatter(r["p50"], r["accuracy"], s=70 if i in front else 40, marker=marker,
-                   edgecolors="black" if i in front else "none", zorder=3)
-        ax.annotate(f"{r['target']} {r['precision']} {r['variant']}".strip(), (r["p50"], r["accuracy"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=8)
-    ax.plot([coords[i][0] for i in front], [coords[i][1] for i in front], "--", color="grey", zorder=2, label="Pareto front")
+        ax.scatter(
+            r["p50"],
+            r["accuracy"],
+            s=70 if i in front else 40,
+            marker=marker,
+            edgecolors="black" if i in front else "none",
+            zorder=3,
+        )
+        ax.annotate(
+            f"{r['target']} {r['precision']} {r['variant']}".strip(),
+            (r["p50"], r["accuracy"]),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
+    ax.plot(
+        [coords[i][0] for i in front], [coords[i][1] for i in front], "--", color="grey", zorder=2, label="Pareto front"
+    )
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
@@ -108,16 +145,39 @@ def plot_png(report: dict, path: Path) -> Path | None:
 
 
 def html_page(report: dict, png: Path | None) -> str:
-    header = ["target", "precision", "status", "size_mb", "p50", "p90", "p99", "throughput", "e2e", "accuracy", "delta_pt",
-              "agreement", "speedup"]
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[h]))}</td>" for h in header) + "</tr>" for r in rows(report))
-    image = (f'<img alt="latency against accuracy" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
-             if png else "<p>No cell has both latency and accuracy to plot.</p>")
+    header = [
+        "target",
+        "precision",
+        "status",
+        "size_mb",
+        "p50",
+        "p90",
+        "p99",
+        "throughput",
+        "e2e",
+        "accuracy",
+        "delta_pt",
+        "agreement",
+        "speedup",
+    ]
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(r[h]))}</td>" for h in header) + "</tr>" for r in rows(report)
+    )
+    image = (
+        '<img alt="latency against accuracy" '
+        f'src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
+        if png
+        else "<p>No cell has both latency and accuracy to plot.</p>"
+    )
     env = html.escape(json.dumps(report["environment"]))
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>bmsdk bench: {html.escape(report['name'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
-</head><body><h1>bmsdk bench: {html.escape(report['name'])}</h1>{image}
-<table><tr>{''.join(f'<th>{h}</th>' for h in header)}</tr>{body}</table>
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>bmsdk bench: {html.escape(report["name"])}</title><style>{style}</style>
+</head><body><h1>bmsdk bench: {html.escape(report["name"])}</h1>{image}
+<table><tr>{"".join(f"<th>{h}</th>" for h in header)}</tr>{body}</table>
 <p>Environment: <code>{env}</code></p></body></html>
 """
 

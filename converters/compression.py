@@ -48,37 +48,57 @@ class CompressionRequest:
         if self.objective not in OBJECTIVES:
             raise UnsupportedError(f"unknown objective '{self.objective}'", f"use one of: {', '.join(OBJECTIVES)}")
         if self.objective == "latency" and precision == "fp32":
-            raise UnsupportedError("--objective latency compares a quantized artifact with its float twin; fp32 has none",
-                                   "ask for a quantized precision (e.g. --precision int8), or leave --objective out")
+            raise UnsupportedError(
+                "--objective latency compares a quantized artifact with its float twin; fp32 has none",
+                "ask for a quantized precision (e.g. --precision int8), or leave --objective out",
+            )
         if self.max_accuracy_drop is not None:
             if self.max_accuracy_drop < 0:
-                raise UnsupportedError(f"--max-accuracy-drop {self.max_accuracy_drop} is negative", "pass a drop in points, e.g. 0.5")
+                raise UnsupportedError(
+                    f"--max-accuracy-drop {self.max_accuracy_drop} is negative", "pass a drop in points, e.g. 0.5"
+                )
             if not has_eval:
                 raise DataError("--max-accuracy-drop needs labelled data to measure the drop on", "pass --eval DATA")
         if self.prune is None:
-            for flag, value in (("--prune-method", self.method), ("--recover", self.recover), ("--recover-steps", self.recover_steps)):
+            for flag, value in (
+                ("--prune-method", self.method),
+                ("--recover", self.recover),
+                ("--recover-steps", self.recover_steps),
+            ):
                 if value is not None:
-                    raise UnsupportedError(f"{flag} applies only when pruning", "add --prune RATIO (e.g. 0.5) or leave the flag out")
+                    raise UnsupportedError(
+                        f"{flag} applies only when pruning", "add --prune RATIO (e.g. 0.5) or leave the flag out"
+                    )
             if self.importance != "magnitude":
-                raise UnsupportedError("--importance applies only when pruning", "add --prune RATIO or leave --importance out")
+                raise UnsupportedError(
+                    "--importance applies only when pruning", "add --prune RATIO or leave --importance out"
+                )
             return
         if self.auto and self.max_accuracy_drop is None:
-            raise UnsupportedError("--prune auto searches the largest ratio within an accuracy budget",
-                                   "add --max-accuracy-drop PT and --eval DATA, or give a ratio, e.g. --prune 0.5")
+            raise UnsupportedError(
+                "--prune auto searches the largest ratio within an accuracy budget",
+                "add --max-accuracy-drop PT and --eval DATA, or give a ratio, e.g. --prune 0.5",
+            )
         if self.recover_steps is not None and (self.recover is None or self.recover_steps < 1):
-            raise UnsupportedError("--recover-steps needs --recover DATA and at least 1 step", "add --recover DATA, e.g. your training inputs")
+            raise UnsupportedError(
+                "--recover-steps needs --recover DATA and at least 1 step",
+                "add --recover DATA, e.g. your training inputs",
+            )
 
         check_method(self.method or "channels", self.importance, target)
         if self.importance == "taylor" and not has_calibration:
-            raise DataError("--importance taylor needs calibration data for its gradients",
-                            "pass --calibration DATA, or use --importance magnitude")
+            raise DataError(
+                "--importance taylor needs calibration data for its gradients",
+                "pass --calibration DATA, or use --importance magnitude",
+            )
 
     def check_source(self, source) -> None:
         if self.max_accuracy_drop is not None and source.task == "feature-extraction":
-            raise UnsupportedError("--max-accuracy-drop needs a classifier (accuracy); this model extracts features",
-                                   "leave --max-accuracy-drop out and read the cosine agreement in the validation")
+            raise UnsupportedError(
+                "--max-accuracy-drop needs a classifier (accuracy); this model extracts features",
+                "leave --max-accuracy-drop out and read the cosine agreement in the validation",
+            )
         if self.prune is not None:
-
             self.method = self.method or default_method(source)
             check_source(source, self.method)
 
@@ -89,9 +109,13 @@ def _ratio(value):
     try:
         ratio = float(value)
     except (TypeError, ValueError):
-        raise UnsupportedError(f"cannot read --prune '{value}'", "pass a ratio between 0 and 1 (e.g. 0.5) or 'auto'") from None
+        raise UnsupportedError(
+            f"cannot read --prune '{value}'", "pass a ratio between 0 and 1 (e.g. 0.5) or 'auto'"
+        ) from None
     if not 0 < ratio < 1:
-        raise UnsupportedError(f"--prune {ratio} is not between 0 and 1", "pass the share of channels/heads to remove, e.g. 0.5")
+        raise UnsupportedError(
+            f"--prune {ratio} is not between 0 and 1", "pass the share of channels/heads to remove, e.g. 0.5"
+        )
     return ratio
 
 
@@ -110,9 +134,11 @@ def score(model, data, cache: dict | None = None) -> tuple[Scores, np.ndarray]:
     return Scores(**model.task_spec.metrics(outputs, data.labels, model.labels)), outputs
 
 
-def prune_stage(request: CompressionRequest, source, reference, calibration, recover_batches, eval_set, source_outputs,
-                progress) -> tuple[Pruning, np.ndarray | None]:
-    """Prune (searching the ratio for `auto`), recover, and score; returns the report and the pruned model's eval outputs.
+def prune_stage(
+    request: CompressionRequest, source, reference, calibration, recover_batches, eval_set, source_outputs, progress
+) -> tuple[Pruning, np.ndarray | None]:
+    """Prune (searching the ratio for `auto`), recover, and score; returns the report and the pruned model's eval
+    outputs.
 
     `reference` is a Model over `source` (it follows `source.module`); `source_outputs` caches the unpruned outputs;
     `recover_batches` is a list of (feeds, label indices or None).
@@ -123,9 +149,13 @@ def prune_stage(request: CompressionRequest, source, reference, calibration, rec
         with progress.step(f"evaluating the unpruned source on {len(eval_set)} examples"):
             original, _ = score(reference, eval_set, source_outputs)
     if request.auto:
-        report, outputs = _search(request, source, reference, teacher, calibration, recover_batches, eval_set, original, progress)
+        report, outputs = _search(
+            request, source, reference, teacher, calibration, recover_batches, eval_set, original, progress
+        )
     else:
-        report, outputs = _prune_once(request, request.prune, source, reference, teacher, calibration, recover_batches, eval_set, progress)
+        report, outputs = _prune_once(
+            request, request.prune, source, reference, teacher, calibration, recover_batches, eval_set, progress
+        )
     if original is not None:
         report.metric = dataclasses.replace(report.metric or PruneMetrics(), source=original)
     source.info["pruning"] = {"method": report.method, "ratio": report.ratio, "importance": report.importance}
@@ -136,14 +166,15 @@ def _prune_once(request, ratio, source, reference, teacher, calibration, recover
     source.module = copy.deepcopy(teacher)
     with progress.step(f"pruning {ratio:.0%} ({request.method}, {request.importance} importance)"):
         report = prune(source, ratio, request.method, request.importance, calibration)
-    progress.info(f"    parameters {report.params.before:,} -> {report.params.after:,}, "
-                  f"MACs {report.macs.before:,} -> {report.macs.after:,}")
+    progress.info(
+        f"    parameters {report.params.before:,} -> {report.params.after:,}, "
+        f"MACs {report.macs.before:,} -> {report.macs.after:,}"
+    )
     metric, outputs = PruneMetrics(), None
     if eval_set is not None:
         with progress.step("evaluating the pruned model"):
             metric.pruned, outputs = score(reference, eval_set)
     if recover_batches:
-
         feeds = [f for f, _ in recover_batches]
         labels = None if any(y is None for _, y in recover_batches) else [y for _, y in recover_batches]
         steps = request.recover_steps or DEFAULT_RECOVER_STEPS
@@ -162,7 +193,9 @@ def _search(request, source, reference, teacher, calibration, recover_batches, e
     allowed = request.max_accuracy_drop * (1.0 if request.precision == "fp32" else 0.5)
     best, tried = None, []
     for ratio in AUTO_RATIOS:
-        report, outputs = _prune_once(request, ratio, source, reference, teacher, calibration, recover_batches, eval_set, progress)
+        report, outputs = _prune_once(
+            request, ratio, source, reference, teacher, calibration, recover_batches, eval_set, progress
+        )
         final = report.metric.recovered or report.metric.pruned
         drop = 100 * (original.accuracy - final.accuracy)
         tried.append(PruneTrial(ratio=ratio, drop_pt=drop, params=report.params.after))
@@ -172,8 +205,11 @@ def _search(request, source, reference, teacher, calibration, recover_batches, e
         best = (ratio, report, outputs, copy.deepcopy(source.module))
     if best is None:
         source.module = teacher
-        raise DataError(f"--prune auto: even {AUTO_RATIOS[0]:.0%} pruning drops accuracy by {tried[0].drop_pt:.2f} pt, "
-                        f"over the {allowed:.2f} pt allowed for pruning", "raise --max-accuracy-drop, add --recover DATA, or leave --prune out")
+        raise DataError(
+            f"--prune auto: even {AUTO_RATIOS[0]:.0%} pruning drops accuracy by {tried[0].drop_pt:.2f} pt, "
+            f"over the {allowed:.2f} pt allowed for pruning",
+            "raise --max-accuracy-drop, add --recover DATA, or leave --prune out",
+        )
     ratio, report, outputs, module = best
     source.module = module
     report.search = PruneSearch(tried=tried, allowed_drop_pt=allowed, chosen=ratio)

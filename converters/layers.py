@@ -18,7 +18,11 @@ def source_layers(module) -> dict[str, object]:
     """name -> module, for every conv and linear layer (the ones quantization turns to int8)."""
     import torch
 
-    return {name: m for name, m in module.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))}
+    return {
+        name: m
+        for name, m in module.named_modules()
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))
+    }
 
 
 def _fingerprint(array: np.ndarray) -> tuple:
@@ -30,8 +34,10 @@ def layer_fingerprints(module, names: list[str]) -> dict[tuple, str]:
     layers = source_layers(module)
     unknown = [n for n in names if n not in layers]
     if unknown:
-        raise UnsupportedError(f"no conv/linear layer named {unknown[:3]} in the source",
-                               f"layer names look like: {', '.join(list(layers)[:4])}")
+        raise UnsupportedError(
+            f"no conv/linear layer named {unknown[:3]} in the source",
+            f"layer names look like: {', '.join(list(layers)[:4])}",
+        )
     return {_fingerprint(layers[n].weight.detach().numpy()): n for n in names}
 
 
@@ -88,7 +94,7 @@ def tflite_scopes(model: bytes, module, names: list[str]) -> dict[str, list[str]
 def _scope_path(scope: str) -> list[str]:
     """Attribute names along an op scope: "pkg.Class_attr/pkg.Other_0/...;N" -> ["attr", "0", ...]."""
     parts = scope.split(";")[0].split("/")
-    return [p[p.rfind(".") + 1:].partition("_")[2] for p in parts]
+    return [p[p.rfind(".") + 1 :].partition("_")[2] for p in parts]
 
 
 def _same_path(path: list[str], parts: list[str]) -> bool:
@@ -126,5 +132,5 @@ def exact_regex(scope: str) -> str:
 def display(name: str) -> str:
     """A layer name without bmsdk's wrapper modules (`inner.`), as users know it from their model."""
     while name.startswith("inner."):
-        name = name[len("inner."):]
+        name = name[len("inner.") :]
     return name

@@ -31,9 +31,14 @@ from .sources.loader import example_feeds, load_source
 from .validate import validate_artifact
 
 SAMPLE_TEXTS = [
-    "I loved this, it was great!", "Terrible service, never again.", "It is okay I guess.",
-    "The new update broke everything", "What a wonderful day to ship a model", "meh",
-    "Absolutely fantastic performance from the whole team tonight", "Not sure how I feel about self-driving cars.",
+    "I loved this, it was great!",
+    "Terrible service, never again.",
+    "It is okay I guess.",
+    "The new update broke everything",
+    "What a wonderful day to ship a model",
+    "meh",
+    "Absolutely fantastic performance from the whole team tonight",
+    "Not sure how I feel about self-driving cars.",
 ]
 
 
@@ -47,15 +52,36 @@ class ConversionResult:
         return self.manifest.validation.passed
 
 
-def convert(source: str | Path, target: str = "onnx", output: str | Path | None = None, precision: str = "fp32",
-            calibration: str | Path | None = None, eval_data: str | Path | Dataset | None = None, task: str | None = None,
-            input_shapes: dict[str, list[int]] | None = None, max_length: int | None = None, labels: list[str] | None = None,
-            mean: list[float] | None = None, std: list[float] | None = None, tokenizer: str | Path | None = None,
-            weights: str | Path | None = None, name: str | None = None, overwrite: bool = False, num_samples: int = 8,
-            calibration_size: int = 256, progress: Progress | None = None, source_outputs: dict | None = None,
-            prune: float | str | None = None, prune_method: str | None = None, importance: str = "magnitude",
-            recover: str | Path | None = None, recover_steps: int | None = None, max_accuracy_drop: float | None = None,
-            objective: str = "accuracy", **target_options) -> ConversionResult:
+def convert(
+    source: str | Path,
+    target: str = "onnx",
+    output: str | Path | None = None,
+    precision: str = "fp32",
+    calibration: str | Path | None = None,
+    eval_data: str | Path | Dataset | None = None,
+    task: str | None = None,
+    input_shapes: dict[str, list[int]] | None = None,
+    max_length: int | None = None,
+    labels: list[str] | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    tokenizer: str | Path | None = None,
+    weights: str | Path | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+    num_samples: int = 8,
+    calibration_size: int = 256,
+    progress: Progress | None = None,
+    source_outputs: dict | None = None,
+    prune: float | str | None = None,
+    prune_method: str | None = None,
+    importance: str = "magnitude",
+    recover: str | Path | None = None,
+    recover_steps: int | None = None,
+    max_accuracy_drop: float | None = None,
+    objective: str = "accuracy",
+    **target_options,
+) -> ConversionResult:
     """See `bmsdk convert --help`. `source_outputs`: a dict shared across conversions of one source, in which the
     source's outputs on the eval data are kept so that they are computed once (the benchmark matrix uses it).
     Compression (pruning, recovery, accuracy budget, latency objective): see converters/compression.py and budget.py."""
@@ -65,8 +91,15 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     options = spec.parse_options(target_options)
     calib_data = load_dataset(calibration) if calibration else None
     eval_set = eval_data if isinstance(eval_data, Dataset) else load_dataset(eval_data) if eval_data else None
-    request = CompressionRequest(prune, prune_method, importance, load_dataset(recover) if recover else None, recover_steps,
-                                 max_accuracy_drop, objective)
+    request = CompressionRequest(
+        prune,
+        prune_method,
+        importance,
+        load_dataset(recover) if recover else None,
+        recover_steps,
+        max_accuracy_drop,
+        objective,
+    )
     request.check(target, precision, eval_set is not None, calib_data is not None)
     check_convert_args(labels, mean, std, max_length)
     if output:
@@ -74,11 +107,21 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
 
     with progress.step(f"loading source {source}"):
         try:
-            src = load_source(source, task=task, input_shapes=input_shapes, max_length=max_length, labels=labels,
-                              mean=mean, std=std, tokenizer=tokenizer, weights=weights)
+            src = load_source(
+                source,
+                task=task,
+                input_shapes=input_shapes,
+                max_length=max_length,
+                labels=labels,
+                mean=mean,
+                std=std,
+                tokenizer=tokenizer,
+                weights=weights,
+            )
         except ModuleNotFoundError as e:
-            raise BackendUnavailableError(f"converting needs the '{e.name}' package, which is not installed",
-                                          "pip install 'bmsdk[convert]'") from None
+            raise BackendUnavailableError(
+                f"converting needs the '{e.name}' package, which is not installed", "pip install 'bmsdk[convert]'"
+            ) from None
     spec.check_task(src.task)
     classifier = get_task(src.task).classifier
     class_dim = next((d for d in src.outputs[0].shape[1:] if isinstance(d, int)), None) if classifier else None
@@ -87,7 +130,9 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
     spec.check_request(src, precision, calib_data is not None, options)
     if eval_set is not None and classifier:
         if eval_set.labels is None:
-            raise DataError(f"evaluation data {eval_data} has no labels", "add a 'label' column (JSONL/CSV) or a 'y' array (.npz)")
+            raise DataError(
+                f"evaluation data {eval_data} has no labels", "add a 'label' column (JSONL/CSV) or a 'y' array (.npz)"
+            )
         num_classes = next((d for d in src.outputs[0].shape[1:] if isinstance(d, int)), None)
         if num_classes:
             label_indices(eval_set.labels, src.postprocessing.get("labels"), num_classes)  # unknown labels: refuse now
@@ -98,17 +143,28 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
         for rel, path in src.files.items():
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, folder / rel)
-        manifest = Manifest(name=name, task=src.task, target=target, precision=precision, model_file=spec.model_file,
-                            inputs=src.inputs, outputs=src.outputs, preprocessing=src.preprocessing,
-                            postprocessing=src.postprocessing, source=src.info, files={spec.model_file: ""})
+        manifest = Manifest(
+            name=name,
+            task=src.task,
+            target=target,
+            precision=precision,
+            model_file=spec.model_file,
+            inputs=src.inputs,
+            outputs=src.outputs,
+            preprocessing=src.preprocessing,
+            postprocessing=src.postprocessing,
+            source=src.info,
+            files={spec.model_file: ""},
+        )
         reference = Model(folder, manifest, src)
         calib_feeds = _calibration_feeds(reference, calib_data, calibration_size) if calib_data else None
         sample_feeds, raw = _sample_feeds(reference, calib_data or eval_set, num_samples)
         pruning, validation_cache = None, source_outputs
         if request.prune is not None:  # the source becomes the pruned model: every later stage sees it
             recover_batches = _recover_batches(reference, request.recover) if request.recover is not None else None
-            pruning, pruned_outputs = prune_stage(request, src, reference, calib_feeds, recover_batches, eval_set,
-                                                  source_outputs, progress)
+            pruning, pruned_outputs = prune_stage(
+                request, src, reference, calib_feeds, recover_batches, eval_set, source_outputs, progress
+            )
             validation_cache = {eval_key(eval_set): pruned_outputs} if pruned_outputs is not None else {}
         with progress.step("running the source on the samples"):
             sample_reference = src.run(sample_feeds)
@@ -126,19 +182,27 @@ def convert(source: str | Path, target: str = "onnx", output: str | Path | None 
             result.model_file = built.model_file
             result.compression = dataclasses.replace(built.compression, pruning=pruning)
             result.target_config = built.target_config
-            result.toolchain = {"bmsdk": __version__, "python": platform.python_version(), "numpy": np.__version__, **built.toolchain}
+            result.toolchain = {
+                "bmsdk": __version__,
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                **built.toolchain,
+            }
             result.files = file_checksums(into)
             result.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             result.bmsdk_version = __version__
-            result.validation = validate_artifact(into, result, sample_feeds, sample_reference, eval_set, reference, progress,
-                                                  validation_cache)
+            result.validation = validate_artifact(
+                into, result, sample_feeds, sample_reference, eval_set, reference, progress, validation_cache
+            )
             result.write(into)
             return result
 
         if request.active:
             original = pruning.metric.source if pruning and pruning.metric else None
             baseline = original.accuracy if original else None
-            ranking_feeds = calib_feeds or (_calibration_feeds(reference, eval_set, 64) if eval_set is not None else [sample_feeds])
+            ranking_feeds = calib_feeds or (
+                _calibration_feeds(reference, eval_set, 64) if eval_set is not None else [sample_feeds]
+            )
             manifest = deliver(attempt, folder, precision, request, spec, src.module, ranking_feeds, baseline, progress)
         else:
             manifest = attempt(folder, precision, [])
@@ -154,11 +218,15 @@ def typed_build_errors(target):
         raise
     except ModuleNotFoundError as e:
         missing = f"the '{e.name}' package" if e.name else f"a package ({str(e).strip()[:120]})"
-        raise BackendUnavailableError(f"the {target.name} converter needs {missing}, which is not installed",
-                                      f"pip install 'bmsdk[{target.extra}]'") from e
+        raise BackendUnavailableError(
+            f"the {target.name} converter needs {missing}, which is not installed",
+            f"pip install 'bmsdk[{target.extra}]'",
+        ) from e
     except Exception as e:
         text = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise ConversionError(f"{target.name} conversion failed: {text}", "run with --debug for the full traceback") from e
+        raise ConversionError(
+            f"{target.name} conversion failed: {text}", "run with --debug for the full traceback"
+        ) from e
 
 
 def _recover_batches(model: Model, data: Dataset, limit: int = 4096) -> list[tuple[dict, np.ndarray | None]]:
@@ -169,7 +237,7 @@ def _recover_batches(model: Model, data: Dataset, limit: int = 4096) -> list[tup
         return [(f, None) for f in feeds]
     num_classes = next((d for d in model.manifest.outputs[0].shape[1:] if isinstance(d, int)), None)
     labels = label_indices(data.head(limit).labels, model.labels, num_classes)
-    return [(f, labels[i * size:(i + 1) * size]) for i, f in enumerate(feeds)]
+    return [(f, labels[i * size : (i + 1) * size]) for i, f in enumerate(feeds)]
 
 
 def _calibration_feeds(model: Model, data: Dataset, limit: int, batch_size: int = 8) -> list[dict[str, np.ndarray]]:
@@ -184,8 +252,10 @@ def _calibration_feeds(model: Model, data: Dataset, limit: int, batch_size: int 
 def _checked_feeds(model: Model, batch, data: Dataset, what: str) -> dict[str, np.ndarray]:
     kind = model.manifest.preprocessing.get("kind")
     if kind and data.kind != "tensor" and data.kind != kind:
-        raise DataError(f"{what} data {data.origin} holds {data.kind} inputs but the model takes {kind}",
-                        f"pass {kind} data for this model")
+        raise DataError(
+            f"{what} data {data.origin} holds {data.kind} inputs but the model takes {kind}",
+            f"pass {kind} data for this model",
+        )
     try:
         feeds = model.preprocess(list(batch) if data.kind == "text" else batch)
         check_feeds(model.manifest.inputs, feeds)

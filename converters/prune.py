@@ -30,29 +30,43 @@ def check_method(method: str, importance: str, target: str) -> None:
     if importance not in IMPORTANCES:
         raise UnsupportedError(f"unknown importance '{importance}'", f"use one of: {', '.join(IMPORTANCES)}")
     if method not in STRUCTURED and target not in SPARSE_TARGETS:
-        raise UnsupportedError(f"--prune-method {method} only zeroes weights, which target '{target}' cannot use "
-                               "(the model would be neither smaller nor faster)",
-                               f"use --prune-method channels (CNNs) or heads-ffn (transformers), or target {' or '.join(SPARSE_TARGETS)}")
+        raise UnsupportedError(
+            f"--prune-method {method} only zeroes weights, which target '{target}' cannot use "
+            "(the model would be neither smaller nor faster)",
+            f"use --prune-method channels (CNNs) or heads-ffn (transformers), or target {' or '.join(SPARSE_TARGETS)}",
+        )
 
 
 def check_source(source: Source, method: str) -> None:
     if source.module is None:
-        raise UnsupportedError("pruning needs a PyTorch source", "prune the checkpoint, .pt2, TorchScript or factory the model came from")
+        raise UnsupportedError(
+            "pruning needs a PyTorch source", "prune the checkpoint, .pt2, TorchScript or factory the model came from"
+        )
     if source.info.get("scripted") or source.exported_program is not None:
         if method in STRUCTURED:
-            raise UnsupportedError(f"structural pruning needs an eager PyTorch model, not a {source.format} program",
-                                   "pass the Hugging Face checkpoint folder or a factory 'pkg.module:function'")
+            raise UnsupportedError(
+                f"structural pruning needs an eager PyTorch model, not a {source.format} program",
+                "pass the Hugging Face checkpoint folder or a factory 'pkg.module:function'",
+            )
     has_attention = bool(attention_modules(source.module))
     if method == "heads-ffn" and not has_attention:
-        raise UnsupportedError("--prune-method heads-ffn needs a BERT-style transformer (attention with query/key/value)",
-                               "use --prune-method channels for CNNs")
+        raise UnsupportedError(
+            "--prune-method heads-ffn needs a BERT-style transformer (attention with query/key/value)",
+            "use --prune-method channels for CNNs",
+        )
     if method == "channels" and has_attention:
-        raise UnsupportedError("--prune-method channels would cut a transformer's hidden size",
-                               "use --prune-method heads-ffn for transformers")
+        raise UnsupportedError(
+            "--prune-method channels would cut a transformer's hidden size",
+            "use --prune-method heads-ffn for transformers",
+        )
 
 
 def attention_modules(module) -> list:
-    return [m for m in module.modules() if hasattr(m, "num_attention_heads") and all(hasattr(m, n) for n in ("query", "key", "value"))]
+    return [
+        m
+        for m in module.modules()
+        if hasattr(m, "num_attention_heads") and all(hasattr(m, n) for n in ("query", "key", "value"))
+    ]
 
 
 def torch_example(source: Source, batch: int = 2) -> dict:
@@ -94,13 +108,20 @@ def prune(source: Source, ratio: float, method: str, importance: str, calibratio
     with torch.no_grad():
         module(**example)  # the pruned model still runs
     after = count(module, example)
+
     def change(key: str) -> BeforeAfter:
         return BeforeAfter(before=before[key], after=after[key])
 
-    return Pruning(method=method, ratio=ratio if method != "2:4" else 0.5,
-                   importance=importance if method in STRUCTURED else "magnitude",
-                   tool="torch-pruning" if method in STRUCTURED else "torch", params=change("params"),
-                   nonzero_params=change("nonzero_params"), macs=change("macs"), **details)
+    return Pruning(
+        method=method,
+        ratio=ratio if method != "2:4" else 0.5,
+        importance=importance if method in STRUCTURED else "magnitude",
+        tool="torch-pruning" if method in STRUCTURED else "torch",
+        params=change("params"),
+        nonzero_params=change("nonzero_params"),
+        macs=change("macs"),
+        **details,
+    )
 
 
 def _importance(name: str):
@@ -114,8 +135,12 @@ def _output_layers(module) -> list:
     import torch
 
     layers = [m for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
-    heads = [m for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)
-             and (name.split(".")[-1] in ("classifier", "score") or name.endswith("pooler.dense"))]
+    heads = [
+        m
+        for name, m in module.named_modules()
+        if isinstance(m, torch.nn.Linear)
+        and (name.split(".")[-1] in ("classifier", "score") or name.endswith("pooler.dense"))
+    ]
     return layers[-1:] + heads
 
 
@@ -123,9 +148,10 @@ def _taylor_gradients(module, calibration: list[dict] | None) -> None:
     """First-order Taylor importance needs gradients: of the cross-entropy against the model's own predictions."""
     import torch
 
-
     if not calibration:
-        raise DataError("taylor importance needs calibration data", "pass --calibration DATA, or use --importance magnitude")
+        raise DataError(
+            "taylor importance needs calibration data", "pass --calibration DATA, or use --importance magnitude"
+        )
     module.zero_grad()
     for batch in calibration[:TAYLOR_BATCHES]:
         out = module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()})
@@ -137,7 +163,9 @@ def _taylor_gradients(module, calibration: list[dict] | None) -> None:
 def _channels(module, example, ratio, importance, calibration) -> dict:
     import torch_pruning as tp
 
-    pruner = tp.pruner.MetaPruner(module, example, importance=importance, pruning_ratio=ratio, ignored_layers=_output_layers(module))
+    pruner = tp.pruner.MetaPruner(
+        module, example, importance=importance, pruning_ratio=ratio, ignored_layers=_output_layers(module)
+    )
     if isinstance(importance, tp.importance.GroupTaylorImportance):
         _taylor_gradients(module, calibration)
     pruner.step()
@@ -158,17 +186,28 @@ def _heads_ffn(module, example, ratio, importance, calibration) -> dict:
     ffn = [m.dense for name, m in module.named_modules() if name.endswith("intermediate") and hasattr(m, "dense")]
     ratios.update({linear: ratio for linear in ffn})
     ffn_before = [linear.out_features for linear in ffn]
-    pruner = tp.pruner.MetaPruner(module, example, importance=importance, pruning_ratio=0.0, pruning_ratio_dict=ratios,
-                                  num_heads=num_heads, prune_num_heads=True, prune_head_dims=False, head_pruning_ratio=ratio,
-                                  ignored_layers=_output_layers(module))
+    pruner = tp.pruner.MetaPruner(
+        module,
+        example,
+        importance=importance,
+        pruning_ratio=0.0,
+        pruning_ratio_dict=ratios,
+        num_heads=num_heads,
+        prune_num_heads=True,
+        prune_head_dims=False,
+        head_pruning_ratio=ratio,
+        ignored_layers=_output_layers(module),
+    )
     if isinstance(importance, tp.importance.GroupTaylorImportance):
         _taylor_gradients(module, calibration)
     pruner.step()
     for a in attentions:  # the attention reshapes by head size; keep its bookkeeping right
         a.num_attention_heads = a.query.out_features // a.attention_head_size
         a.all_head_size = a.query.out_features
-    return {"heads_per_layer": LayerCounts(before=heads_before, after=[a.num_attention_heads for a in attentions]),
-            "ffn_per_layer": LayerCounts(before=ffn_before, after=[linear.out_features for linear in ffn])}
+    return {
+        "heads_per_layer": LayerCounts(before=heads_before, after=[a.num_attention_heads for a in attentions]),
+        "ffn_per_layer": LayerCounts(before=ffn_before, after=[linear.out_features for linear in ffn]),
+    }
 
 
 def _weights(module) -> list:
@@ -205,4 +244,8 @@ def _two_four(module) -> dict:
             mask = torch.zeros_like(groups).scatter_(-1, keep, 1.0)
             w.copy_((groups * mask).reshape(w.shape))
             done += 1
-    return {"pattern": "2:4", "layers": done, "note": "2 of every 4 input weights zeroed (layers whose input size is a multiple of 4)"}
+    return {
+        "pattern": "2:4",
+        "layers": done,
+        "note": "2 of every 4 input weights zeroed (layers whose input size is a multiple of 4)",
+    }

@@ -58,7 +58,9 @@ def rank_layers(module, calibration: list[dict[str, np.ndarray]], limit: int = M
         finally:
             hook.remove()
             layer.weight.data = original
-        error = sum(float(((q.float() - r.float()) ** 2).sum()) for q, r in zip(quantized, reference)) / max(scale, 1e-12)
+        error = sum(float(((q.float() - r.float()) ** 2).sum()) for q, r in zip(quantized, reference)) / max(
+            scale, 1e-12
+        )
         scores.append({"layer": name, "error": error})
     return sorted(scores, key=lambda s: -s["error"])
 
@@ -67,4 +69,4 @@ def groups(ranking: list[dict], max_rounds: int = 8) -> list[list[str]]:
     """The ranked layers cut into at most `max_rounds` groups, most sensitive first."""
     names = [r["layer"] for r in ranking]
     size = max(1, -(-len(names) // max_rounds))
-    return [names[i:i + size] for i in range(0, len(names), size)]
+    return [names[i : i + size] for i in range(0, len(names), size)]

@@ -58,8 +58,10 @@ class TargetOptions:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(k for k, v in values.items() if v is not None and k not in names)
         if unknown:
-            raise UnsupportedError(f"target '{target}' does not take the option(s) {unknown}",
-                                   f"options it takes: {', '.join(sorted(names)) or 'none'}")
+            raise UnsupportedError(
+                f"target '{target}' does not take the option(s) {unknown}",
+                f"options it takes: {', '.join(sorted(names)) or 'none'}",
+            )
         return cls(**{k: v for k, v in values.items() if k in names and v is not None})
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,8 +110,10 @@ class Target:
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
-            raise UnsupportedError(f"target '{self.name}' does not support precision '{precision}'",
-                                   f"use one of: {', '.join(self.precisions)}")
+            raise UnsupportedError(
+                f"target '{self.name}' does not support precision '{precision}'",
+                f"use one of: {', '.join(self.precisions)}",
+            )
 
     def parse_options(self, values: dict[str, Any] | TargetOptions | None) -> TargetOptions:
         if isinstance(values, self.options):
@@ -118,14 +122,22 @@ class Target:
 
     def check_task(self, task: str) -> None:
         if task not in self.tasks:
-            raise UnsupportedError(f"target '{self.name}' does not support task '{task}'",
-                                   f"tasks it supports: {', '.join(self.tasks)}")
+            raise UnsupportedError(
+                f"target '{self.name}' does not support task '{task}'", f"tasks it supports: {', '.join(self.tasks)}"
+            )
 
     def check_request(self, source, precision: str, has_calibration: bool, options: TargetOptions) -> None:
         """Refuse, before any export work, what build() would refuse later. Default: nothing more to check."""
 
-    def build(self, source, folder: Path, precision: str, calibration: list[dict] | None, options: TargetOptions,
-              float_layers: list[str] | None = None) -> BuildResult:
+    def build(
+        self,
+        source,
+        folder: Path,
+        precision: str,
+        calibration: list[dict] | None,
+        options: TargetOptions,
+        float_layers: list[str] | None = None,
+    ) -> BuildResult:
         raise NotImplementedError
 
     def uncovered_inputs(self, manifest, feeds: dict) -> list[str]:

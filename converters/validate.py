@@ -15,8 +15,16 @@ from bmsdk.sections import Delta, EvalReport, Scores, Validation
 from .registry import get_target
 
 
-def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: dict, eval_data=None, source=None,
-                      progress=None, source_outputs: dict | None = None) -> Validation:
+def validate_artifact(
+    folder,
+    manifest,
+    sample_feeds: dict,
+    sample_reference: dict,
+    eval_data=None,
+    source=None,
+    progress=None,
+    source_outputs: dict | None = None,
+) -> Validation:
     """Run the artifact on its own backend: samples against the source's outputs, and the metric on `eval_data`.
 
     `source` is a Model over the source (during conversion) or None (`bmsdk validate` later, from samples.npz).
@@ -36,8 +44,9 @@ def validate_artifact(folder, manifest, sample_feeds: dict, sample_reference: di
         backend_label = f"{backend.name} ({what})"
         stand_in_note = f"validated on a stand-in: the {manifest.target} runtime itself did not run ({e.problem})"
     with Model(folder, manifest, backend) as artifact:
-        result = _check_samples(artifact, backend, backend_label, target, manifest, sample_feeds, sample_reference,
-                                progress)
+        result = _check_samples(
+            artifact, backend, backend_label, target, manifest, sample_feeds, sample_reference, progress
+        )
         if not result.validated:
             return result
         if stand_in_note:
@@ -58,12 +67,18 @@ def _check_samples(artifact, backend, label, target, manifest, feeds: dict, refe
         except UnsupportedError as e:  # e.g. an op the reference executor does not implement
             return Validation(validated=False, passed=None, reason=f"{backend.name} cannot run this artifact: {e}")
         samples = compare_outputs(reference, outputs, target.tolerance(manifest.precision))
-    return Validation(validated=True, backend=label or backend.name, device_real=backend.device_real, samples=samples,
-                      passed=samples.passed)
+    return Validation(
+        validated=True,
+        backend=label or backend.name,
+        device_real=backend.device_real,
+        samples=samples,
+        passed=samples.passed,
+    )
 
 
-def _evaluate(artifact, target, manifest, eval_data, source, source_outputs: dict | None, progress,
-              result: Validation) -> EvalReport:
+def _evaluate(
+    artifact, target, manifest, eval_data, source, source_outputs: dict | None, progress, result: Validation
+) -> EvalReport:
     """The metric on `eval_data`; with the source, its agreement with the artifact (which may fail `result`)."""
     task = artifact.task_spec
     with progress.step(f"evaluating the artifact on {len(eval_data)} examples"):

@@ -31,16 +31,20 @@ def backends_for(target: str) -> list[str]:
     return [name for _, name in sorted(ranked)]
 
 
-def open_backend(folder: Path, manifest: Manifest, backend: str | None = None, threads: int | None = None,
-                 **options) -> Backend:
+def open_backend(
+    folder: Path, manifest: Manifest, backend: str | None = None, threads: int | None = None, **options
+) -> Backend:
     choices = backends_for(manifest.target)
     if not choices:
-        raise UnsupportedError(f"no installed backend runs '{manifest.target}' artifacts",
-                               "install the package that provides it, or upgrade bmsdk")
+        raise UnsupportedError(
+            f"no installed backend runs '{manifest.target}' artifacts",
+            "install the package that provides it, or upgrade bmsdk",
+        )
     name = backend or choices[0]
     if name not in choices:
-        raise UnsupportedError(f"backend '{name}' cannot run a '{manifest.target}' artifact",
-                               f"use one of: {', '.join(choices)}")
+        raise UnsupportedError(
+            f"backend '{name}' cannot run a '{manifest.target}' artifact", f"use one of: {', '.join(choices)}"
+        )
     return backend_class(name)(folder, manifest, threads=threads, **options)
 
 

@@ -46,8 +46,10 @@ class Backend:
         except BmsdkError:
             raise
         except Exception as e:  # noqa: BLE001 - the runtime failed on inputs that passed the manifest's checks
-            raise RunError(f"{self.name} failed on these inputs: {short_error(e)}",
-                           "check the inputs against `bmsdk inspect`; report it if they are valid") from None
+            raise RunError(
+                f"{self.name} failed on these inputs: {short_error(e)}",
+                "check the inputs against `bmsdk inspect`; report it if they are valid",
+            ) from None
 
     def close(self) -> None:
         pass
@@ -63,38 +65,59 @@ def check_feeds(specs: Sequence[TensorSpec], feeds: dict[str, np.ndarray]) -> No
     """Raise InputError naming what was expected when feeds do not match the declared inputs."""
     expected = {s.name for s in specs}
     if not isinstance(feeds, dict):
-        raise InputError(f"inputs must be a dict of name -> array, got {type(feeds).__name__}",
-                         f"pass {{{', '.join(repr(n) for n in expected)}}}")
+        raise InputError(
+            f"inputs must be a dict of name -> array, got {type(feeds).__name__}",
+            f"pass {{{', '.join(repr(n) for n in expected)}}}",
+        )
     missing, unexpected = expected - set(feeds), set(feeds) - expected
     if missing or unexpected:
-        parts = [f"missing {sorted(missing)}" if missing else "", f"unexpected {sorted(unexpected)}" if unexpected else ""]
-        raise InputError(f"wrong input names: {', '.join(p for p in parts if p)}",
-                         f"the model takes {', '.join(s.describe() for s in specs)}")
+        parts = [
+            f"missing {sorted(missing)}" if missing else "",
+            f"unexpected {sorted(unexpected)}" if unexpected else "",
+        ]
+        raise InputError(
+            f"wrong input names: {', '.join(p for p in parts if p)}",
+            f"the model takes {', '.join(s.describe() for s in specs)}",
+        )
     dims: dict[str, int] = {}
     for spec in specs:
         value = feeds[spec.name]
         if not isinstance(value, np.ndarray):
-            raise InputError(f"input '{spec.name}' is a {type(value).__name__}, not a numpy array", f"pass {spec.describe()}")
+            raise InputError(
+                f"input '{spec.name}' is a {type(value).__name__}, not a numpy array", f"pass {spec.describe()}"
+            )
         if value.dtype != np.dtype(spec.dtype):
-            raise InputError(f"input '{spec.name}' has dtype {value.dtype}", f"expected {spec.describe()}; cast with .astype('{spec.dtype}')")
+            raise InputError(
+                f"input '{spec.name}' has dtype {value.dtype}",
+                f"expected {spec.describe()}; cast with .astype('{spec.dtype}')",
+            )
         if value.ndim != len(spec.shape):
-            raise InputError(f"input '{spec.name}' has shape {list(value.shape)} ({value.ndim} dims)", f"expected {spec.describe()}")
+            raise InputError(
+                f"input '{spec.name}' has shape {list(value.shape)} ({value.ndim} dims)", f"expected {spec.describe()}"
+            )
         for axis, (want, got) in enumerate(zip(spec.shape, value.shape)):
             if isinstance(want, int) and want != got:
                 raise InputError(f"input '{spec.name}' has size {got} on axis {axis}", f"expected {spec.describe()}")
             if isinstance(want, str) and dims.setdefault(want, got) != got:
-                raise InputError(f"input '{spec.name}' has {want}={got} but another input has {want}={dims[want]}",
-                                 "inputs that share a named dim must agree on its size")
+                raise InputError(
+                    f"input '{spec.name}' has {want}={got} but another input has {want}={dims[want]}",
+                    "inputs that share a named dim must agree on its size",
+                )
             if isinstance(want, str) and spec.max_dims and got > spec.max_dims.get(want, got):
-                raise InputError(f"input '{spec.name}' has {want}={got}, more than the model takes ({spec.max_dims[want]})",
-                                 f"truncate it to {spec.max_dims[want]} (the text pre-processing truncates for you)")
+                raise InputError(
+                    f"input '{spec.name}' has {want}={got}, more than the model takes ({spec.max_dims[want]})",
+                    f"truncate it to {spec.max_dims[want]} (the text pre-processing truncates for you)",
+                )
         if value.size == 0:
             raise InputError(f"input '{spec.name}' is empty (shape {list(value.shape)})", "pass at least one example")
         if spec.value_range is not None:
             low, high = spec.value_range
             if value.min() < low or value.max() > high:
-                raise InputError(f"input '{spec.name}' holds values outside [{low}, {high}] (token ids outside the "
-                                 "vocabulary, or a mask that is not 0/1)", "encode texts with the artifact's tokenizer")
+                raise InputError(
+                    f"input '{spec.name}' holds values outside [{low}, {high}] (token ids outside the "
+                    "vocabulary, or a mask that is not 0/1)",
+                    "encode texts with the artifact's tokenizer",
+                )
 
 
 def short_error(error: BaseException, limit: int = 300) -> str:

@@ -19,7 +19,9 @@ COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 
 
 def _to_coreml(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: v.astype(np.int32) if v.dtype.kind in "iub" else v.astype(np.float32, copy=False) for k, v in feeds.items()}
+    return {
+        k: v.astype(np.int32) if v.dtype.kind in "iub" else v.astype(np.float32, copy=False) for k, v in feeds.items()
+    }
 
 
 class CoreMLBackend(Backend):
@@ -31,19 +33,24 @@ class CoreMLBackend(Backend):
     def __init__(self, *args, compute_units: str | None = None, **kwargs):
         self.compute_units = (compute_units or "ALL").upper()
         if self.compute_units not in COMPUTE_UNITS:
-            raise UnsupportedError(f"unknown compute units '{compute_units}'", f"use one of: {', '.join(COMPUTE_UNITS)}")
+            raise UnsupportedError(
+                f"unknown compute units '{compute_units}'", f"use one of: {', '.join(COMPUTE_UNITS)}"
+            )
         super().__init__(*args, **kwargs)
 
     def _load(self) -> None:
         if sys.platform != "darwin":
-            raise BackendUnavailableError("CoreML runs only on macOS/iOS",
-                                          "use backend 'mil-reference' (the numpy reference executor) on this machine")
+            raise BackendUnavailableError(
+                "CoreML runs only on macOS/iOS",
+                "use backend 'mil-reference' (the numpy reference executor) on this machine",
+            )
         try:
             import coremltools as ct
         except ImportError:
             raise BackendUnavailableError("coremltools is not installed", "pip install 'bmsdk[coreml]'") from None
-        self.model = ct.models.MLModel(str(self.folder / self.manifest.model_file),
-                                       compute_units=getattr(ct.ComputeUnit, self.compute_units))
+        self.model = ct.models.MLModel(
+            str(self.folder / self.manifest.model_file), compute_units=getattr(ct.ComputeUnit, self.compute_units)
+        )
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self.model.predict(_to_coreml(feeds))
@@ -66,8 +73,10 @@ class MilReferenceBackend(Backend):
         except BmsdkError:
             raise
         except Exception as e:  # noqa: BLE001 - coremltools raises many types for a damaged .mlpackage
-            raise ModelFileError(f"coremltools cannot read {self.manifest.model_file}: {short_error(e)}",
-                                 "re-create the artifact with `bmsdk convert --target coreml`") from None
+            raise ModelFileError(
+                f"coremltools cannot read {self.manifest.model_file}: {short_error(e)}",
+                "re-create the artifact with `bmsdk convert --target coreml`",
+            ) from None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self.program.run(_to_coreml(feeds))

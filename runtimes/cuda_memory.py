@@ -13,8 +13,10 @@ import numpy as np
 
 from bmsdk.errors import BackendUnavailableError
 
-NO_CUDA_FIX = ("run on a machine with an NVIDIA GPU and driver, with `pip install 'bmsdk[tensorrt]'` (cuda-python) and TensorRT; "
-               "or run the packaged ONNX on CPU with --backend onnxruntime")
+NO_CUDA_FIX = (
+    "run on a machine with an NVIDIA GPU and driver, with `pip install 'bmsdk[tensorrt]'` (cuda-python) and TensorRT; "
+    "or run the packaged ONNX on CPU with --backend onnxruntime"
+)
 
 
 def open_cuda():
@@ -26,8 +28,9 @@ def open_cuda():
                 return memory()
             except BackendUnavailableError as e:
                 problems.append(e.problem)
-    raise BackendUnavailableError("; ".join(problems) or "neither cuda-python nor torch is installed, so no CUDA device can be used",
-                                  NO_CUDA_FIX)
+    raise BackendUnavailableError(
+        "; ".join(problems) or "neither cuda-python nor torch is installed, so no CUDA device can be used", NO_CUDA_FIX
+    )
 
 
 def _cudart():
@@ -37,7 +40,9 @@ def _cudart():
         try:
             from cuda import cudart as runtime  # older cuda-python
         except ImportError:
-            raise BackendUnavailableError("cuda-python is installed without its runtime bindings", "pip install -U cuda-python") from None
+            raise BackendUnavailableError(
+                "cuda-python is installed without its runtime bindings", "pip install -U cuda-python"
+            ) from None
     return runtime
 
 
@@ -82,8 +87,11 @@ class CudaPythonMemory:
 
     def upload(self, name: str, array: np.ndarray) -> int:
         ptr = self._buffer(name, array.nbytes)
-        self._call(self.rt.cudaMemcpyAsync(ptr, array.ctypes.data, array.nbytes,
-                                           self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self._stream))
+        self._call(
+            self.rt.cudaMemcpyAsync(
+                ptr, array.ctypes.data, array.nbytes, self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self._stream
+            )
+        )
         return ptr
 
     def output(self, name: str, shape, dtype) -> int:
@@ -92,8 +100,15 @@ class CudaPythonMemory:
 
     def download(self, name: str) -> np.ndarray:
         host = self._outputs[name]
-        self._call(self.rt.cudaMemcpyAsync(host.ctypes.data, self._buffers[name][0], host.nbytes,
-                                           self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream))
+        self._call(
+            self.rt.cudaMemcpyAsync(
+                host.ctypes.data,
+                self._buffers[name][0],
+                host.nbytes,
+                self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+                self._stream,
+            )
+        )
         return host
 
     def synchronize(self) -> None:
@@ -113,7 +128,9 @@ class TorchMemory:
         import torch
 
         if not torch.cuda.is_available():
-            raise BackendUnavailableError("torch sees no CUDA GPU here (torch.cuda.is_available() is False)", NO_CUDA_FIX)
+            raise BackendUnavailableError(
+                "torch sees no CUDA GPU here (torch.cuda.is_available() is False)", NO_CUDA_FIX
+            )
         self.torch = torch
         self._stream = torch.cuda.Stream()
         self._tensors: dict = {}

@@ -26,8 +26,11 @@ FIX = "pip install 'bmsdk[litert]' (ai-edge-litert==2.3.0)"
 
 def find_interpreter(prefer: str | None = None):
     """(Interpreter class, runtime name): ai-edge-litert, else tflite-runtime, else TensorFlow Lite."""
-    candidates = [(PRIMARY, "ai_edge_litert.interpreter"), ("tflite-runtime", "tflite_runtime.interpreter"),
-                  ("tensorflow", "tensorflow.lite")]
+    candidates = [
+        (PRIMARY, "ai_edge_litert.interpreter"),
+        ("tflite-runtime", "tflite_runtime.interpreter"),
+        ("tensorflow", "tensorflow.lite"),
+    ]
     if prefer:
         candidates = [c for c in candidates if c[0] == prefer]
     for name, module in candidates:
@@ -36,7 +39,9 @@ def find_interpreter(prefer: str | None = None):
             return mod.Interpreter, name
         except ImportError:
             continue
-    raise BackendUnavailableError("no LiteRT interpreter is installed" + (f" ({prefer} asked for)" if prefer else ""), FIX)
+    raise BackendUnavailableError(
+        "no LiteRT interpreter is installed" + (f" ({prefer} asked for)" if prefer else ""), FIX
+    )
 
 
 class LiteRTBackend(Backend):
@@ -55,20 +60,29 @@ class LiteRTBackend(Backend):
     def _load(self) -> None:
         config = self.manifest.target_config
         if not isinstance(config, LiteRTConfig) or not config.signatures:
-            raise ManifestError("this tflite artifact's bmsdk.json records no signatures", "re-create it with `bmsdk convert --target tflite`")
+            raise ManifestError(
+                "this tflite artifact's bmsdk.json records no signatures",
+                "re-create it with `bmsdk convert --target tflite`",
+            )
         interpreter_class, self.runtime = find_interpreter(self.runtime_request)
         self.signatures = config.signatures
         self.buckets = list(config.sequence_buckets)
         self.pad_values = config.pad_values
         try:
-            self.interpreter = interpreter_class(model_path=str(self.folder / self.manifest.model_file), num_threads=self.threads)
+            self.interpreter = interpreter_class(
+                model_path=str(self.folder / self.manifest.model_file), num_threads=self.threads
+            )
         except Exception as e:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError and others for bad files
-            raise ModelFileError(f"{self.runtime} cannot load {self.manifest.model_file}: {short_error(e)}",
-                                 "re-create the artifact with `bmsdk convert --target tflite`") from None
+            raise ModelFileError(
+                f"{self.runtime} cannot load {self.manifest.model_file}: {short_error(e)}",
+                "re-create the artifact with `bmsdk convert --target tflite`",
+            ) from None
         missing = set(self.signatures) - set(self.interpreter.get_signature_list())
         if missing:
-            raise ManifestError(f"{self.manifest.model_file} lacks the signature(s) {sorted(missing)} that bmsdk.json records",
-                                "re-create the artifact with `bmsdk convert --target tflite`")
+            raise ManifestError(
+                f"{self.manifest.model_file} lacks the signature(s) {sorted(missing)} that bmsdk.json records",
+                "re-create the artifact with `bmsdk convert --target tflite`",
+            )
         self.runners = {name: self.interpreter.get_signature_runner(name) for name in self.signatures}
         for name, runner in self.runners.items():
             self._check_signature(name, set(runner.get_input_details()))
@@ -80,8 +94,10 @@ class LiteRTBackend(Backend):
         """bmsdk.json's boundary record must name the model's inputs and tensors the signature really has."""
         inputs = self.signatures[name].inputs
         if set(inputs) != {s.name for s in self.inputs} or not all(t.tensor in tensors for t in inputs.values()):
-            raise ManifestError(f"bmsdk.json's record of signature '{name}' does not match {self.manifest.model_file}",
-                                "re-create the artifact with `bmsdk convert --target tflite`")
+            raise ManifestError(
+                f"bmsdk.json's record of signature '{name}' does not match {self.manifest.model_file}",
+                "re-create the artifact with `bmsdk convert --target tflite`",
+            )
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         length = bucket = None
@@ -94,7 +110,7 @@ class LiteRTBackend(Backend):
         rows = []
         with self._lock:  # the exported model takes one example: run the batch row by row
             for i in range(len(next(iter(feeds.values())))):
-                feed = {t.tensor: to_signature(feeds[k][i:i + 1], t) for k, t in signature.inputs.items()}
+                feed = {t.tensor: to_signature(feeds[k][i : i + 1], t) for k, t in signature.inputs.items()}
                 rows.append(runner(**feed))
         outputs = {}
         for spec in self.outputs:
@@ -113,8 +129,9 @@ class LiteRTBackend(Backend):
         except RunError as e:
             raise BackendUnavailableError(f"{self.runtime} fails to run this model: {e.problem}", FIX) from None
         if not stats.passed:
-            raise BackendUnavailableError(f"{self.runtime} disagrees with the source on samples.npz ({stats.reason})",
-                                          FIX)
+            raise BackendUnavailableError(
+                f"{self.runtime} disagrees with the source on samples.npz ({stats.reason})", FIX
+            )
         return stats
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
 """The boundary between bmsdk feeds and one LiteRT signature, numpy only.
 
 A TFLite artifact records in `manifest.target_config` what its signatures take and give (see
-`bmsdk.converters.targets.tflite.build`): one example per call, int32 where the source took int64, int8 with a scale and zero
-point where static quantization put them, and for text models one signature per sequence-length bucket.
+`bmsdk.converters.targets.tflite.build`): one example per call, int32 where the source took int64, int8 with a scale
+and zero point where static quantization put them, and for text models one signature per sequence-length bucket.
 These helpers apply that record; the converter's calibration, the LiteRT backend and the Android library
 (`examples/android`) all follow the same rules.
 """
@@ -27,8 +27,10 @@ def pick_bucket(length: int, buckets: list[int]) -> int:
     for bucket in sorted(buckets):
         if length <= bucket:
             return bucket
-    raise InputError(f"a sequence of {length} tokens is longer than the largest bucket ({max(buckets)})",
-                     f"truncate to {max(buckets)} tokens, or re-convert with a larger --seq-buckets / --max-length")
+    raise InputError(
+        f"a sequence of {length} tokens is longer than the largest bucket ({max(buckets)})",
+        f"truncate to {max(buckets)} tokens, or re-convert with a larger --seq-buckets / --max-length",
+    )
 
 
 def pad_to(value: np.ndarray, length: int, pad_value: int) -> np.ndarray:
@@ -42,12 +44,17 @@ def pad_to(value: np.ndarray, length: int, pad_value: int) -> np.ndarray:
 def tensor_record(details: dict, name: str) -> SignatureTensor:
     """What the manifest records of the LiteRT tensor `name` (from a signature runner's input/output details)."""
     scale, zero_point = details["quantization"]
-    return SignatureTensor(tensor=name, dtype=np.dtype(details["dtype"]).name, shape=[int(d) for d in details["shape"]],
-                           quantization=QuantParams(scale=float(scale), zero_point=int(zero_point)) if scale else None)
+    return SignatureTensor(
+        tensor=name,
+        dtype=np.dtype(details["dtype"]).name,
+        shape=[int(d) for d in details["shape"]],
+        quantization=QuantParams(scale=float(scale), zero_point=int(zero_point)) if scale else None,
+    )
 
 
 def to_signature(value: np.ndarray, tensor: SignatureTensor) -> np.ndarray:
-    """A feed in the signature's dtype: int64 -> int32, or float -> int8/uint8 with the recorded scale and zero point."""
+    """A feed in the signature's dtype: int64 -> int32, or float -> int8/uint8 with the recorded scale and zero
+    point."""
     dtype = np.dtype(tensor.dtype)
     q = tensor.quantization
     if q:

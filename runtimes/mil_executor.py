@@ -20,9 +20,29 @@ from bmsdk.runtimes.mil_ops import OPS
 
 FP16_MAX = 65504.0
 # ops whose results are (a subset of) their inputs' values, so rounding them again to fp16 changes nothing
-MOVES_DATA = frozenset({"reshape", "transpose", "expand_dims", "squeeze", "slice_by_index", "slice_by_size", "gather",
-                        "gather_nd", "gather_along_axis", "concat", "stack", "split", "tile", "identity", "relu",
-                        "max_pool", "select", "maximum", "minimum"})
+MOVES_DATA = frozenset(
+    {
+        "reshape",
+        "transpose",
+        "expand_dims",
+        "squeeze",
+        "slice_by_index",
+        "slice_by_size",
+        "gather",
+        "gather_nd",
+        "gather_along_axis",
+        "concat",
+        "stack",
+        "split",
+        "tile",
+        "identity",
+        "relu",
+        "max_pool",
+        "select",
+        "maximum",
+        "minimum",
+    }
+)
 
 
 @dataclass
@@ -50,7 +70,9 @@ class MilProgram:
     def __init__(self, package: str | Path, function: str = "main"):
         program = _read_program(Path(package))
         if function not in program.functions:
-            raise UnsupportedError(f"{package} has no function '{function}'", f"functions: {', '.join(program.functions)}")
+            raise UnsupportedError(
+                f"{package} has no function '{function}'", f"functions: {', '.join(program.functions)}"
+            )
         func = program.functions[function]
         self.inputs = {name: _np_dtype(var) for name, var in func.inputs.items()}
         self.output_names = [var.name for var in func.outputs]
@@ -58,8 +80,10 @@ class MilProgram:
         self.steps: list[Step] = []
         unknown = sorted({op.op_type for op in func.operations if op.op_type != "const" and op.op_type not in OPS})
         if unknown:
-            raise UnsupportedError(f"the MIL reference executor does not implement the op(s) {', '.join(unknown)}",
-                                   "run this artifact with CoreML on macOS, or add the op to bmsdk/runtimes/mil_ops.py")
+            raise UnsupportedError(
+                f"the MIL reference executor does not implement the op(s) {', '.join(unknown)}",
+                "run this artifact with CoreML on macOS, or add the op to bmsdk/runtimes/mil_ops.py",
+            )
         for op in func.operations:
             self._add(op)
         self._plan_release()
@@ -70,10 +94,14 @@ class MilProgram:
             self.constants[var.name] = store(var.val, _np_dtype(var))
             return
         if getattr(op, "blocks", None):
-            raise UnsupportedError(f"op '{op.op_type}' ({op.name}) has nested blocks, which the reference executor does not run",
-                                   "run this artifact with CoreML on macOS")
-        args = {param: ([v.name for v in var] if isinstance(var, (list, tuple)) else var.name)
-                for param, var in op.inputs.items()}
+            raise UnsupportedError(
+                f"op '{op.op_type}' ({op.name}) has nested blocks, which the reference executor does not run",
+                "run this artifact with CoreML on macOS",
+            )
+        args = {
+            param: ([v.name for v in var] if isinstance(var, (list, tuple)) else var.name)
+            for param, var in op.inputs.items()
+        }
         step = Step(op.op_type, op.name, args, [(v.name, _np_dtype(v)) for v in op.outputs])
         if op.op_type.startswith("constexpr_"):  # compressed weights: decompress once
             self._execute(step, self.constants)
@@ -104,7 +132,9 @@ class MilProgram:
 
     @staticmethod
     def _execute(step: Step, env: dict) -> None:
-        args = {param: ([env[n] for n in ref] if isinstance(ref, list) else env[ref]) for param, ref in step.args.items()}
+        args = {
+            param: ([env[n] for n in ref] if isinstance(ref, list) else env[ref]) for param, ref in step.args.items()
+        }
         try:
             result = OPS[step.op_type](args)
         except Exception as e:
@@ -112,8 +142,11 @@ class MilProgram:
         results = result if isinstance(result, tuple) else (result,)
         exact = step.op_type in MOVES_DATA  # its outputs hold input values only: already in the declared dtype
         for (name, dtype), value in zip(step.outputs, results):
-            env[name] = value if exact and isinstance(value, np.ndarray) and value.dtype == np.float32 and dtype == np.float16 \
+            env[name] = (
+                value
+                if exact and isinstance(value, np.ndarray) and value.dtype == np.float32 and dtype == np.float16
                 else store(value, dtype)
+            )
 
 
 def _names(args: dict) -> list[str]:
@@ -135,12 +168,17 @@ def _read_program(package: Path):
         import coremltools as ct
         from coremltools.converters.mil.frontend.milproto import load as milproto
     except ImportError:
-        raise BackendUnavailableError("the MIL reference executor needs coremltools to read the model",
-                                      "pip install 'bmsdk[coreml]'") from None
+        raise BackendUnavailableError(
+            "the MIL reference executor needs coremltools to read the model", "pip install 'bmsdk[coreml]'"
+        ) from None
     if not package.is_dir():
-        raise UnsupportedError(f"{package} is not an .mlpackage folder", "re-create the artifact with `bmsdk convert --target coreml`")
+        raise UnsupportedError(
+            f"{package} is not an .mlpackage folder", "re-create the artifact with `bmsdk convert --target coreml`"
+        )
     model = ct.models.MLModel(str(package), skip_model_load=True)
     spec = model.get_spec()
     if spec.WhichOneof("Type") != "mlProgram":
-        raise UnsupportedError(f"{package.name} is a neuralnetwork model, not an ML program", "convert with convert_to='mlprogram'")
+        raise UnsupportedError(
+            f"{package.name} is a neuralnetwork model, not an ML program", "convert with convert_to='mlprogram'"
+        )
     return milproto.load(spec, spec.specificationVersion, file_weights_dir=model.weights_dir)

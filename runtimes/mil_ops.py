@@ -22,6 +22,7 @@ def op(*names: str):
         for name in names or (fn.__name__,):
             OPS[name] = fn
         return fn
+
     return register
 
 
@@ -36,15 +37,30 @@ def _axes(value, rank: int) -> tuple[int, ...]:
 
 # --- elementwise -------------------------------------------------------------------------------
 
+
 def _binary(fn):
     return lambda a: fn(a["x"], a["y"])
 
 
-for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "maximum": np.maximum, "minimum": np.minimum,
-                   "pow": np.power, "equal": np.equal, "not_equal": np.not_equal, "less": np.less,
-                   "less_equal": np.less_equal, "greater": np.greater, "greater_equal": np.greater_equal,
-                   "logical_and": np.logical_and, "logical_or": np.logical_or, "logical_xor": np.logical_xor,
-                   "floor_div": np.floor_divide, "mod": np.mod}.items():
+for _name, _fn in {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+    "pow": np.power,
+    "equal": np.equal,
+    "not_equal": np.not_equal,
+    "less": np.less,
+    "less_equal": np.less_equal,
+    "greater": np.greater,
+    "greater_equal": np.greater_equal,
+    "logical_and": np.logical_and,
+    "logical_or": np.logical_or,
+    "logical_xor": np.logical_xor,
+    "floor_div": np.floor_divide,
+    "mod": np.mod,
+}.items():
     OPS[_name] = _binary(_fn)
 
 
@@ -57,11 +73,27 @@ def _unary(fn):
     return lambda a: fn(a["x"])
 
 
-for _name, _fn in {"relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-                   "abs": np.abs, "neg": np.negative, "floor": np.floor, "ceil": np.ceil, "round": np.round,
-                   "sign": np.sign, "sin": np.sin, "cos": np.cos, "square": np.square, "logical_not": np.logical_not,
-                   "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "silu": lambda x: x / (1 + np.exp(-x)),
-                   "relu6": lambda x: np.clip(x, 0, 6), "identity": lambda x: x}.items():
+for _name, _fn in {
+    "relu": lambda x: np.maximum(x, 0),
+    "tanh": np.tanh,
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "neg": np.negative,
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "round": np.round,
+    "sign": np.sign,
+    "sin": np.sin,
+    "cos": np.cos,
+    "square": np.square,
+    "logical_not": np.logical_not,
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "silu": lambda x: x / (1 + np.exp(-x)),
+    "relu6": lambda x: np.clip(x, 0, 6),
+    "identity": lambda x: x,
+}.items():
     OPS[_name] = _unary(_fn)
 
 
@@ -106,7 +138,7 @@ def gelu(a):
     if mode == "EXACT":
         return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
     if mode == "TANH_APPROXIMATION":
-        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
     if mode == "SIGMOID_APPROXIMATION":
         return x / (1 + np.exp(-1.702 * x))
     raise ValueError(f"gelu mode {mode}")
@@ -123,6 +155,7 @@ def cast(a):
 
 
 # --- normalisation, softmax, reductions ---------------------------------------------------------
+
 
 @op()
 def softmax(a):
@@ -163,11 +196,17 @@ def _reduction(fn):
         x = a["x"]
         axes = None if a.get("axes") is None else _axes(a["axes"], x.ndim)
         return fn(x, axis=axes, keepdims=bool(_arg(a, "keep_dims", False)))
+
     return run
 
 
-for _name, _fn in {"reduce_mean": np.mean, "reduce_sum": np.sum, "reduce_max": np.max, "reduce_min": np.min,
-                   "reduce_prod": np.prod}.items():
+for _name, _fn in {
+    "reduce_mean": np.mean,
+    "reduce_sum": np.sum,
+    "reduce_max": np.max,
+    "reduce_min": np.min,
+    "reduce_prod": np.prod,
+}.items():
     OPS[_name] = _reduction(_fn)
 
 
@@ -178,6 +217,7 @@ def reduce_argmax(a):
 
 
 # --- linear algebra ------------------------------------------------------------------------------
+
 
 @op()
 def linear(a):
@@ -201,6 +241,7 @@ def einsum(a):
 
 
 # --- convolution and pooling ----------------------------------------------------------------------
+
 
 def _pads(a, x_spatial, kernel, strides, dilations) -> list[tuple[int, int]]:
     pad_type = _arg(a, "pad_type", "valid")
@@ -226,8 +267,11 @@ def _windows(x: np.ndarray, kernel, strides, dilations, pads, value=0.0) -> np.n
     spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
     n = len(kernel)
     view = np.lib.stride_tricks.sliding_window_view(x, spans, axis=tuple(range(2, 2 + n)))
-    view = view[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)
-                + tuple(slice(None, None, d) for d in dilations)]
+    view = view[
+        (slice(None), slice(None))
+        + tuple(slice(None, None, s) for s in strides)
+        + tuple(slice(None, None, d) for d in dilations)
+    ]
     return view
 
 
@@ -241,13 +285,13 @@ def conv(a):
     groups = int(_arg(a, "groups", 1))
     view = _windows(x, kernel, strides, dilations, _pads(a, x.shape[2:], kernel, strides, dilations))
     batch, channels = x.shape[:2]
-    out_spatial = view.shape[2:2 + n]
+    out_spatial = view.shape[2 : 2 + n]
     cg, og = channels // groups, w.shape[0] // groups
     outs = []
     for g in range(groups):
-        patches = view[:, g * cg:(g + 1) * cg]  # (N, cg, *out, *k)
+        patches = view[:, g * cg : (g + 1) * cg]  # (N, cg, *out, *k)
         patches = np.moveaxis(patches, 1, 1 + n).reshape(batch * int(np.prod(out_spatial)), -1)  # (N*out, cg*k)
-        weights = w[g * og:(g + 1) * og].reshape(og, -1)
+        weights = w[g * og : (g + 1) * og].reshape(og, -1)
         outs.append((patches @ weights.T).reshape(batch, *out_spatial, og))
     out = np.moveaxis(np.concatenate(outs, axis=-1), -1, 1)
     if a.get("bias") is not None:
@@ -262,8 +306,10 @@ def _pool(a, reduce, pad_value):
     strides = [int(s) for s in _arg(a, "strides", [1] * n)]
     pads = _pads(a, x.shape[2:], kernel, strides, [1] * n)
     if _arg(a, "ceil_mode", False):
-        pads = [(lo, hi + (s - (size + lo + hi - k) % s) % s)  # room for a last, partial window
-                for (lo, hi), size, k, s in zip(pads, x.shape[2:], kernel, strides)]
+        pads = [
+            (lo, hi + (s - (size + lo + hi - k) % s) % s)  # room for a last, partial window
+            for (lo, hi), size, k, s in zip(pads, x.shape[2:], kernel, strides)
+        ]
     view = _windows(x, kernel, strides, [1] * n, pads, pad_value)
     axes = tuple(range(-n, 0))
     if reduce == "max":
@@ -286,6 +332,7 @@ def avg_pool(a):
 
 
 # --- shapes and indexing ----------------------------------------------------------------------------
+
 
 @op()
 def shape(a):
@@ -434,9 +481,10 @@ def topk(a):
 
 # --- compressed weights (constexpr_*), decompressed once at load time -----------------------------------
 
+
 def _unpack_bits(packed: np.ndarray, nbits: int, count: int) -> np.ndarray:
     """Integers packed least significant bit first (coremltools' layout) -> uint8 array of `count` values."""
-    bits = np.unpackbits(packed.astype(np.uint8), bitorder="little")[:count * nbits].reshape(count, nbits)
+    bits = np.unpackbits(packed.astype(np.uint8), bitorder="little")[: count * nbits].reshape(count, nbits)
     return (bits.astype(np.uint16) << np.arange(nbits, dtype=np.uint16)).sum(axis=1).astype(np.uint8)
 
 
@@ -491,7 +539,7 @@ def constexpr_sparse_to_dense(a):
     values, mask = np.asarray(a["nonzero_data"]), a["mask"]
     if a.get("shape") is not None:  # iOS16: the mask is bits packed into a flat uint8 array
         shape = [int(d) for d in a["shape"]]
-        flags = np.unpackbits(mask.astype(np.uint8), bitorder="little")[:int(np.prod(shape))].astype(bool)
+        flags = np.unpackbits(mask.astype(np.uint8), bitorder="little")[: int(np.prod(shape))].astype(bool)
     else:  # iOS18: the mask has the output shape
         shape, flags = list(mask.shape), mask.reshape(-1).astype(bool)
     dense = np.zeros(int(np.prod(shape)), dtype=values.dtype)
@@ -502,4 +550,3 @@ def constexpr_sparse_to_dense(a):
 @op()
 def constexpr_cast(a):
     return a["source_val"]
-

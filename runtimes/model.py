@@ -22,6 +22,7 @@ class Model:
 
     `runner` is any object with `run(feeds) -> dict` (a runtime backend, or the source model during conversion).
     """
+
     batch_size = 64  # inputs per runtime call when predict() is given a batch
 
     def __init__(self, folder: Path, manifest: Manifest, runner: Any):
@@ -50,12 +51,20 @@ class Model:
     # --- with pre/post-processing -------------------------------------------
     def preprocess(self, items: Sequence[Any]) -> dict[str, np.ndarray]:
         """Feeds for a batch of raw inputs: strings for text models, images (paths, PIL, arrays) for image models."""
-        if isinstance(items, np.ndarray) and items.ndim == len(self.manifest.inputs[0].shape) and items.dtype.kind == "f" \
-                and len(self.manifest.inputs) == 1 and self.manifest.preprocessing.get("kind") != "text":
+        if (
+            isinstance(items, np.ndarray)
+            and items.ndim == len(self.manifest.inputs[0].shape)
+            and items.dtype.kind == "f"
+            and len(self.manifest.inputs) == 1
+            and self.manifest.preprocessing.get("kind") != "text"
+        ):
             if not np.isfinite(items).all():
-                raise InputError(f"the input array of shape {items.shape} holds NaN or infinite values",
-                                 "pass finite values")
-            return {self.manifest.inputs[0].name: items.astype(self.manifest.inputs[0].dtype, copy=False)}  # already a batch
+                raise InputError(
+                    f"the input array of shape {items.shape} holds NaN or infinite values", "pass finite values"
+                )
+            return {
+                self.manifest.inputs[0].name: items.astype(self.manifest.inputs[0].dtype, copy=False)
+            }  # already a batch
         if self.preprocessor is None:
             raise InputError("this model has no pre-processing", "call run({name: array}) with the model's inputs")
         return self.preprocessor(items)
@@ -70,7 +79,7 @@ class Model:
         if self.manifest.preprocessing.get("kind") == "text":
             results = self._predict_texts(items)
         else:
-            parts = [self._predict_batch(items[i:i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
+            parts = [self._predict_batch(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
             results = np.concatenate(parts) if isinstance(parts[0], np.ndarray) else [r for part in parts for r in part]
         return results[0] if single else results
 
@@ -91,8 +100,9 @@ class Model:
         if isinstance(x, (str, Path)) or hasattr(x, "convert"):
             return [x], True
         if isinstance(x, dict):
-            raise InputError("predict() cannot take a dict",
-                             self._what_to_pass() + "; model feeds go to run({name: array})")
+            raise InputError(
+                "predict() cannot take a dict", self._what_to_pass() + "; model feeds go to run({name: array})"
+            )
         if not isinstance(x, np.ndarray) or x.ndim == 0:
             raise InputError(f"predict() cannot take {_describe(x)}", self._what_to_pass())
         if kind == "text":
@@ -113,9 +123,11 @@ class Model:
             return False
         height, width = pre["size"]
         gray = f", or NxHxW at the model's {height}x{width} for N images" if pre["channels"] == 1 else ""
-        raise InputError(f"cannot read an image array of shape {x.shape}: one image is HxW, HxWxC or CxHxW",
-                         f"pass one image with C = 1, 3 or 4 channels last or 1 or 3 first; a batch as a list, "
-                         f"NxHxWxC or NxCxHxW{gray}")
+        raise InputError(
+            f"cannot read an image array of shape {x.shape}: one image is HxW, HxWxC or CxHxW",
+            f"pass one image with C = 1, 3 or 4 channels last or 1 or 3 first; a batch as a list, "
+            f"NxHxWxC or NxCxHxW{gray}",
+        )
 
     def _what_to_pass(self) -> str:
         kind = self.manifest.preprocessing.get("kind")
@@ -134,9 +146,11 @@ class Model:
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
         results: list = [None] * len(rows)
         for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+            chunk = order[start : start + self.batch_size]
             feeds = self.preprocessor.pad([rows[i] for i in chunk])
-            for i, result in zip(chunk, self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)):
+            for i, result in zip(
+                chunk, self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)
+            ):
                 results[i] = result
         return np.stack(results) if isinstance(results[0], np.ndarray) else results
 
@@ -180,8 +194,14 @@ def _describe(x: Any) -> str:
     return "a 0-d array" if isinstance(x, np.ndarray) else "None" if x is None else f"a {type(x).__name__}"
 
 
-def load(path: str | Path, backend: str | None = None, threads: int | None = None, verify: bool = True,
-         public_key: str | Path | bytes | None = None, **options) -> Model:
+def load(
+    path: str | Path,
+    backend: str | None = None,
+    threads: int | None = None,
+    verify: bool = True,
+    public_key: str | Path | bytes | None = None,
+    **options,
+) -> Model:
     """Open an artifact folder: manifest validated, checksums verified, backend chosen from the target.
 
     With `public_key` (a PEM path or bytes; default $BMSDK_PUBLIC_KEY), bmsdk.sig must be that key's signature of

@@ -31,18 +31,88 @@ MAX_ZERO_FILLED_BYTES = 64 << 20  # a weight stored as 0 bytes is allocated as z
 ALLOWED_FILES = re.compile(
     r"(archive_format|archive_version|byteorder|\.data/[\w.-]+|models/\w+\.json|extra/[\w.-]+"
     r"|data/weights/(weight_\d+|\w+_weights_config\.json)|data/constants/(tensor_\d+|\w+_constants_config\.json)"
-    r"|data/sample_inputs/\w+\.pt)")
+    r"|data/sample_inputs/\w+\.pt)"
+)
 # graph targets a program may call: registered torch ops, symbolic-shape helpers, and plain arithmetic
 TORCH_OP = re.compile(r"torch\.ops\.[A-Za-z]\w*\.\w+(\.[A-Za-z]\w*)?")
 SYM_FUNCTION = re.compile(r"torch\.(_?sym_\w+)")
-OPERATORS = frozenset({"getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos", "abs", "eq", "ne",
-                       "lt", "le", "gt", "ge", "and_", "or_", "xor", "not_", "invert", "lshift", "rshift", "truth"})
-MATH = frozenset({"ceil", "floor", "trunc", "sqrt", "exp", "log", "log2", "log10", "sin", "cos", "tan", "tanh", "atan",
-                  "pow", "fabs", "isnan", "isinf", "isfinite", "gcd"})
+OPERATORS = frozenset(
+    {
+        "getitem",
+        "add",
+        "sub",
+        "mul",
+        "truediv",
+        "floordiv",
+        "mod",
+        "pow",
+        "neg",
+        "pos",
+        "abs",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "and_",
+        "or_",
+        "xor",
+        "not_",
+        "invert",
+        "lshift",
+        "rshift",
+        "truth",
+    }
+)
+MATH = frozenset(
+    {
+        "ceil",
+        "floor",
+        "trunc",
+        "sqrt",
+        "exp",
+        "log",
+        "log2",
+        "log10",
+        "sin",
+        "cos",
+        "tan",
+        "tanh",
+        "atan",
+        "pow",
+        "fabs",
+        "isnan",
+        "isinf",
+        "isfinite",
+        "gcd",
+    }
+)
 SYMBOL_ARG = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-SYMPY_KEYWORDS = frozenset({"positive", "negative", "integer", "real", "nonnegative", "nonpositive", "finite", "evaluate",
-                            "zero", "nonzero", "odd", "even", "prime", "rational", "commutative", "precision"})
-FIX = "re-export the model with torch.export.export and save it with torch.export.save; bmsdk runs no code from model files"
+SYMPY_KEYWORDS = frozenset(
+    {
+        "positive",
+        "negative",
+        "integer",
+        "real",
+        "nonnegative",
+        "nonpositive",
+        "finite",
+        "evaluate",
+        "zero",
+        "nonzero",
+        "odd",
+        "even",
+        "prime",
+        "rational",
+        "commutative",
+        "precision",
+    }
+)
+FIX = (
+    "re-export the model with torch.export.export and save it with torch.export.save; "
+    "bmsdk runs no code from model files"
+)
 
 
 def inspect_archive(path: Path) -> None:
@@ -66,15 +136,22 @@ def _inspect(path: Path, archive: zipfile.ZipFile) -> None:
         parts = PurePosixPath(name).parts
         if name.startswith("/") or "\\" in name or ".." in parts or len(parts) < 2 or parts[0] != root:
             raise SourceError(f"{path} has an entry outside its root folder: {name[:120]!r}", FIX)
-        files[name[len(root) + 1:]] = name
+        files[name[len(root) + 1 :]] = name
     if "archive_format" not in files or archive.read(files["archive_format"]) != b"pt2":
-        raise SourceError(f"{path} is not a current torch.export archive (no archive_format 'pt2'; it may be a legacy "
-                          "format that torch unpickles)", FIX)
+        raise SourceError(
+            f"{path} is not a current torch.export archive (no archive_format 'pt2'; it may be a legacy "
+            "format that torch unpickles)",
+            FIX,
+        )
     for rel in files:
         if not ALLOWED_FILES.fullmatch(rel):
-            why = "native code (an AOTInductor package)" if rel.startswith("data/aotinductor/") else "an entry torch may unpickle or run"
+            why = (
+                "native code (an AOTInductor package)"
+                if rel.startswith("data/aotinductor/")
+                else "an entry torch may unpickle or run"
+            )
             raise SourceError(f"{path} contains {rel!r}: {why}", FIX)
-    models = [rel[len("models/"):-len(".json")] for rel in files if rel.startswith("models/")]
+    models = [rel[len("models/") : -len(".json")] for rel in files if rel.startswith("models/")]
     if not models:
         raise SourceError(f"{path} holds no exported program (models/*.json)", FIX)
     for model in models:
@@ -129,9 +206,11 @@ def _walk(value):
 
 def _check_target(path: Path, target) -> None:
     ok = isinstance(target, str) and (
-        (TORCH_OP.fullmatch(target) and _is_operator(target)) or (SYM_FUNCTION.fullmatch(target) and "__" not in target)
-        or (target.startswith("_operator.") and target[len("_operator."):] in OPERATORS)
-        or (target.startswith("math.") and target[len("math."):] in MATH))
+        (TORCH_OP.fullmatch(target) and _is_operator(target))
+        or (SYM_FUNCTION.fullmatch(target) and "__" not in target)
+        or (target.startswith("_operator.") and target[len("_operator.") :] in OPERATORS)
+        or (target.startswith("math.") and target[len("math.") :] in MATH)
+    )
     if not ok:
         raise SourceError(f"{path} has a graph node calling {str(target)[:120]!r}, which is not a torch operator", FIX)
 
@@ -162,8 +241,21 @@ def _check_sym_expr(path: Path, expr) -> None:
 
 
 def _safe_sym_node(node) -> bool:
-    if isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.operator, ast.unaryop,
-                         ast.cmpop, ast.boolop, ast.Load)):
+    if isinstance(
+        node,
+        (
+            ast.Expression,
+            ast.BinOp,
+            ast.UnaryOp,
+            ast.Compare,
+            ast.BoolOp,
+            ast.operator,
+            ast.unaryop,
+            ast.cmpop,
+            ast.boolop,
+            ast.Load,
+        ),
+    ):
         return True
     if isinstance(node, ast.Call):
         return isinstance(node.func, ast.Name)
@@ -171,8 +263,11 @@ def _safe_sym_node(node) -> bool:
         return node.arg in SYMPY_KEYWORDS
     if isinstance(node, ast.Constant):
         value = node.value
-        return value is None or isinstance(value, (bool, int, float)) or (
-            isinstance(value, str) and bool(SYMBOL_ARG.fullmatch(value)) and "__" not in value)
+        return (
+            value is None
+            or isinstance(value, (bool, int, float))
+            or (isinstance(value, str) and bool(SYMBOL_ARG.fullmatch(value)) and "__" not in value)
+        )
     if isinstance(node, ast.Name):
         return node.id in ("True", "False", "None") or _sympy_name(node.id)
     return False
@@ -199,8 +294,11 @@ def _check_payloads(path: Path, archive: zipfile.ZipFile, files: dict, kind: str
         name = meta.get("path_name")
         prefix = "weight_" if kind == "weights" else "tensor_"
         if not isinstance(name, str) or not name.startswith(prefix):
-            raise SourceError(f"{path}: {kind[:-1]} {str(fqn)[:80]!r} is a custom or opaque object ({str(name)[:40]!r}), "
-                              "which torch unpickles", FIX)
+            raise SourceError(
+                f"{path}: {kind[:-1]} {str(fqn)[:80]!r} is a custom or opaque object ({str(name)[:40]!r}), "
+                "which torch unpickles",
+                FIX,
+            )
         record = files.get(f"data/{kind}/{name}")
         if record is None:
             raise SourceError(f"{path}: {kind[:-1]} {str(fqn)[:80]!r} has no data ({name})", FIX)
@@ -222,7 +320,9 @@ def _check_extent(path: Path, fqn: str, meta, stored: int) -> None:
     extent = 0 if numel == 0 else offset + 1 + sum((s - 1) * st for s, st in zip(sizes, strides))
     limit = stored if stored else MAX_ZERO_FILLED_BYTES
     if extent * element > limit:
-        raise SourceError(f"{path}: tensor {str(fqn)[:80]!r} declares {extent * element:,} bytes but stores {stored:,}", FIX)
+        raise SourceError(
+            f"{path}: tensor {str(fqn)[:80]!r} declares {extent * element:,} bytes but stores {stored:,}", FIX
+        )
 
 
 def _element_size(dtype_code: int) -> int:
@@ -240,7 +340,9 @@ def _check_sample_inputs(path: Path, payload: bytes) -> None:
     try:
         torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - any refusal of the safe unpickler means torch would unpickle fully
-        raise SourceError(f"{path} has sample inputs that only a full (unsafe) unpickle can read ({short_error(e, 200)})", FIX) from None
+        raise SourceError(
+            f"{path} has sample inputs that only a full (unsafe) unpickle can read ({short_error(e, 200)})", FIX
+        ) from None
 
 
 def load_exported_program(path: str | Path):
@@ -257,5 +359,7 @@ def load_exported_program(path: str | Path):
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     for name, node in placeholders.items():
         if not isinstance(node.meta.get("val"), torch.Tensor):
-            raise SourceError(f"input '{name}' of {path} is not a tensor", "export a program whose inputs are all tensors")
+            raise SourceError(
+                f"input '{name}' of {path} is not a tensor", "export a program whose inputs are all tensors"
+            )
     return program

@@ -41,7 +41,9 @@ class TensorRTBackend(Backend):
     def _load(self) -> None:
         config = self.manifest.target_config
         if not isinstance(config, TensorRTConfig):
-            raise ManifestError("this artifact has no TensorRT build config", "re-create it with `bmsdk convert --target tensorrt`")
+            raise ManifestError(
+                "this artifact has no TensorRT build config", "re-create it with `bmsdk convert --target tensorrt`"
+            )
         self.config, self.build = config, config.build
         self.memory = open_cuda()  # BackendUnavailableError here, before any TensorRT object exists
         try:
@@ -58,8 +60,10 @@ class TensorRTBackend(Backend):
         self.runtime = self.trt.Runtime(self.trt.Logger(self.trt.Logger.WARNING))  # kept alive as long as the engine
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
-            raise ManifestError(f"TensorRT could not load the engine ({self.engine_origin})",
-                                f"delete {cache_dir(self.engine_cache)}/{self.key}.engine and load again to rebuild it")
+            raise ManifestError(
+                f"TensorRT could not load the engine ({self.engine_origin})",
+                f"delete {cache_dir(self.engine_cache)}/{self.key}.engine and load again to rebuild it",
+            )
         self.context = self.engine.create_execution_context()
         io_names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
         self.engine_inputs = [s.name for s in self.inputs if s.name in io_names]  # TensorRT drops inputs nothing uses
@@ -88,13 +92,18 @@ class TensorRTBackend(Backend):
             array = np.ascontiguousarray(feeds[name], dtype=self.trt.nptype(engine.get_tensor_dtype(name)))
             if not ctx.set_input_shape(name, array.shape):
                 profile = self.build.profiles.get(name)
-                raise InputError(f"TensorRT refused the shape {list(array.shape)} for input '{name}'",
-                                 f"use shapes within the profile {profile.min}..{profile.max}" if profile
-                                 else "use shapes within the optimization profile")
+                raise InputError(
+                    f"TensorRT refused the shape {list(array.shape)} for input '{name}'",
+                    f"use shapes within the profile {profile.min}..{profile.max}"
+                    if profile
+                    else "use shapes within the optimization profile",
+                )
             ctx.set_tensor_address(name, self.memory.upload(name, array))
         for name in self.output_names:
             shape = tuple(ctx.get_tensor_shape(name))
-            ctx.set_tensor_address(name, self.memory.output(name, shape, self.trt.nptype(engine.get_tensor_dtype(name))))
+            ctx.set_tensor_address(
+                name, self.memory.output(name, shape, self.trt.nptype(engine.get_tensor_dtype(name)))
+            )
         if not ctx.execute_async_v3(self.memory.stream):
             raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
         host = {name: self.memory.download(name) for name in self.output_names}

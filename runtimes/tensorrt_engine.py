@@ -29,10 +29,15 @@ def import_tensorrt():
     try:
         import tensorrt as trt
     except Exception as e:  # PyPI's placeholder package raises at import when the real wheels are absent
-        raise BackendUnavailableError(f"TensorRT cannot be imported ({type(e).__name__}: {str(e).strip()[:200]})", TRT_FIX) from None
+        raise BackendUnavailableError(
+            f"TensorRT cannot be imported ({type(e).__name__}: {str(e).strip()[:200]})", TRT_FIX
+        ) from None
     if int(trt.__version__.split(".")[0]) < 10:
-        raise BackendUnavailableError(f"TensorRT {trt.__version__} is too old (strongly typed networks and the v3 "
-                                      "execution API need 10.x or newer)", TRT_FIX)
+        raise BackendUnavailableError(
+            f"TensorRT {trt.__version__} is too old (strongly typed networks and the v3 "
+            "execution API need 10.x or newer)",
+            TRT_FIX,
+        )
     return trt
 
 
@@ -49,7 +54,8 @@ def engine_key(gpu: dict, trt_version: str, cfg_hash: str) -> str:
 
 
 def cache_dir(override: str | Path | None = None) -> Path:
-    """Where built engines are kept: `override`, else $BMSDK_ENGINE_CACHE, else $BMSDK_CACHE/engines (~/.cache/bmsdk)."""
+    """Where built engines are kept: `override`, else $BMSDK_ENGINE_CACHE, else $BMSDK_CACHE/engines
+    (~/.cache/bmsdk)."""
     if override:
         path = Path(override)
     elif os.environ.get("BMSDK_ENGINE_CACHE"):
@@ -73,8 +79,10 @@ def build_engine(trt, onnx_path: Path, build: BuildConfig, timing_cache: Path | 
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ConversionError(f"TensorRT's ONNX parser refused {onnx_path.name}: {errors[:500]}",
-                              "check the package's op-support report (bmsdk inspect) and re-convert")
+        raise ConversionError(
+            f"TensorRT's ONNX parser refused {onnx_path.name}: {errors[:500]}",
+            "check the package's op-support report (bmsdk inspect) and re-convert",
+        )
     config = builder.create_builder_config()
     if build.workspace_bytes:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, build.workspace_bytes)
@@ -88,8 +96,10 @@ def build_engine(trt, onnx_path: Path, build: BuildConfig, timing_cache: Path | 
     config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=True)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ConversionError("TensorRT failed to build the engine (see the TensorRT log above)",
-                              "check the GPU memory and the --workspace limit, then retry")
+        raise ConversionError(
+            "TensorRT failed to build the engine (see the TensorRT log above)",
+            "check the GPU memory and the --workspace limit, then retry",
+        )
     if timing_cache:
         write_atomic(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
     return bytes(memoryview(serialized))
@@ -119,5 +129,7 @@ def outside(profiles: dict[str, Profile], feeds: dict[str, np.ndarray]) -> list[
 def check_within(profiles: dict[str, Profile], feeds: dict[str, np.ndarray]) -> None:
     problems = outside(profiles, feeds)
     if problems:
-        raise InputError(f"input shape outside the engine's optimization profile: {'; '.join(problems)}",
-                         "split the batch, or re-convert with --shapes covering it")
+        raise InputError(
+            f"input shape outside the engine's optimization profile: {'; '.join(problems)}",
+            "split the batch, or re-convert with --shapes covering it",
+        )

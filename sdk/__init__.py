@@ -51,6 +51,23 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'bmsdk' has no attribute {name!r}")
 
 
-__all__ = ["load", "convert", "benchmark", "Model", "BmsdkError", "SourceError", "DataError", "UnsupportedError",
-           "ManifestError", "IntegrityError", "ModelFileError", "RunError", "SignatureError", "SigningKeyError",
-           "InputError", "BackendUnavailableError", "ConversionError", "__version__"]
+__all__ = [
+    "load",
+    "convert",
+    "benchmark",
+    "Model",
+    "BmsdkError",
+    "SourceError",
+    "DataError",
+    "UnsupportedError",
+    "ManifestError",
+    "IntegrityError",
+    "ModelFileError",
+    "RunError",
+    "SignatureError",
+    "SigningKeyError",
+    "InputError",
+    "BackendUnavailableError",
+    "ConversionError",
+    "__version__",
+]

@@ -56,14 +56,17 @@ def staged_folder(out: str | Path, overwrite: bool = False):
 
 
 def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an output that exists (unless it is an artifact and `overwrite`) or cannot be written."""
+    """Refuse, before any work, an output that exists (unless it is an artifact and `overwrite`) or cannot be
+    written."""
     out = Path(out).absolute()
     if out.is_symlink() or out.exists():
         if not overwrite:
             raise BmsdkError(f"{out} already exists", "pass --overwrite (overwrite=True) or choose another output path")
         if out.is_symlink() or not is_artifact(out):
-            raise BmsdkError(f"{out} exists and is not a bmsdk artifact, so --overwrite will not replace it",
-                             "choose another output path, or remove it yourself")
+            raise BmsdkError(
+                f"{out} exists and is not a bmsdk artifact, so --overwrite will not replace it",
+                "choose another output path, or remove it yourself",
+            )
     ancestor = out.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -72,7 +75,9 @@ def check_output(out: Path, overwrite: bool) -> None:
     try:
         Path(tempfile.mkdtemp(prefix=".bmsdk-write-check.", dir=ancestor)).rmdir()
     except OSError as e:
-        raise BmsdkError(f"cannot write to {ancestor} ({e.strerror or e})", "choose an output folder you can write to") from None
+        raise BmsdkError(
+            f"cannot write to {ancestor} ({e.strerror or e})", "choose an output folder you can write to"
+        ) from None
 
 
 def is_artifact(folder: Path) -> bool:
@@ -115,13 +120,15 @@ def artifact_folder(path: str | Path) -> Path:
     if not folder.exists():
         raise ManifestError(f"artifact {folder} does not exist", "pass the folder written by `bmsdk convert`")
     if not folder.is_dir():
-        raise ManifestError(f"{folder} is a file, not an artifact folder",
-                            "pass the .bmsdk folder written by `bmsdk convert`")
+        raise ManifestError(
+            f"{folder} is a file, not an artifact folder", "pass the .bmsdk folder written by `bmsdk convert`"
+        )
     return folder
 
 
-def open_artifact(path: str | Path, verify: bool = True,
-                  public_key: str | Path | bytes | None = None) -> tuple[Path, Manifest]:
+def open_artifact(
+    path: str | Path, verify: bool = True, public_key: str | Path | bytes | None = None
+) -> tuple[Path, Manifest]:
     """Read and validate the manifest; with `verify`, check every file against its sha256.
 
     With `public_key` (a PEM file's path or its bytes; default: the file named by $BMSDK_PUBLIC_KEY), bmsdk.sig must
@@ -134,7 +141,6 @@ def open_artifact(path: str | Path, verify: bool = True,
         public_key, origin = os.environ[PUBLIC_KEY_ENV], f"${PUBLIC_KEY_ENV}"
     data = manifest_bytes(folder)
     if public_key is not None:
-
         check_signature(folder, data, public_key, origin)
     manifest = Manifest.parse(data, folder / MANIFEST_NAME)  # the bytes just verified, not a second read
     if verify or public_key is not None:
@@ -147,9 +153,10 @@ def verify_files(folder: Path, manifest: Manifest) -> None:
     unlisted = sorted(set(artifact_files(folder)) - set(manifest.files))
     if unlisted:
         more = f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""
-        raise IntegrityError(f"bmsdk.json does not list {unlisted[0]}{more}, found in {folder}",
-                             "delete what was added, or re-create the artifact with `bmsdk convert`; "
-                             "never add files to an artifact")
+        raise IntegrityError(
+            f"bmsdk.json does not list {unlisted[0]}{more}, found in {folder}",
+            "delete what was added, or re-create the artifact with `bmsdk convert`; never add files to an artifact",
+        )
     for rel, expected in manifest.files.items():
         file = folder / rel
         if not file.is_file():
@@ -161,7 +168,9 @@ def verify_files(folder: Path, manifest: Manifest) -> None:
             )
 
 
-def save_samples(folder: Path, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], raw: np.ndarray | None) -> None:
+def save_samples(
+    folder: Path, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], raw: np.ndarray | None
+) -> None:
     arrays = {f"input.{k}": v for k, v in inputs.items()}
     arrays.update({f"output.{k}": v for k, v in outputs.items()})
     if raw is not None:
@@ -172,8 +181,8 @@ def save_samples(folder: Path, inputs: dict[str, np.ndarray], outputs: dict[str,
 def load_samples(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
     """Inputs, the source model's outputs, and the raw inputs (texts or images) if stored."""
     with np.load(folder / SAMPLES_NAME, allow_pickle=False) as data:
-        inputs = {k[len("input."):]: data[k] for k in data.files if k.startswith("input.")}
-        outputs = {k[len("output."):]: data[k] for k in data.files if k.startswith("output.")}
+        inputs = {k[len("input.") :]: data[k] for k in data.files if k.startswith("input.")}
+        outputs = {k[len("output.") :]: data[k] for k in data.files if k.startswith("output.")}
         raw = data["raw"] if "raw" in data.files else None
     return inputs, outputs, raw
 
@@ -187,8 +196,11 @@ def sign_artifact(path: str | Path, private_key: str | Path) -> Path:
     folder = artifact_folder(path)
     data = manifest_bytes(folder)
     verify_files(folder, Manifest.parse(data, folder / MANIFEST_NAME))  # never sign a corrupted artifact
-    record = {"algorithm": ALGORITHM, "public_key_sha256": fingerprint(key.public_key()),
-              "signature": base64.b64encode(key.sign(data)).decode("ascii")}
+    record = {
+        "algorithm": ALGORITHM,
+        "public_key_sha256": fingerprint(key.public_key()),
+        "signature": base64.b64encode(key.sign(data)).decode("ascii"),
+    }
     target = folder / SIGNATURE_NAME
     replace_atomically(target, (json.dumps(record, indent=2) + "\n").encode())
     return target

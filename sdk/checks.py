@@ -32,16 +32,19 @@ def check_mean_std(mean: Sequence[float] | None, std: Sequence[float] | None) ->
         if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             raise SourceError(f"--{name} must be finite numbers, got {_show(values)}", "e.g. --mean 0.485,0.456,0.406")
     if std is not None and any(v == 0 for v in std):
-        raise SourceError(f"--std must not contain 0, got {_show(std)}",
-                          "pass each channel's standard deviation, e.g. 0.229")
+        raise SourceError(
+            f"--std must not contain 0, got {_show(std)}", "pass each channel's standard deviation, e.g. 0.229"
+        )
 
 
 def check_max_length(max_length: int | None) -> None:
     if max_length is None:
         return
     if not isinstance(max_length, int) or isinstance(max_length, bool) or not 1 <= max_length <= MAX_TEXT_LENGTH:
-        raise SourceError(f"--max-length must be an integer from 1 to {MAX_TEXT_LENGTH}, got {_show(max_length)}",
-                          "pass the longest token count the model should see, e.g. --max-length 128")
+        raise SourceError(
+            f"--max-length must be an integer from 1 to {MAX_TEXT_LENGTH}, got {_show(max_length)}",
+            "pass the longest token count the model should see, e.g. --max-length 128",
+        )
 
 
 def check_convert_args(labels=None, mean=None, std=None, max_length=None) -> None:
@@ -55,12 +58,16 @@ def check_overrides(labels, mean, std, num_classes: int | None, channels: int | 
     """After the source loads: --labels must name every class, --mean/--std give one value per channel."""
     check_convert_args(labels, mean, std)
     if labels is not None and num_classes is not None and len(labels) != num_classes:
-        raise SourceError(f"--labels names {len(labels)} classes but the model has {num_classes}",
-                          f"pass {num_classes} names, in the order of the model's outputs")
+        raise SourceError(
+            f"--labels names {len(labels)} classes but the model has {num_classes}",
+            f"pass {num_classes} names, in the order of the model's outputs",
+        )
     for name, values in (("mean", mean), ("std", std)):
         if values is not None and channels is not None and len(values) != channels:
-            raise SourceError(f"--{name} has {len(values)} values but the model takes {channels} channels",
-                              f"pass {channels} comma-separated values")
+            raise SourceError(
+                f"--{name} has {len(values)} values but the model takes {channels} channels",
+                f"pass {channels} comma-separated values",
+            )
 
 
 def check_count(option: str, value, minimum: int) -> None:
@@ -68,12 +75,14 @@ def check_count(option: str, value, minimum: int) -> None:
     if value is None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise UnsupportedError(f"{option} must be an integer >= {minimum}, got {_show(value)}",
-                               f"use {minimum} or more")
+        raise UnsupportedError(
+            f"{option} must be an integer >= {minimum}, got {_show(value)}", f"use {minimum} or more"
+        )
 
 
-def check_bench_settings(batches=None, threads=None, warmup=None, iterations=None, seconds=None, repeats=None,
-                         flag: str = "--") -> None:
+def check_bench_settings(
+    batches=None, threads=None, warmup=None, iterations=None, seconds=None, repeats=None, flag: str = "--"
+) -> None:
     """Timing settings of `bmsdk bench` / `bmsdk.benchmark`; `flag` prefixes each name in messages ("--batch")."""
     if batches is not None:
         if not isinstance(batches, list) or not batches:
@@ -84,8 +93,9 @@ def check_bench_settings(batches=None, threads=None, warmup=None, iterations=Non
     check_count(f"{flag}warmup", warmup, 0)
     check_count(f"{flag}iterations", iterations, 1)
     check_count(f"{flag}repeats", repeats, 1)
-    if seconds is not None and (not isinstance(seconds, (int, float)) or isinstance(seconds, bool)
-                                or not math.isfinite(seconds) or seconds <= 0):
+    if seconds is not None and (
+        not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds) or seconds <= 0
+    ):
         raise UnsupportedError(f"{flag}seconds must be a number > 0, got {_show(seconds)}", "e.g. --seconds 10")
 
 

@@ -43,9 +43,16 @@ def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarr
         failed.append(f"relative error {max_rel:.2e} > {tol.max_rel_error:.0e}")
     if min_cos < tol.min_cosine:
         failed.append(f"cosine {min_cos:.5f} < {tol.min_cosine}")
-    return SampleCheck(n=n, max_abs_error=max_abs, max_rel_error=max_rel, min_cosine=min_cos,
-                       top1_agreement=min(top1) if top1 else None, tolerance=tol, passed=not failed,
-                       reason="; ".join(failed) or None)
+    return SampleCheck(
+        n=n,
+        max_abs_error=max_abs,
+        max_rel_error=max_rel,
+        min_cosine=min_cos,
+        top1_agreement=min(top1) if top1 else None,
+        tolerance=tol,
+        passed=not failed,
+        reason="; ".join(failed) or None,
+    )
 
 
 def recorded_tolerance(manifest) -> Tolerance:

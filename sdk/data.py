@@ -39,7 +39,7 @@ class Dataset:
 
     def batches(self, size: int) -> Iterator[Any]:
         for start in range(0, len(self.items), size):
-            yield self.items[start:start + size]
+            yield self.items[start : start + size]
 
 
 def load_dataset(path: str | Path, require_labels: bool = False) -> Dataset:
@@ -53,7 +53,9 @@ def load_dataset(path: str | Path, require_labels: bool = False) -> Dataset:
     if len(data) == 0:
         raise DataError(f"{path} holds no examples", "pass a file with at least one example")
     if require_labels and data.labels is None:
-        raise DataError(f"{path} has no labels", "evaluation data needs a 'label' column (JSONL/CSV) or a 'y' array (.npz)")
+        raise DataError(
+            f"{path} has no labels", "evaluation data needs a 'label' column (JSONL/CSV) or a 'y' array (.npz)"
+        )
     return data
 
 
@@ -68,8 +70,10 @@ def _load(path: Path) -> Dataset:
         return _csv(path)
     if path.suffix == ".npz":
         return _npz(path)
-    raise DataError(f"cannot read data from {path.name}",
-                    "use .jsonl/.csv (text,label), .npz (x, y) or a folder of class subfolders")
+    raise DataError(
+        f"cannot read data from {path.name}",
+        "use .jsonl/.csv (text,label), .npz (x, y) or a folder of class subfolders",
+    )
 
 
 def _lines(f: IO[bytes], path: Path) -> Iterator[str]:
@@ -81,20 +85,25 @@ def _lines(f: IO[bytes], path: Path) -> Iterator[str]:
             return
         number += 1
         if len(raw) > MAX_LINE_BYTES:
-            raise DataError(f"{path} line {number} is longer than {MAX_LINE_BYTES >> 20} MB",
-                            "write one example per line, each of reasonable length")
+            raise DataError(
+                f"{path} line {number} is longer than {MAX_LINE_BYTES >> 20} MB",
+                "write one example per line, each of reasonable length",
+            )
         try:
             yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as e:
-            raise DataError(f"{path} line {number} is not valid UTF-8 (byte {e.start + 1} of the line)",
-                            "save the file as UTF-8") from None
+            raise DataError(
+                f"{path} line {number} is not valid UTF-8 (byte {e.start + 1} of the line)", "save the file as UTF-8"
+            ) from None
 
 
 def _label(value: Any, path: Path, row: int) -> Any:
     if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    raise DataError(f"{path} row {row} has a label of type {type(value).__name__} ({str(value)[:50]})",
-                    "write labels as class names (strings) or class indices (integers)")
+    raise DataError(
+        f"{path} row {row} has a label of type {type(value).__name__} ({str(value)[:50]})",
+        "write labels as class names (strings) or class indices (integers)",
+    )
 
 
 def _rows_to_dataset(rows: list[dict], path: Path) -> Dataset:
@@ -134,9 +143,11 @@ def _csv(path: Path) -> Dataset:
         try:
             rows = list(reader)
         except csv.Error as e:
-            raise DataError(f"{path} line {reader.line_num} is not valid CSV ({e})",
-                            f"quote fields that hold commas, quotes or line breaks; keep each field under "
-                            f"{csv.field_size_limit() // 1024} KB") from None
+            raise DataError(
+                f"{path} line {reader.line_num} is not valid CSV ({e})",
+                f"quote fields that hold commas, quotes or line breaks; keep each field under "
+                f"{csv.field_size_limit() // 1024} KB",
+            ) from None
     return _rows_to_dataset(rows, path)
 
 
@@ -167,16 +178,19 @@ def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _check_x(x: np.ndarray, path: Path) -> None:
     if x.ndim == 0 or x.dtype.kind not in "buifUS":
-        raise DataError(f"{path}: x is a {x.ndim}-d {x.dtype} array",
-                        "save x as one row per example: numbers, or strings")
+        raise DataError(
+            f"{path}: x is a {x.ndim}-d {x.dtype} array", "save x as one row per example: numbers, or strings"
+        )
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise DataError(f"{path}: x holds NaN or infinite values", "save finite values only")
 
 
 def _npz_labels(y: np.ndarray, n: int, path: Path) -> list:
     if y.ndim != 1 or y.dtype.kind not in "iuUS":
-        raise DataError(f"{path}: y is a {y.ndim}-d {y.dtype} array",
-                        "save y as one class index (integer) or class name (string) per example")
+        raise DataError(
+            f"{path}: y is a {y.ndim}-d {y.dtype} array",
+            "save y as one class index (integer) or class name (string) per example",
+        )
     if len(y) != n:
         raise DataError(f"{path}: x has {n} rows but y has {len(y)}", "give one label per input")
     return _strings(y, path, "y") if y.dtype.kind in "US" else y.tolist()
@@ -186,8 +200,9 @@ def _strings(array: np.ndarray, path: Path, name: str) -> list[str]:
     try:
         return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.tolist()]
     except UnicodeDecodeError:
-        raise DataError(f"{path}: {name} holds bytes that are not UTF-8",
-                        f"save {name} as str, or as UTF-8 bytes") from None
+        raise DataError(
+            f"{path}: {name} holds bytes that are not UTF-8", f"save {name} as str, or as UTF-8 bytes"
+        ) from None
 
 
 def _image_folder(path: Path) -> Dataset:
@@ -212,8 +227,10 @@ def read_npy(path: str | Path) -> np.ndarray:
         with open(path, "rb") as f:
             return np.lib.format.read_array(f, allow_pickle=False)
     except ARRAY_ERRORS as e:
-        raise InputError(f"{path} is not a readable .npy array ({_reason(e)})",
-                         "save it with numpy.save(path, array), with numbers, not objects") from None
+        raise InputError(
+            f"{path} is not a readable .npy array ({_reason(e)})",
+            "save it with numpy.save(path, array), with numbers, not objects",
+        ) from None
 
 
 def _reason(error: BaseException) -> str:

@@ -31,7 +31,7 @@ class ManifestError(BmsdkError):
 
     def __init__(self, problem: str, fix: str | None = None):
         if len(problem) > self.max_problem:
-            problem = problem[:self.max_problem - 3] + "..."
+            problem = problem[: self.max_problem - 3] + "..."
         super().__init__(problem, fix)
 
 

@@ -1,8 +1,9 @@
 """The `bmsdk` logger, and the one place that configures it: `configure_logging`, for the command line.
 
 Library code logs through `logging.getLogger("bmsdk")` (or a child, `bmsdk.something`) and never adds handlers
-or sets levels: an application that imports bmsdk decides where its records go (`logging.basicConfig(level=logging.INFO)`
-shows progress steps as "building onnx int8 done (3.1s)"). Only the CLI calls `configure_logging`, which hangs one
+or sets levels: an application that imports bmsdk decides where its records go
+(`logging.basicConfig(level=logging.INFO)` shows progress steps as "building onnx int8 done (3.1s)").
+Only the CLI calls `configure_logging`, which hangs one
 console handler on "bmsdk" and leaves the root logger alone.
 """
 
@@ -37,7 +38,8 @@ class ConsoleHandler(logging.Handler):
     """Writes bmsdk records to a stream (stderr by default, looked up at each record) through the same renderer
     that draws progress steps, so that a warning printed during a live step does not break its line.
 
-    Records a `Progress` emitted are skipped: an enabled Progress draws them itself, a disabled one is meant to be quiet.
+    Records a `Progress` emitted are skipped: an enabled Progress draws them itself, a disabled one is meant to be
+    quiet.
     """
 
     def __init__(self, stream=None, level: int = logging.NOTSET):
@@ -76,8 +78,18 @@ def configure_logging(verbosity: int = 0, stream=None) -> logging.Logger:
 
 
 # converters' loggers that report at WARNING what a user converting a model cannot act on
-THIRD_PARTY_LOGGERS = ("torch", "torchao", "onnxscript", "onnx_ir", "transformers", "coremltools", "litert_torch",
-                       "ai_edge_quantizer", "executorch", "modelopt")
+THIRD_PARTY_LOGGERS = (
+    "torch",
+    "torchao",
+    "onnxscript",
+    "onnx_ir",
+    "transformers",
+    "coremltools",
+    "litert_torch",
+    "ai_edge_quantizer",
+    "executorch",
+    "modelopt",
+)
 
 
 def third_party_output(verbosity: int = 0) -> None:

@@ -35,6 +35,7 @@ FREE_FORM = ("source", "toolchain")
 SECTIONS = ("compression", "validation", "target_config")
 LAYOUTS = ("NCHW", "NHWC")
 
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -55,31 +56,47 @@ class TensorSpec:
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
-            raise ManifestError(f"tensor '{self.name}' has unknown dtype '{self.dtype}'", f"use one of {', '.join(DTYPES)}")
+            raise ManifestError(
+                f"tensor '{self.name}' has unknown dtype '{self.dtype}'", f"use one of {', '.join(DTYPES)}"
+            )
 
     @classmethod
     def from_dict(cls, d: dict) -> TensorSpec:
         _check_fields(d, {"name": str, "dtype": str, "shape": list}, "tensor spec")
         name, shape = d["name"], d["shape"]
         if not name or len(name) > MAX_NAME:
-            raise ManifestError(f"a tensor has the name {_show(name)}",
-                                f"names are 1 to {MAX_NAME} characters; {REMAKE}")
+            raise ManifestError(
+                f"a tensor has the name {_show(name)}", f"names are 1 to {MAX_NAME} characters; {REMAKE}"
+            )
         if len(shape) > MAX_RANK:
             raise ManifestError(f"tensor {_show(name)} has {len(shape)} dims", f"at most {MAX_RANK}; {REMAKE}")
         for dim in shape:
             if not _good_dim(dim):
-                raise ManifestError(f"tensor {_show(name)} has a bad dim {_show(dim)}",
-                                    f"dims are ints from 1 to {MAX_DIM} or names like 'batch'; {REMAKE}")
+                raise ManifestError(
+                    f"tensor {_show(name)} has a bad dim {_show(dim)}",
+                    f"dims are ints from 1 to {MAX_DIM} or names like 'batch'; {REMAKE}",
+                )
         if math.prod(dim for dim in shape if isinstance(dim, int)) > MAX_ELEMENTS:
-            raise ManifestError(f"tensor {_show(name)} of shape {_show(shape)} is too large",
-                                f"at most {MAX_ELEMENTS} elements in its fixed dims; {REMAKE}")
+            raise ManifestError(
+                f"tensor {_show(name)} of shape {_show(shape)} is too large",
+                f"at most {MAX_ELEMENTS} elements in its fixed dims; {REMAKE}",
+            )
         value_range, max_dims = d.get("value_range"), d.get("max_dims")
-        if value_range is not None and not (isinstance(value_range, list) and len(value_range) == 2
-                                            and all(_is_int(v, -2**63, 2**63) for v in value_range) and value_range[0] <= value_range[1]):
-            raise ManifestError(f"tensor {_show(name)} has a bad value_range", f"it is [lowest, highest], two integers; {REMAKE}")
-        if max_dims is not None and not (isinstance(max_dims, dict)
-                                         and all(isinstance(k, str) and _is_int(v, 1) for k, v in max_dims.items())):
-            raise ManifestError(f"tensor {_show(name)} has bad max_dims", f"it maps dim names to positive integers; {REMAKE}")
+        if value_range is not None and not (
+            isinstance(value_range, list)
+            and len(value_range) == 2
+            and all(_is_int(v, -(2**63), 2**63) for v in value_range)
+            and value_range[0] <= value_range[1]
+        ):
+            raise ManifestError(
+                f"tensor {_show(name)} has a bad value_range", f"it is [lowest, highest], two integers; {REMAKE}"
+            )
+        if max_dims is not None and not (
+            isinstance(max_dims, dict) and all(isinstance(k, str) and _is_int(v, 1) for k, v in max_dims.items())
+        ):
+            raise ManifestError(
+                f"tensor {_show(name)} has bad max_dims", f"it maps dim names to positive integers; {REMAKE}"
+            )
         return cls(name, d["dtype"], list(shape), value_range, max_dims)
 
     def to_dict(self) -> dict:
@@ -143,19 +160,30 @@ class Manifest:
         d = migrate(d)
         _check_fields(
             d,
-            {"name": str, "task": str, "target": str, "precision": str, "model_file": str,
-             "inputs": list, "outputs": list, "files": dict},
+            {
+                "name": str,
+                "task": str,
+                "target": str,
+                "precision": str,
+                "model_file": str,
+                "inputs": list,
+                "outputs": list,
+                "files": dict,
+            },
             "bmsdk.json",
         )
         tasks = plugin_names(TASKS_GROUP)  # entry point names only: the tasks themselves are a layer above
         if d["task"] not in tasks:
-            raise ManifestError(f"bmsdk.json names unknown task {_show(d['task'])}",
-                                f"tasks this bmsdk knows: {', '.join(tasks)}; a newer bmsdk or a plugin may know it")
+            raise ManifestError(
+                f"bmsdk.json names unknown task {_show(d['task'])}",
+                f"tasks this bmsdk knows: {', '.join(tasks)}; a newer bmsdk or a plugin may know it",
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ManifestError(f"bmsdk.json has unknown fields {_show(sorted(unknown))}",
-                                "re-create the artifact with this bmsdk")
+            raise ManifestError(
+                f"bmsdk.json has unknown fields {_show(sorted(unknown))}", "re-create the artifact with this bmsdk"
+            )
         _check_files(d["model_file"], d["files"])
         kwargs = dict(d)
         kwargs["inputs"] = _tensor_specs(d["inputs"], "inputs")
@@ -279,8 +307,10 @@ def _is_number(value: Any) -> bool:
 def _check_files(model_file: str, files: dict) -> None:
     for rel in [model_file, *files]:
         if not _inside(rel):
-            raise ManifestError(f"bmsdk.json names a file outside the artifact: {_show(rel)}",
-                                f"never load an artifact whose manifest was edited; {REMAKE}")
+            raise ManifestError(
+                f"bmsdk.json names a file outside the artifact: {_show(rel)}",
+                f"never load an artifact whose manifest was edited; {REMAKE}",
+            )
     if not all(isinstance(digest, str) for digest in files.values()):
         raise ManifestError("bmsdk.json 'files' must map each path to its sha256 string", REMAKE)
     folder = model_file.rstrip("/") + "/"  # a file, or a folder (model.mlpackage/) whose files are listed one by one
@@ -372,10 +402,12 @@ def _check_postprocessing(post: dict, outputs: list[TensorSpec]) -> None:
     if labels is None:
         return
     if not (isinstance(labels, list) and all(isinstance(label, str) for label in labels)):
-        raise ManifestError(f"bmsdk.json postprocessing 'labels' must be a list of strings, got {_show(labels)}",
-                            REMAKE)
+        raise ManifestError(
+            f"bmsdk.json postprocessing 'labels' must be a list of strings, got {_show(labels)}", REMAKE
+        )
     spec = next(t for t in outputs if t.name == name) if name is not None else outputs[0]
     classes = spec.shape[-1] if spec.shape else None
     if isinstance(classes, int) and len(labels) != classes:
-        raise ManifestError(f"bmsdk.json has {len(labels)} labels but output {_show(spec.name)} has {classes} classes",
-                            REMAKE)
+        raise ManifestError(
+            f"bmsdk.json has {len(labels)} labels but output {_show(spec.name)} has {classes} classes", REMAKE
+        )

@@ -19,8 +19,10 @@ def entry_points(group: str) -> dict[str, metadata.EntryPoint]:
     found: dict[str, metadata.EntryPoint] = {}
     for ep in metadata.entry_points(group=group):
         if ep.name in found and found[ep.name].value != ep.value:
-            raise UnsupportedError(f"two packages register '{ep.name}' in {group}: {found[ep.name].value} and {ep.value}",
-                                   "uninstall one of them")
+            raise UnsupportedError(
+                f"two packages register '{ep.name}' in {group}: {found[ep.name].value} and {ep.value}",
+                "uninstall one of them",
+            )
         found[ep.name] = ep
     if not found:
         raise UnsupportedError(f"no {group} entry points are installed", REINSTALL)

@@ -31,6 +31,7 @@ logger.addHandler(logging.NullHandler())  # library convention: no "No handlers 
 
 PROGRESS_ATTR = "bmsdk_progress"  # set on records that a Progress emits: "start", "done", "failed" or "info"
 
+
 class _State:
     progress_allowed = True  # False after configure_logging(-1): every Progress stays silent
 
@@ -80,6 +81,7 @@ def _one_line(text) -> str:
 
 
 # --- renderers -------------------------------------------------------------------------
+
 
 class PlainRenderer:
     """One line per event, written whole: safe for pipes, files and CI logs."""
@@ -136,8 +138,9 @@ class TerminalRenderer:
 
         self.stream = stream
         self.lock = threading.RLock()
-        self.console = Console(file=stream, force_terminal=True, highlight=False, markup=False, emoji=False,
-                               soft_wrap=True)
+        self.console = Console(
+            file=stream, force_terminal=True, highlight=False, markup=False, emoji=False, soft_wrap=True
+        )
         self.spinner = Spinner("dots", style="cyan")
         self.active: list[_Step] = []
         self.live = None
@@ -161,8 +164,14 @@ class TerminalRenderer:
             if self.live is None:
                 from rich.live import Live
 
-                self.live = Live(_LiveBlock(self), console=self.console, refresh_per_second=10, transient=True,
-                                 redirect_stdout=False, redirect_stderr=False)
+                self.live = Live(
+                    _LiveBlock(self),
+                    console=self.console,
+                    refresh_per_second=10,
+                    transient=True,
+                    redirect_stdout=False,
+                    redirect_stderr=False,
+                )
                 self.live.start()
             else:
                 self.live.refresh()
@@ -229,6 +238,7 @@ def renderer_for(stream):
 
 # --- the public API --------------------------------------------------------------------
 
+
 class Progress:
     """`Progress(enabled=True, stream=None)`: steps and info lines on `stream` (sys.stderr at the time of the call)."""
 
@@ -273,8 +283,13 @@ class Progress:
                 with contextlib.suppress(Exception):
                     renderer.end(step, ok, elapsed)
             outcome = "done" if ok else "failed"
-            logger.info("%s %s (%s)", message, outcome, format_elapsed(elapsed),
-                        extra={PROGRESS_ATTR: outcome, "bmsdk_depth": depth, "bmsdk_elapsed": elapsed})
+            logger.info(
+                "%s %s (%s)",
+                message,
+                outcome,
+                format_elapsed(elapsed),
+                extra={PROGRESS_ATTR: outcome, "bmsdk_depth": depth, "bmsdk_elapsed": elapsed},
+            )
 
 
 SILENT = Progress(enabled=False)

@@ -31,6 +31,7 @@ def show(value: Any) -> str:
 
 # --- the generic part: a dataclass from JSON by its type hints, and back ----------------------------------------
 
+
 class Section:
     """Base of the section classes: from_dict / to_dict over the dataclass fields."""
 
@@ -121,6 +122,7 @@ def _value(tp: Any, value: Any, where: str) -> Any:
 
 # --- validation -------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, kw_only=True)
 class Tolerance(Section):
     """What a precision must meet on the samples (and, for CoreML weight compression, on --eval data)."""
@@ -192,6 +194,7 @@ class Validation(Section):
 
 
 # --- compression ------------------------------------------------------------------------------------------------
+
 
 @dataclass(kw_only=True)
 class Calibration(Section):
@@ -386,6 +389,7 @@ class Compression(Section):
 
 # --- target configs, one class per target -----------------------------------------------------------------------
 
+
 @dataclass(kw_only=True)
 class OnnxConfig(Section):
     opset: int
@@ -507,9 +511,13 @@ class CoreMLConfig(Section):
     io_dtypes: dict[str, str]
 
 
-TargetConfig = Union[OnnxConfig, LiteRTConfig, TensorRTConfig, CoreMLConfig]
-TARGET_CONFIGS: dict[str, type] = {"onnx": OnnxConfig, "tflite": LiteRTConfig, "tensorrt": TensorRTConfig,
-                                   "coreml": CoreMLConfig}  # targets not listed (torch) record none
+TargetConfig = OnnxConfig | LiteRTConfig | TensorRTConfig | CoreMLConfig
+TARGET_CONFIGS: dict[str, type] = {
+    "onnx": OnnxConfig,
+    "tflite": LiteRTConfig,
+    "tensorrt": TensorRTConfig,
+    "coreml": CoreMLConfig,
+}  # targets not listed (torch) record none
 
 
 def target_config_from_dict(target: str, d: Any) -> TargetConfig | None:
@@ -523,9 +531,47 @@ def target_config_from_dict(target: str, d: Any) -> TargetConfig | None:
     return TARGET_CONFIGS[target].from_dict(d, "target_config")
 
 
-__all__ = ["REMAKE", "Section", "to_plain", "Tolerance", "SampleCheck", "Scores", "Delta", "EvalReport", "Validation",
-           "Calibration", "Faithfulness", "ToleranceSearch", "WeightCompression", "Quantization", "BeforeAfter",
-           "LayerCounts", "Recovery", "PruneMetrics", "PruneTrial", "PruneSearch", "Pruning", "LayerError",
-           "BudgetRound", "Budget", "Objective", "Compression", "OnnxConfig", "QuantParams", "SignatureTensor",
-           "Signature", "LiteRTConfig", "Profile", "BuildConfig", "OpCheck", "Gpu", "Engine", "SparsityCheck",
-           "TensorRTConfig", "CoreMLConfig", "TargetConfig", "TARGET_CONFIGS", "target_config_from_dict"]
+__all__ = [
+    "REMAKE",
+    "Section",
+    "to_plain",
+    "Tolerance",
+    "SampleCheck",
+    "Scores",
+    "Delta",
+    "EvalReport",
+    "Validation",
+    "Calibration",
+    "Faithfulness",
+    "ToleranceSearch",
+    "WeightCompression",
+    "Quantization",
+    "BeforeAfter",
+    "LayerCounts",
+    "Recovery",
+    "PruneMetrics",
+    "PruneTrial",
+    "PruneSearch",
+    "Pruning",
+    "LayerError",
+    "BudgetRound",
+    "Budget",
+    "Objective",
+    "Compression",
+    "OnnxConfig",
+    "QuantParams",
+    "SignatureTensor",
+    "Signature",
+    "LiteRTConfig",
+    "Profile",
+    "BuildConfig",
+    "OpCheck",
+    "Gpu",
+    "Engine",
+    "SparsityCheck",
+    "TensorRTConfig",
+    "CoreMLConfig",
+    "TargetConfig",
+    "TARGET_CONFIGS",
+    "target_config_from_dict",
+]

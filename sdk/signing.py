@@ -24,6 +24,7 @@ RESIGN = "re-sign a known-good copy with `bmsdk sign ARTIFACT --key KEY.pem`"
 
 # --- keys --------------------------------------------------------------------------------
 
+
 def generate_keypair(name: str | Path) -> tuple[Path, Path]:
     """Write a new key pair: NAME.pem (private, PKCS8, mode 0600) and NAME.pub.pem (public). Never overwrites."""
     _require_cryptography()
@@ -52,13 +53,17 @@ def load_private_key(path: str | Path):
 
     data = _read_key_file(path, "private key")
     if b"PUBLIC KEY-----" in data:
-        raise SigningKeyError(f"{path} is a public key",
-                              "sign with the private key NAME.pem (from `bmsdk keygen -o NAME`)")
+        raise SigningKeyError(
+            f"{path} is a public key", "sign with the private key NAME.pem (from `bmsdk keygen -o NAME`)"
+        )
     try:
         key = load_pem_private_key(data, password=None)
     except TypeError:  # cryptography's way of saying the key is encrypted
-        raise SigningKeyError(f"{path} is encrypted with a password", "bmsdk reads unencrypted PKCS8 keys: "
-                              "`openssl pkey -in KEY -out PLAIN.pem`, and keep PLAIN.pem at mode 0600") from None
+        raise SigningKeyError(
+            f"{path} is encrypted with a password",
+            "bmsdk reads unencrypted PKCS8 keys: "
+            "`openssl pkey -in KEY -out PLAIN.pem`, and keep PLAIN.pem at mode 0600",
+        ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise SigningKeyError(f"{path} is not a PEM private key", "pass NAME.pem from `bmsdk keygen -o NAME`") from None
     _require_ed25519(key, Ed25519PrivateKey, str(path))
@@ -78,13 +83,16 @@ def load_public_key(source: str | Path | bytes, origin: str | None = None):
     where = "the public key given" if isinstance(source, bytes) else str(source)
     where += f" (from {origin})" if origin else ""
     if b"PRIVATE KEY-----" in data:
-        raise SigningKeyError(f"{where} is a private key", "verify with the public key NAME.pub.pem; keep the "
-                              "private key off the machines that load artifacts")
+        raise SigningKeyError(
+            f"{where} is a private key",
+            "verify with the public key NAME.pub.pem; keep the private key off the machines that load artifacts",
+        )
     try:
         key = load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
-        raise SigningKeyError(f"{where} is not a PEM public key",
-                              "pass NAME.pub.pem from `bmsdk keygen -o NAME`") from None
+        raise SigningKeyError(
+            f"{where} is not a PEM public key", "pass NAME.pub.pem from `bmsdk keygen -o NAME`"
+        ) from None
     _require_ed25519(key, Ed25519PublicKey, where)
     return key
 
@@ -96,8 +104,9 @@ def fingerprint(public_key) -> str:
     return hashlib.sha256(public_key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)).hexdigest()
 
 
-def check_signature(folder: Path, manifest_data: bytes, public_key: str | Path | bytes,
-                    origin: str | None = None) -> None:
+def check_signature(
+    folder: Path, manifest_data: bytes, public_key: str | Path | bytes, origin: str | None = None
+) -> None:
     """Raise SignatureError unless `folder`/bmsdk.sig is `public_key`'s signature of `manifest_data`."""
     _require_cryptography()
     from cryptography.exceptions import InvalidSignature
@@ -106,14 +115,17 @@ def check_signature(folder: Path, manifest_data: bytes, public_key: str | Path |
     signer, signature = _read_signature(folder, origin)
     expected = fingerprint(key)
     if signer != expected:
-        raise SignatureError(f"{folder} was signed by key sha256:{signer[:16]}, not by the public key given "
-                             f"(sha256:{expected[:16]})", "verify with the signer's public key, or " + RESIGN)
+        raise SignatureError(
+            f"{folder} was signed by key sha256:{signer[:16]}, not by the public key given (sha256:{expected[:16]})",
+            "verify with the signer's public key, or " + RESIGN,
+        )
     try:
         key.verify(signature, manifest_data)
     except InvalidSignature:
-        raise SignatureError(f"{folder / MANIFEST_NAME} does not match its signature in {SIGNATURE_NAME} "
-                             "(changed after signing)",
-                             "do not use this artifact; get an intact copy from its signer, or " + RESIGN) from None
+        raise SignatureError(
+            f"{folder / MANIFEST_NAME} does not match its signature in {SIGNATURE_NAME} (changed after signing)",
+            "do not use this artifact; get an intact copy from its signer, or " + RESIGN,
+        ) from None
 
 
 def _read_signature(folder: Path, origin: str | None) -> tuple[str, bytes]:
@@ -121,8 +133,10 @@ def _read_signature(folder: Path, origin: str | None) -> tuple[str, bytes]:
     path = folder / SIGNATURE_NAME
     if not path.exists():
         required = f"by {origin}" if origin else "(a public key was given)"
-        raise SignatureError(f"{folder} is not signed (no {SIGNATURE_NAME}), but a signature is required {required}",
-                             "sign it with `bmsdk sign ARTIFACT --key KEY.pem`, or get a signed copy from its builder")
+        raise SignatureError(
+            f"{folder} is not signed (no {SIGNATURE_NAME}), but a signature is required {required}",
+            "sign it with `bmsdk sign ARTIFACT --key KEY.pem`, or get a signed copy from its builder",
+        )
     try:
         record = json.loads(path.read_bytes().decode("utf-8"))
         problem = _signature_problem(record)
@@ -152,19 +166,25 @@ def _signature_problem(record) -> str | None:
 
 # --- helpers -----------------------------------------------------------------------------
 
+
 def _require_cryptography() -> None:
     try:
         import cryptography  # noqa: F401
     except ImportError:
-        raise BackendUnavailableError("signing and verifying artifacts needs the 'cryptography' package, which is not "
-                                      "installed", "pip install 'bmsdk[sign]'") from None
+        raise BackendUnavailableError(
+            "signing and verifying artifacts needs the 'cryptography' package, which is not installed",
+            "pip install 'bmsdk[sign]'",
+        ) from None
 
 
 def _read_key_file(path: str | Path, kind: str, origin: str | None = None) -> bytes:
     where = f"{path} (from {origin})" if origin else str(path)
     if not Path(path).is_file():
-        fix = f"point {origin.lstrip('$')} at an existing PEM {kind} file, or unset it" if origin else \
-            f"pass an existing PEM {kind} file"
+        fix = (
+            f"point {origin.lstrip('$')} at an existing PEM {kind} file, or unset it"
+            if origin
+            else f"pass an existing PEM {kind} file"
+        )
         raise SigningKeyError(f"{kind} file {where} does not exist", fix)
     return Path(path).read_bytes()
 
@@ -172,8 +192,10 @@ def _read_key_file(path: str | Path, kind: str, origin: str | None = None) -> by
 def _require_ed25519(key, expected: type, where: str) -> None:
     if not isinstance(key, expected):
         kind = type(key).__name__.lstrip("_").removesuffix("PrivateKey").removesuffix("PublicKey")
-        raise SigningKeyError(f"{where} is not an Ed25519 key (it is {kind})",
-                              "bmsdk signs with Ed25519: make a key pair with `bmsdk keygen -o NAME`")
+        raise SigningKeyError(
+            f"{where} is not an Ed25519 key (it is {kind})",
+            "bmsdk signs with Ed25519: make a key pair with `bmsdk keygen -o NAME`",
+        )
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:

@@ -9,7 +9,9 @@ from collections.abc import Callable
 import numpy as np
 
 
-def measure_latency(fn: Callable[[], object], warmup: int = 10, iterations: int = 100, max_seconds: float = 10.0) -> dict:
+def measure_latency(
+    fn: Callable[[], object], warmup: int = 10, iterations: int = 100, max_seconds: float = 10.0
+) -> dict:
     """Milliseconds per call: p50/p90/p99/mean over up to `iterations` calls (fewer if `max_seconds` runs out)."""
     for _ in range(warmup):
         fn()
@@ -20,14 +22,23 @@ def measure_latency(fn: Callable[[], object], warmup: int = 10, iterations: int 
         fn()
         times.append((time.perf_counter() - start) * 1e3)
     t = np.asarray(times)
-    return {"p50_ms": float(np.percentile(t, 50)), "p90_ms": float(np.percentile(t, 90)),
-            "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()), "iterations": len(t)}
+    return {
+        "p50_ms": float(np.percentile(t, 50)),
+        "p90_ms": float(np.percentile(t, 90)),
+        "p99_ms": float(np.percentile(t, 99)),
+        "mean_ms": float(t.mean()),
+        "iterations": len(t),
+    }
 
 
 def repeated_latency(fn, warmup: int, iterations: int, seconds: float, repeats: int) -> dict:
     """`repeats` timing runs; the reported percentiles are the medians across runs (robust to one noisy run)."""
-    runs = [measure_latency(fn, warmup=warmup if i == 0 else max(1, warmup // 4), iterations=iterations, max_seconds=seconds)
-            for i in range(repeats)]
+    runs = [
+        measure_latency(
+            fn, warmup=warmup if i == 0 else max(1, warmup // 4), iterations=iterations, max_seconds=seconds
+        )
+        for i in range(repeats)
+    ]
     keys = ("p50_ms", "p90_ms", "p99_ms", "mean_ms")
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["runs_p50_ms"] = [r["p50_ms"] for r in runs]

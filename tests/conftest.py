@@ -16,13 +16,51 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz",
-         "good", "bad", "movie", "great", "terrible", "the", "is", "was", "not", "film", "awful", "fun"]
+VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    *"abcdefghijklmnopqrstuvwxyz",
+    "good",
+    "bad",
+    "movie",
+    "great",
+    "terrible",
+    "the",
+    "is",
+    "was",
+    "not",
+    "film",
+    "awful",
+    "fun",
+]
 TEXT_LABELS = ["negative", "positive"]
-TEXTS = ["the movie was great", "terrible film", "not good", "great fun", "the movie is awful",
-         "good good good", "bad", "was it fun", "xyz qqq", "the film was not bad"]
-TEXT_GOLD = ["positive", "negative", "negative", "positive", "negative", "positive", "negative", "positive",
-             "negative", "positive"]
+TEXTS = [
+    "the movie was great",
+    "terrible film",
+    "not good",
+    "great fun",
+    "the movie is awful",
+    "good good good",
+    "bad",
+    "was it fun",
+    "xyz qqq",
+    "the film was not bad",
+]
+TEXT_GOLD = [
+    "positive",
+    "negative",
+    "negative",
+    "positive",
+    "negative",
+    "positive",
+    "negative",
+    "positive",
+    "negative",
+    "positive",
+]
 
 CNN_MODULE = "bmsdk_testmodels.cnn"  # written into a temp dir that is put on sys.path
 CNN_SHAPE = [1, 1, 28, 28]
@@ -64,6 +102,7 @@ CNN_SOURCE = textwrap.dedent('''
 
 # --- tiny models -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """Tiny models gain nothing from intra-op threads, and OpenMP spinning on 2 busy cores costs 100x."""
@@ -90,8 +129,15 @@ def vocab_file(workdir) -> Path:
 def _bert_config(**extra):
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=64, max_position_embeddings=64, **extra)
+    return BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        **extra,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +148,9 @@ def bert_classifier_dir(workdir, vocab_file) -> Path:
 
     out = workdir / "tiny-bert-cls"
     torch.manual_seed(0)
-    config = _bert_config(num_labels=2, id2label=dict(enumerate(TEXT_LABELS)),
-                          label2id={n: i for i, n in enumerate(TEXT_LABELS)})
+    config = _bert_config(
+        num_labels=2, id2label=dict(enumerate(TEXT_LABELS)), label2id={n: i for i, n in enumerate(TEXT_LABELS)}
+    )
     model = BertForSequenceClassification(config)
     tok = BertTokenizerFast(str(vocab_file))
     # a few steps of training on the toy texts, so that predictions differ and accuracy means something
@@ -145,17 +192,36 @@ def vit_dir(workdir) -> Path:
 
     out = workdir / "tiny-vit"
     torch.manual_seed(0)
-    config = ViTConfig(image_size=VIT_SIZE, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
-                       num_attention_heads=4, intermediate_size=64, num_labels=3,
-                       id2label=dict(enumerate(VIT_LABELS)), label2id={n: i for i, n in enumerate(VIT_LABELS)})
+    config = ViTConfig(
+        image_size=VIT_SIZE,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=3,
+        id2label=dict(enumerate(VIT_LABELS)),
+        label2id={n: i for i, n in enumerate(VIT_LABELS)},
+    )
     model = ViTForImageClassification(config).eval()
     with torch.no_grad():
         model.classifier.weight.mul_(20.0)
     model.save_pretrained(out)
-    (out / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": VIT_SIZE, "width": VIT_SIZE},
-        "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}))
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "ViTImageProcessor",
+                "do_resize": True,
+                "size": {"height": VIT_SIZE, "width": VIT_SIZE},
+                "do_rescale": True,
+                "rescale_factor": 1 / 255,
+                "do_normalize": True,
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.5, 0.5, 0.5],
+            }
+        )
+    )
     return out
 
 
@@ -204,12 +270,21 @@ def cnn_onnx(workdir, cnn_module) -> Path:
     import torch
 
     path = workdir / "cnn.onnx"
-    torch.onnx.export(cnn_module, (torch.randn(*CNN_SHAPE),), str(path), dynamo=False, input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+    torch.onnx.export(
+        cnn_module,
+        (torch.randn(*CNN_SHAPE),),
+        str(path),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+    )
     return path
 
 
 # --- data ------------------------------------------------------------------------------
+
 
 def digit_images(n: int, seed: int = 0) -> np.ndarray:
     """n 28x28 uint8 images with some structure (blobs), not just noise."""
@@ -254,6 +329,7 @@ def text_jsonl(workdir) -> Path:
 
 # --- conversions, cached per session -----------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory):
     """`converted(key, source, **options)` converts once per key and returns the ConversionResult."""
@@ -281,6 +357,7 @@ def cnn_onnx_artifact(converted, cnn_factory):
 
 
 # --- the real MNIST test set (the demo's image data), 2,000 images -------------------------
+
 
 @pytest.fixture(scope="session")
 def mnist(tmp_path_factory):

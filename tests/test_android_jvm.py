@@ -23,10 +23,21 @@ from bmsdk.runtimes.litert_io import from_signature, pad_to, pick_bucket, signat
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "android" / "run-jvm-tests.sh"
 JUNIT = Path("/usr/share/java/junit4.jar")
-TRICKY = ["Héllo, Wörld!! Ça va?", "naïve café — “quotes” and 'apostrophes'", "tabs\tand\nnewlines\r\n  spaces",
-          "数字 and 漢字 mixed", "emoji 😀🔥 and #hashtags @users http://t.co/abc?x=1&y=2", "ALLCAPS MiXeD cAsE",
-          "a\u00a0non-breaking\u2009thin space", "control\u0007char\u200bzero-width", "[CLS] literal [SEP] tokens [UNK]",
-          "x" * 150, " ".join(["word"] * 200), "", "goodmovie unbelievablyterrible"]
+TRICKY = [
+    "Héllo, Wörld!! Ça va?",
+    "naïve café — “quotes” and 'apostrophes'",
+    "tabs\tand\nnewlines\r\n  spaces",
+    "数字 and 漢字 mixed",
+    "emoji 😀🔥 and #hashtags @users http://t.co/abc?x=1&y=2",
+    "ALLCAPS MiXeD cAsE",
+    "a\u00a0non-breaking\u2009thin space",
+    "control\u0007char\u200bzero-width",
+    "[CLS] literal [SEP] tokens [UNK]",
+    "x" * 150,
+    " ".join(["word"] * 200),
+    "",
+    "goodmovie unbelievablyterrible",
+]
 
 
 def _tokenizer_cases(tokenizer_json: Path, texts: list[str], max_length: int) -> dict:
@@ -45,8 +56,10 @@ def _text_boundary(model, texts: list[str]) -> list[dict]:
         feeds = model.preprocess([text])
         bucket = pick_bucket(feeds["input_ids"].shape[1], config.sequence_buckets)
         signature = config.signatures[signature_for(bucket)]
-        inputs = {k: to_signature(pad_to(feeds[k], bucket, config.pad_values.get(k, 0)), t)[0].tolist()
-                  for k, t in signature.inputs.items()}
+        inputs = {
+            k: to_signature(pad_to(feeds[k], bucket, config.pad_values.get(k, 0)), t)[0].tolist()
+            for k, t in signature.inputs.items()
+        }
         cases.append({"kind": "text-inputs", "text": text, "signature": signature_for(bucket), "inputs": inputs})
     return cases
 
@@ -57,8 +70,14 @@ def _image_boundary(model, images: np.ndarray) -> list[dict]:
     for image in images:
         feeds = model.preprocess([image])
         inputs = {k: to_signature(feeds[k], t)[0].ravel().tolist() for k, t in signature.inputs.items()}
-        cases.append({"kind": "image-inputs", "pixels_hwc": image[..., None].tolist(), "signature": signature_for(None),
-                      "inputs": inputs})
+        cases.append(
+            {
+                "kind": "image-inputs",
+                "pixels_hwc": image[..., None].tolist(),
+                "signature": signature_for(None),
+                "inputs": inputs,
+            }
+        )
     return cases
 
 
@@ -68,8 +87,15 @@ def _dequantize_cases(model) -> list[dict]:
     for name, signature in model.manifest.target_config.signatures.items():
         for output, t in signature.outputs.items():
             if t.quantization:
-                cases.append({"kind": "dequantize", "signature": name, "output": output, "int8": raw.tolist(),
-                              "expected": from_signature(raw, t, "float32").tolist()})
+                cases.append(
+                    {
+                        "kind": "dequantize",
+                        "signature": name,
+                        "output": output,
+                        "int8": raw.tolist(),
+                        "expected": from_signature(raw, t, "float32").tolist(),
+                    }
+                )
     return cases
 
 
@@ -87,8 +113,14 @@ def _artifact_folder(root: Path, result, boundary: list[dict]) -> Path:
 @pytest.fixture(scope="module")
 def vectors_dir(tmp_path_factory, converted, bert_classifier_dir, text_jsonl, cnn_factory, calib_npz) -> Path:
     root = tmp_path_factory.mktemp("android-vectors")
-    bert = converted("tflite-bert-int8", bert_classifier_dir, target="tflite", precision="int8", eval_data=text_jsonl,
-                     calibration=text_jsonl)
+    bert = converted(
+        "tflite-bert-int8",
+        bert_classifier_dir,
+        target="tflite",
+        precision="int8",
+        eval_data=text_jsonl,
+        calibration=text_jsonl,
+    )
     cnn = converted("tflite-cnn-int8", cnn_factory, target="tflite", precision="int8", calibration=calib_npz)
     with bmsdk.load(bert.path) as model:
         long_text = " ".join(TEXTS) * 3  # past the 16 and 32 buckets
@@ -101,7 +133,9 @@ def vectors_dir(tmp_path_factory, converted, bert_classifier_dir, text_jsonl, cn
     tiny = root / "tokenizer-tiny-bert"
     tiny.mkdir()
     shutil.copyfile(bert.path / "tokenizer" / "tokenizer.json", tiny / "tokenizer.json")
-    (tiny / "tokenizer-cases.json").write_text(json.dumps(_tokenizer_cases(tiny / "tokenizer.json", TEXTS + TRICKY, 64)))
+    (tiny / "tokenizer-cases.json").write_text(
+        json.dumps(_tokenizer_cases(tiny / "tokenizer.json", TEXTS + TRICKY, 64))
+    )
     _minilm_cases(root)
     return root
 

@@ -79,6 +79,7 @@ def test_not_an_artifact(tmp_path, cnn_onnx):
 
 # --- staged_folder -------------------------------------------------------------------
 
+
 def test_staged_folder_publishes_on_success(tmp_path):
     out = tmp_path / "a.bmsdk"
     with staged_folder(out) as stage:

@@ -71,7 +71,7 @@ def bench_models(tmp_path_factory):
 
     images = digit_images(200, seed=3)
     with __import__("torch").inference_mode():
-        x = (__import__("torch").from_numpy(images).float()[:, None] / 255.0)
+        x = __import__("torch").from_numpy(images).float()[:, None] / 255.0
         labels = bmsdk_benchmods.fast()(x).argmax(-1).numpy()  # the fast model is right by construction
     data = folder / "eval.npz"
     np.savez(data, x=images, y=labels)
@@ -82,8 +82,15 @@ def bench_models(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fast_report(bench_models, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-fast")
-    return bmsdk.benchmark("bmsdk_benchmods:fast", out, targets=["onnx", "nosuch"], precisions=["fp32", "int8", "int4"],
-                           eval_data=str(bench_models), batches=[1, 4], **FAST), out
+    return bmsdk.benchmark(
+        "bmsdk_benchmods:fast",
+        out,
+        targets=["onnx", "nosuch"],
+        precisions=["fp32", "int8", "int4"],
+        eval_data=str(bench_models),
+        batches=[1, 4],
+        **FAST,
+    ), out
 
 
 def test_matrix_cells_reports_and_plot(fast_report):
@@ -94,14 +101,20 @@ def test_matrix_cells_reports_and_plot(fast_report):
     assert fp32["status"] == "validated" and fp32["metric"]["accuracy"] == 1.0 and fp32["top1_agreement"] == 1.0
     assert set(fp32["latency"]) == {"1", "4"} and fp32["latency"]["4"]["throughput_per_s"] > 0
     assert fp32["device_real"] is True and fp32["load_ms"] > 0 and fp32["end_to_end"]["p50_ms"] > 0
-    assert fp32["speedup_vs_source"]["1"] > 0 and "overhead" in fp32 and fp32["overhead"]["raw"].startswith("onnxruntime")
+    assert (
+        fp32["speedup_vs_source"]["1"] > 0 and "overhead" in fp32 and fp32["overhead"]["raw"].startswith("onnxruntime")
+    )
     # static int8 without calibration data: the cell fails with the reason, the matrix goes on
     assert cells[("onnx", "int8")]["status"] == "failed" and "calibration" in cells[("onnx", "int8")]["reason"]
     assert cells[("onnx", "int4")]["status"] == "skipped" and "int4" in cells[("onnx", "int4")]["reason"]
     assert cells[("nosuch", "fp32")]["status"] == "skipped" and "unknown target" in cells[("nosuch", "fp32")]["reason"]
     assert result.report["source_model"]["latency"]["1"]["p50_ms"] > 0
     saved = json.loads((out / "report.json").read_text())
-    assert saved["schema_version"] == 1 and saved["environment"]["threads"] == 1 and "onnxruntime" in saved["environment"]["libraries"]
+    assert (
+        saved["schema_version"] == 1
+        and saved["environment"]["threads"] == 1
+        and "onnxruntime" in saved["environment"]["libraries"]
+    )
     md = (out / "report.md").read_text()
     assert "| onnx | fp32 | validated |" in md and "| onnx | int8 | failed" in md
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -115,20 +128,44 @@ def test_pareto_front():
 
 def test_gate_passes_an_identical_rerun(bench_models, fast_report, tmp_path):
     baseline = fast_report[1] / "report.json"
-    rerun = bmsdk.benchmark("bmsdk_benchmods:fast", tmp_path, targets=["onnx"], precisions=["fp32"],
-                            eval_data=str(bench_models), baseline=baseline, max_accuracy_drop=0.5,
-                            max_latency_regression=50, **FAST)
+    rerun = bmsdk.benchmark(
+        "bmsdk_benchmods:fast",
+        tmp_path,
+        targets=["onnx"],
+        precisions=["fp32"],
+        eval_data=str(bench_models),
+        baseline=baseline,
+        max_accuracy_drop=0.5,
+        max_latency_regression=50,
+        **FAST,
+    )
     assert rerun.passed, rerun.regressions
 
 
 def test_gate_fails_on_real_latency_and_accuracy_regressions(bench_models, fast_report, tmp_path):
     baseline = fast_report[1] / "report.json"
-    slow = bmsdk.benchmark("bmsdk_benchmods:slow", tmp_path / "slow", targets=["onnx"], precisions=["fp32"],
-                           eval_data=str(bench_models), baseline=baseline, max_accuracy_drop=100,
-                           max_latency_regression=50, **FAST)
+    slow = bmsdk.benchmark(
+        "bmsdk_benchmods:slow",
+        tmp_path / "slow",
+        targets=["onnx"],
+        precisions=["fp32"],
+        eval_data=str(bench_models),
+        baseline=baseline,
+        max_accuracy_drop=100,
+        max_latency_regression=50,
+        **FAST,
+    )
     assert any("onnx fp32 batch 1: latency" in r for r in slow.regressions), slow.regressions
-    damaged = bmsdk.benchmark("bmsdk_benchmods:damaged", tmp_path / "damaged", targets=["onnx"], precisions=["fp32"],
-                              eval_data=str(bench_models), baseline=baseline, max_accuracy_drop=0.5, **FAST)
+    damaged = bmsdk.benchmark(
+        "bmsdk_benchmods:damaged",
+        tmp_path / "damaged",
+        targets=["onnx"],
+        precisions=["fp32"],
+        eval_data=str(bench_models),
+        baseline=baseline,
+        max_accuracy_drop=0.5,
+        **FAST,
+    )
     assert any("onnx fp32: accuracy" in r for r in damaged.regressions), damaged.regressions
 
 
@@ -140,12 +177,29 @@ def test_gate_flags_a_cell_that_stopped_working():
 
 def test_cli_bench_exit_codes(bench_models, fast_report, tmp_path, capsys):
     baseline = fast_report[1] / "report.json"
-    args = ["bench", "bmsdk_benchmods:damaged", "--eval", str(bench_models), "--iterations", "20", "--repeats", "1",
-            "--seconds", "1", "-o", str(tmp_path), "-q", "--baseline", str(baseline)]
+    args = [
+        "bench",
+        "bmsdk_benchmods:damaged",
+        "--eval",
+        str(bench_models),
+        "--iterations",
+        "20",
+        "--repeats",
+        "1",
+        "--seconds",
+        "1",
+        "-o",
+        str(tmp_path),
+        "-q",
+        "--baseline",
+        str(baseline),
+    ]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "gate FAILED" in err and "accuracy" in err
-    assert main(["bench", "bmsdk_benchmods:fast", "--baseline", str(tmp_path / "missing.json"), "-o", str(tmp_path)]) == 2
+    assert (
+        main(["bench", "bmsdk_benchmods:fast", "--baseline", str(tmp_path / "missing.json"), "-o", str(tmp_path)]) == 2
+    )
 
 
 def test_case_files_are_valid_and_bad_ones_are_refused(tmp_path, monkeypatch):

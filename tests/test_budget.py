@@ -60,8 +60,16 @@ def test_unmeetable_budget_is_refused_honestly(tmp_path):
     subset = tmp_path / "mnist-500.npz"
     with np.load(test) as data:
         np.savez(subset, x=data["x"][:500], y=data["y"][:500])
-    result = bmsdk.convert(CNN, target="onnx", precision="int8", calibration=calib,
-                           eval_data=subset, prune=0.5, max_accuracy_drop=0.5, output=tmp_path / "p.bmsdk")
+    result = bmsdk.convert(
+        CNN,
+        target="onnx",
+        precision="int8",
+        calibration=calib,
+        eval_data=subset,
+        prune=0.5,
+        max_accuracy_drop=0.5,
+        output=tmp_path / "p.bmsdk",
+    )
     budget = result.manifest.compression.budget
     assert budget.met is False and budget.drop_pt > 0.5
     assert "not met" in budget.reason and budget.float_layers  # it tried every layer in float first
@@ -69,8 +77,14 @@ def test_unmeetable_budget_is_refused_honestly(tmp_path):
 
 
 def test_latency_objective_ships_the_faster_and_says_why(tmp_path, cnn_factory, calib_npz):
-    result = bmsdk.convert(cnn_factory, target="onnx", precision="int8", calibration=calib_npz, objective="latency",
-                           output=tmp_path / "lat.bmsdk")
+    result = bmsdk.convert(
+        cnn_factory,
+        target="onnx",
+        precision="int8",
+        calibration=calib_npz,
+        objective="latency",
+        output=tmp_path / "lat.bmsdk",
+    )
     decision = result.manifest.compression.objective
     times = decision.p50_ms
     assert set(times) == {"int8", "fp32"} and all(t > 0 for t in times.values())

@@ -20,7 +20,9 @@ COMMANDS = ["convert", "predict", "inspect", "validate", "doctor"]
 def bmsdk_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The installed entry point, in a subprocess, as a user runs it."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "bmsdk.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bmsdk.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -34,8 +36,23 @@ def test_every_command_has_help(command, capsys):
 
 def test_convert_predict_inspect_validate(tmp_path, bert_classifier_dir, text_jsonl, capsys):
     out = tmp_path / "bert.bmsdk"
-    assert main(["convert", str(bert_classifier_dir), "--target", "onnx", "--precision", "int8",
-                 "--eval", str(text_jsonl), "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(bert_classifier_dir),
+                "--target",
+                "onnx",
+                "--precision",
+                "int8",
+                "--eval",
+                str(text_jsonl),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     assert str(out) in printed.out and "validation passed" in printed.out and "accuracy" in printed.out
     assert "building onnx int8" in printed.err  # progress on the long steps
@@ -97,6 +114,7 @@ def test_validate_exits_1_when_the_artifact_drifts(tmp_path, cnn_onnx_artifact, 
 
 # --- bad input: exit 2, one readable line, no traceback, nothing written ---------------------
 
+
 def _assert_clean_error(result: subprocess.CompletedProcess, *words: str) -> None:
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
@@ -126,8 +144,18 @@ def test_wrong_calibration_shape_exits_2_and_writes_nothing(tmp_path, cnn_factor
     bad = tmp_path / "rgb.npz"
     np.savez(bad, x=np.zeros((4, 3, 32, 32), dtype=np.float32))  # a preprocessed batch of the wrong shape
     out = tmp_path / "cnn.bmsdk"
-    result = bmsdk_cli("convert", cnn_factory, "--precision", "int8", "--calibration", str(bad), "-o", str(out), "--quiet",
-                       cwd=workdir / "factories")  # a factory is imported from the working directory
+    result = bmsdk_cli(
+        "convert",
+        cnn_factory,
+        "--precision",
+        "int8",
+        "--calibration",
+        str(bad),
+        "-o",
+        str(out),
+        "--quiet",
+        cwd=workdir / "factories",
+    )  # a factory is imported from the working directory
     _assert_clean_error(result, "calibration data")
     assert not out.exists() and not list(tmp_path.glob(".cnn.bmsdk*"))
 

@@ -18,8 +18,15 @@ SMALL = {"weight_threshold": 256}  # the tiny test models' weights are below cor
 @pytest.fixture(scope="module")
 def bert_coreml(converted, bert_classifier_dir, text_jsonl):
     def get(precision):
-        return converted(f"coreml-bert-{precision}", bert_classifier_dir, target="coreml", precision=precision,
-                         eval_data=text_jsonl, **SMALL)
+        return converted(
+            f"coreml-bert-{precision}",
+            bert_classifier_dir,
+            target="coreml",
+            precision=precision,
+            eval_data=text_jsonl,
+            **SMALL,
+        )
+
     return get
 
 
@@ -61,10 +68,19 @@ def test_fp16_padded_batch_is_finite_and_agrees(bert_coreml, bert_classifier_dir
 
 
 def test_cnn_and_vit(converted, cnn_factory, calib_npz, vit_dir):
-    for key, source, precision in (("coreml-cnn-fp32", cnn_factory, "fp32"), ("coreml-cnn-palettize4", cnn_factory, "palettize4"),
-                                   ("coreml-vit-fp16", vit_dir, "fp16")):
-        result = converted(key, source, target="coreml", precision=precision, calibration=calib_npz if source == cnn_factory else None,
-                           weight_threshold=64)
+    for key, source, precision in (
+        ("coreml-cnn-fp32", cnn_factory, "fp32"),
+        ("coreml-cnn-palettize4", cnn_factory, "palettize4"),
+        ("coreml-vit-fp16", vit_dir, "fp16"),
+    ):
+        result = converted(
+            key,
+            source,
+            target="coreml",
+            precision=precision,
+            calibration=calib_npz if source == cnn_factory else None,
+            weight_threshold=64,
+        )
         v = result.manifest.validation
         assert v.validated and v.passed, (key, v)
         if precision == "fp32":
@@ -88,7 +104,13 @@ def test_refusals(cnn_onnx, cnn_factory, tmp_path):
     with pytest.raises(UnsupportedError, match="ONNX"):
         bmsdk.convert(str(cnn_onnx), target="coreml", output=tmp_path / "a.bmsdk")
     with pytest.raises(UnsupportedError, match="iOS18"):
-        bmsdk.convert(cnn_factory, target="coreml", precision="int4", minimum_deployment_target="iOS17", output=tmp_path / "b.bmsdk")
+        bmsdk.convert(
+            cnn_factory,
+            target="coreml",
+            precision="int4",
+            minimum_deployment_target="iOS17",
+            output=tmp_path / "b.bmsdk",
+        )
     with pytest.raises(UnsupportedError, match="precision"):
         bmsdk.convert(cnn_factory, target="coreml", precision="int2", output=tmp_path / "c.bmsdk")
     assert not (tmp_path / "b.bmsdk").exists()
@@ -112,6 +134,8 @@ def test_backends_and_cli(bert_coreml, capsys):
 
 
 def test_light_import_keeps_coremltools_out():
-    code = "import bmsdk, bmsdk.runtimes.coreml_backend, bmsdk.converters.targets.coreml.build, sys; " \
-           "assert 'coremltools' not in sys.modules and 'torch' not in sys.modules"
+    code = (
+        "import bmsdk, bmsdk.runtimes.coreml_backend, bmsdk.converters.targets.coreml.build, sys; "
+        "assert 'coremltools' not in sys.modules and 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,7 +13,11 @@ from bmsdk.benchmarks import zoo
 
 def test_mnist_test_set_is_the_official_one(mnist):
     with np.load(mnist[0]) as data:
-        assert data["x"].shape == (2000, 28, 28) and data["x"].dtype == np.uint8 and set(data["y"].tolist()) == set(range(10))
+        assert (
+            data["x"].shape == (2000, 28, 28)
+            and data["x"].dtype == np.uint8
+            and set(data["y"].tolist()) == set(range(10))
+        )
 
 
 def test_mnist_pickle_loader_refuses_anything_but_arrays(tmp_path):
@@ -29,8 +33,14 @@ def test_mnist_pickle_loader_refuses_anything_but_arrays(tmp_path):
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_ccexam_cnn_converts_and_keeps_accuracy(tmp_path, mnist, precision):
     test, calib = mnist
-    result = bmsdk.convert("bmsdk.benchmarks.zoo:mnist_cnn", target="onnx", precision=precision, eval_data=test,
-                           calibration=calib, output=tmp_path / f"mnist-{precision}.bmsdk")
+    result = bmsdk.convert(
+        "bmsdk.benchmarks.zoo:mnist_cnn",
+        target="onnx",
+        precision=precision,
+        eval_data=test,
+        calibration=calib,
+        output=tmp_path / f"mnist-{precision}.bmsdk",
+    )
     v = result.manifest.validation
     assert v.passed is True
     ev = v.eval

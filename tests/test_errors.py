@@ -28,6 +28,7 @@ def convert_fails(exc, source, tmp_path, match=None, **options):
 
 # --- sources ---------------------------------------------------------------------------
 
+
 def test_missing_source_path(tmp_path):
     err = convert_fails(SourceError, tmp_path / "nope" / "model.onnx", tmp_path, match="does not exist")
     assert err.fix  # says what to pass instead
@@ -143,6 +144,7 @@ def test_factory_weights_are_loaded_safely(cnn_factory, cnn_module, tmp_path):
 
 # --- tasks, targets, precisions --------------------------------------------------------
 
+
 def test_unknown_task(cnn_factory, tmp_path):
     convert_fails(UnsupportedError, cnn_factory, tmp_path, match="unknown task 'translation'", task="translation")
 
@@ -153,8 +155,14 @@ def test_unknown_target(cnn_factory, tmp_path):
 
 @pytest.mark.parametrize("target,precision", [("torch", "int8"), ("torch", "fp16"), ("onnx", "int4"), ("onnx", "bf16")])
 def test_unsupported_precision(cnn_factory, tmp_path, target, precision):
-    err = convert_fails(UnsupportedError, cnn_factory, tmp_path, match=f"does not support precision '{precision}'",
-                        target=target, precision=precision)
+    err = convert_fails(
+        UnsupportedError,
+        cnn_factory,
+        tmp_path,
+        match=f"does not support precision '{precision}'",
+        target=target,
+        precision=precision,
+    )
     assert "fp32" in err.fix
 
 
@@ -163,8 +171,15 @@ def test_unknown_target_option(cnn_factory, tmp_path):
 
 
 def test_unknown_quant_scheme(cnn_factory, calib_npz, tmp_path):
-    convert_fails(UnsupportedError, cnn_factory, tmp_path, match="unknown quantization scheme 'awq'", precision="int8",
-                  calibration=calib_npz, quant_scheme="awq")
+    convert_fails(
+        UnsupportedError,
+        cnn_factory,
+        tmp_path,
+        match="unknown quantization scheme 'awq'",
+        precision="int8",
+        calibration=calib_npz,
+        quant_scheme="awq",
+    )
 
 
 def test_torch_target_from_onnx_source(cnn_onnx, tmp_path):
@@ -173,27 +188,40 @@ def test_torch_target_from_onnx_source(cnn_onnx, tmp_path):
 
 # --- calibration and evaluation data ----------------------------------------------------
 
+
 def test_calibration_of_the_wrong_shape(cnn_factory, tmp_path):
     data = tmp_path / "calib.npz"
     np.savez(data, x=np.zeros((8, 3, 28, 28), np.float32))  # 3 channels, the model takes 1
-    err = convert_fails(DataError, cnn_factory, tmp_path, match="does not fit the model", precision="int8", calibration=data)
+    err = convert_fails(
+        DataError, cnn_factory, tmp_path, match="does not fit the model", precision="int8", calibration=data
+    )
     assert "float32[batch, 1, 28, 28]" in str(err)  # says what was expected
 
 
 def test_calibration_of_the_wrong_kind(cnn_factory, text_jsonl, tmp_path):
-    convert_fails(DataError, cnn_factory, tmp_path, match="text inputs but the model takes image", precision="int8",
-                  calibration=text_jsonl)
+    convert_fails(
+        DataError,
+        cnn_factory,
+        tmp_path,
+        match="text inputs but the model takes image",
+        precision="int8",
+        calibration=text_jsonl,
+    )
 
 
 def test_calibration_that_does_not_exist(cnn_factory, tmp_path):
-    convert_fails(DataError, cnn_factory, tmp_path, match="does not exist", precision="int8",
-                  calibration=tmp_path / "nope.npz")
+    convert_fails(
+        DataError, cnn_factory, tmp_path, match="does not exist", precision="int8", calibration=tmp_path / "nope.npz"
+    )
 
 
-@pytest.mark.parametrize("content,match", [
-    ("not json at all\n", "not JSON"),
-    (json.dumps({"sentence": "x", "label": 1}) + "\n", "no 'text' field"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("not json at all\n", "not JSON"),
+        (json.dumps({"sentence": "x", "label": 1}) + "\n", "no 'text' field"),
+    ],
+)
 def test_malformed_jsonl(bert_classifier_dir, tmp_path, content, match):
     data = tmp_path / "data.jsonl"
     data.write_text(content)
@@ -231,6 +259,7 @@ def test_image_folder_without_classes(cnn_factory, tmp_path):
 
 
 # --- Model.run: names, dtypes, shapes ----------------------------------------------------
+
 
 def test_run_wrong_input_names(bert_onnx):
     model = bmsdk.load(bert_onnx.path)

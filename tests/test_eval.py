@@ -118,6 +118,7 @@ def test_feature_extraction_eval_needs_no_labels(converted, bert_encoder_dir, tm
 
 # --- images --------------------------------------------------------------------------
 
+
 def cnn_predictions(cnn_module, images):
     return torch_logits_cnn(cnn_module, images).argmax(1).tolist()
 
@@ -138,7 +139,9 @@ def test_image_eval_npz_int8(converted, cnn_factory, calib_npz, tmp_path):
     images = digit_images(24, seed=22)
     data = tmp_path / "eval.npz"
     np.savez(data, x=images, y=np.arange(24) % 10)
-    result = converted("cnn-int8-eval", cnn_factory, target="onnx", precision="int8", calibration=calib_npz, eval_data=data)
+    result = converted(
+        "cnn-int8-eval", cnn_factory, target="onnx", precision="int8", calibration=calib_npz, eval_data=data
+    )
     check_eval_report(result.manifest.validation.eval.to_dict(), 24, exact=False)
 
 
@@ -185,7 +188,12 @@ def test_vit_eval_folder_with_label_names(converted, vit_dir, tmp_path):
 
 def test_eval_labels_must_match_the_model(bert_classifier_dir, tmp_path):
     data = tmp_path / "bad.jsonl"
-    data.write_text(json.dumps({"text": "good", "label": "neutral"}) + "\n" + json.dumps({"text": "bad", "label": "negative"}) + "\n")
+    data.write_text(
+        json.dumps({"text": "good", "label": "neutral"})
+        + "\n"
+        + json.dumps({"text": "bad", "label": "negative"})
+        + "\n"
+    )
     out = tmp_path / "x.bmsdk"
     with pytest.raises(DataError, match="neutral"):
         bmsdk.convert(bert_classifier_dir, output=out, eval_data=data)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-BLOCKING_FACTORY = textwrap.dedent('''
+BLOCKING_FACTORY = textwrap.dedent("""
     import os, time
     import torch
 
@@ -41,7 +41,7 @@ BLOCKING_FACTORY = textwrap.dedent('''
         model = Blocking()
         model.bmsdk_spec = {"input_shapes": {"x": [1, 1, 4, 4]}, "task": "image-classification"}
         return model
-''')
+""")
 
 
 @pytest.fixture
@@ -56,8 +56,14 @@ def _start(workspace: Path, out: Path, block: bool) -> subprocess.Popen:
     env.pop("BLOCK_IN_PIPELINE", None)
     if block:
         env["BLOCK_IN_PIPELINE"] = "1"
-    return subprocess.Popen([sys.executable, "-m", "bmsdk.cli", "convert", "blocking_model:make_model", "-o", str(out), "-q"],
-                            cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bmsdk.cli", "convert", "blocking_model:make_model", "-o", str(out), "-q"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_staging(proc: subprocess.Popen, folder: Path, timeout: float = 240) -> None:

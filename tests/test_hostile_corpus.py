@@ -30,6 +30,7 @@ def case(name: str, code: int = 2):
     def register(builder):
         CASES[name] = (builder, code)
         return builder
+
     return register
 
 
@@ -70,6 +71,7 @@ def convert(source, tmp: Path, *extra) -> list[str]:
 
 
 # --- sources -----------------------------------------------------------------------------------
+
 
 @case("source-missing")
 def _(tmp, fx):
@@ -182,9 +184,11 @@ def _(tmp, fx):
 
 
 for _name in ATTACKS:
+
     def _pt2_case(tmp, fx, _name=_name):
         plain = plain_archive(tmp / "plain.pt2")
         return convert(rewrite(plain, tmp / "evil.pt2", ATTACKS[_name][0](tmp / "marker")), tmp)
+
     case(f"pt2-{_name}")(_pt2_case)
 
 
@@ -199,8 +203,12 @@ def _onnx_model(tmp: Path, op_domain: str = "", dims=(1, 4)) -> Path:
     from onnx import TensorProto, helper
 
     node = helper.make_node("Relu" if not op_domain else "EvilOp", ["x"], ["y"], domain=op_domain)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *dims[1:]])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", *dims[1:]])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *dims[1:]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", *dims[1:]])],
+    )
     opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(op_domain, 1)] if op_domain else [])
     path = tmp / "model.onnx"
     onnx.save(helper.make_model(graph, opset_imports=opsets), path)
@@ -289,6 +297,7 @@ def _(tmp, fx):
 
 # --- where the output goes ---------------------------------------------------------------------
 
+
 @case("output-under-a-file")
 def _(tmp, fx):
     (tmp / "notes.txt").write_text("x")
@@ -310,6 +319,7 @@ def _(tmp, fx):
 
 # --- data --------------------------------------------------------------------------------------
 
+
 @case("eval-missing")
 def _(tmp, fx):
     return convert(fx.cnn_factory, tmp, "--eval", str(tmp / "none.npz"))
@@ -329,7 +339,7 @@ def _(tmp, fx):
 
 @case("eval-csv-field-over-limit")
 def _(tmp, fx):
-    (tmp / "eval.csv").write_text("text,label\n\"" + "a" * 200_000 + "\",1\n")
+    (tmp / "eval.csv").write_text('text,label\n"' + "a" * 200_000 + '",1\n')
     return convert(fx.bert_classifier_dir, tmp, "--eval", str(tmp / "eval.csv"))
 
 
@@ -385,6 +395,7 @@ def _(tmp, fx):
 
 
 # --- artifacts ---------------------------------------------------------------------------------
+
 
 def _predict(art: Path, *inputs) -> list[str]:
     return ["predict", str(art), *[str(i) for i in inputs]]
@@ -510,8 +521,13 @@ def _(tmp, fx):
 @case("model-inputs-differ-from-manifest")
 def _(tmp, fx):
     art = copy(fx.cnn_onnx_artifact.path, tmp, "a.bmsdk")
-    edit_json(art / "bmsdk.json", lambda m: (m["inputs"][0].__setitem__("name", "pixels"),
-                                            m["preprocessing"].__setitem__("input_name", "pixels")))
+    edit_json(
+        art / "bmsdk.json",
+        lambda m: (
+            m["inputs"][0].__setitem__("name", "pixels"),
+            m["preprocessing"].__setitem__("input_name", "pixels"),
+        ),
+    )
     return _predict(art, _image(tmp))
 
 
@@ -553,6 +569,7 @@ def _(tmp, fx):
 
 
 # --- runtime inputs ----------------------------------------------------------------------------
+
 
 @case("predict-image-missing")
 def _(tmp, fx):
@@ -601,6 +618,7 @@ def _(tmp, fx):
 
 
 # --- other commands ----------------------------------------------------------------------------
+
 
 @case("bench-batch-zero")
 def _(tmp, fx):
@@ -662,6 +680,7 @@ def test_the_corpus_is_large_enough():
 
 
 # --- the API: bmsdk errors, not third-party exceptions --------------------------------------------
+
 
 def test_api_token_ids_outside_the_vocabulary(bert_onnx):
     model = bmsdk.load(bert_onnx.path)

@@ -35,6 +35,7 @@ def refused(d: dict, match: str) -> ManifestError:
 
 # --- A. manifest --------------------------------------------------------------------------
 
+
 def test_manifest_nested_100000_levels_deep_is_a_manifest_error(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ManifestError, match="nested too deeply"):
@@ -104,40 +105,46 @@ def test_manifest_duplicate_input_names_are_refused(bert_onnx):
     refused(d, r"declares inputs \['input_ids'\] more than once")
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("tokenizer", None, "'tokenizer' must name"),
-    ("tokenizer", "../tokenizer.json", "'tokenizer' must name"),
-    ("tokenizer", "tokenizer/other.json", "'tokenizer' must name"),
-    ("max_length", 0, "'max_length' must be an int from 1 to 65536"),
-    ("max_length", 65537, "'max_length'"),
-    ("max_length", "128", "'max_length'"),
-    ("max_length", True, "'max_length'"),
-    ("pad_id", -1, "'pad_id' must be an int >= 0"),
-    ("pad_id", 0.5, "'pad_id'"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("tokenizer", None, "'tokenizer' must name"),
+        ("tokenizer", "../tokenizer.json", "'tokenizer' must name"),
+        ("tokenizer", "tokenizer/other.json", "'tokenizer' must name"),
+        ("max_length", 0, "'max_length' must be an int from 1 to 65536"),
+        ("max_length", 65537, "'max_length'"),
+        ("max_length", "128", "'max_length'"),
+        ("max_length", True, "'max_length'"),
+        ("pad_id", -1, "'pad_id' must be an int >= 0"),
+        ("pad_id", 0.5, "'pad_id'"),
+    ],
+)
 def test_manifest_bad_text_preprocessing_is_refused(bert_onnx, field, value, match):
     d = manifest_dict(bert_onnx)
     d["preprocessing"][field] = value
     refused(d, match)
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("size", [0, 28], "'size' must be"),
-    ("size", [28], "'size' must be"),
-    ("size", [28, 16385], "'size' must be"),
-    ("size", [28, 32], "'size' is \\[28, 32\\] but input 'input' is 28x28"),
-    ("channels", 0, "'channels' must be an int from 1 to 4"),
-    ("channels", 5, "'channels' must be"),
-    ("channels", 3, "'channels' is 3 but input 'input' has 1 channels"),
-    ("layout", "HWC", "'layout' must be NCHW or NHWC"),
-    ("scale", float("nan"), "'scale' must be a finite number"),
-    ("scale", "1/255", "'scale'"),
-    ("mean", [0.1, 0.2], "'mean' must be 1 finite numbers"),
-    ("mean", [float("inf")], "'mean'"),
-    ("std", ["x"], "'std' must be"),
-    ("std", [0.0], "'std' must not contain 0"),
-    ("input_name", "pixels", "'input_name' 'pixels' is not one of the inputs"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("size", [0, 28], "'size' must be"),
+        ("size", [28], "'size' must be"),
+        ("size", [28, 16385], "'size' must be"),
+        ("size", [28, 32], "'size' is \\[28, 32\\] but input 'input' is 28x28"),
+        ("channels", 0, "'channels' must be an int from 1 to 4"),
+        ("channels", 5, "'channels' must be"),
+        ("channels", 3, "'channels' is 3 but input 'input' has 1 channels"),
+        ("layout", "HWC", "'layout' must be NCHW or NHWC"),
+        ("scale", float("nan"), "'scale' must be a finite number"),
+        ("scale", "1/255", "'scale'"),
+        ("mean", [0.1, 0.2], "'mean' must be 1 finite numbers"),
+        ("mean", [float("inf")], "'mean'"),
+        ("std", ["x"], "'std' must be"),
+        ("std", [0.0], "'std' must not contain 0"),
+        ("input_name", "pixels", "'input_name' 'pixels' is not one of the inputs"),
+    ],
+)
 def test_manifest_bad_image_preprocessing_is_refused(cnn_onnx_artifact, field, value, match):
     d = manifest_dict(cnn_onnx_artifact)
     d["preprocessing"][field] = value
@@ -156,12 +163,15 @@ def test_manifest_without_preprocessing_kind_is_a_raw_tensor_model(cnn_onnx_arti
     assert Manifest.from_dict(d).preprocessing == {}
 
 
-@pytest.mark.parametrize("post,match", [
-    ({"labels": "cat,dog"}, "'labels' must be a list of strings"),
-    ({"labels": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}, "'labels' must be a list of strings"),
-    ({"labels": ["a", "b", "c"]}, "3 labels but output 'logits' has 10 classes"),
-    ({"output": "probabilities"}, "names output 'probabilities', which is not declared"),
-])
+@pytest.mark.parametrize(
+    "post,match",
+    [
+        ({"labels": "cat,dog"}, "'labels' must be a list of strings"),
+        ({"labels": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}, "'labels' must be a list of strings"),
+        ({"labels": ["a", "b", "c"]}, "3 labels but output 'logits' has 10 classes"),
+        ({"output": "probabilities"}, "names output 'probabilities', which is not declared"),
+    ],
+)
 def test_manifest_bad_postprocessing_is_refused(cnn_onnx_artifact, post, match):
     d = manifest_dict(cnn_onnx_artifact)
     d["postprocessing"].update(post)
@@ -186,6 +196,7 @@ def test_manifest_error_messages_are_cut_to_a_readable_length(cnn_onnx_artifact)
 
 
 # --- B. data files ------------------------------------------------------------------------
+
 
 def test_jsonl_with_invalid_utf8_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
@@ -314,11 +325,14 @@ def test_npz_float_images_with_nan_or_inf_are_refused(tmp_path, bad):
         load_dataset(path)
 
 
-@pytest.mark.parametrize("y,match", [
-    (np.array([0.0, 1.0, 1.0, 0.0]), "y is a 1-d float64 array"),
-    (np.array([[0], [1], [1], [0]]), "y is a 2-d int64 array"),
-    (np.array([True, False, True, False]), "y is a 1-d bool array"),
-])
+@pytest.mark.parametrize(
+    "y,match",
+    [
+        (np.array([0.0, 1.0, 1.0, 0.0]), "y is a 1-d float64 array"),
+        (np.array([[0], [1], [1], [0]]), "y is a 2-d int64 array"),
+        (np.array([True, False, True, False]), "y is a 1-d bool array"),
+    ],
+)
 def test_npz_labels_that_are_not_indices_or_names_are_refused(tmp_path, y, match):
     path = tmp_path / "y.npz"
     np.savez(path, x=digit_images(4), y=y)
@@ -352,11 +366,14 @@ def npy_bytes(array) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("name,payload", [
-    ("truncated.npy", npy_bytes(digit_images(3))[:500]),
-    ("objects.npy", npy_bytes(np.array([{"a": 1}, None], dtype=object))),
-    ("notnpy.npy", b"just some text, not an array"),
-])
+@pytest.mark.parametrize(
+    "name,payload",
+    [
+        ("truncated.npy", npy_bytes(digit_images(3))[:500]),
+        ("objects.npy", npy_bytes(np.array([{"a": 1}, None], dtype=object))),
+        ("notnpy.npy", b"just some text, not an array"),
+    ],
+)
 def test_cli_predict_bad_npy_is_one_line_exit_2(cnn_onnx_artifact, tmp_path, capsys, name, payload):
     path = npy_file(tmp_path, name, payload)
     assert main(["predict", str(cnn_onnx_artifact.path), str(path)]) == 2
@@ -373,33 +390,46 @@ def test_cli_predict_npz_given_as_npy_is_refused(cnn_onnx_artifact, tmp_path, ca
 def test_cli_predict_npy_batch_and_single(cnn_onnx_artifact, tmp_path, capsys):
     np.save(tmp_path / "batch.npy", digit_images(3))
     np.save(tmp_path / "one.npy", digit_images(1)[0])
-    assert main(["predict", str(cnn_onnx_artifact.path), str(tmp_path / "batch.npy"), str(tmp_path / "one.npy"),
-                 "--json"]) == 0
+    assert (
+        main(["predict", str(cnn_onnx_artifact.path), str(tmp_path / "batch.npy"), str(tmp_path / "one.npy"), "--json"])
+        == 0
+    )
     names = [row["input"] for row in json.loads(capsys.readouterr().out)]
     assert names == [f"{tmp_path / 'batch.npy'}[{i}]" for i in range(3)] + [str(tmp_path / "one.npy")]
 
 
 # --- C. bench baseline ----------------------------------------------------------------------
 
-GOOD_CELL = {"target": "onnx", "precision": "fp32", "status": "validated", "metric": {"accuracy": 0.9},
-             "latency": {"1": {"p50_ms": 0.5}}}
+GOOD_CELL = {
+    "target": "onnx",
+    "precision": "fp32",
+    "status": "validated",
+    "metric": {"accuracy": 0.9},
+    "latency": {"1": {"p50_ms": 0.5}},
+}
 
 
-@pytest.mark.parametrize("report,match", [
-    ({"cells": {"onnx": GOOD_CELL}}, "'cells' is not a list"),
-    ({"cells": ["onnx fp32"]}, r"cells\[0\] is not an object"),
-    ({"cells": [{**GOOD_CELL, "target": None}]}, r"cells\[0\] has no 'target' string"),
-    ({"cells": [{k: v for k, v in GOOD_CELL.items() if k != "precision"}]}, r"cells\[0\] has no 'precision' string"),
-    ({"cells": [GOOD_CELL, {**GOOD_CELL, "latency": [0.5]}]}, r"cells\[1\] 'latency' is not an object"),
-    ({"cells": [{**GOOD_CELL, "latency": {"1": 0.5}}]}, r"'latency.1' is not an object"),
-    ({"cells": [{**GOOD_CELL, "latency": {"1": {"p50_ms": "0.5"}}}]}, r"'latency.1.p50_ms' is not a number"),
-    ({"cells": [{**GOOD_CELL, "metric": {"accuracy": "0.9"}}]}, r"'metric.accuracy' is not a number"),
-    ({"cells": [{**GOOD_CELL, "metric": [0.9]}]}, r"'metric' is not an object"),
-    ({"cells": [{**GOOD_CELL, "status": 1}]}, r"'status' is not a string"),
-    ({"cells": [], "source_model": {"latency": "fast"}}, r"source_model 'latency' is not an object"),
-    ({"cells": [], "source_model": [1]}, r"'source_model' is not an object"),
-    ([GOOD_CELL], r"not a bmsdk bench report"),
-])
+@pytest.mark.parametrize(
+    "report,match",
+    [
+        ({"cells": {"onnx": GOOD_CELL}}, "'cells' is not a list"),
+        ({"cells": ["onnx fp32"]}, r"cells\[0\] is not an object"),
+        ({"cells": [{**GOOD_CELL, "target": None}]}, r"cells\[0\] has no 'target' string"),
+        (
+            {"cells": [{k: v for k, v in GOOD_CELL.items() if k != "precision"}]},
+            r"cells\[0\] has no 'precision' string",
+        ),
+        ({"cells": [GOOD_CELL, {**GOOD_CELL, "latency": [0.5]}]}, r"cells\[1\] 'latency' is not an object"),
+        ({"cells": [{**GOOD_CELL, "latency": {"1": 0.5}}]}, r"'latency.1' is not an object"),
+        ({"cells": [{**GOOD_CELL, "latency": {"1": {"p50_ms": "0.5"}}}]}, r"'latency.1.p50_ms' is not a number"),
+        ({"cells": [{**GOOD_CELL, "metric": {"accuracy": "0.9"}}]}, r"'metric.accuracy' is not a number"),
+        ({"cells": [{**GOOD_CELL, "metric": [0.9]}]}, r"'metric' is not an object"),
+        ({"cells": [{**GOOD_CELL, "status": 1}]}, r"'status' is not a string"),
+        ({"cells": [], "source_model": {"latency": "fast"}}, r"source_model 'latency' is not an object"),
+        ({"cells": [], "source_model": [1]}, r"'source_model' is not an object"),
+        ([GOOD_CELL], r"not a bmsdk bench report"),
+    ],
+)
 def test_bad_baseline_report_names_the_field(tmp_path, report, match):
     from bmsdk.benchmarks.gate import load_report
 
@@ -417,8 +447,9 @@ def test_baseline_with_null_latency_still_gates(tmp_path):
     assert check({"cells": [GOOD_CELL]}, load_report(path), 0.5, 25) == []
 
 
-@pytest.mark.parametrize("payload,match", [(b"[" * 100_000, "nested too deeply"),
-                                           (b'{"cells": "\xff"}', "not valid JSON")])
+@pytest.mark.parametrize(
+    "payload,match", [(b"[" * 100_000, "nested too deeply"), (b'{"cells": "\xff"}', "not valid JSON")]
+)
 def test_unparsable_baseline_is_a_data_error(tmp_path, payload, match):
     from bmsdk.benchmarks.gate import load_report
 
@@ -445,6 +476,7 @@ def test_bad_settings_in_a_case_file_are_refused(tmp_path):
 
 # --- D. predict ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def text_model(bert_onnx):
     with bmsdk.load(bert_onnx.path) as model:
@@ -457,28 +489,44 @@ def image_model(cnn_onnx_artifact):
         yield model
 
 
-@pytest.mark.parametrize("x,match", [
-    (None, "cannot take None"), ({"input_ids": [1]}, "cannot take a dict"), (42, "cannot take a int"),
-    (3.5, "cannot take a float"), (b"good", "cannot take a bytes"), (["good", None], "list of strings"),
-    (np.array(["good"]), "a text model cannot take an array"),
-])
+@pytest.mark.parametrize(
+    "x,match",
+    [
+        (None, "cannot take None"),
+        ({"input_ids": [1]}, "cannot take a dict"),
+        (42, "cannot take a int"),
+        (3.5, "cannot take a float"),
+        (b"good", "cannot take a bytes"),
+        (["good", None], "list of strings"),
+        (np.array(["good"]), "a text model cannot take an array"),
+    ],
+)
 def test_text_predict_of_non_text_is_an_input_error(text_model, x, match):
     with pytest.raises(InputError, match=match):
         text_model.predict(x)
 
 
-@pytest.mark.parametrize("x,match", [
-    (None, "cannot take None"), ({"input": 1}, "run\\(\\{name: array\\}\\)"), (42, "cannot take a int"),
-    ([digit_images(1)[0], None], "cannot read an image from NoneType"), (np.array(1.0), "cannot take a 0-d array"),
-    (np.zeros(28), "cannot read an image array of shape \\(28,\\)"), (np.array([["a"]]), "must hold numbers"),
-])
+@pytest.mark.parametrize(
+    "x,match",
+    [
+        (None, "cannot take None"),
+        ({"input": 1}, "run\\(\\{name: array\\}\\)"),
+        (42, "cannot take a int"),
+        ([digit_images(1)[0], None], "cannot read an image from NoneType"),
+        (np.array(1.0), "cannot take a 0-d array"),
+        (np.zeros(28), "cannot read an image array of shape \\(28,\\)"),
+        (np.array([["a"]]), "must hold numbers"),
+    ],
+)
 def test_image_predict_of_non_images_is_an_input_error(image_model, x, match):
     with pytest.raises(InputError, match=match):
         image_model.predict(x)
 
 
-@pytest.mark.parametrize("payload,match", [(b"not json at all", "not a readable tokenizer.json"),
-                                           (b'{"version": "1.0"}', "not a readable tokenizer.json")])
+@pytest.mark.parametrize(
+    "payload,match",
+    [(b"not json at all", "not a readable tokenizer.json"), (b'{"version": "1.0"}', "not a readable tokenizer.json")],
+)
 def test_broken_tokenizer_json_is_a_manifest_error_at_load(bert_onnx, tmp_path, payload, match):
     art = tmp_path / "broken-tok.bmsdk"
     shutil.copytree(bert_onnx.path, art)
@@ -590,17 +638,20 @@ def test_preprocess_still_gives_one_padded_batch(text_model):
 MISSING = "no_such_pkg_xyz.models:make"  # a source that would fail to import if the check came after the work
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--labels", ""], "empty or non-text class name"),
-    (["--labels", "cat,,dog"], "empty or non-text class name"),
-    (["--labels", "cat,dog,cat"], r"--labels names \['cat'\] more than once"),
-    (["--mean", "nan"], "--mean must be finite numbers"),
-    (["--mean", "0.5,inf"], "--mean must be finite numbers"),
-    (["--std", "0.5,0"], "--std must not contain 0"),
-    (["--std", "x"], "cannot read numbers from --std"),
-    (["--max-length", "0"], "--max-length must be an integer from 1 to 65536"),
-    (["--max-length", "70000"], "--max-length must be an integer from 1 to 65536"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--labels", ""], "empty or non-text class name"),
+        (["--labels", "cat,,dog"], "empty or non-text class name"),
+        (["--labels", "cat,dog,cat"], r"--labels names \['cat'\] more than once"),
+        (["--mean", "nan"], "--mean must be finite numbers"),
+        (["--mean", "0.5,inf"], "--mean must be finite numbers"),
+        (["--std", "0.5,0"], "--std must not contain 0"),
+        (["--std", "x"], "cannot read numbers from --std"),
+        (["--max-length", "0"], "--max-length must be an integer from 1 to 65536"),
+        (["--max-length", "70000"], "--max-length must be an integer from 1 to 65536"),
+    ],
+)
 def test_convert_refuses_bad_overrides_before_any_work(capsys, args, match):
     assert main(["convert", MISSING, *args]) == 2
     err = capsys.readouterr().err
@@ -620,19 +671,22 @@ def test_long_labels_list_is_not_taken_for_a_file_name():
     assert _labels(",".join(names)) == names
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--batch", "0"], "--batch must be an integer >= 1, got 0"),
-    (["--batch", "1,-8"], "--batch must be an integer >= 1, got -8"),
-    (["--batch", "1.5"], "--batch must be whole numbers"),
-    (["--threads", "0"], "--threads must be an integer >= 1"),
-    (["--threads", "-2"], "--threads must be an integer >= 1"),
-    (["--warmup", "-1"], "--warmup must be an integer >= 0"),
-    (["--iterations", "-1"], "--iterations must be an integer >= 1"),
-    (["--repeats", "-3"], "--repeats must be an integer >= 1"),
-    (["--seconds", "0"], "--seconds must be a number > 0"),
-    (["--seconds", "-1"], "--seconds must be a number > 0"),
-    (["--seconds", "nan"], "--seconds must be a number > 0"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--batch", "0"], "--batch must be an integer >= 1, got 0"),
+        (["--batch", "1,-8"], "--batch must be an integer >= 1, got -8"),
+        (["--batch", "1.5"], "--batch must be whole numbers"),
+        (["--threads", "0"], "--threads must be an integer >= 1"),
+        (["--threads", "-2"], "--threads must be an integer >= 1"),
+        (["--warmup", "-1"], "--warmup must be an integer >= 0"),
+        (["--iterations", "-1"], "--iterations must be an integer >= 1"),
+        (["--repeats", "-3"], "--repeats must be an integer >= 1"),
+        (["--seconds", "0"], "--seconds must be a number > 0"),
+        (["--seconds", "-1"], "--seconds must be a number > 0"),
+        (["--seconds", "nan"], "--seconds must be a number > 0"),
+    ],
+)
 def test_bench_refuses_bad_settings_before_any_work(tmp_path, capsys, args, match):
     assert main(["bench", MISSING, "-o", str(tmp_path / "out"), "-q", *args]) == 2
     err = capsys.readouterr().err
@@ -672,9 +726,13 @@ def test_check_convert_args_for_the_python_api():
     from bmsdk.checks import check_convert_args
 
     check_convert_args(["a", "b"], [0.1], [0.2], 128)
-    for kwargs, match in [({"labels": []}, "names no classes"), ({"labels": ["a", "a"]}, "more than once"),
-                          ({"mean": [float("nan")]}, "finite"), ({"std": [0]}, "must not contain 0"),
-                          ({"max_length": 0}, "from 1 to 65536"), ({"max_length": 2.5}, "from 1 to 65536")]:
+    for kwargs, match in [
+        ({"labels": []}, "names no classes"),
+        ({"labels": ["a", "a"]}, "more than once"),
+        ({"mean": [float("nan")]}, "finite"),
+        ({"std": [0]}, "must not contain 0"),
+        ({"max_length": 0}, "from 1 to 65536"),
+        ({"max_length": 2.5}, "from 1 to 65536"),
+    ]:
         with pytest.raises(SourceError, match=match):
             check_convert_args(**kwargs)
-

@@ -16,9 +16,18 @@ IOS = Path(__file__).resolve().parent.parent / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
 # accents, CJK, punctuation, control characters, odd whitespace, long words, truncation
 TRICKY_TEXTS = [
-    "The MOVIE was Great!!", "Héllo, naïve café — déjà vu?", "日本語のテキスト and 中文 mixed", "don't stop... believing",
-    "tabs\tand\nnewlines\r\n  spaces", "ctrl\x00chars\u200b\ufeffhere", "emoji 😀 #hashtag @user http://x.co/a?b=c",
-    "unbelievably goodness filmmaking", "a" * 120, " ".join(["great film"] * 80), "ÀÉÎÕÜ ǅ ﬁ Ⅻ ß İ", "",
+    "The MOVIE was Great!!",
+    "Héllo, naïve café — déjà vu?",
+    "日本語のテキスト and 中文 mixed",
+    "don't stop... believing",
+    "tabs\tand\nnewlines\r\n  spaces",
+    "ctrl\x00chars\u200b\ufeffhere",
+    "emoji 😀 #hashtag @user http://x.co/a?b=c",
+    "unbelievably goodness filmmaking",
+    "a" * 120,
+    " ".join(["great film"] * 80),
+    "ÀÉÎÕÜ ǅ ﬁ Ⅻ ß İ",
+    "",
 ]
 
 
@@ -51,15 +60,31 @@ def minilm_tokenizer_fixture(dest: Path) -> Path | None:
     (dest / "tokenizer").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, dest / "tokenizer" / "tokenizer.json")
     inputs = [TensorSpec(n, "int64", ["batch", "sequence"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
-    pre_config = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": 128, "pad_id": 0, "pad_token": "[PAD]"}
+    pre_config = {
+        "kind": "text",
+        "tokenizer": "tokenizer/tokenizer.json",
+        "max_length": 128,
+        "pad_id": 0,
+        "pad_token": "[PAD]",
+    }
     pre = TextPreprocessor(pre_config, dest, inputs)
     cases = [{"text": t, "feeds": {k: v[0].tolist() for k, v in pre([t]).items()}} for t in TRICKY_TEXTS]
-    manifest = {"schema_version": 1, "name": "minilm-tokenizer", "task": "feature-extraction", "target": "coreml",
-                "precision": "fp32", "model_file": "model.mlpackage", "inputs": [vars(s) for s in inputs],
-                "outputs": [{"name": "last_hidden_state", "dtype": "float32", "shape": ["batch", "sequence", 384]}],
-                "preprocessing": pre_config, "postprocessing": {"output": "last_hidden_state", "pooling": "mean"}}
+    manifest = {
+        "schema_version": 1,
+        "name": "minilm-tokenizer",
+        "task": "feature-extraction",
+        "target": "coreml",
+        "precision": "fp32",
+        "model_file": "model.mlpackage",
+        "inputs": [vars(s) for s in inputs],
+        "outputs": [{"name": "last_hidden_state", "dtype": "float32", "shape": ["batch", "sequence", 384]}],
+        "preprocessing": pre_config,
+        "postprocessing": {"output": "last_hidden_state", "pooling": "mean"},
+    }
     (dest / "bmsdk.json").write_text(json.dumps(manifest) + "\n")
-    (dest / "vectors.json").write_text(json.dumps({"format": "bmsdk-test-vectors", "version": 1, "cases": cases}) + "\n")
+    (dest / "vectors.json").write_text(
+        json.dumps({"format": "bmsdk-test-vectors", "version": 1, "cases": cases}) + "\n"
+    )
     return dest
 
 
@@ -68,8 +93,14 @@ def vectors_dir(converted, bert_classifier_dir, cnn_factory, calib_npz, tmp_path
     root = tmp_path_factory.mktemp("swift-vectors")
     tricky = root / "tricky.jsonl"
     tricky.write_text("".join(json.dumps({"text": t, "label": "positive"}) + "\n" for t in TRICKY_TEXTS))
-    bert = converted("coreml-bert-tricky", bert_classifier_dir, target="coreml", precision="fp32", eval_data=tricky,
-                     num_samples=len(TRICKY_TEXTS))
+    bert = converted(
+        "coreml-bert-tricky",
+        bert_classifier_dir,
+        target="coreml",
+        precision="fp32",
+        eval_data=tricky,
+        num_samples=len(TRICKY_TEXTS),
+    )
     cnn = converted("coreml-cnn-fp16", cnn_factory, target="coreml", precision="fp16", calibration=calib_npz)
     write_fixture(bert.path, root / "tiny-bert")
     write_fixture(cnn.path, root / "tiny-cnn")
@@ -80,8 +111,14 @@ def vectors_dir(converted, bert_classifier_dir, cnn_factory, calib_npz, tmp_path
 @pytest.mark.skipif(not Path(SWIFT).exists(), reason="no Swift toolchain (install Swift 6 or put it on PATH)")
 def test_swift_package_passes_against_fresh_vectors(vectors_dir):
     assert (vectors_dir / "tiny-bert" / "vectors.json").is_file()
-    env = {**os.environ, "BMSDK_VECTORS_DIR": str(vectors_dir), "PATH": f"{Path(SWIFT).parent}:{os.environ.get('PATH', '')}"}
-    run = subprocess.run([SWIFT, "test", "--package-path", str(IOS)], env=env, capture_output=True, text=True, timeout=1200)
+    env = {
+        **os.environ,
+        "BMSDK_VECTORS_DIR": str(vectors_dir),
+        "PATH": f"{Path(SWIFT).parent}:{os.environ.get('PATH', '')}",
+    }
+    run = subprocess.run(
+        [SWIFT, "test", "--package-path", str(IOS)], env=env, capture_output=True, text=True, timeout=1200
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-6000:]
     assert "Executed" in output and " 0 failures" in output, output[-3000:]

@@ -17,13 +17,16 @@ HEAVY = ("torch", "transformers", "onnx", "onnxscript", "onnxslim", "coremltools
 
 def run_python(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_import_bmsdk_does_not_import_heavy_modules():
     proc = run_python(f"""
         import sys
-        import bmsdk, bmsdk.manifest, bmsdk.artifact, bmsdk.data, bmsdk.tasks.metrics, bmsdk.tasks.preprocessing, bmsdk.runtimes.model
+        import bmsdk, bmsdk.manifest, bmsdk.artifact, bmsdk.data, bmsdk.tasks.metrics, bmsdk.tasks.preprocessing,
+        bmsdk.runtimes.model
         import bmsdk.runtimes, bmsdk.converters, bmsdk.converters.validate
         print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     """)

@@ -14,16 +14,26 @@ from bmsdk.sections import Compression, OnnxConfig, Quantization, Validation
 
 def make_manifest() -> Manifest:
     return Manifest(
-        name="tiny", task="text-classification", target="onnx", precision="int8", model_file="model.onnx",
-        inputs=[TensorSpec("input_ids", "int64", ["batch", "sequence"]), TensorSpec("attention_mask", "int64", ["batch", "sequence"])],
+        name="tiny",
+        task="text-classification",
+        target="onnx",
+        precision="int8",
+        model_file="model.onnx",
+        inputs=[
+            TensorSpec("input_ids", "int64", ["batch", "sequence"]),
+            TensorSpec("attention_mask", "int64", ["batch", "sequence"]),
+        ],
         outputs=[TensorSpec("logits", "float32", ["batch", 2])],
         files={"model.onnx": "ab" * 32, "tokenizer/tokenizer.json": "cd" * 32},
         preprocessing={"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": 64},
         postprocessing={"output": "logits", "labels": ["negative", "positive"], "softmax": True},
         compression=Compression(quantization=Quantization(scheme="dynamic")),
-        source={"path": "/x", "format": "huggingface"}, toolchain={"onnx": "1.0"},
-        validation=Validation(validated=True, passed=True), target_config=OnnxConfig(opset=18),
-        created="2025-01-01T00:00:00+00:00", bmsdk_version="0.1.0",
+        source={"path": "/x", "format": "huggingface"},
+        toolchain={"onnx": "1.0"},
+        validation=Validation(validated=True, passed=True),
+        target_config=OnnxConfig(opset=18),
+        created="2025-01-01T00:00:00+00:00",
+        bmsdk_version="0.1.0",
     )
 
 
@@ -92,8 +102,9 @@ def test_missing_required_field(field):
         Manifest.from_dict(d)
 
 
-@pytest.mark.parametrize("field,value", [("name", 3), ("inputs", {"input_ids": "int64"}), ("files", ["model.onnx"]),
-                                         ("precision", None)])
+@pytest.mark.parametrize(
+    "field,value", [("name", 3), ("inputs", {"input_ids": "int64"}), ("files", ["model.onnx"]), ("precision", None)]
+)
 def test_wrong_field_type(field, value):
     d = make_manifest().to_dict()
     d[field] = value
@@ -123,13 +134,16 @@ def test_unknown_field():
         Manifest.from_dict(d)
 
 
-@pytest.mark.parametrize("spec,match", [
-    ({"name": "x", "dtype": "float128", "shape": [1]}, "unknown dtype"),
-    ({"name": "x", "dtype": "float32", "shape": [1, True]}, "bad dim"),
-    ({"name": "x", "dtype": "float32", "shape": [1, 2.5]}, "bad dim"),
-    ({"name": "x", "dtype": "float32"}, "missing the field 'shape'"),
-    ({"name": "x", "dtype": "float32", "shape": "1x3"}, "'shape' must be"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ({"name": "x", "dtype": "float128", "shape": [1]}, "unknown dtype"),
+        ({"name": "x", "dtype": "float32", "shape": [1, True]}, "bad dim"),
+        ({"name": "x", "dtype": "float32", "shape": [1, 2.5]}, "bad dim"),
+        ({"name": "x", "dtype": "float32"}, "missing the field 'shape'"),
+        ({"name": "x", "dtype": "float32", "shape": "1x3"}, "'shape' must be"),
+    ],
+)
 def test_bad_tensor_specs(spec, match):
     d = make_manifest().to_dict()
     d["inputs"] = [spec]

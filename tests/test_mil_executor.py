@@ -13,9 +13,14 @@ def _convert(module, example, tmp_path, name="m", precision="fp32"):
     import torch
 
     traced = torch.jit.trace(module.eval(), example, check_trace=False)
-    model = ct.convert(traced, inputs=[ct.TensorType(name="x", shape=example.shape)], outputs=[ct.TensorType(name="y")],
-                       convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-                       compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16)
+    model = ct.convert(
+        traced,
+        inputs=[ct.TensorType(name="x", shape=example.shape)],
+        outputs=[ct.TensorType(name="y")],
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS17,
+        compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
+    )
     path = tmp_path / f"{name}.mlpackage"
     model.save(str(path))
     return path
@@ -30,11 +35,22 @@ def test_cnn_ops_match_torch(tmp_path):
 
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=4), nn.SiLU(),
-        nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), nn.Conv2d(8, 16, 1), nn.Sigmoid(),
-        nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False), nn.Hardtanh(-0.5, 0.5),
-        nn.Conv2d(16, 4, (2, 3), padding="same"), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=4),
+        nn.SiLU(),
+        nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        nn.Conv2d(8, 16, 1),
+        nn.Sigmoid(),
+        nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False),
+        nn.Hardtanh(-0.5, 0.5),
+        nn.Conv2d(16, 4, (2, 3), padding="same"),
+        nn.Tanh(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
     with torch.no_grad():
         net[1].running_mean.uniform_(-1, 1)
         net[1].running_var.uniform_(0.5, 2)
@@ -100,6 +116,7 @@ def test_unknown_op_is_named(tmp_path):
 
 # --- compressed weights, against coremltools' own definitions -------------------------------------------
 
+
 def _iOS16():
     from coremltools.converters.mil.mil.ops.defs.iOS16 import constexpr_ops
 
@@ -130,8 +147,8 @@ def test_lut_iOS16_matches_coremltools(nbits):
     from bmsdk.runtimes.mil_ops import OPS
 
     rng = np.random.default_rng(nbits)
-    indices = rng.integers(0, 2 ** nbits, 7 * 9).astype(np.uint8)
-    lut = rng.standard_normal(2 ** nbits).astype(np.float32)
+    indices = rng.integers(0, 2**nbits, 7 * 9).astype(np.uint8)
+    lut = rng.standard_normal(2**nbits).astype(np.float32)
     packed = pack_elements_into_bits(indices, nbits)
     shape = np.array([7, 9], np.uint32)
     want = _iOS16().constexpr_lut_to_dense.decompress(lut, packed, shape)

@@ -36,7 +36,9 @@ def test_text_fp16(converted, bert_classifier_dir, bert_onnx):
     half = bmsdk.load(result.path).predict(TEXTS)
     full = bmsdk.load(bert_onnx.path).predict(TEXTS)
     assert [p["label"] for p in half] == [p["label"] for p in full]
-    np.testing.assert_allclose([p["scores"]["positive"] for p in half], [p["scores"]["positive"] for p in full], atol=1e-2)
+    np.testing.assert_allclose(
+        [p["scores"]["positive"] for p in half], [p["scores"]["positive"] for p in full], atol=1e-2
+    )
     assert (result.path / "model.onnx").stat().st_size < 0.75 * (bert_onnx.path / "model.onnx").stat().st_size
 
 
@@ -87,8 +89,9 @@ def test_cnn_int8_static_qdq(converted, cnn_factory, calib_npz, cnn_onnx_artifac
 
 
 def test_cnn_int8_calibration_size_limit(cnn_factory, calib_npz, tmp_path):
-    result = bmsdk.convert(cnn_factory, output=tmp_path / "q.bmsdk", precision="int8", calibration=calib_npz,
-                           calibration_size=10)
+    result = bmsdk.convert(
+        cnn_factory, output=tmp_path / "q.bmsdk", precision="int8", calibration=calib_npz, calibration_size=10
+    )
     assert result.manifest.compression.quantization.calibration.examples == 10
 
 
@@ -101,8 +104,14 @@ def test_cnn_int8_without_calibration_fails_cleanly(cnn_factory, tmp_path):
 
 
 def test_text_int8_static_with_text_calibration(converted, bert_classifier_dir, text_jsonl):
-    result = converted("bert-int8-static", bert_classifier_dir, target="onnx", precision="int8",
-                       calibration=text_jsonl, quant_scheme="static")
+    result = converted(
+        "bert-int8-static",
+        bert_classifier_dir,
+        target="onnx",
+        precision="int8",
+        calibration=text_jsonl,
+        quant_scheme="static",
+    )
     q = result.manifest.compression.quantization
     assert q.scheme == "static-qdq" and q.calibration.examples == len(TEXTS)
     # static QDQ collapses this tiny BERT (all outputs one class); what matters is that validation says so honestly
@@ -116,4 +125,4 @@ def test_text_int8_static_with_text_calibration(converted, bert_classifier_dir, 
     from bmsdk.artifact import load_samples
 
     _, _, raw = load_samples(result.path)
-    assert list(raw) == TEXTS[:len(raw)]
+    assert list(raw) == TEXTS[: len(raw)]

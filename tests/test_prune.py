@@ -41,8 +41,15 @@ def test_half_the_channels_cut_parameters_and_the_exported_model(tmp_path, cnn_u
 
 def test_recovery_wins_back_accuracy(tmp_path, mnist):
     test, calib, recovery = mnist
-    result = bmsdk.convert(CNN, target="onnx", prune=0.5, recover=recovery, recover_steps=150, eval_data=test,
-                           output=tmp_path / "cnn-p50-r.bmsdk")
+    result = bmsdk.convert(
+        CNN,
+        target="onnx",
+        prune=0.5,
+        recover=recovery,
+        recover_steps=150,
+        eval_data=test,
+        output=tmp_path / "cnn-p50-r.bmsdk",
+    )
     pruning = result.manifest.compression.pruning
     metric = pruning.metric
     assert [stage for stage, _ in metric.stages()] == ["source", "pruned", "recovered"]
@@ -57,7 +64,9 @@ def test_recovery_wins_back_accuracy(tmp_path, mnist):
 
 def test_taylor_importance_uses_calibration(tmp_path, mnist):
     _, calib, _ = mnist
-    result = bmsdk.convert(CNN, target="onnx", prune=0.3, importance="taylor", calibration=calib, output=tmp_path / "t.bmsdk")
+    result = bmsdk.convert(
+        CNN, target="onnx", prune=0.3, importance="taylor", calibration=calib, output=tmp_path / "t.bmsdk"
+    )
     pruning = result.manifest.compression.pruning
     assert pruning.importance == "taylor" and pruning.params.after < pruning.params.before
 
@@ -88,17 +97,20 @@ def test_two_four_zeroes_two_of_every_four(cnn_factory):
     assert torch.all(groups <= 2)
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"prune": 0.5, "prune_method": "heads-ffn"}, UnsupportedError, "BERT-style"),
-    ({"prune": 0.5, "prune_method": "magnitude"}, UnsupportedError, "only zeroes weights"),
-    ({"prune": 1.5}, UnsupportedError, "between 0 and 1"),
-    ({"prune": "auto"}, UnsupportedError, "--max-accuracy-drop"),
-    ({"recover": "x.npz"}, DataError, "does not exist"),
-    ({"prune_method": "channels"}, UnsupportedError, "only when pruning"),
-    ({"prune": 0.5, "importance": "taylor"}, DataError, "calibration"),
-    ({"max_accuracy_drop": 0.5}, DataError, "--eval"),
-    ({"objective": "latency"}, UnsupportedError, "float twin"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"prune": 0.5, "prune_method": "heads-ffn"}, UnsupportedError, "BERT-style"),
+        ({"prune": 0.5, "prune_method": "magnitude"}, UnsupportedError, "only zeroes weights"),
+        ({"prune": 1.5}, UnsupportedError, "between 0 and 1"),
+        ({"prune": "auto"}, UnsupportedError, "--max-accuracy-drop"),
+        ({"recover": "x.npz"}, DataError, "does not exist"),
+        ({"prune_method": "channels"}, UnsupportedError, "only when pruning"),
+        ({"prune": 0.5, "importance": "taylor"}, DataError, "calibration"),
+        ({"max_accuracy_drop": 0.5}, DataError, "--eval"),
+        ({"objective": "latency"}, UnsupportedError, "float twin"),
+    ],
+)
 def test_bad_combinations_are_refused_before_any_work(tmp_path, kwargs, error, words):
     with pytest.raises(error, match=words):
         bmsdk.convert(CNN, target="onnx", output=tmp_path / "x.bmsdk", **kwargs)

@@ -12,9 +12,9 @@ from conftest import TEXTS, digit_images
 import bmsdk
 from bmsdk.artifact import load_samples, open_artifact
 from bmsdk.compare import compare_outputs
+from bmsdk.converters import get_target
 from bmsdk.converters.target import FP32, INT8
 from bmsdk.converters.validate import validate_artifact
-from bmsdk.converters import get_target
 from bmsdk.errors import BackendUnavailableError, UnsupportedError
 from bmsdk.runtimes import Backend, open_backend
 from bmsdk.runtimes.onnxruntime_backend import OnnxRuntimeBackend
@@ -68,7 +68,9 @@ def test_onnxruntime_backend_is_thread_safe(bert_onnx):
     model = bmsdk.load(bert_onnx.path, threads=1)
     assert model.runner.thread_safe
     # different inputs per job (batch sizes and lengths vary), so mixed-up results would show
-    inputs = [model.preprocess([TEXTS[(j + k) % len(TEXTS)] * (1 + j % 3) for k in range(1 + j % 4)]) for j in range(48)]
+    inputs = [
+        model.preprocess([TEXTS[(j + k) % len(TEXTS)] * (1 + j % 3) for k in range(1 + j % 4)]) for j in range(48)
+    ]
     expected = [model.run(feeds)["logits"] for feeds in inputs]
     got = _concurrent(lambda j: model.run(inputs[j])["logits"], len(inputs))
     for j, (a, b) in enumerate(zip(got, expected)):
@@ -93,6 +95,7 @@ def test_torch_backend_runs_pt2(converted, cnn_factory):
 
 
 # --- validation is a real check --------------------------------------------------------
+
 
 def test_revalidating_from_samples(cnn_onnx_artifact):
     folder, manifest = open_artifact(cnn_onnx_artifact.path)

@@ -72,6 +72,7 @@ def rewrite_manifest(folder, edit) -> None:
 
 # --- the good path -----------------------------------------------------------------------
 
+
 def test_keygen_writes_a_pem_pair_with_a_private_private_key(keys):
     private, public = keys
     assert private.name == "me.pem" and public.name == "me.pub.pem"
@@ -117,6 +118,7 @@ def test_an_unsigned_load_ignores_bmsdk_sig(artifact):
 
 
 # --- tampering -----------------------------------------------------------------------------
+
 
 def test_edited_manifest_with_consistent_checksums_is_refused(signed, keys):
     rewrite_manifest(signed, lambda m: m.postprocessing.update(labels=[f"digit {i}" for i in range(10)]))
@@ -191,14 +193,17 @@ def test_unsigned_artifact_is_refused_when_a_key_is_given(artifact, keys):
     assert "bmsdk sign" in info.value.fix
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("{ nope", "not a readable JSON"),
-    ("[]", "not a JSON object"),
-    ('{"algorithm": "ed25519", "public_key_sha256": "00"}', "no string field 'signature'"),
-    ('{"algorithm": "rsa", "public_key_sha256": "00", "signature": ""}', "algorithm 'rsa'"),
-    ('{"algorithm": "ed25519", "public_key_sha256": "00", "signature": "***"}', "not base64"),
-    ('{"algorithm": "ed25519", "public_key_sha256": "00", "signature": "AAAA"}', "not 64 bytes"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("{ nope", "not a readable JSON"),
+        ("[]", "not a JSON object"),
+        ('{"algorithm": "ed25519", "public_key_sha256": "00"}', "no string field 'signature'"),
+        ('{"algorithm": "rsa", "public_key_sha256": "00", "signature": ""}', "algorithm 'rsa'"),
+        ('{"algorithm": "ed25519", "public_key_sha256": "00", "signature": "***"}', "not base64"),
+        ('{"algorithm": "ed25519", "public_key_sha256": "00", "signature": "AAAA"}', "not 64 bytes"),
+    ],
+)
 def test_malformed_signature_files_are_refused(signed, keys, content, problem):
     (signed / SIGNATURE_NAME).write_text(content)
     with pytest.raises(SignatureError, match="malformed") as info:
@@ -224,6 +229,7 @@ def test_the_environment_variable_makes_verification_mandatory(signed, keys, oth
 
 
 # --- extra files ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("extra", ["extra.bin", "model.data/evil.py"])
 def test_a_file_the_manifest_does_not_list_is_refused(artifact, extra):
@@ -254,12 +260,17 @@ def test_checksums_leave_out_the_manifest_and_signature_only(signed):
 
 # --- bad keys ------------------------------------------------------------------------------
 
+
 def test_bad_private_keys_are_typed_errors(artifact, keys, tmp_path):
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("hello")
     rsa_private, _ = rsa_pems(tmp_path)
-    cases = [(tmp_path / "missing.pem", "does not exist"), (garbage, "not a PEM private key"),
-             (keys[1], "is a public key"), (rsa_private, r"not an Ed25519 key \(it is RSA\)")]
+    cases = [
+        (tmp_path / "missing.pem", "does not exist"),
+        (garbage, "not a PEM private key"),
+        (keys[1], "is a public key"),
+        (rsa_private, r"not an Ed25519 key \(it is RSA\)"),
+    ]
     for key, message in cases:
         with pytest.raises(SigningKeyError, match=message):
             sign_artifact(artifact, key)
@@ -271,16 +282,23 @@ def test_an_encrypted_private_key_is_a_typed_error(artifact, tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     path = tmp_path / "locked.pem"
-    path.write_bytes(Ed25519PrivateKey.generate().private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8,
-                                                                s.BestAvailableEncryption(b"secret")))
+    path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            s.Encoding.PEM, s.PrivateFormat.PKCS8, s.BestAvailableEncryption(b"secret")
+        )
+    )
     with pytest.raises(SigningKeyError, match="encrypted"):
         sign_artifact(artifact, path)
 
 
 def test_bad_public_keys_are_typed_errors(signed, keys, tmp_path):
     _, rsa_public = rsa_pems(tmp_path)
-    cases = [(tmp_path / "missing.pub.pem", "does not exist"), (b"not a key", "not a PEM public key"),
-             (keys[0], "is a private key"), (rsa_public, "not an Ed25519 key")]
+    cases = [
+        (tmp_path / "missing.pub.pem", "does not exist"),
+        (b"not a key", "not a PEM public key"),
+        (keys[0], "is a private key"),
+        (rsa_public, "not an Ed25519 key"),
+    ]
     for key, message in cases:
         with pytest.raises(SigningKeyError, match=message):
             bmsdk.load(signed, public_key=key)
@@ -294,14 +312,17 @@ def test_missing_cryptography_names_the_extra(signed, keys, monkeypatch):
 
 
 def test_signing_does_not_make_import_bmsdk_heavy():
-    code = ("import sys, bmsdk, bmsdk.signing, bmsdk.cli; "
-            "print(sorted(m for m in ('torch', 'cryptography') if m in sys.modules))")
+    code = (
+        "import sys, bmsdk, bmsdk.signing, bmsdk.cli; "
+        "print(sorted(m for m in ('torch', 'cryptography') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
 
 # --- the command line ----------------------------------------------------------------------
+
 
 def one_error_line(capsys, *words: str) -> str:
     err = capsys.readouterr().err

@@ -29,8 +29,9 @@ def cnn_artifact(backend, request, converted, cnn_factory, calib_npz):
         return request.getfixturevalue("torch_artifact")
     if backend == "litert":
         return converted("tflite-cnn-fp32", cnn_factory, target="tflite", precision="fp32", calibration=None)
-    return converted("coreml-cnn-fp32", cnn_factory, target="coreml", precision="fp32", calibration=calib_npz,
-                     weight_threshold=64)
+    return converted(
+        "coreml-cnn-fp32", cnn_factory, target="coreml", precision="fp32", calibration=calib_npz, weight_threshold=64
+    )
 
 
 def rss_mb() -> float:
@@ -59,8 +60,10 @@ def test_soak_rss_stays_flat(backend, cnn_artifact):
     for _ in range(CALLS):
         last = model.predict(image)
     seconds, growth = time.perf_counter() - start, rss_mb() - before
-    print(f"\n[soak] {backend}: {CALLS} calls in {seconds:.1f} s ({1e3 * seconds / CALLS:.2f} ms/call), "
-          f"RSS {before:.1f} MB -> {before + growth:.1f} MB ({growth:+.2f} MB)")
+    print(
+        f"\n[soak] {backend}: {CALLS} calls in {seconds:.1f} s ({1e3 * seconds / CALLS:.2f} ms/call), "
+        f"RSS {before:.1f} MB -> {before + growth:.1f} MB ({growth:+.2f} MB)"
+    )
     assert growth < MAX_GROWTH_MB, f"{backend}: RSS grew {growth:.1f} MB over {CALLS} calls"
     assert last == first
 
@@ -89,6 +92,11 @@ def test_one_model_shared_by_threads(backend, cnn_artifact):
 
 def test_text_model_shared_by_threads(bert_onnx):
     model = load(bert_onnx, "onnxruntime")
-    jobs = [[f"{TEXTS[(t + i) % len(TEXTS)]} {TEXTS[(3 * t + 2 * i) % len(TEXTS)]}" * (1 + i % 3)
-             for i in range(PER_THREAD)] for t in range(THREADS)]
+    jobs = [
+        [
+            f"{TEXTS[(t + i) % len(TEXTS)]} {TEXTS[(3 * t + 2 * i) % len(TEXTS)]}" * (1 + i % 3)
+            for i in range(PER_THREAD)
+        ]
+        for t in range(THREADS)
+    ]
     concurrent_matches_serial(model, jobs)

@@ -40,6 +40,7 @@ def assert_validated_fp32(result):
 
 # --- text classification (Hugging Face folder) ----------------------------------------
 
+
 def test_text_classifier_converts_and_validates(bert_onnx, bert_classifier_dir):
     assert_validated_fp32(bert_onnx)
     m = bert_onnx.manifest
@@ -108,6 +109,7 @@ def test_text_dynamic_batch_and_sequence(bert_onnx):
 
 # --- feature extraction ---------------------------------------------------------------
 
+
 def test_feature_extraction(converted, bert_encoder_dir):
     import torch
     from transformers import AutoTokenizer, BertModel
@@ -138,6 +140,7 @@ def test_feature_extraction(converted, bert_encoder_dir):
 
 
 # --- image classification: ViT (Hugging Face folder) ------------------------------------
+
 
 def test_vit_converts_and_predicts_every_image_form(converted, vit_dir, tmp_path):
     import torch
@@ -178,6 +181,7 @@ def test_vit_converts_and_predicts_every_image_form(converted, vit_dir, tmp_path
 
 
 # --- image classification: a small CNN from every PyTorch / ONNX form -----------------
+
 
 def check_cnn_artifact(result, cnn_module, tmp_path, input_name="input"):
     from PIL import Image
@@ -221,8 +225,9 @@ def test_factory_source_with_bmsdk_spec(cnn_onnx_artifact, cnn_module, tmp_path)
 
 def test_factory_source_with_input_shape_override(converted, cnn_factory, cnn_module, tmp_path):
     plain = cnn_factory.replace(":make_model", ":make_plain_model")
-    result = converted("cnn-plain", plain, target="onnx", input_shapes={"input": CNN_SHAPE},
-                       mean=[CNN_MEAN], std=[CNN_STD])
+    result = converted(
+        "cnn-plain", plain, target="onnx", input_shapes={"input": CNN_SHAPE}, mean=[CNN_MEAN], std=[CNN_STD]
+    )
     check_cnn_artifact(result, cnn_module, tmp_path)
     assert result.manifest.task == "image-classification"  # inferred from the shapes
 
@@ -235,14 +240,17 @@ def test_torch_export_pt2_source(converted, cnn_pt2, cnn_module, tmp_path):
 
 
 def test_torchscript_source(converted, cnn_torchscript, cnn_module, tmp_path):
-    result = converted("cnn-ts", cnn_torchscript, target="onnx", input_shapes={"input": CNN_SHAPE},
-                       mean=[CNN_MEAN], std=[CNN_STD])
+    result = converted(
+        "cnn-ts", cnn_torchscript, target="onnx", input_shapes={"input": CNN_SHAPE}, mean=[CNN_MEAN], std=[CNN_STD]
+    )
     check_cnn_artifact(result, cnn_module, tmp_path)
     assert result.manifest.source["format"] == "torchscript"
 
 
 def test_onnx_source(converted, cnn_onnx, cnn_module, tmp_path):
-    result = converted("cnn-onnx", cnn_onnx, target="onnx", mean=[CNN_MEAN], std=[CNN_STD], labels=[f"d{i}" for i in range(10)])
+    result = converted(
+        "cnn-onnx", cnn_onnx, target="onnx", mean=[CNN_MEAN], std=[CNN_STD], labels=[f"d{i}" for i in range(10)]
+    )
     assert result.manifest.source["format"] == "onnx"
     assert result.manifest.labels == [f"d{i}" for i in range(10)]
     model = bmsdk.load(result.path)
@@ -254,6 +262,7 @@ def test_onnx_source(converted, cnn_onnx, cnn_module, tmp_path):
 
 
 # --- the torch target -----------------------------------------------------------------
+
 
 def test_torch_target_agrees_with_onnx(converted, cnn_factory, cnn_onnx_artifact):
     result = converted("cnn-torch", cnn_factory, target="torch")
@@ -281,11 +290,14 @@ def test_torch_target_text(converted, bert_classifier_dir, bert_onnx):
     onnx_model = bmsdk.load(bert_onnx.path)
     a, b = torch_model.predict(TEXTS), onnx_model.predict(TEXTS)
     assert [p["label"] for p in a] == [p["label"] for p in b]
-    assert torch_model.predict("good")["score"] == pytest.approx(onnx_model.predict("good")["score"], abs=1e-5)  # batch 1
+    assert torch_model.predict("good")["score"] == pytest.approx(
+        onnx_model.predict("good")["score"], abs=1e-5
+    )  # batch 1
     np.testing.assert_allclose([p["scores"]["positive"] for p in a], [p["scores"]["positive"] for p in b], atol=1e-5)
 
 
 # --- arrays: one image or a batch? ------------------------------------------------------
+
 
 def test_predict_arrays_of_gray_images(cnn_onnx_artifact):
     model = bmsdk.load(cnn_onnx_artifact.path)
@@ -294,8 +306,8 @@ def test_predict_arrays_of_gray_images(cnn_onnx_artifact):
     for batch in (images, images[:3], images[..., None]):  # NxHxW (3 included: not an RGB image) and NxHxWx1
         got = model.predict(batch)
         assert isinstance(got, list) and len(got) == len(batch), batch.shape
-        assert [p["label"] for p in got] == [p["label"] for p in each[:len(batch)]]
-        np.testing.assert_allclose([p["score"] for p in got], [p["score"] for p in each[:len(batch)]], atol=1e-6)
+        assert [p["label"] for p in got] == [p["label"] for p in each[: len(batch)]]
+        np.testing.assert_allclose([p["score"] for p in got], [p["score"] for p in each[: len(batch)]], atol=1e-6)
     for one in (images[0][None], images[0][..., None]):  # 1xHxW and HxWx1 are one image
         assert model.predict(one)["score"] == pytest.approx(each[0]["score"], abs=1e-6)
     # float images in [0, 1] are read as pixel values too

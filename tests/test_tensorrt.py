@@ -53,6 +53,7 @@ def qdq_nodes(path: Path) -> list:
 
 # --- packages built on CPU ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cnn_int8(converted, cnn_factory, calib_npz):
     return converted("trt-cnn-int8", cnn_factory, target="tensorrt", precision="int8", calibration=calib_npz)
@@ -60,8 +61,14 @@ def cnn_int8(converted, cnn_factory, calib_npz):
 
 @pytest.fixture(scope="module")
 def bert_int8(converted, bert_classifier_dir, text_jsonl):
-    return converted("trt-bert-int8", bert_classifier_dir, target="tensorrt", precision="int8", calibration=text_jsonl,
-                     eval_data=text_jsonl)
+    return converted(
+        "trt-bert-int8",
+        bert_classifier_dir,
+        target="tensorrt",
+        precision="int8",
+        calibration=text_jsonl,
+        eval_data=text_jsonl,
+    )
 
 
 def test_cnn_int8_package_is_qdq_onnx_validated_on_a_named_stand_in(cnn_int8):
@@ -95,10 +102,14 @@ def test_onnxruntime_static_int8_still_works_after_modelopt(tmp_path, cnn_factor
     from onnxruntime.quantization.registry import QDQRegistry
 
     before = (dict(QDQRegistry), CalibraterBase.__init__, MinMaxCalibrater.compute_data)
-    int8 = bmsdk.convert(cnn_factory, target="tensorrt", precision="int8", calibration=calib_npz, output=tmp_path / "t.bmsdk")
+    int8 = bmsdk.convert(
+        cnn_factory, target="tensorrt", precision="int8", calibration=calib_npz, output=tmp_path / "t.bmsdk"
+    )
     assert int8.manifest.validation.passed  # ModelOpt has run in this process
     assert (dict(QDQRegistry), CalibraterBase.__init__, MinMaxCalibrater.compute_data) == before
-    result = bmsdk.convert(cnn_factory, target="onnx", precision="int8", calibration=calib_npz, output=tmp_path / "o.bmsdk")
+    result = bmsdk.convert(
+        cnn_factory, target="onnx", precision="int8", calibration=calib_npz, output=tmp_path / "o.bmsdk"
+    )
     assert result.manifest.validation.passed
 
 
@@ -149,7 +160,9 @@ def test_the_onnxruntime_backend_runs_the_package_but_the_tensorrt_one_refuses_c
 
 
 def test_validation_fails_when_the_profile_does_not_cover_the_samples(tmp_path, cnn_factory):
-    result = bmsdk.convert(cnn_factory, target="tensorrt", precision="fp32", shapes=["batch=1:2:4"], output=tmp_path / "small.bmsdk")
+    result = bmsdk.convert(
+        cnn_factory, target="tensorrt", precision="fp32", shapes=["batch=1:2:4"], output=tmp_path / "small.bmsdk"
+    )
     v = result.manifest.validation
     assert v.passed is False and "outside the optimization profile" in v.reason
 
@@ -158,9 +171,32 @@ def test_cli_convert_prints_what_it_produced_and_records_options(tmp_path, cnn_f
     from bmsdk.cli import main
 
     out = tmp_path / "cli.bmsdk"
-    assert main(["convert", cnn_factory, "--target", "tensorrt", "--precision", "int8", "--calibration", str(calib_npz),
-                 "--shapes", "batch=1:16:64", "--sparsity", "2:4", "--workspace", "2", "--exclude-ops", "Gemm",
-                 "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                cnn_factory,
+                "--target",
+                "tensorrt",
+                "--precision",
+                "int8",
+                "--calibration",
+                str(calib_npz),
+                "--shapes",
+                "batch=1:16:64",
+                "--sparsity",
+                "2:4",
+                "--workspace",
+                "2",
+                "--exclude-ops",
+                "Gemm",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "no engine" in printed and "first load" in printed and STAND_IN in printed
     m = json.loads((out / "bmsdk.json").read_text())
@@ -177,13 +213,16 @@ def test_cli_convert_prints_what_it_produced_and_records_options(tmp_path, cnn_f
     assert not any(producers.get(i) == "DequantizeLinear" for i in gemm_inputs)  # excluded op types stay unquantized
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"precision": "int4"}, "does not support precision"),
-    ({"precision": "int8", "sparsity": "1:2"}, "unknown sparsity"),
-    ({"precision": "fp32", "shapes": ["batch=8:4:16"]}, "min <= opt <= max"),
-    ({"precision": "fp32", "shapes": ["tokens=1:2:3"]}, "neither an input nor a dynamic dim"),
-    ({"precision": "fp32", "workspace": -1}, "positive"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"precision": "int4"}, "does not support precision"),
+        ({"precision": "int8", "sparsity": "1:2"}, "unknown sparsity"),
+        ({"precision": "fp32", "shapes": ["batch=8:4:16"]}, "min <= opt <= max"),
+        ({"precision": "fp32", "shapes": ["tokens=1:2:3"]}, "neither an input nor a dynamic dim"),
+        ({"precision": "fp32", "workspace": -1}, "positive"),
+    ],
+)
 def test_bad_options_are_refused(tmp_path, cnn_factory, options, message):
     with pytest.raises(UnsupportedError, match=message):
         bmsdk.convert(cnn_factory, target="tensorrt", output=tmp_path / "x.bmsdk", **options)
@@ -191,8 +230,14 @@ def test_bad_options_are_refused(tmp_path, cnn_factory, options, message):
 
 
 def test_entropy_calibration(tmp_path, cnn_factory, calib_npz):
-    result = bmsdk.convert(cnn_factory, target="tensorrt", precision="int8", calibration=calib_npz,
-                           calibration_method="entropy", output=tmp_path / "entropy.bmsdk")
+    result = bmsdk.convert(
+        cnn_factory,
+        target="tensorrt",
+        precision="int8",
+        calibration=calib_npz,
+        calibration_method="entropy",
+        output=tmp_path / "entropy.bmsdk",
+    )
     assert result.manifest.compression.quantization.calibration.method == "entropy"
     assert result.passed is True and len(qdq_nodes(result.path / "model.onnx")) >= 8
 
@@ -204,16 +249,27 @@ def test_int8_without_calibration_is_refused(tmp_path, cnn_factory):
 
 # --- static checks ---------------------------------------------------------------------------
 
+
 def _model_with(nodes, opset=17, initializers=()):
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])], initializer=list(initializers))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("custom.ops", 1)])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])],
+        initializer=list(initializers),
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("custom.ops", 1)]
+    )
 
 
 def test_op_check_names_unsupported_and_custom_ops_bad_opset_and_zero_points(tmp_path):
-    nodes = [helper.make_node("Det", ["x"], ["d"], name="det"), helper.make_node("MyOp", ["d"], ["e"], domain="custom.ops"),
-             helper.make_node("QuantizeLinear", ["e", "s", "zp"], ["q"], name="q"),
-             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"], name="dq")]
+    nodes = [
+        helper.make_node("Det", ["x"], ["d"], name="det"),
+        helper.make_node("MyOp", ["d"], ["e"], domain="custom.ops"),
+        helper.make_node("QuantizeLinear", ["e", "s", "zp"], ["q"], name="q"),
+        helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"], name="dq"),
+    ]
     inits = [numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.int8(3), "zp")]
     path = tmp_path / "bad.onnx"
     onnx.save(_model_with(nodes, opset=25, initializers=inits), str(path))
@@ -235,9 +291,12 @@ def test_op_check_refuses_onnxruntime_dynamic_int8(converted, bert_classifier_di
 
 def test_conversion_stops_on_an_op_the_parser_lacks(tmp_path):
     """An image 'classifier' whose score is a determinant: onnxruntime runs it, TensorRT's parser has no Det."""
-    graph = helper.make_graph([helper.make_node("Det", ["x"], ["y"], name="det")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 3, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])])
+    graph = helper.make_graph(
+        [helper.make_node("Det", ["x"], ["y"], name="det")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])],
+    )
     path = tmp_path / "det.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ConversionError, match="Det"):
@@ -248,12 +307,17 @@ def test_conversion_stops_on_an_op_the_parser_lacks(tmp_path):
 def test_op_table_is_the_parser_matrix():
     table = op_table()
     assert table["source"].startswith("https://github.com/onnx/onnx-tensorrt") and table["tensorrt_version"]
-    assert {"Conv", "MatMul", "QuantizeLinear", "DequantizeLinear", "LayerNormalization", "Erf"} <= set(table["supported"])
+    assert {"Conv", "MatMul", "QuantizeLinear", "DequantizeLinear", "LayerNormalization", "Erf"} <= set(
+        table["supported"]
+    )
     assert not set(table["supported"]) & set(table["unsupported"])
 
 
 def test_profiles_from_dims_and_overrides():
-    text = [TensorSpec("input_ids", "int64", ["batch", "sequence"]), TensorSpec("attention_mask", "int64", ["batch", "sequence"])]
+    text = [
+        TensorSpec("input_ids", "int64", ["batch", "sequence"]),
+        TensorSpec("attention_mask", "int64", ["batch", "sequence"]),
+    ]
     p = make_profiles(text, 128)
     assert p["input_ids"] == Profile(min=[1, 1], opt=[8, 64], max=[32, 128]) == p["attention_mask"]
     p = make_profiles(text, 128, parse_shapes(["sequence=8:32:64", "batch=1:1:4"]))
@@ -268,7 +332,9 @@ def test_profiles_from_dims_and_overrides():
     with pytest.raises(UnsupportedError, match="no default range"):
         make_profiles([TensorSpec("x", "float32", ["batch", "frames"])], None)
     feeds = {"input_ids": np.zeros((40, 10), np.int64)}
-    assert outside(make_profiles(text, 128), feeds) == ["'input_ids' has shape [40, 10], outside the profile [1, 1]..[32, 128]"]
+    assert outside(make_profiles(text, 128), feeds) == [
+        "'input_ids' has shape [40, 10], outside the profile [1, 1]..[32, 128]"
+    ]
 
 
 def test_engine_key_and_cache(tmp_path, monkeypatch):
@@ -284,11 +350,18 @@ def test_engine_key_and_cache(tmp_path, monkeypatch):
 
 # --- the demo models ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_ccexam_cnn_keeps_its_accuracy(tmp_path, mnist, precision):
     test, calib = mnist
-    result = bmsdk.convert("bmsdk.benchmarks.zoo:mnist_cnn", target="tensorrt", precision=precision, calibration=calib,
-                           eval_data=test, output=tmp_path / f"mnist-{precision}.bmsdk")
+    result = bmsdk.convert(
+        "bmsdk.benchmarks.zoo:mnist_cnn",
+        target="tensorrt",
+        precision=precision,
+        calibration=calib,
+        eval_data=test,
+        output=tmp_path / f"mnist-{precision}.bmsdk",
+    )
     v = result.manifest.validation
     assert v.passed is True and v.backend == STAND_IN
     ev = v.eval
@@ -301,8 +374,14 @@ def test_minilm_sentiment_int8(tmp_path):
     from bmsdk.benchmarks import zoo
 
     checkpoint, test, calib = zoo.sentiment_checkpoint()
-    result = bmsdk.convert(str(checkpoint), target="tensorrt", precision="int8", calibration=calib, eval_data=test,
-                           output=tmp_path / "minilm-int8.bmsdk")
+    result = bmsdk.convert(
+        str(checkpoint),
+        target="tensorrt",
+        precision="int8",
+        calibration=calib,
+        eval_data=test,
+        output=tmp_path / "minilm-int8.bmsdk",
+    )
     v = result.manifest.validation
     assert v.passed is True and v.backend == STAND_IN
     assert v.eval.delta.accuracy >= -0.02 and v.eval.top1_agreement >= 0.93
@@ -310,15 +389,19 @@ def test_minilm_sentiment_int8(tmp_path):
 
 # --- on a GPU with TensorRT -----------------------------------------------------------------
 
+
 @pytest.mark.gpu
 @pytest.mark.skipif(NO_GPU is not None, reason=NO_GPU or "")
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 @pytest.mark.parametrize("model", ["cnn", "bert"])
-def test_gpu_engine_builds_runs_and_matches_the_source(tmp_path, monkeypatch, cnn_factory, calib_npz, bert_classifier_dir,
-                                                       text_jsonl, model, precision):
+def test_gpu_engine_builds_runs_and_matches_the_source(
+    tmp_path, monkeypatch, cnn_factory, calib_npz, bert_classifier_dir, text_jsonl, model, precision
+):
     monkeypatch.setenv("BMSDK_ENGINE_CACHE", str(tmp_path / "engines"))
     source, calib = (cnn_factory, calib_npz) if model == "cnn" else (bert_classifier_dir, text_jsonl)
-    result = bmsdk.convert(str(source), target="tensorrt", precision=precision, calibration=calib, output=tmp_path / "a.bmsdk")
+    result = bmsdk.convert(
+        str(source), target="tensorrt", precision=precision, calibration=calib, output=tmp_path / "a.bmsdk"
+    )
     m = result.manifest
     engine = m.target_config.engine
     assert engine and (result.path / engine.file).is_file() and (result.path / m.target_config.timing_cache).is_file()
@@ -343,10 +426,16 @@ def test_gpu_engine_builds_runs_and_matches_the_source(tmp_path, monkeypatch, cn
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(NO_GPU is not None or not os.environ.get("TRTEXEC", ""), reason="needs trtexec (set TRTEXEC) and a GPU")
+@pytest.mark.skipif(
+    NO_GPU is not None or not os.environ.get("TRTEXEC", ""), reason="needs trtexec (set TRTEXEC) and a GPU"
+)
 def test_gpu_engine_loads_in_trtexec(tmp_path, cnn_factory):
     result = bmsdk.convert(cnn_factory, target="tensorrt", precision="fp16", output=tmp_path / "a.bmsdk")
     engine = result.path / result.manifest.target_config.engine.file
-    run = subprocess.run([os.environ["TRTEXEC"], f"--loadEngine={engine}", "--shapes=input:1x1x28x28"], capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [os.environ["TRTEXEC"], f"--loadEngine={engine}", "--shapes=input:1x1x28x28"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-2000:]

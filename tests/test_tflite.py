@@ -25,14 +25,27 @@ PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8")
 @pytest.fixture(scope="session")
 def bert_tflite(converted, bert_classifier_dir, text_jsonl):
     """The tiny BERT classifier in every precision (default buckets capped at its max length 64)."""
-    return {p: converted(f"tflite-bert-{p}", bert_classifier_dir, target="tflite", precision=p, eval_data=text_jsonl,
-                         calibration=text_jsonl if p == "int8" else None) for p in PRECISIONS}
+    return {
+        p: converted(
+            f"tflite-bert-{p}",
+            bert_classifier_dir,
+            target="tflite",
+            precision=p,
+            eval_data=text_jsonl,
+            calibration=text_jsonl if p == "int8" else None,
+        )
+        for p in PRECISIONS
+    }
 
 
 @pytest.fixture(scope="session")
 def cnn_tflite(converted, cnn_factory, calib_npz):
-    return {p: converted(f"tflite-cnn-{p}", cnn_factory, target="tflite", precision=p,
-                         calibration=calib_npz if p == "int8" else None) for p in PRECISIONS}
+    return {
+        p: converted(
+            f"tflite-cnn-{p}", cnn_factory, target="tflite", precision=p, calibration=calib_npz if p == "int8" else None
+        )
+        for p in PRECISIONS
+    }
 
 
 @pytest.mark.parametrize("model", ["bert", "cnn"])
@@ -41,7 +54,9 @@ def test_every_precision_validates_on_litert(model, precision, bert_tflite, cnn_
     result = (bert_tflite if model == "bert" else cnn_tflite)[precision]
     m, v = result.manifest, result.manifest.validation
     assert v.validated is True and v.backend == "litert" and v.passed is True, v
-    assert m.target == "tflite" and m.model_file == "model.tflite" and (result.path / "model.tflite").stat().st_size > 1000
+    assert (
+        m.target == "tflite" and m.model_file == "model.tflite" and (result.path / "model.tflite").stat().st_size > 1000
+    )
     assert m.toolchain["litert-torch"] and m.toolchain["ai-edge-litert"]
     if precision == "fp32":
         assert v.samples.max_rel_error < 1e-4 and m.compression == Compression()
@@ -58,7 +73,13 @@ def _buffers(path) -> list[bytes]:
     out = []
     for i in range(model.BuffersLength()):
         b = model.Buffers(i)
-        out.append(data[b.Offset():b.Offset() + b.Size()] if b.Offset() > 1 else b.DataAsNumpy().tobytes() if b.DataLength() else b"")
+        out.append(
+            data[b.Offset() : b.Offset() + b.Size()]
+            if b.Offset() > 1
+            else b.DataAsNumpy().tobytes()
+            if b.DataLength()
+            else b""
+        )
     return out
 
 
@@ -121,7 +142,7 @@ def test_text_static_int8_quantizes_matmuls_and_keeps_int32_token_inputs(bert_tf
 def _float_model_and_calibration(result):
     with bmsdk.load(result.path) as model:
         config = model.manifest.target_config
-        return (result.path / "model.tflite").read_bytes(), config, [model.preprocess(TEXTS[i:i + 5]) for i in (0, 5)]
+        return (result.path / "model.tflite").read_bytes(), config, [model.preprocess(TEXTS[i : i + 5]) for i in (0, 5)]
 
 
 def test_static_int8_keeps_float_the_op_groups_that_break_the_tolerance(bert_tflite):
@@ -132,10 +153,15 @@ def test_static_int8_keeps_float_the_op_groups_that_break_the_tolerance(bert_tfl
     groups = op_groups(float_model, ("FULLY_CONNECTED", "BATCH_MATMUL"))
     # the classifier writes each bucket's output tensor: one group across the signatures, not one per signature
     shared = {name: paths for name, paths in groups.items() if len(paths) > 1}
-    assert len(shared) == 1 and len(next(iter(shared.values()))) == 3 and not any(name.startswith("seq_") for name in groups)
+    assert (
+        len(shared) == 1
+        and len(next(iter(shared.values()))) == 3
+        and not any(name.startswith("seq_") for name in groups)
+    )
     # a cosine no int8 model reaches: the search must leave groups float until the held-out rows meet it
-    model, details = quantize_static(float_model, config.sequence_buckets, calibration, config.pad_values, [],
-                                     min_cosine=0.9999999)
+    model, details = quantize_static(
+        float_model, config.sequence_buckets, calibration, config.pad_values, [], min_cosine=0.9999999
+    )
     search = details.quantization.tolerance_search
     assert search.all_int8.share_within < SHARE
     assert search.float_groups and set(search.float_groups) <= set(groups)
@@ -190,18 +216,25 @@ def test_longer_than_the_largest_bucket_is_an_input_error(bert_tflite):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_predict_gives_the_same_labels_as_onnx_and_torch(precision, bert_tflite, cnn_tflite, bert_onnx, bert_classifier_dir,
-                                                          cnn_onnx_artifact, cnn_factory):
+def test_predict_gives_the_same_labels_as_onnx_and_torch(
+    precision, bert_tflite, cnn_tflite, bert_onnx, bert_classifier_dir, cnn_onnx_artifact, cnn_factory
+):
     from bmsdk.converters.sources.loader import load_source
     from bmsdk.runtimes.model import Model
 
     images = list(digit_images(8, seed=3))
-    for tflite, onnx_result, source, inputs in ((bert_tflite[precision], bert_onnx, bert_classifier_dir, TEXTS),
-                                                 (cnn_tflite[precision], cnn_onnx_artifact, cnn_factory, images)):
+    for tflite, onnx_result, source, inputs in (
+        (bert_tflite[precision], bert_onnx, bert_classifier_dir, TEXTS),
+        (cnn_tflite[precision], cnn_onnx_artifact, cnn_factory, images),
+    ):
         with bmsdk.load(tflite.path) as lite, bmsdk.load(onnx_result.path) as onnx:
             torch_model = Model(tflite.path, lite.manifest, load_source(str(source)))
             labels = [p["label"] for p in lite.predict(inputs)]
-            assert labels == [p["label"] for p in onnx.predict(inputs)] == [p["label"] for p in torch_model.predict(inputs)]
+            assert (
+                labels
+                == [p["label"] for p in onnx.predict(inputs)]
+                == [p["label"] for p in torch_model.predict(inputs)]
+            )
             one = lite.predict(inputs[0])
             assert one["label"] == labels[0] and abs(sum(one["scores"].values()) - 1) < 1e-5
 
@@ -214,7 +247,10 @@ def test_int8_predictions_mostly_agree_and_eval_is_recorded(bert_tflite):
 
 
 def test_threads_setting(bert_tflite):
-    with bmsdk.load(bert_tflite["int8-dynamic"].path, threads=1) as one, bmsdk.load(bert_tflite["int8-dynamic"].path, threads=2) as two:
+    with (
+        bmsdk.load(bert_tflite["int8-dynamic"].path, threads=1) as one,
+        bmsdk.load(bert_tflite["int8-dynamic"].path, threads=2) as two,
+    ):
         assert one.runner.threads == 1 and two.runner.threads == 2
         feeds = one.preprocess(TEXTS)
         np.testing.assert_allclose(one.run(feeds)["logits"], two.run(feeds)["logits"], atol=1e-5)
@@ -261,8 +297,22 @@ def test_refusals_before_any_work(cnn_factory, cnn_onnx, tmp_path):
 
 
 def test_cli_passes_seq_buckets(bert_classifier_dir, tmp_path, capsys):
-    assert cli(["convert", str(bert_classifier_dir), "--target", "tflite", "--seq-buckets", "abc", "-q",
-                "-o", str(tmp_path / "x.bmsdk")]) == 2
+    assert (
+        cli(
+            [
+                "convert",
+                str(bert_classifier_dir),
+                "--target",
+                "tflite",
+                "--seq-buckets",
+                "abc",
+                "-q",
+                "-o",
+                str(tmp_path / "x.bmsdk"),
+            ]
+        )
+        == 2
+    )
     assert "cannot read --seq-buckets 'abc'" in capsys.readouterr().err
 
 

@@ -66,8 +66,12 @@ def test_guard_code_is_dropped_not_run(plain_pt2, tmp_path):
 def test_cli_convert_of_hostile_archive_exits_2_without_running_it(plain_pt2, tmp_path, name):
     path, marker = _hostile(plain_pt2, tmp_path, name)
     out = tmp_path / "out.bmsdk"
-    proc = subprocess.run([sys.executable, "-m", "bmsdk.cli", "convert", str(path),
-                           "-o", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bmsdk.cli", "convert", str(path), "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert not marker.exists() and not out.exists()

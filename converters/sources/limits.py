@@ -18,10 +18,24 @@ from bmsdk.errors import SourceError
 MAX_RANK = 8
 MAX_ELEMENTS = 1 << 27  # per example: a 3x4096x4096 image is 5e7
 MAX_CONFIG_VALUES = {  # config.json keys that size the model: the largest value accepted
-    "num_hidden_layers": 1024, "n_layer": 1024, "num_layers": 1024, "n_layers": 1024, "encoder_layers": 1024,
-    "decoder_layers": 1024, "hidden_size": 1 << 16, "n_embd": 1 << 16, "d_model": 1 << 16, "intermediate_size": 1 << 18,
-    "n_inner": 1 << 18, "num_attention_heads": 1024, "n_head": 1024, "vocab_size": 1 << 22,
-    "max_position_embeddings": 1 << 20, "n_positions": 1 << 20, "image_size": 1 << 14, "num_labels": 1 << 20,
+    "num_hidden_layers": 1024,
+    "n_layer": 1024,
+    "num_layers": 1024,
+    "n_layers": 1024,
+    "encoder_layers": 1024,
+    "decoder_layers": 1024,
+    "hidden_size": 1 << 16,
+    "n_embd": 1 << 16,
+    "d_model": 1 << 16,
+    "intermediate_size": 1 << 18,
+    "n_inner": 1 << 18,
+    "num_attention_heads": 1024,
+    "n_head": 1024,
+    "vocab_size": 1 << 22,
+    "max_position_embeddings": 1 << 20,
+    "n_positions": 1 << 20,
+    "image_size": 1 << 14,
+    "num_labels": 1 << 20,
 }
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|blocks|block)\.(\d+)\.")
@@ -34,10 +48,14 @@ def check_shape(name: str, dims: list, what: str) -> None:
     if len(dims) > MAX_RANK:
         raise SourceError(f"{what} input '{name}' has {len(dims)} dims (at most {MAX_RANK})", "check the input shape")
     if any(d < 1 for d in fixed) or (dims and isinstance(dims[0], int) and dims[0] < 1):
-        raise SourceError(f"{what} input '{name}' has a dim below 1: {dims}", "every dim of an input shape is at least 1")
+        raise SourceError(
+            f"{what} input '{name}' has a dim below 1: {dims}", "every dim of an input shape is at least 1"
+        )
     if math.prod(fixed) > MAX_ELEMENTS:
-        raise SourceError(f"{what} input '{name}' declares {math.prod(fixed):,} elements per example (at most "
-                          f"{MAX_ELEMENTS:,})", "check the input shape; bmsdk refuses sizes no device model has")
+        raise SourceError(
+            f"{what} input '{name}' declares {math.prod(fixed):,} elements per example (at most {MAX_ELEMENTS:,})",
+            "check the input shape; bmsdk refuses sizes no device model has",
+        )
 
 
 def check_hf_config(path: Path, config: dict) -> None:
@@ -45,8 +63,10 @@ def check_hf_config(path: Path, config: dict) -> None:
     for key, limit in MAX_CONFIG_VALUES.items():
         value = config.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= limit:
-            raise SourceError(f"{path}/config.json sets {key} = {value:,} (bmsdk accepts 0 to {limit:,})",
-                              "check the checkpoint's config.json")
+            raise SourceError(
+                f"{path}/config.json sets {key} = {value:,} (bmsdk accepts 0 to {limit:,})",
+                "check the checkpoint's config.json",
+            )
     files = sorted(path.glob("*.safetensors"))
     if not files:
         return
@@ -56,8 +76,10 @@ def check_hf_config(path: Path, config: dict) -> None:
         declared = config["num_hidden_groups"]
     indices = [int(m.group(1)) for n in names for m in [LAYER_INDEX.search(n)] if m]
     if declared and indices and declared > max(indices) + 1:
-        raise SourceError(f"{path}/config.json declares {declared:,} layers but the weights hold {max(indices) + 1}",
-                          "pass the config.json that was saved with these weights")
+        raise SourceError(
+            f"{path}/config.json declares {declared:,} layers but the weights hold {max(indices) + 1}",
+            "pass the config.json that was saved with these weights",
+        )
 
 
 def safetensors_names(file: Path) -> list[str]:
@@ -71,6 +93,8 @@ def safetensors_names(file: Path) -> list[str]:
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
     except (OSError, struct.error, ValueError, RecursionError) as e:
-        raise SourceError(f"{file} is not a valid safetensors file ({str(e)[:120]})",
-                          "re-save the model with save_pretrained(safe_serialization=True)") from None
+        raise SourceError(
+            f"{file} is not a valid safetensors file ({str(e)[:120]})",
+            "re-save the model with save_pretrained(safe_serialization=True)",
+        ) from None
     return [k for k in header if k != "__metadata__"]

@@ -62,7 +62,10 @@ class Source:
             result = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
         if isinstance(result, torch.Tensor):
             result = (result,)
-        return {spec.name: t.detach().float().numpy() if t.is_floating_point() else t.numpy() for spec, t in zip(self.outputs, result)}
+        return {
+            spec.name: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
+            for spec, t in zip(self.outputs, result)
+        }
 
     @property
     def input_names(self) -> list[str]:
@@ -82,24 +85,43 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, list[int]]:
     return shapes
 
 
-def load_source(spec: str | Path, task: str | None = None, input_shapes: dict[str, list[int]] | None = None,
-                max_length: int | None = None, labels: list[str] | None = None, mean: list[float] | None = None,
-                std: list[float] | None = None, tokenizer: str | Path | None = None, weights: str | Path | None = None) -> Source:
+def load_source(
+    spec: str | Path,
+    task: str | None = None,
+    input_shapes: dict[str, list[int]] | None = None,
+    max_length: int | None = None,
+    labels: list[str] | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    tokenizer: str | Path | None = None,
+    weights: str | Path | None = None,
+) -> Source:
     if task is not None:
         get_task(task)  # an unknown task is refused before any loading
     text = str(spec)
     path = Path(text)
-    overrides = dict(task=task, input_shapes=input_shapes or {}, max_length=max_length, labels=labels, mean=mean, std=std,
-                     tokenizer=Path(tokenizer) if tokenizer else None)
+    overrides = dict(
+        task=task,
+        input_shapes=input_shapes or {},
+        max_length=max_length,
+        labels=labels,
+        mean=mean,
+        std=std,
+        tokenizer=Path(tokenizer) if tokenizer else None,
+    )
     if not path.exists() and FACTORY_PATTERN.match(text):
         return _from_factory(text, weights, **overrides)
     if not path.exists():
-        raise SourceError(f"model source {text} does not exist",
-                          "pass a checkpoint folder, a .pt2/.pt/.onnx file or a factory 'package.module:function'")
+        raise SourceError(
+            f"model source {text} does not exist",
+            "pass a checkpoint folder, a .pt2/.pt/.onnx file or a factory 'package.module:function'",
+        )
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise SourceError(f"{path} is not a Hugging Face checkpoint folder (no config.json)",
-                              "pass the folder written by save_pretrained(), or a model file")
+            raise SourceError(
+                f"{path} is not a Hugging Face checkpoint folder (no config.json)",
+                "pass the folder written by save_pretrained(), or a model file",
+            )
         return _from_huggingface(path, **overrides)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
@@ -108,30 +130,40 @@ def load_source(spec: str | Path, task: str | None = None, input_shapes: dict[st
         return _from_torch_export(path, **overrides)
     if suffix in (".pt", ".pth", ".ts", ".jit", ".torchscript"):
         return _from_torchscript(path, **overrides)
-    raise SourceError(f"unknown model file type '{path.suffix}'", "use a checkpoint folder, .pt2, .pt (TorchScript), .onnx or a factory")
+    raise SourceError(
+        f"unknown model file type '{path.suffix}'",
+        "use a checkpoint folder, .pt2, .pt (TorchScript), .onnx or a factory",
+    )
 
 
 # --- Hugging Face ---------------------------------------------------------------
+
 
 def _hf_task(config: dict) -> str:
     task = detect_task(config.get("architectures") or [])
     if task is not None:
         return task.name
-    raise SourceError(f"cannot tell the task from architectures {config.get('architectures')}",
-                      f"pass --task {'|'.join(task_names())}")
+    raise SourceError(
+        f"cannot tell the task from architectures {config.get('architectures')}",
+        f"pass --task {'|'.join(task_names())}",
+    )
 
 
 def _read_json(path: Path, what: str) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError, OSError) as e:  # ValueError covers JSONDecodeError and UnicodeDecodeError
-        raise SourceError(f"{path} is not valid JSON ({str(e)[:160] or type(e).__name__})", f"repair or re-save the {what}") from None
+        raise SourceError(
+            f"{path} is not valid JSON ({str(e)[:160] or type(e).__name__})", f"repair or re-save the {what}"
+        ) from None
     if not isinstance(data, dict):
         raise SourceError(f"{path} is not a JSON object", f"repair or re-save the {what}")
     return data
 
 
-def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+def _from_huggingface(
+    path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None
+) -> Source:
     config = _read_json(path / "config.json", "checkpoint's config.json")
     task = task or _hf_task(config)
     weights = [p for p in path.iterdir() if p.name.endswith((".safetensors", ".bin"))]
@@ -143,18 +175,30 @@ def _from_huggingface(path: Path, task=None, input_shapes=None, max_length=None,
     spec = get_task(task)
     auto = getattr(transformers, spec.hf_auto_class)
     try:
-        # safetensors when present, so that no pickle is ever involved; .bin weights go through transformers' weights_only load
-        model, loading = auto.from_pretrained(str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True,
-                                              use_safetensors=any(p.suffix == ".safetensors" for p in weights) or None)
+        # safetensors when present, so that no pickle is ever involved; .bin weights go through transformers'
+        # weights_only load
+        model, loading = auto.from_pretrained(
+            str(path),
+            local_files_only=True,
+            trust_remote_code=False,
+            output_loading_info=True,
+            use_safetensors=any(p.suffix == ".safetensors" for p in weights) or None,
+        )
     except Exception as e:  # transformers raises many types for broken checkpoints
-        raise SourceError(f"could not load the checkpoint in {path}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}",
-                          "check that the folder is a complete, uncorrupted save_pretrained() output") from None
-    missing = sorted(k for k in loading.get("missing_keys") or [] if not (spec.hf_output == "last_hidden_state" and "pooler" in k))
+        raise SourceError(
+            f"could not load the checkpoint in {path}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}",
+            "check that the folder is a complete, uncorrupted save_pretrained() output",
+        ) from None
+    missing = sorted(
+        k for k in loading.get("missing_keys") or [] if not (spec.hf_output == "last_hidden_state" and "pooler" in k)
+    )
     if missing:  # transformers fills them with random values: the converted model would answer at random
         # (feature extraction reads last_hidden_state, so an encoder saved without its pooler is complete)
-        raise SourceError(f"the checkpoint in {path} has no weights for {len(missing)} parameter(s) of a {task} model "
-                          f"(e.g. {', '.join(missing[:3])})",
-                          "pass the --task the checkpoint was trained for, or a complete save_pretrained() folder")
+        raise SourceError(
+            f"the checkpoint in {path} has no weights for {len(missing)} parameter(s) of a {task} model "
+            f"(e.g. {', '.join(missing[:3])})",
+            "pass the --task the checkpoint was trained for, or a complete save_pretrained() folder",
+        )
     model.eval()
     label_names = labels or _hf_labels(config)
     if spec.hf_inputs == "image":
@@ -175,7 +219,9 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
     files = _tokenizer_files(tokenizer_dir or path)
     accepted = inspect.signature(model.forward).parameters
     names = [n for n in TEXT_INPUTS if n in accepted]
-    tok_config = _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+    tok_config = (
+        _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+    )
     limit = min(int(tok_config.get("model_max_length") or 10**6), int(config.get("max_position_embeddings") or 10**6))
     max_length = min(max_length or DEFAULT_MAX_LENGTH, limit)
     output = get_task(task).hf_output
@@ -190,27 +236,46 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
 
     wrapper = _named_forward(TextWrapper(model), names)
     hidden = int(config.get("hidden_size", 0))
-    out_shape = ["batch", len(labels) if labels else int(config.get("num_labels", 2))] if output == "logits" else ["batch", "sequence", hidden]
+    out_shape = (
+        ["batch", len(labels) if labels else int(config.get("num_labels", 2))]
+        if output == "logits"
+        else ["batch", "sequence", hidden]
+    )
     pad_token, pad_id = _pad_token(files, tok_config, config.get("pad_token_id"))
     return Source(
-        format="huggingface", path=str(path), task=task,
+        format="huggingface",
+        path=str(path),
+        task=task,
         inputs=_text_input_specs(names, config, limit),
         outputs=[TensorSpec(output, "float32", out_shape)],
-        preprocessing={"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": max_length,
-                       "pad_id": pad_id, "pad_token": pad_token, "lowercase": bool(tok_config.get("do_lower_case", True))},
+        preprocessing={
+            "kind": "text",
+            "tokenizer": "tokenizer/tokenizer.json",
+            "max_length": max_length,
+            "pad_id": pad_id,
+            "pad_token": pad_token,
+            "lowercase": bool(tok_config.get("do_lower_case", True)),
+        },
         postprocessing=get_task(task).postprocessing(output, labels),
-        module=wrapper, files={f"tokenizer/{k}": v for k, v in files.items()},
-        info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
+        module=wrapper,
+        files={f"tokenizer/{k}": v for k, v in files.items()},
+        info=_source_info(path, "huggingface", config.get("architectures")),
+        name=path.name,
     )
 
 
 def _text_input_specs(names: list[str], config: dict, max_positions: int) -> list[TensorSpec]:
     """Token inputs with the values the model's embeddings hold and the longest sequence its positions allow."""
-    highest = {"input_ids": int(config.get("vocab_size") or 0) - 1, "token_type_ids": int(config.get("type_vocab_size") or 2) - 1,
-               "attention_mask": 1}
+    highest = {
+        "input_ids": int(config.get("vocab_size") or 0) - 1,
+        "token_type_ids": int(config.get("type_vocab_size") or 2) - 1,
+        "attention_mask": 1,
+    }
     max_dims = {"sequence": max_positions} if max_positions < 10**6 else None
-    return [TensorSpec(n, "int64", ["batch", "sequence"], [0, highest[n]] if highest[n] >= 0 else None, max_dims)
-            for n in names]
+    return [
+        TensorSpec(n, "int64", ["batch", "sequence"], [0, highest[n]] if highest[n] >= 0 else None, max_dims)
+        for n in names
+    ]
 
 
 def _pad_token(files: dict[str, Path], tok_config: dict, config_pad_id) -> tuple[str, int]:
@@ -223,8 +288,10 @@ def _pad_token(files: dict[str, Path], tok_config: dict, config_pad_id) -> tuple
     try:
         pad_id = Tokenizer.from_file(str(files["tokenizer.json"])).token_to_id(str(pad_token))
     except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a file it cannot read
-        raise SourceError(f"{files['tokenizer.json']} is not a readable tokenizer ({str(e)[:160]})",
-                          "re-save the tokenizer with tokenizer.save_pretrained()") from None
+        raise SourceError(
+            f"{files['tokenizer.json']} is not a readable tokenizer ({str(e)[:160]})",
+            "re-save the tokenizer with tokenizer.save_pretrained()",
+        ) from None
     return pad_token, pad_id if pad_id is not None else int(config_pad_id or 0)
 
 
@@ -239,22 +306,32 @@ def _tokenizer_files(folder: Path) -> dict[str, Path]:
         import transformers
 
         try:
-            tok = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+            tok = transformers.AutoTokenizer.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False
+            )
         except Exception as e:
-            raise SourceError(f"{folder} has no usable tokenizer ({str(e).splitlines()[0][:200]})",
-                              "save the tokenizer next to the model (tokenizer.save_pretrained) or pass --tokenizer DIR") from None
+            raise SourceError(
+                f"{folder} has no usable tokenizer ({str(e).splitlines()[0][:200]})",
+                "save the tokenizer next to the model (tokenizer.save_pretrained) or pass --tokenizer DIR",
+            ) from None
         out = cleanup.track(Path(tempfile.mkdtemp(prefix="bmsdk-tok-")))  # copied into the artifact, removed at exit
         tok.save_pretrained(str(out))
         files.update({n: out / n for n in wanted if (out / n).is_file() and n not in files})
         if "tokenizer.json" not in files:
-            raise SourceError(f"the tokenizer in {folder} has no fast (tokenizer.json) form", "use a model with a fast tokenizer")
+            raise SourceError(
+                f"the tokenizer in {folder} has no fast (tokenizer.json) form", "use a model with a fast tokenizer"
+            )
     return files
 
 
 def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> Source:
     import torch
 
-    pre = _read_json(path / "preprocessor_config.json", "preprocessor config") if (path / "preprocessor_config.json").is_file() else {}
+    pre = (
+        _read_json(path / "preprocessor_config.json", "preprocessor config")
+        if (path / "preprocessor_config.json").is_file()
+        else {}
+    )
     size = pre.get("size", config.get("image_size", 224))
     if isinstance(size, dict):
         height = size.get("height") or size.get("shortest_edge")
@@ -275,22 +352,38 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
 
     num_classes = len(labels) if labels else int(config.get("num_labels", 2))
     return Source(
-        format="huggingface", path=str(path), task="image-classification",
+        format="huggingface",
+        path=str(path),
+        task="image-classification",
         inputs=[TensorSpec("pixel_values", "float32", ["batch", channels, int(height), int(width)])],
         outputs=[TensorSpec("logits", "float32", ["batch", num_classes])],
-        preprocessing=_image_preprocessing("pixel_values", channels, height, width,
-                                           mean or pre.get("image_mean") if pre.get("do_normalize", True) else None,
-                                           std or pre.get("image_std") if pre.get("do_normalize", True) else None,
-                                           pre.get("rescale_factor", 1 / 255) if pre.get("do_rescale", True) else 1.0),
+        preprocessing=_image_preprocessing(
+            "pixel_values",
+            channels,
+            height,
+            width,
+            mean or pre.get("image_mean") if pre.get("do_normalize", True) else None,
+            std or pre.get("image_std") if pre.get("do_normalize", True) else None,
+            pre.get("rescale_factor", 1 / 255) if pre.get("do_rescale", True) else 1.0,
+        ),
         postprocessing=get_task("image-classification").postprocessing("logits", labels),
-        module=ImageWrapper(model).eval(), info=_source_info(path, "huggingface", config.get("architectures")), name=path.name,
+        module=ImageWrapper(model).eval(),
+        info=_source_info(path, "huggingface", config.get("architectures")),
+        name=path.name,
     )
 
 
 def _image_preprocessing(name, channels, height, width, mean, std, scale=1 / 255) -> dict:
-    return {"kind": "image", "input_name": name, "size": [int(height), int(width)], "channels": int(channels),
-            "layout": "NCHW", "scale": float(scale),
-            "mean": [float(m) for m in (mean or [0.0] * channels)], "std": [float(s) for s in (std or [1.0] * channels)]}
+    return {
+        "kind": "image",
+        "input_name": name,
+        "size": [int(height), int(width)],
+        "channels": int(channels),
+        "layout": "NCHW",
+        "scale": float(scale),
+        "mean": [float(m) for m in (mean or [0.0] * channels)],
+        "std": [float(s) for s in (std or [1.0] * channels)],
+    }
 
 
 def _named_forward(module, names):
@@ -299,10 +392,15 @@ def _named_forward(module, names):
 
     bad = [n for n in names if not n.isidentifier() or keyword.iskeyword(n)]
     if bad:  # the names are pasted into generated code below: only plain identifiers may pass
-        raise SourceError(f"input name {bad[0][:80]!r} is not a Python identifier", "rename the model's inputs (e.g. input_0)")
+        raise SourceError(
+            f"input name {bad[0][:80]!r} is not a Python identifier", "rename the model's inputs (e.g. input_0)"
+        )
     params = ", ".join(names)
     namespace: dict = {}
-    exec(f"def forward(self, {params}):\n    return self.inner(**dict({', '.join(f'{n}={n}' for n in names)}))", namespace)
+    exec(
+        f"def forward(self, {params}):\n    return self.inner(**dict({', '.join(f'{n}={n}' for n in names)}))",
+        namespace,
+    )
     cls = type("Named" + type(module).__name__, (torch.nn.Module,), {"forward": namespace["forward"]})
     wrapper = cls()
     wrapper.inner = module
@@ -311,7 +409,22 @@ def _named_forward(module, names):
 
 # --- plain PyTorch and ONNX files ----------------------------------------------------
 
-def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tokenizer, max_length, exported=None, onnx_path=None, spec_hints=None) -> Source:
+
+def _generic_source(
+    fmt,
+    path,
+    module,
+    input_specs,
+    task,
+    labels,
+    mean,
+    std,
+    tokenizer,
+    max_length,
+    exported=None,
+    onnx_path=None,
+    spec_hints=None,
+) -> Source:
     """Task, outputs and processing for sources that carry no config: from the model's shapes and the overrides."""
     hints = spec_hints or {}
     task = task or hints.get("task")
@@ -319,17 +432,31 @@ def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tok
     mean, std = mean or hints.get("mean"), std or hints.get("std")
     for spec in input_specs:
         check_shape(spec.name, spec.shape, f"{fmt} model")
-    src = Source(format=fmt, path=str(path), task=task or "", inputs=input_specs, outputs=[], module=module,
-                 exported_program=exported, onnx_path=onnx_path, info=_source_info(path, fmt), name=Path(str(path).split(":")[-1]).stem)
+    src = Source(
+        format=fmt,
+        path=str(path),
+        task=task or "",
+        inputs=input_specs,
+        outputs=[],
+        module=module,
+        exported_program=exported,
+        onnx_path=onnx_path,
+        info=_source_info(path, fmt),
+        name=Path(str(path).split(":")[-1]).stem,
+    )
     if onnx_path is not None:
         src.outputs = _onnx_specs(onnx_path, outputs=True)
     else:
         feeds = example_feeds(input_specs, batch=2)
         outs = _run_module(module, feeds)
-        src.outputs = [TensorSpec("logits" if len(outs) == 1 else f"output_{i}", str(o.dtype), ["batch", *o.shape[1:]])
-                       for i, o in enumerate(outs)]
+        src.outputs = [
+            TensorSpec("logits" if len(outs) == 1 else f"output_{i}", str(o.dtype), ["batch", *o.shape[1:]])
+            for i, o in enumerate(outs)
+        ]
     if not src.task:
-        one_image = len(input_specs) == 1 and len(input_specs[0].shape) == 4 and input_specs[0].dtype.startswith("float")
+        one_image = (
+            len(input_specs) == 1 and len(input_specs[0].shape) == 4 and input_specs[0].dtype.startswith("float")
+        )
         if one_image and len(src.outputs) == 1 and len(src.outputs[0].shape) == 2:
             src.task = "image-classification"
         else:
@@ -338,19 +465,32 @@ def _generic_source(fmt, path, module, input_specs, task, labels, mean, std, tok
     if task_spec.hf_inputs == "image":
         spec = input_specs[0]
         if len(spec.shape) != 4 or not all(isinstance(d, int) for d in spec.shape[1:]):
-            raise SourceError(f"image input '{spec.name}' needs a fixed CxHxW shape, got {spec.shape}", f"pass --input-shape {spec.name}=1x3x224x224")
+            raise SourceError(
+                f"image input '{spec.name}' needs a fixed CxHxW shape, got {spec.shape}",
+                f"pass --input-shape {spec.name}=1x3x224x224",
+            )
         channels, height, width = spec.shape[1:]
         src.preprocessing = _image_preprocessing(spec.name, channels, height, width, mean, std)
         src.postprocessing = task_spec.postprocessing(src.outputs[0].name, labels)
     else:
         if tokenizer is None:
-            raise SourceError(f"a {src.task} model from a {fmt} file needs its tokenizer", "pass --tokenizer DIR (a folder with tokenizer.json)")
+            raise SourceError(
+                f"a {src.task} model from a {fmt} file needs its tokenizer",
+                "pass --tokenizer DIR (a folder with tokenizer.json)",
+            )
         files = _tokenizer_files(tokenizer)
         src.files = {f"tokenizer/{k}": v for k, v in files.items()}
-        tok_config = _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+        tok_config = (
+            _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+        )
         pad_token, pad_id = _pad_token(files, tok_config, None)
-        src.preprocessing = {"kind": "text", "tokenizer": "tokenizer/tokenizer.json", "max_length": max_length or DEFAULT_MAX_LENGTH,
-                             "pad_id": pad_id, "pad_token": pad_token}
+        src.preprocessing = {
+            "kind": "text",
+            "tokenizer": "tokenizer/tokenizer.json",
+            "max_length": max_length or DEFAULT_MAX_LENGTH,
+            "pad_id": pad_id,
+            "pad_token": pad_token,
+        }
         src.postprocessing = task_spec.postprocessing(src.outputs[0].name, labels)
     return src
 
@@ -363,24 +503,33 @@ def _run_module(module, feeds):
             result = module(**{k: torch.from_numpy(v) for k, v in feeds.items()})
     except Exception as e:  # the user's model rejected inputs of the declared shapes
         shapes = ", ".join(f"{k}={'x'.join(map(str, v.shape))}" for k, v in feeds.items())
-        raise SourceError(f"the model fails on inputs {shapes}: {type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}",
-                          "check --input-shape (NAME=1x3x224x224, one per input)") from None
+        raise SourceError(
+            f"the model fails on inputs {shapes}: {type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}",
+            "check --input-shape (NAME=1x3x224x224, one per input)",
+        ) from None
     return [t.numpy() for t in (result if isinstance(result, (tuple, list)) else (result,))]
 
 
 def _specs_from_shapes(input_shapes: dict[str, list[int]], what: str) -> list[TensorSpec]:
     if not input_shapes:
-        raise SourceError(f"{what} does not record its input shapes", "pass --input-shape NAME=1x3x224x224 (one per input)")
+        raise SourceError(
+            f"{what} does not record its input shapes", "pass --input-shape NAME=1x3x224x224 (one per input)"
+        )
     return [TensorSpec(name, "float32", ["batch", *shape[1:]]) for name, shape in input_shapes.items()]
 
 
-def _from_onnx(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+def _from_onnx(
+    path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None
+) -> Source:
     try:
         import onnx
 
         onnx.checker.check_model(str(path))
     except Exception as e:
-        raise SourceError(f"{path} is not a valid ONNX model ({str(e).splitlines()[0][:200]})", "re-export the model") from None
+        raise SourceError(
+            f"{path} is not a valid ONNX model ({str(e).splitlines()[0][:200]})", "re-export the model"
+        ) from None
     specs = _onnx_specs(path, outputs=False)
     for spec in specs:
         if spec.name in (input_shapes or {}):
@@ -391,14 +540,17 @@ def _from_onnx(path: Path, task=None, input_shapes=None, max_length=None, labels
 
 
 def _onnx_session(path: Path):
-    """The source's reference session, opened now so that an op onnxruntime lacks is a source error, not a late crash."""
+    """The source's reference session, opened now so that an op onnxruntime lacks is a source error, not a late
+    crash."""
     import onnxruntime as ort
 
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
-        raise SourceError(f"onnxruntime cannot run {path} ({str(e).strip().splitlines()[0][:200]})",
-                          "export with standard ONNX ops only (custom-domain ops need an extension bmsdk does not load)") from None
+        raise SourceError(
+            f"onnxruntime cannot run {path} ({str(e).strip().splitlines()[0][:200]})",
+            "export with standard ONNX ops only (custom-domain ops need an extension bmsdk does not load)",
+        ) from None
 
 
 def _onnx_specs(path: Path, outputs: bool) -> list[TensorSpec]:
@@ -411,21 +563,28 @@ def _onnx_specs(path: Path, outputs: bool) -> list[TensorSpec]:
     for value in values:
         t = value.type.tensor_type
         dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
-        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or f"dim{i}") for i, d in enumerate(t.shape.dim)]
+        shape = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or f"dim{i}") for i, d in enumerate(t.shape.dim)
+        ]
         if shape and isinstance(shape[0], str):
             shape[0] = "batch"
         specs.append(TensorSpec(value.name, dtype, shape))
     return specs
 
 
-def _from_torch_export(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+def _from_torch_export(
+    path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None
+) -> Source:
     program = load_exported_program(path)
     specs = []
     user_inputs = program.graph_signature.user_inputs
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     for name in user_inputs:
         val = placeholders[name].meta["val"]
-        shape = [int(d) if isinstance(d, int) or str(d).isdigit() else ("batch" if i == 0 else f"dim{i}") for i, d in enumerate(val.shape)]
+        shape = [
+            int(d) if isinstance(d, int) or str(d).isdigit() else ("batch" if i == 0 else f"dim{i}")
+            for i, d in enumerate(val.shape)
+        ]
         if name in (input_shapes or {}):
             shape = list(input_shapes[name])  # a copy: the caller's list stays as given
         shape[0] = "batch"
@@ -434,18 +593,24 @@ def _from_torch_export(path: Path, task=None, input_shapes=None, max_length=None
     # ExportedProgram.module() raises on train()/eval(); its mode was fixed at export, so make both no-ops
     inner.train = inner.eval = lambda *args, **kwargs: inner
     module = _named_forward(_PositionalAdapter(inner, [s.name for s in specs]), [s.name for s in specs])
-    return _generic_source("torch.export", path, module, specs, task, labels, mean, std, tokenizer, max_length, exported=program)
+    return _generic_source(
+        "torch.export", path, module, specs, task, labels, mean, std, tokenizer, max_length, exported=program
+    )
 
 
-def _from_torchscript(path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+def _from_torchscript(
+    path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None
+) -> Source:
     import torch
 
     _refuse_pickles(path)
     try:
         scripted = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as e:
-        raise SourceError(f"{path} is not a loadable TorchScript file ({str(e).splitlines()[0][:200]})",
-                          "save it with torch.jit.save(torch.jit.trace(model, example), 'model.pt')") from None
+        raise SourceError(
+            f"{path} is not a loadable TorchScript file ({str(e).splitlines()[0][:200]})",
+            "save it with torch.jit.save(torch.jit.trace(model, example), 'model.pt')",
+        ) from None
     specs = _specs_from_shapes(input_shapes, f"TorchScript file {path.name}")
     module = _named_forward(_PositionalAdapter(scripted, [s.name for s in specs]), [s.name for s in specs])
     src = _generic_source("torchscript", path, module, specs, task, labels, mean, std, tokenizer, max_length)
@@ -457,14 +622,18 @@ def _from_torchscript(path: Path, task=None, input_shapes=None, max_length=None,
 def _refuse_pickles(path: Path) -> None:
     """torch.save() files are pickles that can run code on load: refuse them by default."""
     if not zipfile.is_zipfile(path):
-        raise SourceError(f"{path} is neither TorchScript nor torch.export (it may be a legacy pickle)",
-                          "bmsdk never unpickles model files; export with torch.jit.save or torch.export.save, or use a factory")
+        raise SourceError(
+            f"{path} is neither TorchScript nor torch.export (it may be a legacy pickle)",
+            "bmsdk never unpickles model files; export with torch.jit.save or torch.export.save, or use a factory",
+        )
     with zipfile.ZipFile(path) as z:
         names = z.namelist()
     if not any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-        raise SourceError(f"{path} is a pickled PyTorch object (torch.save), not TorchScript",
-                          "bmsdk never unpickles model files: save TorchScript (torch.jit.save), torch.export (.pt2), "
-                          "or pass a factory 'pkg.module:function' with --weights state_dict.pt (loaded with weights_only=True)")
+        raise SourceError(
+            f"{path} is a pickled PyTorch object (torch.save), not TorchScript",
+            "bmsdk never unpickles model files: save TorchScript (torch.jit.save), torch.export (.pt2), "
+            "or pass a factory 'pkg.module:function' with --weights state_dict.pt (loaded with weights_only=True)",
+        )
 
 
 class _PositionalAdapter:
@@ -484,7 +653,9 @@ class _PositionalAdapter:
         return Adapter().eval()
 
 
-def _from_factory(spec: str, weights, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None) -> Source:
+def _from_factory(
+    spec: str, weights, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None
+) -> Source:
     import torch
 
     module_name, func_name = spec.split(":")
@@ -493,27 +664,39 @@ def _from_factory(spec: str, weights, task=None, input_shapes=None, max_length=N
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except (Exception, SystemExit) as e:  # noqa: BLE001 - importing runs the user's module: anything can happen
-        raise SourceError(f"cannot import factory {spec} ({type(e).__name__}: {str(e).strip()[:200]})",
-                          "check the module is importable and defines the function") from None
+        raise SourceError(
+            f"cannot import factory {spec} ({type(e).__name__}: {str(e).strip()[:200]})",
+            "check the module is importable and defines the function",
+        ) from None
     try:
         model = func()
     except (Exception, SystemExit) as e:  # noqa: BLE001 - a factory that calls sys.exit() must not end bmsdk
-        raise SourceError(f"factory {spec} raised {type(e).__name__}: {str(e).strip()[:200]}", "fix the factory so that it returns the model") from None
+        raise SourceError(
+            f"factory {spec} raised {type(e).__name__}: {str(e).strip()[:200]}",
+            "fix the factory so that it returns the model",
+        ) from None
     if not isinstance(model, torch.nn.Module):
-        raise SourceError(f"factory {spec} returned {type(model).__name__}, not a torch.nn.Module", "return the model from the factory")
+        raise SourceError(
+            f"factory {spec} returned {type(model).__name__}, not a torch.nn.Module",
+            "return the model from the factory",
+        )
     if weights:
         try:
             state = torch.load(str(weights), map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except Exception as e:
-            raise SourceError(f"cannot load weights {weights} ({str(e).splitlines()[0][:200]})",
-                              "pass a state_dict saved with torch.save(model.state_dict(), path)") from None
+            raise SourceError(
+                f"cannot load weights {weights} ({str(e).splitlines()[0][:200]})",
+                "pass a state_dict saved with torch.save(model.state_dict(), path)",
+            ) from None
     model.eval()
     hints = dict(getattr(model, "bmsdk_spec", {}) or {})
     shapes = input_shapes or {k: list(v) for k, v in (hints.get("input_shapes") or {}).items()}
     specs = _specs_from_shapes(shapes, f"factory {spec}")
     module = _named_forward(_PositionalAdapter(model, [s.name for s in specs]), [s.name for s in specs])
-    src = _generic_source("factory", spec, module, specs, task, labels, mean, std, tokenizer, max_length, spec_hints=hints)
+    src = _generic_source(
+        "factory", spec, module, specs, task, labels, mean, std, tokenizer, max_length, spec_hints=hints
+    )
     src.info["sha256"] = sha256_file(weights) if weights else None
     src.name = hints.get("name", func_name)
     return src
@@ -550,4 +733,3 @@ def _source_info(path, fmt: str, architectures=None) -> dict:
 
         info["transformers"] = transformers.__version__
     return info
-

@@ -25,12 +25,14 @@ from bmsdk.logs import configure_logging, third_party_output
 from bmsdk.manifest import SIGNATURE_NAME
 from bmsdk.progress import Progress
 from bmsdk.runtimes.model import load
+from bmsdk.sections import Compression, Quantization, Validation
 from bmsdk.signing import fingerprint, generate_keypair, load_public_key
 from bmsdk.tasks import task_names
 from bmsdk.tasks.vectors import export_vectors
-from bmsdk.sections import Compression, Quantization, Validation
 
-EPILOG = "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
+EPILOG = (
+    "Exit codes: 0 success, 1 failure (e.g. validation outside tolerance), 2 bad input. Add --debug for tracebacks."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # an unexpected failure is a bug: one line, traceback with --debug
         if args.debug:
             traceback.print_exc()
-        print(f"error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''} (run with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''} (run with "
+            "--debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -66,8 +71,10 @@ def _float_summary(quantization: Quantization) -> str:
     text = f"{quantization.float_ops or 0} ops left in float as asked"
     search = quantization.tolerance_search
     if search and search.groups is not None:
-        text += (f", {len(search.float_groups)} of {search.groups} op groups left float by the int8 tolerance check"
-                 f" ({'met' if search.met else 'NOT met'})")
+        text += (
+            f", {len(search.float_groups)} of {search.groups} op groups left float by the int8 tolerance check"
+            f" ({'met' if search.met else 'NOT met'})"
+        )
     return text
 
 
@@ -75,20 +82,35 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and third-party logs")
     common.add_argument("-q", "--quiet", action="count", default=0, help="no progress output, warnings and errors only")
-    common.add_argument("-v", "--verbose", action="count", default=0,
-                        help="debug logs, and dependencies' warnings (once each)")
-    parser = argparse.ArgumentParser(prog="bmsdk", parents=[common], epilog=EPILOG,
-                                     description="Convert models to ONNX, TensorRT, CoreML and TFLite; run and check them.")
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="debug logs, and dependencies' warnings (once each)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="bmsdk",
+        parents=[common],
+        epilog=EPILOG,
+        description="Convert models to ONNX, TensorRT, CoreML and TFLite; run and check them.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("convert", parents=[common], epilog=EPILOG, help="convert a model to a deployable artifact",
-                       description="Convert SOURCE (a Hugging Face checkpoint folder, .pt2, TorchScript .pt, .onnx, or a factory "
-                                   "'pkg.module:function') to an artifact folder, validated against the source.")
+    p = sub.add_parser(
+        "convert",
+        parents=[common],
+        epilog=EPILOG,
+        help="convert a model to a deployable artifact",
+        description="Convert SOURCE (a Hugging Face checkpoint folder, .pt2, TorchScript .pt, .onnx, or a factory "
+        "'pkg.module:function') to an artifact folder, validated against the source.",
+    )
     p.add_argument("source", help="checkpoint folder, model file, or factory 'pkg.module:function'")
     p.add_argument("--target", default="onnx", help=f"{', '.join(target_names())} (default onnx)")
-    p.add_argument("--precision", default="fp32", help="; ".join(
-        f"{t.name}: {', '.join(t.precisions)}" for t in all_targets()) + " (default fp32)")
-    p.add_argument("--calibration", metavar="DATA", help="representative inputs for static int8 (.jsonl/.csv/.npz/image folder)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        help="; ".join(f"{t.name}: {', '.join(t.precisions)}" for t in all_targets()) + " (default fp32)",
+    )
+    p.add_argument(
+        "--calibration", metavar="DATA", help="representative inputs for static int8 (.jsonl/.csv/.npz/image folder)"
+    )
     p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric of source and artifact")
     p.add_argument("--task", help=f"{', '.join(task_names())} (default: inferred)")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224", help="input shape (repeat per input)")
@@ -96,31 +118,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="class names, comma-separated, or a file with one per line")
     p.add_argument("--mean", help="image mean per channel, comma-separated (on 0-1 pixels)")
     p.add_argument("--std", help="image std per channel, comma-separated")
-    p.add_argument("--tokenizer", metavar="DIR", help="tokenizer folder for text models from .onnx/.pt2/.pt/factory sources")
-    p.add_argument("--weights", metavar="STATE_DICT", help="weights for a factory source (loaded with weights_only=True)")
+    p.add_argument(
+        "--tokenizer", metavar="DIR", help="tokenizer folder for text models from .onnx/.pt2/.pt/factory sources"
+    )
+    p.add_argument(
+        "--weights", metavar="STATE_DICT", help="weights for a factory source (loaded with weights_only=True)"
+    )
     taken: set[str] = set()
     for target in all_targets():
         target.add_arguments(p, taken)
-    p.add_argument("--prune", metavar="RATIO|auto", help="remove this share of channels/heads (e.g. 0.5), or 'auto': the largest "
-                   "ratio within --max-accuracy-drop")
-    p.add_argument("--prune-method", choices=["channels", "heads-ffn", "magnitude", "2:4"],
-                   help="channels (CNNs) or heads-ffn (transformers) remove weights for real (default by model); magnitude "
-                        "and 2:4 zero them, for coreml/tensorrt")
-    p.add_argument("--importance", choices=["magnitude", "taylor"], default="magnitude",
-                   help="what to prune first: smallest weights (default) or first-order Taylor on --calibration data")
-    p.add_argument("--recover", metavar="DATA", help="fine-tune the pruned model on these inputs, distilling from the unpruned one")
+    p.add_argument(
+        "--prune",
+        metavar="RATIO|auto",
+        help="remove this share of channels/heads (e.g. 0.5), or 'auto': the largest ratio within --max-accuracy-drop",
+    )
+    p.add_argument(
+        "--prune-method",
+        choices=["channels", "heads-ffn", "magnitude", "2:4"],
+        help="channels (CNNs) or heads-ffn (transformers) remove weights for real (default by model); magnitude "
+        "and 2:4 zero them, for coreml/tensorrt",
+    )
+    p.add_argument(
+        "--importance",
+        choices=["magnitude", "taylor"],
+        default="magnitude",
+        help="what to prune first: smallest weights (default) or first-order Taylor on --calibration data",
+    )
+    p.add_argument(
+        "--recover", metavar="DATA", help="fine-tune the pruned model on these inputs, distilling from the unpruned one"
+    )
     p.add_argument("--recover-steps", type=int, metavar="N", help="recovery steps (default 100)")
-    p.add_argument("--max-accuracy-drop", type=float, metavar="PT", help="accuracy budget in points against the source, "
-                   "measured on --eval data through the artifact's runtime; sensitive layers go back to float until it fits")
-    p.add_argument("--objective", choices=["accuracy", "latency"], default="accuracy",
-                   help="latency: time the quantized artifact against its float twin and ship the faster one within budget")
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        metavar="PT",
+        help="accuracy budget in points against the source, "
+        "measured on --eval data through the artifact's runtime; sensitive layers go back to float until it fits",
+    )
+    p.add_argument(
+        "--objective",
+        choices=["accuracy", "latency"],
+        default="accuracy",
+        help="latency: time the quantized artifact against its float twin and ship the faster one within budget",
+    )
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("predict", parents=[common], epilog=EPILOG, help="run an artifact on texts, images or .npy arrays",
-                       description="Each INPUT is an image file, a .npy array, or (for text models) a text.")
+    p = sub.add_parser(
+        "predict",
+        parents=[common],
+        epilog=EPILOG,
+        help="run an artifact on texts, images or .npy arrays",
+        description="Each INPUT is an image file, a .npy array, or (for text models) a text.",
+    )
     p.add_argument("artifact")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--backend", help="runtime backend (default: the target's)")
@@ -129,24 +181,36 @@ def build_parser() -> argparse.ArgumentParser:
     _public_key_option(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("inspect", parents=[common], epilog=EPILOG, help="show an artifact's manifest, I/O, size and validation")
+    p = sub.add_parser(
+        "inspect", parents=[common], epilog=EPILOG, help="show an artifact's manifest, I/O, size and validation"
+    )
     p.add_argument("artifact")
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     _public_key_option(p)
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("validate", parents=[common], epilog=EPILOG, help="re-check an artifact against its samples (and --eval data)",
-                       description="Runs the artifact on its backend and compares with the source outputs stored in samples.npz.")
+    p = sub.add_parser(
+        "validate",
+        parents=[common],
+        epilog=EPILOG,
+        help="re-check an artifact against its samples (and --eval data)",
+        description="Runs the artifact on its backend and compares with the source outputs stored in samples.npz.",
+    )
     p.add_argument("artifact")
     p.add_argument("--eval", metavar="DATA", help="labelled data: report the task metric")
     _public_key_option(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("bench", parents=[common], epilog=EPILOG, help="latency against accuracy for targets x precisions",
-                       description="Converts SOURCE (or takes the source and settings of a case file, e.g. "
-                                   "benchmarks/cases/mnist-cnn.json) to every target x precision, measures each cell "
-                                   "and writes report.json, report.md, report.html and plot.png. With --baseline, exits 1 "
-                                   "naming the cells that lost more accuracy or latency than the budgets allow.")
+    p = sub.add_parser(
+        "bench",
+        parents=[common],
+        epilog=EPILOG,
+        help="latency against accuracy for targets x precisions",
+        description="Converts SOURCE (or takes the source and settings of a case file, e.g. "
+        "benchmarks/cases/mnist-cnn.json) to every target x precision, measures each cell "
+        "and writes report.json, report.md, report.html and plot.png. With --baseline, exits 1 "
+        "naming the cells that lost more accuracy or latency than the budgets allow.",
+    )
     p.add_argument("source", help="model source, or a benchmark case .json")
     p.add_argument("--targets", help="comma-separated (default onnx, or the case's)")
     p.add_argument("--precisions", help="comma-separated (default fp32, or the case's)")
@@ -160,54 +224,90 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="timing runs; percentiles are their medians (default 3)")
     p.add_argument("--artifacts", metavar="DIR", help="reuse ready artifacts NAME-TARGET-PRECISION.bmsdk from DIR")
     p.add_argument("--baseline", metavar="OLD.json", help="a report.json to gate against")
-    p.add_argument("--max-accuracy-drop", type=float, metavar="PT", default=0.5, help="allowed accuracy drop in points (default 0.5)")
-    p.add_argument("--max-latency-regression", type=float, metavar="PCT", default=25.0,
-                   help="allowed latency increase in %% relative to the source model measured in the same run (default 25)")
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        metavar="PT",
+        default=0.5,
+        help="allowed accuracy drop in points (default 0.5)",
+    )
+    p.add_argument(
+        "--max-latency-regression",
+        type=float,
+        metavar="PCT",
+        default=25.0,
+        help="allowed latency increase in %% relative to the source model measured in the same run (default 25)",
+    )
     p.add_argument("--task", help="as for convert")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224", help="as for convert")
     p.add_argument("-o", "--output", default="reports/bench", help="report folder (default reports/bench)")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("export-vectors", parents=[common], epilog=EPILOG, help="write test vectors for on-device runtimes",
-                       description="Writes JSON with each sample's raw input (text or pixels), the exact feeds bmsdk's "
-                                   "pre-processing makes from it, the source outputs and the prediction: for Android/iOS unit tests.")
+    p = sub.add_parser(
+        "export-vectors",
+        parents=[common],
+        epilog=EPILOG,
+        help="write test vectors for on-device runtimes",
+        description="Writes JSON with each sample's raw input (text or pixels), the exact feeds bmsdk's "
+        "pre-processing makes from it, the source outputs and the prediction: for Android/iOS unit tests.",
+    )
     p.add_argument("artifact")
     p.add_argument("-o", "--output", help="JSON file (default: stdout)")
     _public_key_option(p)
     p.set_defaults(func=cmd_export_vectors)
 
-    p = sub.add_parser("keygen", parents=[common], epilog=EPILOG, help="make an Ed25519 key pair for signing artifacts",
-                       description="Writes NAME.pem (the private key, PKCS8, mode 0600: keep it secret) and "
-                                   "NAME.pub.pem (the public key: give it to whoever loads your artifacts). "
-                                   "Never overwrites a file.")
+    p = sub.add_parser(
+        "keygen",
+        parents=[common],
+        epilog=EPILOG,
+        help="make an Ed25519 key pair for signing artifacts",
+        description="Writes NAME.pem (the private key, PKCS8, mode 0600: keep it secret) and "
+        "NAME.pub.pem (the public key: give it to whoever loads your artifacts). "
+        "Never overwrites a file.",
+    )
     p.add_argument("-o", "--output", required=True, metavar="NAME", help="path of the key pair without .pem")
     p.set_defaults(func=cmd_keygen)
 
-    p = sub.add_parser("sign", parents=[common], epilog=EPILOG, help="sign an artifact with a private key",
-                       description="Checks every file of ARTIFACT against bmsdk.json, then writes ARTIFACT/bmsdk.sig, "
-                                   "an Ed25519 signature of bmsdk.json (which pins every file by sha256). Re-signing "
-                                   "replaces the old signature.")
+    p = sub.add_parser(
+        "sign",
+        parents=[common],
+        epilog=EPILOG,
+        help="sign an artifact with a private key",
+        description="Checks every file of ARTIFACT against bmsdk.json, then writes ARTIFACT/bmsdk.sig, "
+        "an Ed25519 signature of bmsdk.json (which pins every file by sha256). Re-signing "
+        "replaces the old signature.",
+    )
     p.add_argument("artifact")
     p.add_argument("--key", required=True, metavar="NAME.pem", help="the private key from `bmsdk keygen`")
     p.set_defaults(func=cmd_sign)
 
-    p = sub.add_parser("verify", parents=[common], epilog=EPILOG, help="check an artifact's signature and checksums",
-                       description="Exit 0 when ARTIFACT/bmsdk.sig is a valid signature of bmsdk.json by the public "
-                                   "key and every file matches its sha256; exit 2 naming the problem otherwise.")
+    p = sub.add_parser(
+        "verify",
+        parents=[common],
+        epilog=EPILOG,
+        help="check an artifact's signature and checksums",
+        description="Exit 0 when ARTIFACT/bmsdk.sig is a valid signature of bmsdk.json by the public "
+        "key and every file matches its sha256; exit 2 naming the problem otherwise.",
+    )
     p.add_argument("artifact")
     p.add_argument("--public-key", metavar="NAME.pub.pem", help="the signer's public key (default: $BMSDK_PUBLIC_KEY)")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("doctor", parents=[common], epilog=EPILOG, help="list installed converters and runtimes, and the GPU")
+    p = sub.add_parser(
+        "doctor", parents=[common], epilog=EPILOG, help="list installed converters and runtimes, and the GPU"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
     return parser
 
 
 def _public_key_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--public-key", metavar="NAME.pub.pem",
-                   help="refuse ARTIFACT unless it is signed by this Ed25519 public key (default: $BMSDK_PUBLIC_KEY; "
-                        "without either, a bmsdk.sig is not checked)")
+    p.add_argument(
+        "--public-key",
+        metavar="NAME.pub.pem",
+        help="refuse ARTIFACT unless it is signed by this Ed25519 public key (default: $BMSDK_PUBLIC_KEY; "
+        "without either, a bmsdk.sig is not checked)",
+    )
 
 
 def _floats(text: str | None, option: str) -> list[float] | None:
@@ -216,8 +316,9 @@ def _floats(text: str | None, option: str) -> list[float] | None:
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
-        raise SourceError(f"cannot read numbers from {option} '{text[:80]}'",
-                          "write them comma-separated, e.g. 0.485,0.456,0.406") from None
+        raise SourceError(
+            f"cannot read numbers from {option} '{text[:80]}'", "write them comma-separated, e.g. 0.485,0.456,0.406"
+        ) from None
 
 
 def _labels(text: str | None) -> list[str] | None:
@@ -234,8 +335,9 @@ def _labels(text: str | None) -> list[str] | None:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise SourceError(f"cannot read the labels file {path} ({e})",
-                          "pass a UTF-8 text file with one name per line") from None
+        raise SourceError(
+            f"cannot read the labels file {path} ({e})", "pass a UTF-8 text file with one name per line"
+        ) from None
     return [line.strip() for line in lines if line.strip()]
 
 
@@ -250,13 +352,33 @@ def cmd_convert(args) -> int:
     check_convert_args(labels, mean, std, args.max_length)
     progress = Progress()
     progress.info(f"bmsdk convert {args.source} -> {args.target} {args.precision}")
-    result = convert(args.source, target=args.target, output=args.output, precision=args.precision,
-                     calibration=args.calibration, eval_data=args.eval, task=args.task,
-                     input_shapes=parse_input_shapes(args.input_shape), max_length=args.max_length,
-                     labels=labels, mean=mean, std=std, tokenizer=args.tokenizer,
-                     weights=args.weights, name=args.name, overwrite=args.overwrite, progress=progress,
-                     **target_option_values(args), prune=args.prune, prune_method=args.prune_method, importance=args.importance, recover=args.recover,
-                     recover_steps=args.recover_steps, max_accuracy_drop=args.max_accuracy_drop, objective=args.objective)
+    result = convert(
+        args.source,
+        target=args.target,
+        output=args.output,
+        precision=args.precision,
+        calibration=args.calibration,
+        eval_data=args.eval,
+        task=args.task,
+        input_shapes=parse_input_shapes(args.input_shape),
+        max_length=args.max_length,
+        labels=labels,
+        mean=mean,
+        std=std,
+        tokenizer=args.tokenizer,
+        weights=args.weights,
+        name=args.name,
+        overwrite=args.overwrite,
+        progress=progress,
+        **target_option_values(args),
+        prune=args.prune,
+        prune_method=args.prune_method,
+        importance=args.importance,
+        recover=args.recover,
+        recover_steps=args.recover_steps,
+        max_accuracy_drop=args.max_accuracy_drop,
+        objective=args.objective,
+    )
     print(result.path)
     for line in compression_summary(result.manifest.compression):
         print(line)
@@ -272,16 +394,20 @@ def compression_summary(c: Compression) -> list[str]:
     lines = []
     p = c.pruning
     if p:
-        line = (f"pruned {p.ratio:.0%} ({p.method}): parameters {p.params.before:,} -> {p.params.after:,}, "
-                f"MACs {p.macs.before:,} -> {p.macs.after:,}")
+        line = (
+            f"pruned {p.ratio:.0%} ({p.method}): parameters {p.params.before:,} -> {p.params.after:,}, "
+            f"MACs {p.macs.before:,} -> {p.macs.after:,}"
+        )
         if p.metric and p.metric.source:
             line += "; accuracy " + ", ".join(f"{stage} {s.accuracy:.4f}" for stage, s in p.metric.stages())
         lines.append(line)
     b = c.budget
     if b:
         drop = "not measured" if b.drop_pt is None else f"{b.drop_pt:.2f} pt"
-        lines.append(f"accuracy budget {b.max_drop_pt} pt {'met' if b.met else 'NOT met'}: drop {drop}, "
-                     f"{len(b.float_layers)} layer(s) kept in float" + ("" if b.met else f" ({b.reason})"))
+        lines.append(
+            f"accuracy budget {b.max_drop_pt} pt {'met' if b.met else 'NOT met'}: drop {drop}, "
+            f"{len(b.float_layers)} layer(s) kept in float" + ("" if b.met else f" ({b.reason})")
+        )
     o = c.objective
     if o:
         lines.append(f"objective latency: shipped {o.shipped}: {o.reason}")
@@ -302,8 +428,10 @@ def validation_summary(v: Validation) -> str:
         line += f"\neval on {ev.n} examples: accuracy {ev.artifact.accuracy:.4f}, macro-F1 {ev.artifact.macro_f1:.4f}"
         if ev.source and ev.delta:
             agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
-            line += (f" (source {ev.source.accuracy:.4f} / {ev.source.macro_f1:.4f}, "
-                     f"accuracy change {ev.delta.accuracy * 100:+.2f} pt, top-1 agreement {agreement})")
+            line += (
+                f" (source {ev.source.accuracy:.4f} / {ev.source.macro_f1:.4f}, "
+                f"accuracy change {ev.delta.accuracy * 100:+.2f} pt, top-1 agreement {agreement})"
+            )
     elif ev and ev.mean_cosine is not None:
         line += f"\neval on {ev.n} examples: mean cosine to source {ev.mean_cosine:.6f}"
     return line
@@ -326,14 +454,15 @@ def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
         elif is_text:
             rows.append((text, model.predict(text)))
         else:
-            raise InputError(f"'{text[:80]}' is not an image file or .npy array",
-                             "this model takes images: pass image paths or .npy files")
+            raise InputError(
+                f"'{text[:80]}' is not an image file or .npy array",
+                "this model takes images: pass image paths or .npy files",
+            )
     return rows
 
 
 def cmd_predict(args) -> int:
     import numpy as np
-
 
     check_count("--threads", args.threads, 1)
     with load(args.artifact, backend=args.backend, threads=args.threads, public_key=args.public_key) as model:
@@ -356,10 +485,16 @@ def cmd_inspect(args) -> int:
         print(json.dumps(m.to_dict(), indent=2))
         return 0
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    model_size = sum(p.stat().st_size for p in (folder / m.model_file).rglob("*")) if (folder / m.model_file).is_dir() \
+    model_size = (
+        sum(p.stat().st_size for p in (folder / m.model_file).rglob("*"))
+        if (folder / m.model_file).is_dir()
         else (folder / m.model_file).stat().st_size
+    )
     print(f"{m.name}  ({folder})")
-    print(f"  task {m.task}, target {m.target}, precision {m.precision}, schema v{m.schema_version}, bmsdk {m.bmsdk_version}")
+    print(
+        f"  task {m.task}, target {m.target}, precision {m.precision}, schema v{m.schema_version}, bmsdk "
+        f"{m.bmsdk_version}"
+    )
     print(f"  model file {m.model_file}: {model_size / 1e6:.2f} MB (artifact {size / 1e6:.2f} MB), checksums verified")
     print(f"  signature: {_signature_status(folder, args.public_key)}")
     for kind, specs in (("input", m.inputs), ("output", m.outputs)):
@@ -382,7 +517,9 @@ def cmd_validate(args) -> int:
     eval_set = load_dataset(args.eval) if args.eval else None
     kind = manifest.preprocessing.get("kind")
     if eval_set is not None and kind and eval_set.kind not in (kind, "tensor"):
-        raise DataError(f"{args.eval} holds {eval_set.kind} inputs but the model takes {kind}", f"pass {kind} data for this model")
+        raise DataError(
+            f"{args.eval} holds {eval_set.kind} inputs but the model takes {kind}", f"pass {kind} data for this model"
+        )
     inputs, outputs, _ = load_samples(folder)
     result = validate_artifact(folder, manifest, inputs, outputs, eval_set, None, Progress())
     recorded, ev = manifest.validation.eval, result.eval
@@ -405,20 +542,35 @@ def _batches(text: str | None) -> list[int] | None:
     try:
         return [int(v) for v in text.split(",")]
     except ValueError:
-        raise UnsupportedError(f"--batch must be whole numbers, got '{text[:80]}'",
-                               "write batch sizes comma-separated, e.g. 1,8") from None
+        raise UnsupportedError(
+            f"--batch must be whole numbers, got '{text[:80]}'", "write batch sizes comma-separated, e.g. 1,8"
+        ) from None
 
 
 def cmd_bench(args) -> int:
     is_case = args.source.endswith(".json")
-    result = benchmark(None if is_case else args.source, args.output, case=args.source if is_case else None,
-                       targets=_list(args.targets), precisions=_list(args.precisions), eval_data=args.eval,
-                       calibration=args.calibration, batches=_batches(args.batch), threads=args.threads,
-                       warmup=args.warmup, iterations=args.iterations, seconds=args.seconds, repeats=args.repeats,
-                       baseline=args.baseline, max_accuracy_drop=args.max_accuracy_drop,
-                       max_latency_regression=args.max_latency_regression, artifacts_dir=args.artifacts,
-                       progress=Progress(), task=args.task,
-                       input_shapes=parse_input_shapes(args.input_shape) or None)
+    result = benchmark(
+        None if is_case else args.source,
+        args.output,
+        case=args.source if is_case else None,
+        targets=_list(args.targets),
+        precisions=_list(args.precisions),
+        eval_data=args.eval,
+        calibration=args.calibration,
+        batches=_batches(args.batch),
+        threads=args.threads,
+        warmup=args.warmup,
+        iterations=args.iterations,
+        seconds=args.seconds,
+        repeats=args.repeats,
+        baseline=args.baseline,
+        max_accuracy_drop=args.max_accuracy_drop,
+        max_latency_regression=args.max_latency_regression,
+        artifacts_dir=args.artifacts,
+        progress=Progress(),
+        task=args.task,
+        input_shapes=parse_input_shapes(args.input_shape) or None,
+    )
     print(result.paths["md"].read_text())
     print("reports: " + ", ".join(str(p) for p in result.paths.values()))
     if result.regressions:
@@ -437,7 +589,9 @@ def cmd_export_vectors(args) -> int:
         try:
             Path(args.output).write_text(text + "\n")
         except OSError as e:
-            raise BmsdkError(f"cannot write {args.output} ({e.strerror or e})", "pass a path in an existing folder you can write to") from None
+            raise BmsdkError(
+                f"cannot write {args.output} ({e.strerror or e})", "pass a path in an existing folder you can write to"
+            ) from None
         print(args.output)
     else:
         print(text)
@@ -447,8 +601,10 @@ def cmd_export_vectors(args) -> int:
 def cmd_keygen(args) -> int:
     private, public = generate_keypair(args.output)
     print(f"{private}  private key (mode 0600): keep it secret, sign with `bmsdk sign ARTIFACT --key {private}`")
-    print(f"{public}  public key sha256:{fingerprint(load_public_key(public))[:16]}: "
-          f"load with `--public-key {public}` or BMSDK_PUBLIC_KEY={public}")
+    print(
+        f"{public}  public key sha256:{fingerprint(load_public_key(public))[:16]}: "
+        f"load with `--public-key {public}` or BMSDK_PUBLIC_KEY={public}"
+    )
     return 0
 
 
@@ -462,8 +618,9 @@ def cmd_sign(args) -> int:
 def cmd_verify(args) -> int:
     key = args.public_key or os.environ.get(PUBLIC_KEY_ENV)
     if not key:
-        raise BmsdkError("bmsdk verify needs the signer's public key",
-                         f"pass --public-key NAME.pub.pem or set {PUBLIC_KEY_ENV}")
+        raise BmsdkError(
+            "bmsdk verify needs the signer's public key", f"pass --public-key NAME.pub.pem or set {PUBLIC_KEY_ENV}"
+        )
     signer = verify_artifact(args.artifact, key)
     print(f"signature good: {args.artifact} signed by key sha256:{signer[:16]}, every file matches bmsdk.json")
     return 0
@@ -488,8 +645,14 @@ def cmd_doctor(args) -> int:
         print(f"{section}:")
         for name, version in report[section].items():
             print(f"  {name:20} {version or 'not installed'}")
-    print("targets: " + ", ".join(f"{t} ({'ready' if ok else 'missing: ' + why})" for t, (ok, why) in report["targets"].items()))
-    print("native runtimes: " + ", ".join(f"{t} ({'ready' if ok else 'missing: ' + why})"
-                                          for t, (ok, why) in report.get("run_targets", {}).items()))
+    print(
+        "targets: "
+        + ", ".join(f"{t} ({'ready' if ok else 'missing: ' + why})" for t, (ok, why) in report["targets"].items())
+    )
+    print(
+        "native runtimes: "
+        + ", ".join(
+            f"{t} ({'ready' if ok else 'missing: ' + why})" for t, (ok, why) in report.get("run_targets", {}).items()
+        )
+    )
     return 0
-

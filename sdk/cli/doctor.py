@@ -46,9 +46,14 @@ def diagnose() -> dict:
             ok, why = _readiness(backends[name].requirements, versions)
             missing = [why] if why else []
             runs[name] = (ok and device is not None, ", ".join(missing + ([] if device else ["an NVIDIA GPU"])))
-    return {"bmsdk": __version__, "python": platform.python_version(),
-            "platform": f"{platform.system()} {platform.machine()}", "gpu": device,
-            "runtimes": {p: versions[p] for p in runtimes}, "converters": {p: versions[p] for p in converters},
-            "targets": {t.name: _readiness(t.requirements, versions) for t in targets},
-            "backends": {name: _readiness(cls.requirements, versions) for name, cls in backends.items()},
-            "run_targets": runs}
+    return {
+        "bmsdk": __version__,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "gpu": device,
+        "runtimes": {p: versions[p] for p in runtimes},
+        "converters": {p: versions[p] for p in converters},
+        "targets": {t.name: _readiness(t.requirements, versions) for t in targets},
+        "backends": {name: _readiness(cls.requirements, versions) for name, cls in backends.items()},
+        "run_targets": runs,
+    }

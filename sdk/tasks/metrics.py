@@ -34,12 +34,19 @@ def classify(logits: np.ndarray, labels: Sequence[str] | None) -> list[dict]:
     out = []
     for row in probs:
         i = int(row.argmax())
-        out.append({"label": names[i], "index": i, "score": float(row[i]),
-                    "scores": {names[j]: float(p) for j, p in enumerate(row)}})
+        out.append(
+            {
+                "label": names[i],
+                "index": i,
+                "score": float(row[i]),
+                "scores": {names[j]: float(p) for j, p in enumerate(row)},
+            }
+        )
     return out
 
 
 # --- metrics -----------------------------------------------------------------
+
 
 def accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(pred == truth)) if len(truth) else float("nan")
@@ -72,14 +79,21 @@ def label_indices(raw_labels: Sequence, labels: Sequence[str] | None, num_classe
     names = {str(n).lower(): i for i, n in enumerate(labels or [])}
     out = []
     for value in raw_labels:
-        if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.lower() not in names):
+        if isinstance(value, (int, np.integer)) or (
+            isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.lower() not in names
+        ):
             idx = int(value)
         elif str(value).lower() in names:
             idx = names[str(value).lower()]
         else:
-            raise DataError(f"label '{value}' is not one of the model's labels {list(labels or [])}",
-                            "use the model's label names or class indices")
+            raise DataError(
+                f"label '{value}' is not one of the model's labels {list(labels or [])}",
+                "use the model's label names or class indices",
+            )
         if not 0 <= idx < num_classes:
-            raise DataError(f"label index {idx} is out of range for a model with {num_classes} classes", "fix the labels in the data")
+            raise DataError(
+                f"label index {idx} is out of range for a model with {num_classes} classes",
+                "fix the labels in the data",
+            )
         out.append(idx)
     return np.asarray(out, dtype=np.int64)

@@ -39,20 +39,22 @@ class TextPreprocessor:
             raise InputError("text input must be a list of strings", "pass predict('text') or predict(['a', 'b'])")
         rows = []
         for start in range(0, len(texts), self.encode_chunk):
-            for e in self.tokenizer.encode_batch(list(texts[start:start + self.encode_chunk])):
+            for e in self.tokenizer.encode_batch(list(texts[start : start + self.encode_chunk])):
                 rows.append((np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)))
         return rows
 
     def pad(self, rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
         """Model feeds for encoded texts: padded on the right with pad_id (attention mask 0) to the longest."""
         width = max((len(ids) for ids, _ in rows), default=0)
-        columns = {"input_ids": np.full((len(rows), width), self.pad_id, dtype=np.int64),
-                   "attention_mask": np.zeros((len(rows), width), dtype=np.int64),
-                   "token_type_ids": np.zeros((len(rows), width), dtype=np.int64)}
+        columns = {
+            "input_ids": np.full((len(rows), width), self.pad_id, dtype=np.int64),
+            "attention_mask": np.zeros((len(rows), width), dtype=np.int64),
+            "token_type_ids": np.zeros((len(rows), width), dtype=np.int64),
+        }
         for r, (ids, types) in enumerate(rows):
-            columns["input_ids"][r, :len(ids)] = ids
-            columns["attention_mask"][r, :len(ids)] = 1
-            columns["token_type_ids"][r, :len(ids)] = types
+            columns["input_ids"][r, : len(ids)] = ids
+            columns["attention_mask"][r, : len(ids)] = 1
+            columns["token_type_ids"][r, : len(ids)] = types
         return {name: columns[name].astype(spec.dtype, copy=False) for name, spec in self.inputs.items()}
 
 
@@ -69,8 +71,9 @@ def _load_tokenizer(path: Path):
         return Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception for files it cannot read or parse
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ManifestError(f"{path} is not a readable tokenizer.json ({reason})",
-                            "re-create the artifact with `bmsdk convert`") from None
+        raise ManifestError(
+            f"{path} is not a readable tokenizer.json ({reason})", "re-create the artifact with `bmsdk convert`"
+        ) from None
 
 
 class ImagePreprocessor:
@@ -103,7 +106,9 @@ class ImagePreprocessor:
         if isinstance(image, np.ndarray):
             image = Image.fromarray(pixels_hwc(image))
         if not hasattr(image, "convert"):
-            raise InputError(f"cannot read an image from {type(image).__name__}", "pass a path, a PIL image or a numpy array")
+            raise InputError(
+                f"cannot read an image from {type(image).__name__}", "pass a path, a PIL image or a numpy array"
+            )
         image = image.convert("L" if self.channels == 1 else "RGB")
         if image.size != (self.width, self.height):
             image = image.resize((self.width, self.height), Image.BILINEAR)
@@ -121,20 +126,25 @@ class ImagePreprocessor:
 def pixels_hwc(array: np.ndarray) -> np.ndarray:
     """One image array (HxW, HxWxC or CxHxW, C = 1, 3 or 4; uint8 0-255 or float 0-1/0-255) as HxW or HxWxC uint8."""
     if array.dtype.kind not in "buif" or array.size == 0:
-        raise InputError(f"an image array must hold numbers, got {array.dtype} of shape {array.shape}",
-                         "pass uint8 pixels 0-255 or floats 0-1")
+        raise InputError(
+            f"an image array must hold numbers, got {array.dtype} of shape {array.shape}",
+            "pass uint8 pixels 0-255 or floats 0-1",
+        )
     if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3, 4):
         array = np.moveaxis(array, 0, -1)  # CHW -> HWC
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-        raise InputError(f"an image array must be HxW, HxWxC or CxHxW with C = 1, 3 or 4, got shape {array.shape}",
-                         "pass one image at a time, or a list")
+        raise InputError(
+            f"an image array must be HxW, HxWxC or CxHxW with C = 1, 3 or 4, got shape {array.shape}",
+            "pass one image at a time, or a list",
+        )
     if array.dtype == np.uint8:
         return array
     if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise InputError(f"the image array of shape {array.shape} holds NaN or infinite values",
-                         "pass finite pixel values")
+        raise InputError(
+            f"the image array of shape {array.shape} holds NaN or infinite values", "pass finite pixel values"
+        )
     if array.max() <= 1.0 + 1e-6:
         array = array * 255.0  # float images in [0, 1]
     return np.clip(array, 0, 255).round().astype(np.uint8)

@@ -30,12 +30,20 @@ def export_vectors(artifact: str | Path, public_key: str | Path | bytes | None =
         else:
             case["feeds"] = {k: v[i].tolist() for k, v in inputs.items()}
         case["outputs"] = {k: v[i].tolist() for k, v in outputs.items()}
-        row_feeds = {k: v[i:i + 1] for k, v in inputs.items()}  # as the outputs were computed (padded batch)
-        row_outputs = {k: v[i:i + 1] for k, v in outputs.items()}
+        row_feeds = {k: v[i : i + 1] for k, v in inputs.items()}  # as the outputs were computed (padded batch)
+        row_outputs = {k: v[i : i + 1] for k, v in outputs.items()}
         case["prediction"] = task.vector_prediction(manifest.postprocessing, row_outputs, row_feeds)
         cases.append(case)
-    return {"format": "bmsdk-test-vectors", "version": 1, "name": manifest.name, "task": manifest.task,
-            "target": manifest.target, "precision": manifest.precision,
-            "preprocessing": manifest.preprocessing, "postprocessing": manifest.postprocessing,
-            "inputs": [vars(s) for s in manifest.inputs], "outputs": [vars(s) for s in manifest.outputs], "cases": cases}
-
+    return {
+        "format": "bmsdk-test-vectors",
+        "version": 1,
+        "name": manifest.name,
+        "task": manifest.task,
+        "target": manifest.target,
+        "precision": manifest.precision,
+        "preprocessing": manifest.preprocessing,
+        "postprocessing": manifest.postprocessing,
+        "inputs": [vars(s) for s in manifest.inputs],
+        "outputs": [vars(s) for s in manifest.outputs],
+        "cases": cases,
+    }

@@ -34,7 +34,9 @@ def plain_archive(path: Path) -> Path:
         def forward(self, x):
             return self.fc(self.conv(x).flatten(1))
 
-    program = torch.export.export(Small(), (torch.randn(3, 1, 4, 4),), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    program = torch.export.export(
+        Small(), (torch.randn(3, 1, 4, 4),), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
+    )
     torch.export.save(program, path)
     return path
 
@@ -44,7 +46,7 @@ def rewrite(src: Path, dst: Path, edit) -> Path:
     with zipfile.ZipFile(src) as archive:
         entries = {n: archive.read(n) for n in archive.namelist()}
     root = next(iter(entries)).split("/")[0]
-    files = {n[len(root) + 1:]: v for n, v in entries.items()}
+    files = {n[len(root) + 1 :]: v for n, v in entries.items()}
     edit(files)
     with zipfile.ZipFile(dst, "w") as archive:
         for rel, data in files.items():
@@ -77,16 +79,30 @@ def pickled_weight(marker):
         entry["use_pickle"] = True
         files["data/weights/" + entry["path_name"]] = _torch_pickle(Touch(marker))
         files["data/weights/model_weights_config.json"] = json.dumps(config).encode()
+
     return edit
 
 
 def opaque_constant(marker):
     def edit(files):
-        meta = {"dtype": 1, "sizes": [{"as_int": 1}], "requires_grad": False, "device": {"type": "cpu", "index": None},
-                "strides": [{"as_int": 1}], "storage_offset": {"as_int": 0}, "layout": 7}
-        _edit_json(files, "data/constants/model_constants_config.json", lambda c: c["config"].__setitem__(
-            "evil", {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": False, "tensor_meta": meta}))
+        meta = {
+            "dtype": 1,
+            "sizes": [{"as_int": 1}],
+            "requires_grad": False,
+            "device": {"type": "cpu", "index": None},
+            "strides": [{"as_int": 1}],
+            "storage_offset": {"as_int": 0},
+            "layout": 7,
+        }
+        _edit_json(
+            files,
+            "data/constants/model_constants_config.json",
+            lambda c: c["config"].__setitem__(
+                "evil", {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": False, "tensor_meta": meta}
+            ),
+        )
         files["data/constants/opaque_obj_0"] = pickle.dumps(Touch(marker))
+
     return edit
 
 
@@ -99,13 +115,17 @@ def shape_expression(marker):
     def edit(files):
         text = files["models/model.json"].decode()
         symbol = re.search(r"Symbol\\?\('s\d+', positive=True, integer=True\)", text).group(0)
-        files["models/model.json"] = text.replace(symbol, f"{symbol} + 0*__import__('os').system('touch {marker}')", 1).encode()
+        files["models/model.json"] = text.replace(
+            symbol, f"{symbol} + 0*__import__('os').system('touch {marker}')", 1
+        ).encode()
+
     return edit
 
 
 def graph_target(marker):
     def change(program):
         program["graph_module"]["graph"]["nodes"][0]["target"] = "torch.os.system"
+
     return lambda files: _edit_json(files, "models/model.json", change)
 
 
@@ -120,6 +140,7 @@ def legacy_weights(marker):
     def edit(files):
         del files["data/weights/model_weights_config.json"]
         files["data/weights/model.pt"] = _torch_pickle(Touch(marker))
+
     return edit
 
 
@@ -131,6 +152,7 @@ def huge_zero_weight(marker):
         entry["tensor_meta"]["strides"] = [{"as_int": 100_000}, {"as_int": 1}]
         files["data/weights/" + entry["path_name"]] = b""
         files["data/weights/model_weights_config.json"] = json.dumps(config).encode()
+
     return edit
 
 

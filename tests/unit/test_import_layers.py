@@ -10,7 +10,12 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = {"sdk": "bmsdk", "converters": "bmsdk.converters", "runtimes": "bmsdk.runtimes", "benchmarks": "bmsdk.benchmarks"}
+FOLDERS = {
+    "sdk": "bmsdk",
+    "converters": "bmsdk.converters",
+    "runtimes": "bmsdk.runtimes",
+    "benchmarks": "bmsdk.benchmarks",
+}
 LAYERS = ["core", "tasks", "runtimes", "converters", "benchmarks", "cli"]  # each may import only those before it
 FACADE = "bmsdk"  # sdk/__init__.py: the lazy facade over load/convert/benchmark, above every layer
 
@@ -44,7 +49,7 @@ def imports(module: str, path: Path) -> list[tuple[str, int, bool]]:
             if isinstance(child, ast.ImportFrom):
                 if child.level:
                     base = module.split(".") if is_package else module.split(".")[:-1]
-                    base = base[:len(base) - child.level + 1]
+                    base = base[: len(base) - child.level + 1]
                     names = [".".join(base + ([child.module] if child.module else []))]
                 elif child.module == "bmsdk":  # from bmsdk import cleanup: the module bmsdk.cleanup
                     names = [f"bmsdk.{alias.name}" for alias in child.names]
@@ -61,8 +66,14 @@ def imports(module: str, path: Path) -> list[tuple[str, int, bool]]:
 
 def test_every_module_is_seen():
     names = modules()
-    assert {"bmsdk.errors", "bmsdk.tasks", "bmsdk.runtimes.model", "bmsdk.converters.pipeline",
-            "bmsdk.benchmarks.harness", "bmsdk.cli"} <= set(names)
+    assert {
+        "bmsdk.errors",
+        "bmsdk.tasks",
+        "bmsdk.runtimes.model",
+        "bmsdk.converters.pipeline",
+        "bmsdk.benchmarks.harness",
+        "bmsdk.cli",
+    } <= set(names)
     assert len(names) > 60
 
 
@@ -76,15 +87,21 @@ def test_layers_import_one_way():
             if target == FACADE:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports the facade `bmsdk` (import the module itself)")
             elif LAYERS.index(layer_of(target)) > here:
-                wrong.append(f"{path.relative_to(ROOT)}:{line} ({layer_of(module)}) imports {target} ({layer_of(target)})")
+                wrong.append(
+                    f"{path.relative_to(ROOT)}:{line} ({layer_of(module)}) imports {target} ({layer_of(target)})"
+                )
     assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
 
 
 def test_no_function_local_imports_of_bmsdk_modules():
     """Only the facade imports lazily (to keep `import bmsdk` free of torch and runtimes)."""
-    local = [f"{path.relative_to(ROOT)}:{line} imports {target} inside a function"
-             for module, path in modules().items() if module != FACADE
-             for target, line, in_function in imports(module, path) if in_function]
+    local = [
+        f"{path.relative_to(ROOT)}:{line} imports {target} inside a function"
+        for module, path in modules().items()
+        if module != FACADE
+        for target, line, in_function in imports(module, path)
+        if in_function
+    ]
     assert not local, "\n".join(local)
 
 

@@ -1,4 +1,5 @@
-"""Progress steps and the `bmsdk` logger: plain nested lines off a terminal, a live block on one, quiet modes, records."""
+"""Progress steps and the `bmsdk` logger: plain nested lines off a terminal, a live block on one, quiet modes,
+records."""
 
 from __future__ import annotations
 
@@ -161,11 +162,23 @@ def test_configure_logging_is_idempotent_and_leaves_root_alone():
     assert bmsdk_logger.propagate is False
 
 
-@pytest.mark.parametrize("verbosity, shown, hidden", [
-    (-1, ["warning: disk almost full"], ["plain info", "debug detail", "step one"]),
-    (0, ["warning: disk almost full", "plain info", "step one: done"], ["debug detail"]),
-    (1, ["warning [bmsdk.sub]: disk almost full", "plain info", "debug [bmsdk.sub]: debug detail", "step one: done"], []),
-])
+@pytest.mark.parametrize(
+    "verbosity, shown, hidden",
+    [
+        (-1, ["warning: disk almost full"], ["plain info", "debug detail", "step one"]),
+        (0, ["warning: disk almost full", "plain info", "step one: done"], ["debug detail"]),
+        (
+            1,
+            [
+                "warning [bmsdk.sub]: disk almost full",
+                "plain info",
+                "debug [bmsdk.sub]: debug detail",
+                "step one: done",
+            ],
+            [],
+        ),
+    ],
+)
 def test_verbosity_levels(verbosity, shown, hidden):
     stream = io.StringIO()
     configure_logging(verbosity, stream=stream)
@@ -251,7 +264,9 @@ def test_two_threads_stepping_at_once_do_not_crash_or_split_lines():
     assert errors == []
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2 * 50 * 5
-    pattern = re.compile(rf"(  [ab] step \d+( \.\.\.|: done {ELAPSED})|    [ab] inner \d+( \.\.\.|: done {ELAPSED})|[ab] info \d+)")
+    pattern = re.compile(
+        rf"(  [ab] step \d+( \.\.\.|: done {ELAPSED})|    [ab] inner \d+( \.\.\.|: done {ELAPSED})|[ab] info \d+)"
+    )
     assert all(pattern.fullmatch(line) for line in lines), [line for line in lines if not pattern.fullmatch(line)][:3]
 
 

@@ -16,9 +16,22 @@ import pytest
 from bmsdk.converters import all_targets, get_target
 from bmsdk.errors import ManifestError, UnsupportedError
 from bmsdk.manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest
-from bmsdk.sections import (REMAKE, BuildConfig, Compression, CoreMLConfig, LiteRTConfig, OnnxConfig, Profile,
-                            Quantization, SampleCheck, Tolerance, TensorRTConfig, Validation, WeightCompression,
-                            target_config_from_dict)
+from bmsdk.sections import (
+    REMAKE,
+    BuildConfig,
+    Compression,
+    CoreMLConfig,
+    LiteRTConfig,
+    OnnxConfig,
+    Profile,
+    Quantization,
+    SampleCheck,
+    TensorRTConfig,
+    Tolerance,
+    Validation,
+    WeightCompression,
+    target_config_from_dict,
+)
 
 V1 = sorted((Path(__file__).parent / "fixtures" / "v1").glob("*.json"))
 IOS_FIXTURES = Path(__file__).parents[2] / "examples" / "ios" / "Tests" / "BMSDKTests" / "Fixtures"
@@ -46,6 +59,7 @@ def refused(d: dict, match: str) -> ManifestError:
 
 # --- v1 manifests load, migrated; v2 is written ---------------------------------------------------------------
 
+
 def test_the_fixtures_are_schema_v1():
     assert len(V1) >= 10 and len(IOS_V1) == 2
     assert {json.loads(p.read_text())["schema_version"] for p in V1 + IOS_V1} == {1}
@@ -62,8 +76,9 @@ def test_v1_manifest_migrates_on_read_and_writes_v2(tmp_path, path):
     new = json.loads((tmp_path / MANIFEST_NAME).read_text())
     assert new["schema_version"] == 2
     # the same JSON but for the version and the nulls v1 wrote for unset fields
-    assert {k: without_nulls(v) for k, v in new.items() if k != "schema_version"} == \
-        {k: without_nulls(v) for k, v in old.items() if k != "schema_version"}
+    assert {k: without_nulls(v) for k, v in new.items() if k != "schema_version"} == {
+        k: without_nulls(v) for k, v in old.items() if k != "schema_version"
+    }
     assert Manifest.read(tmp_path) == m
 
 
@@ -116,6 +131,7 @@ def test_a_newer_schema_is_refused():
 
 # --- each section round trips and leaves out None --------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", V1, ids=lambda p: p.stem)
 def test_sections_round_trip(path):
     d = json.loads(path.read_text())
@@ -129,8 +145,12 @@ def test_sections_round_trip(path):
 
 def test_to_dict_leaves_out_unset_fields():
     check = SampleCheck(n=2, tolerance=Tolerance(min_cosine=0.98), passed=False, reason="artifact has no output 'x'")
-    assert check.to_dict() == {"n": 2, "tolerance": {"min_cosine": 0.98}, "passed": False,
-                               "reason": "artifact has no output 'x'"}
+    assert check.to_dict() == {
+        "n": 2,
+        "tolerance": {"min_cosine": 0.98},
+        "passed": False,
+        "reason": "artifact has no output 'x'",
+    }
     assert Compression().to_dict() == {} and Validation().to_dict() == {"validated": False}
 
 
@@ -153,6 +173,7 @@ def test_numbers_load_as_floats_and_ints_stay_ints():
 
 
 # --- bad input is refused with the field named -----------------------------------------------------------------
+
 
 def _set(d: dict, path: str, value) -> dict:
     *parents, last = path.split(".")
@@ -183,12 +204,20 @@ BAD_TYPES = [
     ("coreml-int4", "compression.quantization.weights.nbits", "4", "weights.nbits' must be an integer or null"),
     ("coreml-int4", "target_config.flexible_shapes.batch", "1-1024", "'target_config.flexible_shapes.batch' must be a"),
     ("onnx-fp16", "target_config.opset", "18", "'target_config.opset' must be an integer"),
-    ("tensorrt-int8", "target_config.build.profiles.input.min", [1, "1", 28, 28],
-     r"'target_config.build.profiles.input.min\[1\]' must be an integer"),
+    (
+        "tensorrt-int8",
+        "target_config.build.profiles.input.min",
+        [1, "1", 28, 28],
+        r"'target_config.build.profiles.input.min\[1\]' must be an integer",
+    ),
     ("tensorrt-int8", "target_config.op_check.op_types.Conv", "2", "'target_config.op_check.op_types.Conv' must be"),
     ("bert-tflite-int8", "target_config.signatures.seq_16.inputs.input_ids.tensor", None, "input_ids.tensor' must"),
-    ("tflite-int8-budget", "target_config.signatures.serving_default.inputs.input.quantization.scale", "0.1",
-     "quantization.scale' must be a number"),
+    (
+        "tflite-int8-budget",
+        "target_config.signatures.serving_default.inputs.input.quantization.scale",
+        "0.1",
+        "quantization.scale' must be a number",
+    ),
     ("bert-tflite-int8", "target_config.pad_values.input_ids", 0.5, "'target_config.pad_values.input_ids' must be"),
 ]
 
@@ -198,13 +227,21 @@ def test_each_bad_type_is_refused_naming_the_field(fixture, path, value, match):
     refused(_set(v1(fixture), path, value), match)
 
 
-@pytest.mark.parametrize("fixture,path", [
-    ("onnx-fp16", "validation"), ("onnx-fp16", "validation.samples"), ("onnx-fp16", "validation.samples.tolerance"),
-    ("onnx-fp16", "compression"), ("onnx-fp16", "compression.quantization"),
-    ("onnx-prune-recover", "compression.pruning.macs"), ("onnx-fp16", "target_config"),
-    ("tensorrt-int8", "target_config.build"), ("coreml-pal4", "compression.quantization.weights"),
-    ("bert-tflite-int8", "target_config.signatures.seq_16.outputs.logits"),
-])
+@pytest.mark.parametrize(
+    "fixture,path",
+    [
+        ("onnx-fp16", "validation"),
+        ("onnx-fp16", "validation.samples"),
+        ("onnx-fp16", "validation.samples.tolerance"),
+        ("onnx-fp16", "compression"),
+        ("onnx-fp16", "compression.quantization"),
+        ("onnx-prune-recover", "compression.pruning.macs"),
+        ("onnx-fp16", "target_config"),
+        ("tensorrt-int8", "target_config.build"),
+        ("coreml-pal4", "compression.quantization.weights"),
+        ("bert-tflite-int8", "target_config.signatures.seq_16.outputs.logits"),
+    ],
+)
 def test_unknown_keys_are_refused(fixture, path):
     d = v1(fixture)
     node = d
@@ -214,11 +251,17 @@ def test_unknown_keys_are_refused(fixture, path):
     refused(d, rf"'{path}' has unknown fields \['surprise'\]")
 
 
-@pytest.mark.parametrize("fixture,path,field", [
-    ("tensorrt-int8", "target_config", "config_hash"), ("tensorrt-int8", "target_config.build", "profiles"),
-    ("onnx-fp16", "validation.samples", "tolerance"), ("onnx-fp16", "compression.quantization", "scheme"),
-    ("bert-tflite-int8", "target_config", "signatures"), ("coreml-int8", "compression.quantization.weights", "method"),
-])
+@pytest.mark.parametrize(
+    "fixture,path,field",
+    [
+        ("tensorrt-int8", "target_config", "config_hash"),
+        ("tensorrt-int8", "target_config.build", "profiles"),
+        ("onnx-fp16", "validation.samples", "tolerance"),
+        ("onnx-fp16", "compression.quantization", "scheme"),
+        ("bert-tflite-int8", "target_config", "signatures"),
+        ("coreml-int8", "compression.quantization.weights", "method"),
+    ],
+)
 def test_missing_required_fields_are_refused(fixture, path, field):
     d = v1(fixture)
     node = d
@@ -263,6 +306,7 @@ def test_sections_refuse_non_objects_directly():
 
 
 # --- tolerances -------------------------------------------------------------------------------------------------
+
 
 def test_tolerances_are_typed_and_keep_their_numbers():
     onnx, tflite, coreml, tensorrt = (get_target(n) for n in ("onnx", "tflite", "coreml", "tensorrt"))

@@ -13,10 +13,14 @@ from . import build
 @dataclass
 class CoreMLOptions(TargetOptions):
     minimum_deployment_target: str | None = option(
-        help="oldest OS the model runs on (default iOS17; int4 needs iOS18)", metavar="iOS17")
-    coreml_frontend: str | None = option(help="torch.jit.trace (default) or torch.export", choices=list(build.FRONTENDS))
-    granularity: str | None = option(help="int8/int4: weight scale granularity",
-                                     choices=["per_tensor", "per_channel", "per_block"])
+        help="oldest OS the model runs on (default iOS17; int4 needs iOS18)", metavar="iOS17"
+    )
+    coreml_frontend: str | None = option(
+        help="torch.jit.trace (default) or torch.export", choices=list(build.FRONTENDS)
+    )
+    granularity: str | None = option(
+        help="int8/int4: weight scale granularity", choices=["per_tensor", "per_channel", "per_block"]
+    )
     block_size: int | None = option(help="per_block quantization: block size (default 32)", type=int)
     weight_threshold: int | None = option(help="weights with fewer elements stay float (default 2048)", type=int)
 
@@ -24,8 +28,12 @@ class CoreMLOptions(TargetOptions):
 class CoreMLTarget(Target):
     name = "coreml"
     model_file = build.MODEL_FILE
-    precisions = {"fp32": FP32, "fp16": FP16, "int8": INT8,
-                  **{p: WEIGHT_COMPRESSED for p in ("int4", "palettize4", "palettize6", "palettize8", "sparse50")}}
+    precisions = {
+        "fp32": FP32,
+        "fp16": FP16,
+        "int8": INT8,
+        **{p: WEIGHT_COMPRESSED for p in ("int4", "palettize4", "palettize6", "palettize8", "sparse50")},
+    }
     backend = "coreml"
     requirements = ("torch", "coremltools")
     extra = "convert-coreml"

@@ -39,10 +39,11 @@ WEIGHT_THRESHOLD = 2048  # weights with fewer elements stay float (coremltools' 
 def build(source: Source, folder: Path, precision: str, calibration, options: dict) -> BuildResult:
     import coremltools as ct
 
-
     if source.module is None and source.exported_program is None:
-        raise UnsupportedError("the coreml target needs a PyTorch source (coremltools 9 has no ONNX front end)",
-                               "convert the original PyTorch model (checkpoint folder, .pt2, TorchScript or factory)")
+        raise UnsupportedError(
+            "the coreml target needs a PyTorch source (coremltools 9 has no ONNX front end)",
+            "convert the original PyTorch model (checkpoint folder, .pt2, TorchScript or factory)",
+        )
     compression = COMPRESSION[precision]
     deployment = _deployment_target(options.get("minimum_deployment_target"), compression, options)
     frontend = options.get("coreml_frontend") or ("export" if source.format == "torch.export" else "trace")
@@ -55,29 +56,46 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     except (UnsupportedError, ConversionError):
         raise
     except Exception as e:
-        raise ConversionError(f"coremltools conversion ({frontend}) failed: {_first_line(e)}",
-                              "run with --debug for the converter's report; try --coreml-frontend export or trace") from e
+        raise ConversionError(
+            f"coremltools conversion ({frontend}) failed: {_first_line(e)}",
+            "run with --debug for the converter's report; try --coreml-frontend export or trace",
+        ) from e
     quantization = Quantization(scheme=precision, compute_precision="float32" if precision == "fp32" else "float16")
     if compression:
         mlmodel, quantization.weights = _compress(mlmodel, compression, options)
     path = folder / MODEL_FILE
     shutil.rmtree(path, ignore_errors=True)
     mlmodel.save(str(path))
-    target_config = CoreMLConfig(minimum_deployment_target=deployment, frontend=frontend, model_type="mlprogram",
-                                 flexible_shapes=_flexible_dims(source), io_dtypes=_io_dtypes(source))
-    return BuildResult(model_file=MODEL_FILE, compression=Compression(quantization=quantization),
-                       target_config=target_config, toolchain={"coremltools": ct.__version__})
+    target_config = CoreMLConfig(
+        minimum_deployment_target=deployment,
+        frontend=frontend,
+        model_type="mlprogram",
+        flexible_shapes=_flexible_dims(source),
+        io_dtypes=_io_dtypes(source),
+    )
+    return BuildResult(
+        model_file=MODEL_FILE,
+        compression=Compression(quantization=quantization),
+        target_config=target_config,
+        toolchain={"coremltools": ct.__version__},
+    )
 
 
 def _deployment_target(requested: str | None, compression: dict | None, options: dict) -> str:
-    needs_ios18 = bool(compression) and (compression.get("dtype") == "int4"
-                                         or (options.get("granularity") or compression.get("granularity")) == "per_block")
+    needs_ios18 = bool(compression) and (
+        compression.get("dtype") == "int4"
+        or (options.get("granularity") or compression.get("granularity")) == "per_block"
+    )
     target = requested or ("iOS18" if needs_ios18 else DEFAULT_DEPLOYMENT_TARGET)
     if target not in DEPLOYMENT_TARGETS:
-        raise UnsupportedError(f"unknown minimum deployment target '{target}'", f"use one of: {', '.join(DEPLOYMENT_TARGETS)}")
+        raise UnsupportedError(
+            f"unknown minimum deployment target '{target}'", f"use one of: {', '.join(DEPLOYMENT_TARGETS)}"
+        )
     if needs_ios18 and target in ("iOS16", "iOS17", "macOS13", "macOS14"):
-        raise UnsupportedError(f"int4 and per-block weights need iOS18 / macOS15, not {target}",
-                               "pass --minimum-deployment-target iOS18, or use int8 per-channel")
+        raise UnsupportedError(
+            f"int4 and per-block weights need iOS18 / macOS15, not {target}",
+            "pass --minimum-deployment-target iOS18, or use int8 per-channel",
+        )
     return target
 
 
@@ -96,21 +114,35 @@ def _convert(ct, source: Source, frontend: str, compute, deployment):
     import numpy as np
 
     out_types = [ct.TensorType(name=s.name) for s in source.outputs]
-    common = dict(convert_to="mlprogram", compute_precision=compute, minimum_deployment_target=deployment, outputs=out_types)
+    common = dict(
+        convert_to="mlprogram", compute_precision=compute, minimum_deployment_target=deployment, outputs=out_types
+    )
     if frontend == "export":
         return ct.convert(_exported(source), **common)
     import torch
 
-    dims = {name: ct.RangeDim(low, high, default=2 if name == "batch" else 8, symbol=name)
-            for name, (low, high) in _flexible_dims(source).items()}
+    dims = {
+        name: ct.RangeDim(low, high, default=2 if name == "batch" else 8, symbol=name)
+        for name, (low, high) in _flexible_dims(source).items()
+    }
     dtypes = _io_dtypes(source)
-    inputs = [ct.TensorType(name=s.name, shape=tuple(dims[d] if isinstance(d, str) else d for d in s.shape),
-                            dtype=np.int32 if dtypes[s.name] == "int32" else np.float32) for s in source.inputs]
+    inputs = [
+        ct.TensorType(
+            name=s.name,
+            shape=tuple(dims[d] if isinstance(d, str) else d for d in s.shape),
+            dtype=np.int32 if dtypes[s.name] == "int32" else np.float32,
+        )
+        for s in source.inputs
+    ]
     feeds = example_feeds(source.inputs, batch=2, sequence=8)
     module = source.script_module if source.script_module is not None else source.module
     with torch.inference_mode(False), torch.no_grad():
         args = tuple(torch.from_numpy(feeds[s.name]) for s in source.inputs)
-        traced = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.trace(_Positional.wrap(module, source), args, strict=False)
+        traced = (
+            module
+            if isinstance(module, torch.jit.ScriptModule)
+            else torch.jit.trace(_Positional.wrap(module, source), args, strict=False)
+        )
     return ct.convert(traced, inputs=inputs, **common)
 
 
@@ -123,8 +155,14 @@ def _exported(source: Source):
     feeds = {k: torch.from_numpy(v) for k, v in example_feeds(source.inputs, batch=2, sequence=8).items()}
     dims: dict = {}
     bounds = _flexible_dims(source)
-    dynamic_shapes = {s.name: {i: dims.setdefault(d, torch.export.Dim(d, min=1 if d != "batch" else 1, max=bounds[d][1]))
-                               for i, d in enumerate(s.shape) if isinstance(d, str)} for s in source.inputs}
+    dynamic_shapes = {
+        s.name: {
+            i: dims.setdefault(d, torch.export.Dim(d, min=1 if d != "batch" else 1, max=bounds[d][1]))
+            for i, d in enumerate(s.shape)
+            if isinstance(d, str)
+        }
+        for s in source.inputs
+    }
     program = torch.export.export(source.module, (), kwargs=feeds, dynamic_shapes=dynamic_shapes)
     return program.run_decompositions({})
 
@@ -158,13 +196,24 @@ def _compress(mlmodel, spec: dict, options: dict):
     if kind == "linear":
         granularity = options.get("granularity") or spec["granularity"]
         block = int(options.get("block_size") or spec.get("block_size") or 32)
-        config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype=spec["dtype"], granularity=granularity,
-                                             block_size=block if granularity == "per_block" else None, weight_threshold=threshold)
+        config = cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric",
+            dtype=spec["dtype"],
+            granularity=granularity,
+            block_size=block if granularity == "per_block" else None,
+            weight_threshold=threshold,
+        )
         model = cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=config))
-        details = dict(method="linear_symmetric", dtype=spec["dtype"], granularity=granularity,
-                       block_size=block if granularity == "per_block" else None)
+        details = dict(
+            method="linear_symmetric",
+            dtype=spec["dtype"],
+            granularity=granularity,
+            block_size=block if granularity == "per_block" else None,
+        )
     elif kind == "palettize":
-        config = cto.OpPalettizerConfig(mode="kmeans", nbits=spec["nbits"], granularity="per_tensor", weight_threshold=threshold)
+        config = cto.OpPalettizerConfig(
+            mode="kmeans", nbits=spec["nbits"], granularity="per_tensor", weight_threshold=threshold
+        )
         model = cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=config))
         details = dict(method="kmeans palettization", nbits=spec["nbits"], granularity="per_tensor")
     elif kind == "prune":
@@ -179,8 +228,13 @@ def _compress(mlmodel, spec: dict, options: dict):
 def _count_constexpr(mlmodel) -> int:
     """How many weights are stored compressed (constexpr ops) in the program."""
     program = mlmodel.get_spec().mlProgram
-    return sum(1 for f in program.functions.values() for block in f.block_specializations.values()
-               for op in block.operations if op.type.startswith("constexpr_"))
+    return sum(
+        1
+        for f in program.functions.values()
+        for block in f.block_specializations.values()
+        for op in block.operations
+        if op.type.startswith("constexpr_")
+    )
 
 
 def _first_line(e: Exception) -> str:

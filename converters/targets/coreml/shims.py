@@ -41,7 +41,11 @@ def register() -> None:
         if isinstance(shape, list):  # a dynamic size is a list of scalars
             shape = mb.concat(values=shape, axis=0)
         ones = mb.fill(shape=shape, value=1.0)
-        context.add(mb.cast(x=ones, dtype=types.builtin_to_string(types.numpy_type_to_builtin_type(numpy_dtype)), name=node.name))
+        context.add(
+            mb.cast(
+                x=ones, dtype=types.builtin_to_string(types.numpy_type_to_builtin_type(numpy_dtype)), name=node.name
+            )
+        )
 
     @register_torch_op(torch_alias=["and"], override=True)
     def bitwise_and(context, node):

@@ -41,19 +41,47 @@ def _torch_export(source: Source, path: Path, opset: int) -> None:
     try:
         if scripted:  # TorchScript goes through the TorchScript exporter, with dynamic axes
             # the loaded ScriptModule itself: the exporter cannot trace one wrapped in an nn.Module
-            dynamic_axes = {s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)} for s in source.inputs + source.outputs}
-            torch.onnx.export(source.script_module, tuple(feeds[n] for n in names), str(path), dynamo=False, input_names=names,
-                              output_names=out_names, dynamic_axes=dynamic_axes, opset_version=opset)
+            dynamic_axes = {
+                s.name: {i: d for i, d in enumerate(s.shape) if isinstance(d, str)}
+                for s in source.inputs + source.outputs
+            }
+            torch.onnx.export(
+                source.script_module,
+                tuple(feeds[n] for n in names),
+                str(path),
+                dynamo=False,
+                input_names=names,
+                output_names=out_names,
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
+            )
         else:
             dims = {}
-            dynamic_shapes = {s.name: {i: dims.setdefault(d, torch.export.Dim(d.replace("-", "_"), min=1))
-                                       for i, d in enumerate(s.shape) if isinstance(d, str)} for s in source.inputs}
-            program = torch.onnx.export(source.module, (), kwargs=feeds, dynamo=True, input_names=names, output_names=out_names,
-                                        dynamic_shapes=dynamic_shapes, opset_version=opset, verbose=False)
+            dynamic_shapes = {
+                s.name: {
+                    i: dims.setdefault(d, torch.export.Dim(d.replace("-", "_"), min=1))
+                    for i, d in enumerate(s.shape)
+                    if isinstance(d, str)
+                }
+                for s in source.inputs
+            }
+            program = torch.onnx.export(
+                source.module,
+                (),
+                kwargs=feeds,
+                dynamo=True,
+                input_names=names,
+                output_names=out_names,
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                verbose=False,
+            )
             program.save(str(path), external_data=False)
     except Exception as e:
-        raise ConversionError(f"ONNX export failed: {str(e).strip().splitlines()[0][:400]}",
-                              "run with --debug for the exporter's full report") from e
+        raise ConversionError(
+            f"ONNX export failed: {str(e).strip().splitlines()[0][:400]}",
+            "run with --debug for the exporter's full report",
+        ) from e
 
 
 def simplify(path: Path) -> None:
@@ -79,12 +107,26 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         elif precision == "fp16":
             quantization = to_fp16(float_path, model_path)
         else:
-            quantization = to_int8(source, float_path, model_path, calibration, options.get("quant_scheme"), Path(tmp),
-                                  options.get("float_layers"))
-    opset = next(o.version for o in onnx.load(str(model_path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx"))
-    return BuildResult(model_file=MODEL_FILE, compression=Compression(quantization=quantization),
-                       target_config=OnnxConfig(opset=opset),
-                       toolchain={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxslim": onnxslim.__version__})
+            quantization = to_int8(
+                source,
+                float_path,
+                model_path,
+                calibration,
+                options.get("quant_scheme"),
+                Path(tmp),
+                options.get("float_layers"),
+            )
+    opset = next(
+        o.version
+        for o in onnx.load(str(model_path), load_external_data=False).opset_import
+        if o.domain in ("", "ai.onnx")
+    )
+    return BuildResult(
+        model_file=MODEL_FILE,
+        compression=Compression(quantization=quantization),
+        target_config=OnnxConfig(opset=opset),
+        toolchain={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxslim": onnxslim.__version__},
+    )
 
 
 def to_fp16(src: Path, dst: Path) -> Quantization:
@@ -108,11 +150,20 @@ def int8_scheme(source: Source, scheme: str | None) -> str:
 def check_request(source: Source, precision: str, has_calibration: bool, options: dict) -> None:
     """Refuse, before any export work, what build() would refuse later."""
     if precision == "int8" and int8_scheme(source, options.get("quant_scheme")) == "static" and not has_calibration:
-        raise DataError("static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)")
+        raise DataError(
+            "static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)"
+        )
 
 
-def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None, scheme: str | None, tmp: Path,
-            float_layers: list[str] | None = None) -> Quantization:
+def to_int8(
+    source: Source,
+    src: Path,
+    dst: Path,
+    calibration: list[dict] | None,
+    scheme: str | None,
+    tmp: Path,
+    float_layers: list[str] | None = None,
+) -> Quantization:
     """Dynamic int8 for transformers (no calibration); static QDQ per-channel for CNNs, calibrated.
 
     `float_layers`: source layers (torch module names) whose compute nodes stay float."""
@@ -121,21 +172,41 @@ def to_int8(source: Source, src: Path, dst: Path, calibration: list[dict] | None
 
     scheme = int8_scheme(source, scheme)
     if scheme == "dynamic":
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=_excluded_nodes(source, src, float_layers))
-        details = Quantization(scheme="dynamic", weights="int8 per-channel",
-                               activations="uint8 per-tensor, computed at run time")
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=_excluded_nodes(source, src, float_layers),
+        )
+        details = Quantization(
+            scheme="dynamic", weights="int8 per-channel", activations="uint8 per-tensor, computed at run time"
+        )
     else:
         if not calibration:
-            raise DataError("static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)")
+            raise DataError(
+                "static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)"
+            )
         pre = tmp / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(dst), _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                        nodes_to_exclude=_excluded_nodes(source, pre, float_layers),
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        quantize_static(
+            str(pre),
+            str(dst),
+            _Reader(calibration),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            nodes_to_exclude=_excluded_nodes(source, pre, float_layers),
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
         examples = int(sum(next(iter(b.values())).shape[0] for b in calibration))
-        details = Quantization(scheme="static-qdq", weights="int8 per-channel", activations="uint8 per-tensor",
-                               calibration=Calibration(method="minmax", batches=len(calibration), examples=examples))
+        details = Quantization(
+            scheme="static-qdq",
+            weights="int8 per-channel",
+            activations="uint8 per-tensor",
+            calibration=Calibration(method="minmax", batches=len(calibration), examples=examples),
+        )
     details.float_nodes = float_compute_nodes(dst)
     details.float_layers = list(float_layers) if float_layers else None
     return details
@@ -147,8 +218,10 @@ def _excluded_nodes(source: Source, path: Path, float_layers: list[str] | None) 
         return []
 
     if source.module is None:
-        raise UnsupportedError("keeping layers in float needs a PyTorch source (layers are named as its modules)",
-                               "convert the checkpoint, .pt2, TorchScript or factory the ONNX file came from")
+        raise UnsupportedError(
+            "keeping layers in float needs a PyTorch source (layers are named as its modules)",
+            "convert the checkpoint, .pt2, TorchScript or factory the ONNX file came from",
+        )
     found = onnx_nodes(path, source.module, list(float_layers))
     missing = [n for n in float_layers if n not in found]
     if missing:
@@ -162,8 +235,11 @@ def float_compute_nodes(path: Path) -> list[str]:
 
     graph = onnx.load(str(path), load_external_data=False).graph
     dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return [f"{n.op_type}:{n.name}" for n in graph.node
-            if n.op_type in COMPUTE_OPS and not any(i in dq_outputs for i in n.input)]
+    return [
+        f"{n.op_type}:{n.name}"
+        for n in graph.node
+        if n.op_type in COMPUTE_OPS and not any(i in dq_outputs for i in n.input)
+    ]
 
 
 class _Reader:

@@ -15,13 +15,20 @@ from . import build
 class TensorRTOptions(TargetOptions):
     shapes: list[str] | dict | None = option(
         help="optimization profile range of a dynamic dim (batch=1:8:32) or a whole input "
-             "(input=1x3x224x224:8x3x224x224:32x3x224x224); repeat per name", action="append", metavar="NAME=MIN:OPT:MAX")
-    sparsity: str | None = option(help="let the engine use 2:4 sparse kernels where weights allow",
-                                  choices=list(build.SPARSITY))
+        "(input=1x3x224x224:8x3x224x224:32x3x224x224); repeat per name",
+        action="append",
+        metavar="NAME=MIN:OPT:MAX",
+    )
+    sparsity: str | None = option(
+        help="let the engine use 2:4 sparse kernels where weights allow", choices=list(build.SPARSITY)
+    )
     workspace: float | None = option(help="builder workspace limit in GB", type=float, metavar="GB")
-    calibration_method: str | None = option(help="int8/fp8: ModelOpt calibration (default max)", choices=["max", "entropy"])
-    exclude_ops: str | list[str] | None = option(help="op types kept out of quantization / fp16 (e.g. Softmax,Gemm)",
-                                                 metavar="OP,OP")
+    calibration_method: str | None = option(
+        help="int8/fp8: ModelOpt calibration (default max)", choices=["max", "entropy"]
+    )
+    exclude_ops: str | list[str] | None = option(
+        help="op types kept out of quantization / fp16 (e.g. Softmax,Gemm)", metavar="OP,OP"
+    )
     opset: int | None = option(help="ONNX opset (default 18)", type=int)
 
 
@@ -30,8 +37,16 @@ class TensorRTTarget(Target):
     model_file = build.MODEL_FILE
     precisions = {"fp32": FP32, "fp16": FP16, "int8": INT8, "fp8": INT8}
     backend = "tensorrt"
-    requirements = ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime", "nvidia-modelopt", "onnx-graphsurgeon",
-                    "ml_dtypes")
+    requirements = (
+        "torch",
+        "onnx",
+        "onnxscript",
+        "onnxslim",
+        "onnxruntime",
+        "nvidia-modelopt",
+        "onnx-graphsurgeon",
+        "ml_dtypes",
+    )
     extra = "convert-tensorrt"
     options = TensorRTOptions
     capabilities = Capabilities(sparsity=True, calibration=("int8", "fp8"))
@@ -41,5 +56,5 @@ class TensorRTTarget(Target):
         return build.build(source, folder, precision, calibration, options.as_dict())
 
     def uncovered_inputs(self, manifest, feeds):
-        profiles = manifest.target_config.get("build", {}).get("profiles")
-        return outside(profiles, feeds) if profiles else []
+        config = manifest.target_config
+        return outside(config.build.profiles, feeds) if config is not None and config.build.profiles else []

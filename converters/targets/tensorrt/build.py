@@ -25,8 +25,8 @@ from bmsdk.errors import BackendUnavailableError, ConversionError, UnsupportedEr
 from bmsdk.manifest import sha256_file
 from bmsdk.runtimes.cuda_memory import open_cuda
 from bmsdk.runtimes.tensorrt_engine import build_engine, config_hash, engine_key, import_tensorrt, write_atomic
-from bmsdk.versions import package_version as version
 from bmsdk.sections import BuildConfig, Compression, Engine, Gpu, OpCheck, SparsityCheck, TensorRTConfig
+from bmsdk.versions import package_version as version
 
 MODEL_FILE = "model.onnx"
 SPARSITY = ("2:4",)
@@ -46,15 +46,29 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         compression = _set_precision(source, float_path, model_path, precision, calibration, options)
     op_check = OpCheck(**check_model(model_path))
     if not op_check.passed:
-        raise ConversionError(f"TensorRT's ONNX parser cannot take this model: {'; '.join(op_check.problems)}",
-                              "replace those ops in the source model, or exclude them from quantization with --exclude-ops")
+        raise ConversionError(
+            f"TensorRT's ONNX parser cannot take this model: {'; '.join(op_check.problems)}",
+            "replace those ops in the source model, or exclude them from quantization with --exclude-ops",
+        )
     cfg_hash = _config_hash(model_path, build_config)
     engine, timing, why_not = _try_build_engine(folder, model_path, build_config, cfg_hash)
-    target_config = TensorRTConfig(package="TensorRT-ready ONNX + build config", opset=op_check.opset,
-                                   build=build_config, config_hash=cfg_hash, op_check=op_check, engine=engine,
-                                   timing_cache=timing, note=_note(engine, why_not), sparsity_check=sparsity,
-                                   unverified=UNVERIFIED.get(precision))
-    toolchain = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "nvidia-modelopt": version("nvidia-modelopt")}
+    target_config = TensorRTConfig(
+        package="TensorRT-ready ONNX + build config",
+        opset=op_check.opset,
+        build=build_config,
+        config_hash=cfg_hash,
+        op_check=op_check,
+        engine=engine,
+        timing_cache=timing,
+        note=_note(engine, why_not),
+        sparsity_check=sparsity,
+        unverified=UNVERIFIED.get(precision),
+    )
+    toolchain = {
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "nvidia-modelopt": version("nvidia-modelopt"),
+    }
     if engine:
         toolchain["tensorrt"] = engine.tensorrt
     return BuildResult(model_file=MODEL_FILE, compression=compression, target_config=target_config, toolchain=toolchain)
@@ -65,14 +79,19 @@ def _build_config(source: Source, precision: str, options: dict) -> BuildConfig:
     shapes = shapes if isinstance(shapes, dict) else parse_shapes(shapes)
     sparsity = options.get("sparsity")
     if sparsity is not None and sparsity not in SPARSITY:
-        raise UnsupportedError(f"unknown sparsity '{sparsity}'", f"TensorRT's sparse kernels take {', '.join(SPARSITY)}")
+        raise UnsupportedError(
+            f"unknown sparsity '{sparsity}'", f"TensorRT's sparse kernels take {', '.join(SPARSITY)}"
+        )
     workspace = options.get("workspace")
     if workspace is not None and float(workspace) <= 0:
         raise UnsupportedError(f"--workspace must be a positive number of GB, got {workspace}", "e.g. --workspace 4")
-    return BuildConfig(precision=precision, strongly_typed=True,
-                       profiles=make_profiles(source.inputs, source.preprocessing.get("max_length"), shapes),
-                       workspace_bytes=int(float(workspace) * (1 << 30)) if workspace is not None else None,
-                       sparsity=sparsity)
+    return BuildConfig(
+        precision=precision,
+        strongly_typed=True,
+        profiles=make_profiles(source.inputs, source.preprocessing.get("max_length"), shapes),
+        workspace_bytes=int(float(workspace) * (1 << 30)) if workspace is not None else None,
+        sparsity=sparsity,
+    )
 
 
 def _set_precision(source: Source, src: Path, dst: Path, precision: str, calibration, options: dict) -> Compression:
@@ -84,8 +103,9 @@ def _set_precision(source: Source, src: Path, dst: Path, precision: str, calibra
     if precision == "fp16":
         return Compression(quantization=to_fp16(src, dst, exclude))
     keep_float = ffn_matmuls(src) if source.preprocessing.get("kind") == "text" else []
-    return Compression(quantization=to_qdq(src, dst, precision, calibration, options.get("calibration_method"), exclude,
-                                           keep_float))
+    return Compression(
+        quantization=to_qdq(src, dst, precision, calibration, options.get("calibration_method"), exclude, keep_float)
+    )
 
 
 def ffn_matmuls(path: Path) -> list[str]:
@@ -113,11 +133,18 @@ def ffn_matmuls(path: Path) -> list[str]:
         return node.op_type in gelu or any(gelu_above(i, depth - 1) for i in node.input)
 
     def gelu_below(tensor: str, depth: int = 5) -> bool:
-        return depth > 0 and any(c.op_type in gelu or (c.op_type not in stop and any(gelu_below(o, depth - 1) for o in c.output))
-                                 for c in consumers.get(tensor, []))
+        return depth > 0 and any(
+            c.op_type in gelu or (c.op_type not in stop and any(gelu_below(o, depth - 1) for o in c.output))
+            for c in consumers.get(tensor, [])
+        )
 
-    return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and any(i in weights for i in n.input)
-            and (any(gelu_above(i) for i in n.input if i not in weights) or gelu_below(n.output[0]))]
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type in ("MatMul", "Gemm")
+        and any(i in weights for i in n.input)
+        and (any(gelu_above(i) for i in n.input if i not in weights) or gelu_below(n.output[0]))
+    ]
 
 
 def _config_hash(model_path: Path, build_config: BuildConfig) -> str:
@@ -143,16 +170,23 @@ def _try_build_engine(folder: Path, model_path: Path, build_config: BuildConfig,
         write_atomic(engine_file, build_engine(trt, model_path, build_config, timing))
     finally:
         memory.close()
-    return (Engine(file=engine_file.relative_to(folder).as_posix(), key=key, gpu=Gpu(**gpu), tensorrt=trt.__version__),
-            timing.relative_to(folder).as_posix(), None)
+    return (
+        Engine(file=engine_file.relative_to(folder).as_posix(), key=key, gpu=Gpu(**gpu), tensorrt=trt.__version__),
+        timing.relative_to(folder).as_posix(),
+        None,
+    )
 
 
 def _note(engine: Engine | None, why_not: str | None) -> str:
     if engine:
-        return (f"built the engine for {engine.gpu.name} with TensorRT {engine.tensorrt}; other GPUs or TensorRT "
-                "versions build their own from the packaged ONNX on first load")
-    return (f"produced the TensorRT-ready ONNX and build config, no engine ({why_not}); on the GPU, bmsdk.load() builds "
-            "the engine on first load and caches it")
+        return (
+            f"built the engine for {engine.gpu.name} with TensorRT {engine.tensorrt}; other GPUs or TensorRT "
+            "versions build their own from the packaged ONNX on first load"
+        )
+    return (
+        f"produced the TensorRT-ready ONNX and build config, no engine ({why_not}); on the GPU, bmsdk.load() builds "
+        "the engine on first load and caches it"
+    )
 
 
 def _sparsity_report(path: Path) -> SparsityCheck:
@@ -175,9 +209,13 @@ def _sparsity_report(path: Path) -> SparsityCheck:
         total += 1
         if _is_2_4(np.moveaxis(w, axis, -1)):
             sparse.append(node.name)
-    return SparsityCheck(requested="2:4", weights=total, weights_2_4=len(sparse),
-                         note="TensorRT uses sparse kernels only for weights that already follow 2:4; prune and "
-                              "fine-tune the source model for the others")
+    return SparsityCheck(
+        requested="2:4",
+        weights=total,
+        weights_2_4=len(sparse),
+        note="TensorRT uses sparse kernels only for weights that already follow 2:4; prune and "
+        "fine-tune the source model for the others",
+    )
 
 
 def _is_2_4(w: np.ndarray) -> bool:

@@ -42,15 +42,27 @@ def check_model(path: Path) -> dict:
         else:
             custom[f"{node.domain}::{node.op_type}"] += 1
     unsupported = {op: n for op, n in counts.items() if op not in supported}
-    problems = [f"{op} ({n} node{'s' if n > 1 else ''}) is not supported by the TensorRT {table['tensorrt_version']} ONNX parser"
-                for op, n in sorted(unsupported.items())]
-    problems += [f"{op} ({n} node{'s' if n > 1 else ''}) is a custom op: it needs a TensorRT plugin" for op, n in sorted(custom.items())]
+    problems = [
+        f"{op} ({n} node{'s' if n > 1 else ''}) is not supported by the TensorRT {table['tensorrt_version']} ONNX "
+        "parser"
+        for op, n in sorted(unsupported.items())
+    ]
+    problems += [
+        f"{op} ({n} node{'s' if n > 1 else ''}) is a custom op: it needs a TensorRT plugin"
+        for op, n in sorted(custom.items())
+    ]
     if opset is None or not table["opset_min"] <= opset <= table["opset_max"]:
         problems.append(f"opset {opset} is outside the parser's range {table['opset_min']}-{table['opset_max']}")
     problems += _nonzero_zero_points(model)
-    return {"tensorrt_version": table["tensorrt_version"], "table": table["source"], "opset": opset,
-            "op_types": dict(sorted(counts.items())), "unsupported": sorted(unsupported) + sorted(custom),
-            "problems": problems, "passed": not problems}
+    return {
+        "tensorrt_version": table["tensorrt_version"],
+        "table": table["source"],
+        "opset": opset,
+        "op_types": dict(sorted(counts.items())),
+        "unsupported": sorted(unsupported) + sorted(custom),
+        "problems": problems,
+        "passed": not problems,
+    }
 
 
 def _all_nodes(graph):
@@ -72,11 +84,26 @@ def _nonzero_zero_points(model) -> list[str]:
     from onnx import numpy_helper
 
     constants = {i.name: i for i in model.graph.initializer}
-    constants.update({n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"})
+    constants.update(
+        {
+            n.output[0]: a.t
+            for n in model.graph.node
+            if n.op_type == "Constant"
+            for a in n.attribute
+            if a.name == "value"
+        }
+    )
     bad = []
     for node in model.graph.node:
         if node.op_type in QDQ_OPS and len(node.input) > 2 and node.input[2]:
             tensor = constants.get(node.input[2])
             if tensor is not None and np.any(numpy_helper.to_array(tensor).astype(np.float32) != 0):
                 bad.append(node.name or node.output[0])
-    return [f"{len(bad)} Q/DQ node(s) have a non-zero zero point (TensorRT needs symmetric quantization): {', '.join(bad[:5])}"] if bad else []
+    return (
+        [
+            f"{len(bad)} Q/DQ node(s) have a non-zero zero point (TensorRT needs symmetric quantization): "
+            f"{', '.join(bad[:5])}"
+        ]
+        if bad
+        else []
+    )

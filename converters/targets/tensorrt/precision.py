@@ -25,35 +25,62 @@ CALIBRATION_METHODS = ("max", "entropy")
 QDQ_MODES = ("int8", "fp8")
 
 
-def to_qdq(src: Path, dst: Path, mode: str, calibration: list[dict] | None, method: str | None,
-           exclude_ops: list[str] | None, keep_nodes: list[str] | None = None) -> Quantization:
+def to_qdq(
+    src: Path,
+    dst: Path,
+    mode: str,
+    calibration: list[dict] | None,
+    method: str | None,
+    exclude_ops: list[str] | None,
+    keep_nodes: list[str] | None = None,
+) -> Quantization:
     """Explicit Q/DQ (`mode` int8 or fp8) calibrated on `calibration`; the rest of the graph, `exclude_ops` op types
     and the nodes named in `keep_nodes` run in fp16."""
     if not calibration:
-        raise DataError(f"TensorRT {mode} needs calibration data for its Q/DQ scales",
-                        "pass --calibration DATA (a few hundred representative inputs)")
+        raise DataError(
+            f"TensorRT {mode} needs calibration data for its Q/DQ scales",
+            "pass --calibration DATA (a few hundred representative inputs)",
+        )
     method = method or "max"
     if method not in CALIBRATION_METHODS:
-        raise UnsupportedError(f"unknown calibration method '{method}'", f"use one of: {', '.join(CALIBRATION_METHODS)}")
+        raise UnsupportedError(
+            f"unknown calibration method '{method}'", f"use one of: {', '.join(CALIBRATION_METHODS)}"
+        )
     from modelopt.onnx.quantization import quantize
 
     _quiet_modelopt()
     try:
         with _ort_quantization_restored():
-            quantize(onnx_path=str(src), quantize_mode=mode, calibration_data_reader=_Reader(calibration),
-                     calibration_method=method, calibration_eps=["cpu"], op_types_to_exclude=exclude_ops or None,
-                     nodes_to_exclude=[re.escape(n) for n in keep_nodes or []] or None,
-                     high_precision_dtype="fp16", output_path=str(dst), log_level="ERROR")
+            quantize(
+                onnx_path=str(src),
+                quantize_mode=mode,
+                calibration_data_reader=_Reader(calibration),
+                calibration_method=method,
+                calibration_eps=["cpu"],
+                op_types_to_exclude=exclude_ops or None,
+                nodes_to_exclude=[re.escape(n) for n in keep_nodes or []] or None,
+                high_precision_dtype="fp16",
+                output_path=str(dst),
+                log_level="ERROR",
+            )
     except Exception as e:
-        raise ConversionError(f"ModelOpt {mode} quantization failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
-                              "try --calibration-method max, or --exclude-ops with the failing op type") from e
+        raise ConversionError(
+            f"ModelOpt {mode} quantization failed: "
+            f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
+            "try --calibration-method max, or --exclude-ops with the failing op type",
+        ) from e
     examples = int(sum(next(iter(b.values())).shape[0] for b in calibration))
-    return Quantization(scheme=f"{mode}-qdq (ModelOpt)", format="explicit QuantizeLinear/DequantizeLinear",
-                        weights=f"{mode} per-channel", activations=f"{mode} per-tensor", other_ops="fp16",
-                        calibration=Calibration(method=method, batches=len(calibration), examples=examples,
-                                                provider="cpu"),
-                        excluded_op_types=list(exclude_ops or []), kept_in_fp16=list(keep_nodes or []),
-                        float_nodes=float_compute_nodes(dst))
+    return Quantization(
+        scheme=f"{mode}-qdq (ModelOpt)",
+        format="explicit QuantizeLinear/DequantizeLinear",
+        weights=f"{mode} per-channel",
+        activations=f"{mode} per-tensor",
+        other_ops="fp16",
+        calibration=Calibration(method=method, batches=len(calibration), examples=examples, provider="cpu"),
+        excluded_op_types=list(exclude_ops or []),
+        kept_in_fp16=list(keep_nodes or []),
+        float_nodes=float_compute_nodes(dst),
+    )
 
 
 def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> Quantization:
@@ -64,14 +91,25 @@ def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> Quantization
     _quiet_modelopt()
     try:
         with _ort_quantization_restored():
-            model = convert_to_mixed_precision(onnx_path=str(src), low_precision_type="fp16", keep_io_types=True,
-                                               op_types_to_exclude=exclude_ops or None)
+            model = convert_to_mixed_precision(
+                onnx_path=str(src),
+                low_precision_type="fp16",
+                keep_io_types=True,
+                op_types_to_exclude=exclude_ops or None,
+            )
     except Exception as e:
-        raise ConversionError(f"ModelOpt AutoCast fp16 failed: {str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
-                              "try --exclude-ops with the failing op type") from e
+        raise ConversionError(
+            "ModelOpt AutoCast fp16 failed: "
+            f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
+            "try --exclude-ops with the failing op type",
+        ) from e
     onnx.save(model, str(dst))
-    return Quantization(scheme="fp16 (ModelOpt AutoCast)", io_types="float32",
-                        excluded_op_types=list(exclude_ops or []), float_nodes=fp32_compute_nodes(dst))
+    return Quantization(
+        scheme="fp16 (ModelOpt AutoCast)",
+        io_types="float32",
+        excluded_op_types=list(exclude_ops or []),
+        float_nodes=fp32_compute_nodes(dst),
+    )
 
 
 def fp32_compute_nodes(path: Path) -> list[str]:
@@ -80,8 +118,11 @@ def fp32_compute_nodes(path: Path) -> list[str]:
 
     model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
     types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.value_info, *model.graph.output]}
-    return [f"{n.op_type}:{n.name}" for n in model.graph.node
-            if n.op_type in COMPUTE_OPS and types.get(n.output[0]) == onnx.TensorProto.FLOAT]
+    return [
+        f"{n.op_type}:{n.name}"
+        for n in model.graph.node
+        if n.op_type in COMPUTE_OPS and types.get(n.output[0]) == onnx.TensorProto.FLOAT
+    ]
 
 
 @contextlib.contextmanager
@@ -93,9 +134,19 @@ def _ort_quantization_restored():
     import onnxruntime.quantization  # noqa: F401  (loads the modules to snapshot)
 
     modules = [m for n, m in list(sys.modules.items()) if n.startswith("onnxruntime.quantization") and m]
-    classes = {v for m in modules for v in vars(m).values() if isinstance(v, type) and v.__module__.startswith("onnxruntime.quantization")}
+    classes = {
+        v
+        for m in modules
+        for v in vars(m).values()
+        if isinstance(v, type) and v.__module__.startswith("onnxruntime.quantization")
+    }
     saved = [(cls, dict(vars(cls))) for cls in classes]
-    containers = [(c, copy.copy(c)) for m in modules for k, c in vars(m).items() if type(c) in (dict, list, set) and not k.startswith("__")]
+    containers = [
+        (c, copy.copy(c))
+        for m in modules
+        for k, c in vars(m).items()
+        if type(c) in (dict, list, set) and not k.startswith("__")
+    ]
     try:
         yield
     finally:

@@ -24,7 +24,8 @@ def default_dims(max_length: int | None) -> dict[str, tuple[int, int, int]]:
 
 
 def parse_shapes(items: Sequence[str] | None) -> dict[str, list]:
-    """`["batch=1:8:64", "input=1x1x28x28:8x1x28x28:64x1x28x28"]` -> {"batch": [1, 8, 64], "input": [[..], [..], [..]]}."""
+    """`["batch=1:8:64", "input=1x1x28x28:8x1x28x28:64x1x28x28"]` -> {"batch": [1, 8, 64], "input": [[..], [..],
+    [..]]}."""
     parsed: dict[str, list] = {}
     for item in items or []:
         name, _, value = item.partition("=")
@@ -34,22 +35,29 @@ def parse_shapes(items: Sequence[str] | None) -> dict[str, list]:
                 raise ValueError
             values = [[int(d) for d in p.split("x")] if "x" in p else int(p) for p in parts]
         except ValueError:
-            raise UnsupportedError(f"cannot read the shape range '{item}'",
-                                   "write NAME=MIN:OPT:MAX, e.g. batch=1:8:32 or input=1x3x224x224:8x3x224x224:32x3x224x224") from None
+            raise UnsupportedError(
+                f"cannot read the shape range '{item}'",
+                "write NAME=MIN:OPT:MAX, e.g. batch=1:8:32 or input=1x3x224x224:8x3x224x224:32x3x224x224",
+            ) from None
         parsed[name] = values
     return parsed
 
 
-def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None,
-                  shapes: dict[str, list] | None = None) -> dict[str, Profile]:
+def make_profiles(
+    inputs: Sequence[TensorSpec], max_length: int | None, shapes: dict[str, list] | None = None
+) -> dict[str, Profile]:
     """One profile covering every input, from the named dims (defaults, or `shapes`) and the fixed dims."""
     shapes = shapes or {}
     dims = {**default_dims(max_length), **{k: tuple(v) for k, v in shapes.items() if isinstance(v[0], int)}}
     names = {s.name for s in inputs}
-    unknown = sorted(k for k in shapes if k not in names and k not in {d for s in inputs for d in s.shape if isinstance(d, str)})
+    unknown = sorted(
+        k for k in shapes if k not in names and k not in {d for s in inputs for d in s.shape if isinstance(d, str)}
+    )
     if unknown:
-        raise UnsupportedError(f"--shapes names {unknown}, which is neither an input nor a dynamic dim of this model",
-                               f"inputs: {', '.join(s.describe() for s in inputs)}")
+        raise UnsupportedError(
+            f"--shapes names {unknown}, which is neither an input nor a dynamic dim of this model",
+            f"inputs: {', '.join(s.describe() for s in inputs)}",
+        )
     profiles = {}
     for spec in inputs:
         if spec.name in shapes and not isinstance(shapes[spec.name][0], int):
@@ -57,8 +65,10 @@ def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None,
         else:
             missing = [d for d in spec.shape if isinstance(d, str) and d not in dims]
             if missing:
-                raise UnsupportedError(f"input '{spec.name}' has dynamic dim(s) {missing} with no default range",
-                                       f"pass --shapes {missing[0]}=MIN:OPT:MAX")
+                raise UnsupportedError(
+                    f"input '{spec.name}' has dynamic dim(s) {missing} with no default range",
+                    f"pass --shapes {missing[0]}=MIN:OPT:MAX",
+                )
             low, opt, high = ([d if isinstance(d, int) else dims[d][i] for d in spec.shape] for i in range(3))
         _check_order(spec, low, opt, high)
         profiles[spec.name] = Profile(min=list(low), opt=list(opt), max=list(high))
@@ -67,10 +77,14 @@ def make_profiles(inputs: Sequence[TensorSpec], max_length: int | None,
 
 def _check_order(spec: TensorSpec, low, opt, high) -> None:
     if not len(low) == len(opt) == len(high) == len(spec.shape):
-        raise UnsupportedError(f"the shape range for '{spec.name}' has the wrong number of dims", f"expected {spec.describe()}")
+        raise UnsupportedError(
+            f"the shape range for '{spec.name}' has the wrong number of dims", f"expected {spec.describe()}"
+        )
     for axis, (want, a, b, c) in enumerate(zip(spec.shape, low, opt, high)):
         if not 1 <= a <= b <= c:
-            raise UnsupportedError(f"the shape range for '{spec.name}' axis {axis} is not 1 <= min <= opt <= max ({a}, {b}, {c})",
-                                   "order the three shapes min:opt:max")
+            raise UnsupportedError(
+                f"the shape range for '{spec.name}' axis {axis} is not 1 <= min <= opt <= max ({a}, {b}, {c})",
+                "order the three shapes min:opt:max",
+            )
         if isinstance(want, int) and not a == b == c == want:
             raise UnsupportedError(f"input '{spec.name}' axis {axis} is fixed at {want}", f"keep it {want} in --shapes")

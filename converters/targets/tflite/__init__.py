@@ -13,7 +13,8 @@ from . import build
 class TFLiteOptions(TargetOptions):
     seq_buckets: str | list[int] | None = option(
         help="sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length)",
-        metavar="16,32,64,128")
+        metavar="16,32,64,128",
+    )
 
 
 class TFLiteTarget(Target):

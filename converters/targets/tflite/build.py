@@ -17,8 +17,8 @@ from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.tflite.quantize import quantize
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
 from bmsdk.runtimes.litert_io import signature_for, tensor_record
-from bmsdk.versions import package_version as version
 from bmsdk.sections import LiteRTConfig, Signature
+from bmsdk.versions import package_version as version
 
 MODEL_FILE = "model.tflite"
 DEFAULT_BUCKETS = (16, 32, 64, 128)
@@ -28,11 +28,15 @@ TEXT_PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
 def check_request(source: Source, precision: str, has_calibration: bool, options: dict) -> None:
     """Refuse, before any export work, what build() would refuse later."""
     if source.module is None:
-        raise UnsupportedError("the tflite target converts PyTorch models only (litert-torch)",
-                               "convert the checkpoint folder, .pt2, TorchScript or factory the ONNX file came from")
+        raise UnsupportedError(
+            "the tflite target converts PyTorch models only (litert-torch)",
+            "convert the checkpoint folder, .pt2, TorchScript or factory the ONNX file came from",
+        )
     if precision == "int8" and not has_calibration:
-        raise DataError("tflite int8 (static, int8 activations) needs calibration data",
-                        "pass --calibration DATA (a few hundred representative inputs), or use --precision int8-dynamic")
+        raise DataError(
+            "tflite int8 (static, int8 activations) needs calibration data",
+            "pass --calibration DATA (a few hundred representative inputs), or use --precision int8-dynamic",
+        )
     sequence_buckets(source, options.get("seq_buckets"))
 
 
@@ -46,10 +50,14 @@ def sequence_buckets(source: Source, requested) -> list[int]:
         try:
             requested = [int(v) for v in requested.split(",") if v.strip()]
         except ValueError:
-            raise UnsupportedError(f"cannot read --seq-buckets '{requested}'", "write lengths comma-separated, e.g. 16,32,64,128") from None
+            raise UnsupportedError(
+                f"cannot read --seq-buckets '{requested}'", "write lengths comma-separated, e.g. 16,32,64,128"
+            ) from None
     buckets = [int(b) for b in (requested or DEFAULT_BUCKETS)]
     if not buckets or min(buckets) < 1:
-        raise UnsupportedError(f"bad sequence buckets {buckets}", "pass positive lengths, e.g. --seq-buckets 16,32,64,128")
+        raise UnsupportedError(
+            f"bad sequence buckets {buckets}", "pass positive lengths, e.g. --seq-buckets 16,32,64,128"
+        )
     max_length = int(source.preprocessing.get("max_length") or max(buckets))
     return sorted({b for b in buckets if b < max_length} | {max_length})
 
@@ -58,12 +66,13 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     import ai_edge_litert
     import litert_torch
 
-
     buckets = sequence_buckets(source, options.get("seq_buckets"))
     lengths = buckets or [None]
     float_model = export(source, lengths)
     pad_values = {**TEXT_PAD_VALUES, "input_ids": int(source.preprocessing.get("pad_id", 0))} if buckets else {}
-    float_scopes, unmatched = _float_scopes(float_model, source, options.get("float_layers")) if precision != "fp32" else ([], [])
+    float_scopes, unmatched = (
+        _float_scopes(float_model, source, options.get("float_layers")) if precision != "fp32" else ([], [])
+    )
     model, compression = quantize(float_model, precision, lengths, calibration, pad_values, float_scopes)
     if options.get("float_layers") and compression.quantization:
         compression.quantization.float_layers = [n for n in options["float_layers"] if n not in unmatched]
@@ -74,16 +83,23 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     config = LiteRTConfig(
         batch_size=1,
         batching="litert-torch exports no dynamic batch: each signature takes one example; "
-                 "the runtime runs a batch row by row",
+        "the runtime runs a batch row by row",
         sequence_buckets=buckets,
         pad_values=pad_values,
         int64_to_int32=[s.name for s in source.inputs if s.dtype == "int64"],
         layout=source.preprocessing.get("layout"),
         signatures=describe_signatures(path, source, lengths),
     )
-    return BuildResult(model_file=MODEL_FILE, compression=compression, target_config=config,
-                       toolchain={"litert-torch": litert_torch.__version__, "ai-edge-litert": version("ai-edge-litert") or getattr(ai_edge_litert, "__version__", "unknown"),
-                                  "ai-edge-quantizer": version("ai-edge-quantizer")})
+    return BuildResult(
+        model_file=MODEL_FILE,
+        compression=compression,
+        target_config=config,
+        toolchain={
+            "litert-torch": litert_torch.__version__,
+            "ai-edge-litert": version("ai-edge-litert") or getattr(ai_edge_litert, "__version__", "unknown"),
+            "ai-edge-quantizer": version("ai-edge-quantizer"),
+        },
+    )
 
 
 def _float_scopes(model: bytes, source: Source, float_layers: list[str] | None) -> tuple[list[str], list[str]]:
@@ -106,12 +122,16 @@ def export(source: Source, lengths: list[int | None]) -> bytes:
     converter = litert_torch.Converter()
     for length in lengths:
         feeds = example_feeds(source.inputs, batch=1, sequence=length or 1)
-        converter.signature(signature_for(length), source.module, sample_kwargs={k: torch.from_numpy(v) for k, v in feeds.items()})
+        converter.signature(
+            signature_for(length), source.module, sample_kwargs={k: torch.from_numpy(v) for k, v in feeds.items()}
+        )
     try:
         return converter.convert().model_content()
     except Exception as e:  # litert-torch raises many types
         reason = str(e).strip().splitlines()[0][:400] if str(e).strip() else type(e).__name__
-        raise ConversionError(f"litert-torch conversion failed: {reason}", "run with --debug for the converter's report") from e
+        raise ConversionError(
+            f"litert-torch conversion failed: {reason}", "run with --debug for the converter's report"
+        ) from e
 
 
 def describe_signatures(path: Path, source: Source, lengths: list[int | None]) -> dict[str, Signature]:
@@ -124,13 +144,18 @@ def describe_signatures(path: Path, source: Source, lengths: list[int | None]) -
     for length in lengths:
         name = signature_for(length)
         if name not in found:
-            raise ConversionError(f"the converted model lacks the signature '{name}' (has {sorted(found)})", "report this as a bmsdk bug")
+            raise ConversionError(
+                f"the converted model lacks the signature '{name}' (has {sorted(found)})", "report this as a bmsdk bug"
+            )
         runner = interpreter.get_signature_runner(name)
         ins, outs = runner.get_input_details(), runner.get_output_details()
         missing = [s.name for s in source.inputs if s.name not in ins]
         if missing or len(outs) != len(source.outputs):
-            raise ConversionError(f"signature '{name}' has inputs {sorted(ins)} and {len(outs)} outputs; expected {source.input_names} "
-                                  f"and {len(source.outputs)}", "report this as a bmsdk bug")
+            raise ConversionError(
+                f"signature '{name}' has inputs {sorted(ins)} and {len(outs)} outputs; expected {source.input_names} "
+                f"and {len(source.outputs)}",
+                "report this as a bmsdk bug",
+            )
         out_names = sorted(outs, key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else n)
         signatures[name] = Signature(
             sequence=length,
@@ -138,6 +163,3 @@ def describe_signatures(path: Path, source: Source, lengths: list[int | None]) -
             outputs={s.name: tensor_record(outs[t], t) for s, t in zip(source.outputs, out_names)},
         )
     return signatures
-
-
-

@@ -42,7 +42,7 @@ def op_groups(model: bytes, ops: tuple[str, ...] = WEIGHTED_OPS) -> dict[str, li
                 paths.add(tfl.get_op_scope(op, subgraph.tensors).split(";")[0])
     groups: dict[str, list[str]] = {}
     for path in sorted(p for p in paths if not any(p.startswith(q + "/") for q in paths)):
-        key = next((path[len(s) + 1:] for s in signatures if path.startswith(s + "_")), path)
+        key = next((path[len(s) + 1 :] for s in signatures if path.startswith(s + "_")), path)
         groups.setdefault(group_name(key), []).append(path)
     return groups
 
@@ -57,7 +57,7 @@ def group_name(path: str) -> str:
     names and bmsdk's wrappers dropped); a scope that is no module path (a signature output's name) as it is."""
     if "." not in path:
         return path
-    parts = [p[p.rfind(".") + 1:].partition("_")[2] for p in path.split("/")]
+    parts = [p[p.rfind(".") + 1 :].partition("_")[2] for p in path.split("/")]
     return ".".join(p for p in parts if p and p != "inner")
 
 
@@ -81,17 +81,32 @@ def run_rows(model: bytes, rows: dict[str, list[dict]]) -> list[np.ndarray]:
     return result
 
 
-def faithfulness(reference: list[np.ndarray], quantized: bytes, rows: dict[str, list[dict]],
-                 min_cosine: float) -> Faithfulness:
+def faithfulness(
+    reference: list[np.ndarray], quantized: bytes, rows: dict[str, list[dict]], min_cosine: float
+) -> Faithfulness:
     """How closely `quantized` follows the float model's outputs `reference` on `rows`: per-row cosine."""
-    cos = np.array([float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-                    for a, b in zip(run_rows(quantized, rows), reference)])
-    return Faithfulness(p5_cosine=float(np.percentile(cos, 5)), min_cosine=float(cos.min()),
-                        share_within=float(np.mean(cos >= min_cosine)), rows=int(len(cos)))
+    cos = np.array(
+        [
+            float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+            for a, b in zip(run_rows(quantized, rows), reference)
+        ]
+    )
+    return Faithfulness(
+        p5_cosine=float(np.percentile(cos, 5)),
+        min_cosine=float(cos.min()),
+        share_within=float(np.mean(cos >= min_cosine)),
+        rows=int(len(cos)),
+    )
 
 
-def hold_tolerance(build: Callable[[list[str]], bytes], float_model: bytes, groups: dict[str, list[str]],
-                   rows: dict[str, list[dict]], min_cosine: float, rows_are: str) -> tuple[bytes, ToleranceSearch]:
+def hold_tolerance(
+    build: Callable[[list[str]], bytes],
+    float_model: bytes,
+    groups: dict[str, list[str]],
+    rows: dict[str, list[dict]],
+    min_cosine: float,
+    rows_are: str,
+) -> tuple[bytes, ToleranceSearch]:
     """`build(float_paths)` quantizes all but the ops under `float_paths`. A model that keeps `SHARE` of `rows`
     within `min_cosine` if one is found (greedy, so not always with the fewest float groups), and what the search
     found, for the manifest."""
@@ -119,8 +134,16 @@ def hold_tolerance(build: Callable[[list[str]], bytes], float_model: bytes, grou
     if not int8:
         model, stats = check(float_groups)
         if model is None:
-            raise ConversionError(f"static int8 failed even with every op group float: {stats.error}",
-                                  "use --precision int8-dynamic")
+            raise ConversionError(
+                f"static int8 failed even with every op group float: {stats.error}", "use --precision int8-dynamic"
+            )
     result = faithfulness(reference, model, rows, min_cosine)
-    return model, ToleranceSearch(criterion=criterion, all_int8=first, met=result.share_within >= SHARE,
-                                  float_groups=float_groups, int8_groups=len(int8), groups=len(groups), result=result)
+    return model, ToleranceSearch(
+        criterion=criterion,
+        all_int8=first,
+        met=result.share_within >= SHARE,
+        float_groups=float_groups,
+        int8_groups=len(int8),
+        groups=len(groups),
+        result=result,
+    )

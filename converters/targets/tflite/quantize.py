@@ -13,25 +13,44 @@ from bmsdk.converters.target import INT8
 from bmsdk.converters.targets.tflite.mixed import WEIGHTED_OPS, group_regex, hold_tolerance, op_groups
 from bmsdk.errors import ConversionError, DataError
 from bmsdk.runtimes.litert_io import pad_to, row_lengths, signature_for
-
 from bmsdk.sections import Calibration, Compression, Quantization
+
 CALIBRATION_ROWS = 256  # per signature
 TEXT_STATIC_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL")  # static int8 scope for text models; the rest stays float
 HOLD_OUT_EVERY = 4  # every 4th calibration row checks the quantized model instead of calibrating it
 
 SCHEMES = {  # keyword arguments of the manifest's Quantization
-    "fp16": dict(scheme="fp16-weights", tool="ai-edge-quantizer FLOAT_CASTING",
-                 weights="float16", activations="float32 (weights are cast back to float32 at load)"),
-    "int8-dynamic": dict(scheme="dynamic_wi8_afp32", tool="ai-edge-quantizer",
-                         weights="int8 per-channel", activations="float32, quantized to int8 at run time per op"),
-    "int8": dict(scheme="static_wi8_ai8", tool="ai-edge-quantizer",
-                 weights="int8 per-channel", activations="int8 per-tensor, ranges from calibration (min/max)"),
+    "fp16": dict(
+        scheme="fp16-weights",
+        tool="ai-edge-quantizer FLOAT_CASTING",
+        weights="float16",
+        activations="float32 (weights are cast back to float32 at load)",
+    ),
+    "int8-dynamic": dict(
+        scheme="dynamic_wi8_afp32",
+        tool="ai-edge-quantizer",
+        weights="int8 per-channel",
+        activations="float32, quantized to int8 at run time per op",
+    ),
+    "int8": dict(
+        scheme="static_wi8_ai8",
+        tool="ai-edge-quantizer",
+        weights="int8 per-channel",
+        activations="int8 per-tensor, ranges from calibration (min/max)",
+    ),
 }
 
 
-def quantize(model: bytes, precision: str, lengths: list[int | None], calibration: list[dict] | None,
-             pad_values: dict, float_scopes: list[str] | None = None) -> tuple[bytes, Compression]:
-    """The model in `precision`, and what was done for the manifest's `compression`; ops named in `float_scopes` stay float."""
+def quantize(
+    model: bytes,
+    precision: str,
+    lengths: list[int | None],
+    calibration: list[dict] | None,
+    pad_values: dict,
+    float_scopes: list[str] | None = None,
+) -> tuple[bytes, Compression]:
+    """The model in `precision`, and what was done for the manifest's `compression`; ops named in `float_scopes` stay
+    float."""
     if precision == "fp32":
         return model, Compression()
     if precision == "int8":
@@ -42,8 +61,12 @@ def quantize(model: bytes, precision: str, lengths: list[int | None], calibratio
 
     q = _quantizer(model)
     if precision == "fp16":
-        q.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
-                                 algorithm_key=AlgorithmName.FLOAT_CASTING)
+        q.add_weight_only_config(
+            regex=".*",
+            operation_name=TFLOperationName.ALL_SUPPORTED,
+            num_bits=16,
+            algorithm_key=AlgorithmName.FLOAT_CASTING,
+        )
     else:
         q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
     _keep_float(q, [exact_regex(s) for s in float_scopes or []])
@@ -51,8 +74,14 @@ def quantize(model: bytes, precision: str, lengths: list[int | None], calibratio
     return _run(q, None, precision), Compression(quantization=details)
 
 
-def quantize_static(model: bytes, lengths: list[int | None], calibration: list[dict] | None, pad_values: dict,
-                    float_scopes: list[str], min_cosine: float | None = None) -> tuple[bytes, Compression]:
+def quantize_static(
+    model: bytes,
+    lengths: list[int | None],
+    calibration: list[dict] | None,
+    pad_values: dict,
+    float_scopes: list[str],
+    min_cosine: float | None = None,
+) -> tuple[bytes, Compression]:
     """Static int8 calibrated on 3/4 of the calibration rows; the other 1/4, run in every signature it fits, checks
     it against `min_cosine` (the int8 tolerance unless given), leaving float the op groups that break it
     (`tflite_mixed`)."""
@@ -62,7 +91,11 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
     text = lengths != [None]
     rows = _rows(calibration)
     if len(rows) >= 2 * HOLD_OUT_EVERY:
-        fit, held_out, checked_on = [r for i, r in enumerate(rows) if i % HOLD_OUT_EVERY], rows[::HOLD_OUT_EVERY], "held-out calibration rows"
+        fit, held_out, checked_on = (
+            [r for i, r in enumerate(rows) if i % HOLD_OUT_EVERY],
+            rows[::HOLD_OUT_EVERY],
+            "held-out calibration rows",
+        )
     else:  # too few to hold any out
         fit, held_out, checked_on = rows, rows, "calibration rows (too few to hold any out)"
     forced = [exact_regex(s) for s in float_scopes]
@@ -71,22 +104,30 @@ def quantize_static(model: bytes, lengths: list[int | None], calibration: list[d
         with _no_progress_bars():
             qsv = _static_quantizer(model, text, forced).calibrate(sets, num_threads=1)
     except Exception as e:
-        raise ConversionError(f"calibration failed: {str(e).strip().splitlines()[0][:300]}", "check the calibration data") from e
+        raise ConversionError(
+            f"calibration failed: {str(e).strip().splitlines()[0][:300]}", "check the calibration data"
+        ) from e
 
     def build(float_paths: list[str]) -> bytes:
-        return _run(_static_quantizer(model, text, forced + ([group_regex(float_paths)] if float_paths else [])), qsv, "int8")
+        return _run(
+            _static_quantizer(model, text, forced + ([group_regex(float_paths)] if float_paths else [])), qsv, "int8"
+        )
 
     groups = op_groups(model, TEXT_STATIC_OPS if text else WEIGHTED_OPS)
     if min_cosine is None:
         min_cosine = INT8.min_cosine
-    quantized, search = hold_tolerance(build, model, groups, calibration_sets(held_out, lengths, pad_values), min_cosine, checked_on)
+    quantized, search = hold_tolerance(
+        build, model, groups, calibration_sets(held_out, lengths, pad_values), min_cosine, checked_on
+    )
     ops = (list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported"
     details = Quantization(
-        **SCHEMES["int8"], ops=ops,
+        **SCHEMES["int8"],
+        ops=ops,
         float_ops=len(float_scopes) if float_scopes else None,
         calibration=Calibration(method="minmax", examples_per_signature={k: len(v) for k, v in sets.items()}),
         io="int8 where the quantizer put it; scale and zero point per tensor in target_config.signatures",
-        tolerance_search=search)
+        tolerance_search=search,
+    )
     return quantized, Compression(quantization=details)
 
 
@@ -103,7 +144,9 @@ def _static_quantizer(model: bytes, text: bool, float_regexes: list[str]):
     q = _quantizer(model)
     if text:  # full-graph int8 (softmax, layer norm, the additive mask) collapsed a BERT classifier's outputs
         for op in TEXT_STATIC_OPS:
-            q.add_static_config(regex=".*", operation_name=TFLOperationName(op), activation_num_bits=8, weight_num_bits=8)
+            q.add_static_config(
+                regex=".*", operation_name=TFLOperationName(op), activation_num_bits=8, weight_num_bits=8
+            )
         q.add_weight_only_config(regex=".*", operation_name=TFLOperationName.EMBEDDING_LOOKUP, num_bits=8)
     else:
         q.load_quantization_recipe(recipe.static_wi8_ai8())
@@ -116,8 +159,9 @@ def _keep_float(q, regexes: list[str]) -> None:
     from ai_edge_quantizer.qtyping import TFLOperationName
 
     for regex in regexes:  # later recipe entries win over the scheme's ".*"
-        q.update_quantization_recipe(regex=regex, operation_name=TFLOperationName.ALL_SUPPORTED,
-                                     algorithm_key=AlgorithmName.NO_QUANTIZE)
+        q.update_quantization_recipe(
+            regex=regex, operation_name=TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
+        )
 
 
 def _no_progress_bars():
@@ -130,21 +174,28 @@ def _run(q, qsv, precision: str) -> bytes:
         with _no_progress_bars():
             result = q.quantize(qsv, enable_progress_bar=False, enable_progress_report=False)
     except Exception as e:
-        raise ConversionError(f"ai-edge-quantizer failed ({precision}): {str(e).strip().splitlines()[0][:300]}",
-                              "try another precision, or run with --debug") from e
+        raise ConversionError(
+            f"ai-edge-quantizer failed ({precision}): {str(e).strip().splitlines()[0][:300]}",
+            "try another precision, or run with --debug",
+        ) from e
     return bytes(result.quantized_model)
 
 
 def _rows(calibration: list[dict]) -> list[dict]:
-    return [{k: v[i:i + 1] for k, v in batch.items()} for batch in calibration for i in range(len(next(iter(batch.values()))))]
+    return [
+        {k: v[i : i + 1] for k, v in batch.items()}
+        for batch in calibration
+        for i in range(len(next(iter(batch.values()))))
+    ]
 
 
 def _int32(row: dict) -> dict:
     return {k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in row.items()}
 
 
-def calibration_sets(calibration: list[dict], lengths: list[int | None], pad_values: dict,
-                     limit: int = CALIBRATION_ROWS) -> dict[str, list[dict]]:
+def calibration_sets(
+    calibration: list[dict], lengths: list[int | None], pad_values: dict, limit: int = CALIBRATION_ROWS
+) -> dict[str, list[dict]]:
     """Calibration rows for every signature, one example each, in the float model's dtypes (int64 -> int32).
 
     A text row calibrates each bucket it fits (padded as the runtime pads it); a bucket no row fits gets rows cut
