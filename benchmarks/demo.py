@@ -17,23 +17,19 @@ from pathlib import Path
 
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import rows
+from bmsdk.converters import all_targets
 from bmsdk.logs import configure_logging, third_party_output
 from bmsdk.progress import Progress
 from bmsdk.version import __version__
 
 from . import zoo
 
-# (target, precision) rows of the table, in order
-VARIANTS = [
-    ("onnx", "fp32"),
-    ("onnx", "int8"),
-    ("tflite", "fp32"),
-    ("tflite", "int8-dynamic"),
-    ("tflite", "int8"),
-    ("coreml", "fp16"),
-    ("coreml", "int8"),
-    ("coreml", "palettize4"),
-]  # coreml: accuracy via the MIL reference executor
+
+def variants() -> list[tuple[str, str]]:
+    """The (target, precision) rows of the table, in order: what each target declares as `demo_precisions`."""
+    return [(t.name, p) for t in all_targets() for p in t.demo_precisions]
+
+
 RECOVERY = {
     "mnist-cnn": "zoo:mnist-recovery",
     "minilm-sentiment": "zoo:sentiment-recovery",
@@ -59,7 +55,7 @@ def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] |
                 targets=[],
                 precisions=[],
                 cells=[
-                    c for c in VARIANTS + pruned_rows(zoo.resolve(RECOVERY[name])) if not targets or c[0] in targets
+                    c for c in variants() + pruned_rows(zoo.resolve(RECOVERY[name])) if not targets or c[0] in targets
                 ],
                 name=name,
                 eval_data=zoo.resolve(eval_data),

@@ -100,6 +100,7 @@ class Target:
     options: ClassVar[type[TargetOptions]] = TargetOptions
     capabilities: ClassVar[Capabilities] = Capabilities()
     tasks: ClassVar[tuple[str, ...]] = ALL_TASKS
+    demo_precisions: ClassVar[tuple[str, ...]] = ()  # the rows this target adds to the demo's table (make demo)
     # (backend, what it runs) that checks the artifact's numerics where `backend` cannot run here, e.g. the
     # TensorRT target's prepared ONNX on onnxruntime CPU; the validation result says it was a stand-in
     stand_in: ClassVar[tuple[str, str] | None] = None

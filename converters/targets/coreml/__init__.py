@@ -39,6 +39,7 @@ class CoreMLTarget(Target):
     extra = "convert-coreml"
     options = CoreMLOptions
     capabilities = Capabilities(sparsity=True)
+    demo_precisions = ("fp16", "int8", "palettize4")  # accuracy via the MIL reference executor
 
     def build(self, source, folder, precision, calibration, options, float_layers=None):
         return build.build(source, folder, precision, calibration, options.as_dict())

@@ -25,6 +25,7 @@ class OnnxTarget(Target):
     requirements = ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime")
     options = OnnxOptions
     capabilities = Capabilities(float_fallback=True, calibration=("int8",))
+    demo_precisions = ("fp32", "int8")
 
     def check_request(self, source, precision, has_calibration, options):
         build.check_request(source, precision, has_calibration, options.as_dict())

@@ -26,6 +26,7 @@ class TFLiteTarget(Target):
     extra = "convert-litert"
     options = TFLiteOptions
     capabilities = Capabilities(float_fallback=True, calibration=("int8",))
+    demo_precisions = ("fp32", "int8-dynamic", "int8")
 
     def check_request(self, source, precision, has_calibration, options):
         build.check_request(source, precision, has_calibration, options.as_dict())
