@@ -21,7 +21,7 @@ import bmsdk
 from bmsdk.cli import main as cli
 from bmsdk.runtimes.litert_io import from_signature, pad_to, pick_bucket, signature_for, to_signature
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "android" / "run-jvm-tests.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "android" / "run-jvm-tests.sh"
 JUNIT = Path("/usr/share/java/junit4.jar")
 TRICKY = [
     "Héllo, Wörld!! Ça va?",

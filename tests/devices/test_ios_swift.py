@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-IOS = Path(__file__).resolve().parent.parent / "examples" / "ios"
+IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
 # accents, CJK, punctuation, control characters, odd whitespace, long words, truncation
 TRICKY_TEXTS = [
