@@ -25,9 +25,11 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 def test_import_bmsdk_does_not_import_heavy_modules():
     proc = run_python(f"""
         import sys
-        import bmsdk, bmsdk.manifest, bmsdk.artifact, bmsdk.data, bmsdk.tasks.metrics, bmsdk.tasks.preprocessing,
-        bmsdk.runtimes.model
-        import bmsdk.runtimes, bmsdk.converters, bmsdk.converters.validate
+        import bmsdk, bmsdk.manifest, bmsdk.artifact, bmsdk.data, bmsdk.tasks.metrics, bmsdk.tasks.preprocessing
+        import bmsdk.runtimes, bmsdk.runtimes.model, bmsdk.converters, bmsdk.converters.validate, bmsdk.cli
+        import bmsdk.converters.pipeline, bmsdk.benchmarks.harness, bmsdk.tasks
+        from bmsdk.converters import all_targets
+        all_targets()
         print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     """)
     assert proc.returncode == 0, proc.stderr
