@@ -16,6 +16,7 @@ from bmsdk.converters.prune import check_method, check_source, default_method, p
 from bmsdk.converters.recover import recover
 from bmsdk.errors import DataError, UnsupportedError
 from bmsdk.sections import PruneMetrics, PruneSearch, PruneTrial, Pruning, Scores
+from bmsdk.tasks import get_task
 
 OBJECTIVES = ("accuracy", "latency")
 DEFAULT_RECOVER_STEPS = 100
@@ -93,7 +94,7 @@ class CompressionRequest:
             )
 
     def check_source(self, source) -> None:
-        if self.max_accuracy_drop is not None and source.task == "feature-extraction":
+        if self.max_accuracy_drop is not None and not get_task(source.task).classifier:
             raise UnsupportedError(
                 "--max-accuracy-drop needs a classifier (accuracy); this model extracts features",
                 "leave --max-accuracy-drop out and read the cosine agreement in the validation",
@@ -179,7 +180,7 @@ def _prune_once(request, ratio, source, reference, teacher, calibration, recover
         labels = None if any(y is None for _, y in recover_batches) else [y for _, y in recover_batches]
         steps = request.recover_steps or DEFAULT_RECOVER_STEPS
         with progress.step(f"recovering: {steps} fine-tuning steps with distillation"):
-            report.recovery = recover(source.module, teacher, feeds, labels, steps, source.preprocessing.get("kind"))
+            report.recovery = recover(source.module, teacher, feeds, labels, steps, source.input_kind)
         if eval_set is not None:
             with progress.step("evaluating the recovered model"):
                 metric.recovered, outputs = score(reference, eval_set)

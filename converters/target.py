@@ -85,9 +85,6 @@ class BuildResult:
     toolchain: dict = field(default_factory=dict)
 
 
-ALL_TASKS = ("text-classification", "image-classification", "feature-extraction")
-
-
 class Target:
     """Subclasses set the class attributes and implement `build`; `check_request` refuses bad requests early."""
 
@@ -99,7 +96,7 @@ class Target:
     extra: ClassVar[str] = "convert"  # the bmsdk extra that installs them: pip install 'bmsdk[EXTRA]'
     options: ClassVar[type[TargetOptions]] = TargetOptions
     capabilities: ClassVar[Capabilities] = Capabilities()
-    tasks: ClassVar[tuple[str, ...]] = ALL_TASKS
+    tasks: ClassVar[tuple[str, ...] | None] = None  # the tasks it supports; None: every task
     demo_precisions: ClassVar[tuple[str, ...]] = ()  # the rows this target adds to the demo's table (make demo)
     # (backend, what it runs) that checks the artifact's numerics where `backend` cannot run here, e.g. the
     # TensorRT target's prepared ONNX on onnxruntime CPU; the validation result says it was a stand-in
@@ -122,7 +119,7 @@ class Target:
         return self.options.from_values(self.name, dict(values or {}))
 
     def check_task(self, task: str) -> None:
-        if task not in self.tasks:
+        if self.tasks is not None and task not in self.tasks:
             raise UnsupportedError(
                 f"target '{self.name}' does not support task '{task}'", f"tasks it supports: {', '.join(self.tasks)}"
             )

@@ -56,7 +56,7 @@ class Model:
             and items.ndim == len(self.manifest.inputs[0].shape)
             and items.dtype.kind == "f"
             and len(self.manifest.inputs) == 1
-            and self.manifest.preprocessing.get("kind") != "text"
+            and self.manifest.input_kind != "text"
         ):
             if not np.isfinite(items).all():
                 raise InputError(
@@ -76,7 +76,7 @@ class Model:
         (texts sorted by token count, so that little padding is computed); results keep the input order.
         """
         items, single = self.batch_of(x)
-        if self.manifest.preprocessing.get("kind") == "text":
+        if self.manifest.input_kind == "text":
             results = self._predict_texts(items)
         else:
             parts = [self._predict_batch(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
@@ -92,7 +92,7 @@ class Model:
         reads NxHxW at its own HxW as N images (N > 1). Any other array is refused. For models without pre-processing
         an ndarray is a batch of model inputs.
         """
-        kind = self.manifest.preprocessing.get("kind")
+        kind = self.manifest.input_kind
         if isinstance(x, (list, tuple)):
             if not x:
                 raise InputError("predict() got an empty list", "pass at least one input")
@@ -130,7 +130,7 @@ class Model:
         )
 
     def _what_to_pass(self) -> str:
-        kind = self.manifest.preprocessing.get("kind")
+        kind = self.manifest.input_kind
         if kind == "text":
             return "pass a string or a list of strings"
         if kind == "image":

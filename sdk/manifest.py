@@ -218,6 +218,11 @@ class Manifest:
 
     # --- conveniences --------------------------------------------------------
     @property
+    def input_kind(self) -> str | None:
+        """What predict() takes: "text", "image", or None (arrays fed as they are)."""
+        return self.preprocessing.get("kind")
+
+    @property
     def labels(self) -> list[str] | None:
         return self.postprocessing.get("labels")
 

@@ -68,6 +68,11 @@ class Source:
         }
 
     @property
+    def input_kind(self) -> str | None:
+        """What the model's pre-processing takes: "text", "image", or None."""
+        return self.preprocessing.get("kind")
+
+    @property
     def input_names(self) -> list[str]:
         return [s.name for s in self.inputs]
 

@@ -441,7 +441,7 @@ def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
     """(shown name, prediction) for each input; a .npy batch gives one row per item."""
 
     rows = []
-    is_text = model.manifest.preprocessing.get("kind") == "text"
+    is_text = model.manifest.input_kind == "text"
     for text in inputs:
         path = Path(text)
         if path.suffix == ".npy" and not is_text:
@@ -515,7 +515,7 @@ def cmd_inspect(args) -> int:
 def cmd_validate(args) -> int:
     folder, manifest = open_artifact(args.artifact, verify=True, public_key=args.public_key)
     eval_set = load_dataset(args.eval) if args.eval else None
-    kind = manifest.preprocessing.get("kind")
+    kind = manifest.input_kind
     if eval_set is not None and kind and eval_set.kind not in (kind, "tensor"):
         raise DataError(
             f"{args.eval} holds {eval_set.kind} inputs but the model takes {kind}", f"pass {kind} data for this model"

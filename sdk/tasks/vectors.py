@@ -15,7 +15,7 @@ def export_vectors(artifact: str | Path, public_key: str | Path | bytes | None =
     folder, manifest = open_artifact(artifact, public_key=public_key)
     inputs, outputs, raw = load_samples(folder)
     pre = make_preprocessor(manifest.preprocessing, folder, manifest.inputs)
-    kind = manifest.preprocessing.get("kind")
+    kind = manifest.input_kind
     task = get_task(manifest.task)
     cases = []
     for i in range(len(next(iter(outputs.values())))):
