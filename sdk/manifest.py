@@ -123,7 +123,7 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     toolchain: dict[str, str] = field(default_factory=dict)
     validation: Validation = field(default_factory=Validation)
-    target_config: TargetConfig | None = None  # the target's class (bmsdk.sections.TARGET_CONFIGS), if it has one
+    target_config: TargetConfig | None = None  # its class comes from the bmsdk.target_configs entry points
     created: str = ""
     bmsdk_version: str = ""
     schema_version: int = SCHEMA_VERSION

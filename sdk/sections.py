@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from .errors import ManifestError
+from .plugins import entry_points
 
 REMAKE = "re-create the artifact with `bmsdk convert`"
 
@@ -512,12 +513,15 @@ class CoreMLConfig(Section):
 
 
 TargetConfig = OnnxConfig | LiteRTConfig | TensorRTConfig | CoreMLConfig
-TARGET_CONFIGS: dict[str, type] = {
-    "onnx": OnnxConfig,
-    "tflite": LiteRTConfig,
-    "tensorrt": TensorRTConfig,
-    "coreml": CoreMLConfig,
-}  # targets not listed (torch) record none
+CONFIGS_GROUP = (
+    "bmsdk.target_configs"  # entry points: target name -> its config class (targets without one record none)
+)
+
+
+def target_config_class(target: str) -> type | None:
+    """The class of `target`'s config section, registered like the target itself (a third party registers its own)."""
+    eps = entry_points(CONFIGS_GROUP)
+    return eps[target].load() if target in eps else None
 
 
 def target_config_from_dict(target: str, d: Any) -> TargetConfig | None:
@@ -526,9 +530,10 @@ def target_config_from_dict(target: str, d: Any) -> TargetConfig | None:
         raise _error("target_config", f"must be an object, got {show(d)}")
     if not d:
         return None
-    if target not in TARGET_CONFIGS:
+    config_class = target_config_class(target)
+    if config_class is None:
         raise _error("target_config", f"must be empty for target {show(target)}, got {show(d)}")
-    return TARGET_CONFIGS[target].from_dict(d, "target_config")
+    return config_class.from_dict(d, "target_config")
 
 
 __all__ = [
@@ -572,6 +577,6 @@ __all__ = [
     "TensorRTConfig",
     "CoreMLConfig",
     "TargetConfig",
-    "TARGET_CONFIGS",
+    "target_config_class",
     "target_config_from_dict",
 ]

@@ -1,0 +1,85 @@
+"""A third party adds a target, its backend and its config section from its own package, through entry points.
+
+The plugin below is a real installed distribution (a .dist-info folder on sys.path, as pip writes one): bmsdk's
+registries find it, `bmsdk convert --target` builds with it, and `bmsdk.load` runs its artifacts on its backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+PLUGIN = '''
+from bmsdk.converters.targets.onnx import OnnxTarget
+from bmsdk.runtimes.onnxruntime_backend import OnnxRuntimeBackend
+
+
+class LabTarget(OnnxTarget):
+    """ONNX with the company's own runtime wrapper: a third-party target reusing bmsdk's ONNX export."""
+
+    name = "lab-onnx"
+    backend = "lab-runtime"
+    demo_precisions = ()
+
+
+class LabBackend(OnnxRuntimeBackend):
+    name = "lab-runtime"
+    runs = {"lab-onnx": 0}
+'''
+
+ENTRY_POINTS = """
+[bmsdk.targets]
+lab-onnx = lab_plugin:LabTarget
+
+[bmsdk.backends]
+lab-runtime = lab_plugin:LabBackend
+
+[bmsdk.target_configs]
+lab-onnx = bmsdk.sections:OnnxConfig
+"""
+
+
+def install_plugin(folder, *paths):
+    folder.mkdir()
+    (folder / "lab_plugin.py").write_text(PLUGIN)
+    info = folder / "lab_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), *paths, os.environ.get("PYTHONPATH", "")])}
+
+
+def test_a_third_party_target_and_backend_plug_in(tmp_path, cnn_factory):
+    factories = str(Path(importlib.import_module(cnn_factory.split(".")[0]).__path__[0]).parent)
+    env = install_plugin(tmp_path / "site", factories)
+    out = tmp_path / "cnn.bmsdk"
+    convert = subprocess.run(
+        [sys.executable, "-m", "bmsdk.cli", "convert", cnn_factory, "--target", "lab-onnx", "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert convert.returncode == 0, convert.stderr
+    manifest = json.loads((out / "bmsdk.json").read_text())
+    assert manifest["target"] == "lab-onnx" and manifest["validation"]["backend"] == "lab-runtime"
+    assert manifest["validation"]["passed"] is True and manifest["target_config"]["opset"] == 18
+    code = textwrap.dedent(f"""
+        import numpy as np, bmsdk
+        from bmsdk.converters import target_names
+        with bmsdk.load({str(out)!r}) as model:
+            print(model.backend, "lab-onnx" in target_names(), len(model.predict(np.zeros((3, 1, 28, 28), np.float32))))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["lab-runtime", "True", "3"]
+    # without the plugin installed, the artifact is refused with a clear error, not a crash
+    plain = subprocess.run(
+        [sys.executable, "-m", "bmsdk.cli", "inspect", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert plain.returncode == 2 and "lab-onnx" in plain.stderr and "Traceback" not in plain.stderr
