@@ -89,10 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bmsdk",
         parents=[common],
         epilog=EPILOG,
-        description="Convert models to ONNX, TensorRT, CoreML and TFLite; run and check them.",
+        description=f"Convert models to {', '.join(target_names())}; run, check and benchmark them.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _convert_parser(sub, common)
+    _predict_parser(sub, common)
+    _inspect_parser(sub, common)
+    _validate_parser(sub, common)
+    _bench_parser(sub, common)
+    _export_vectors_parser(sub, common)
+    _keygen_parser(sub, common)
+    _sign_parser(sub, common)
+    _verify_parser(sub, common)
+    _doctor_parser(sub, common)
+    return parser
 
+
+def _convert_parser(sub, common) -> None:
     p = sub.add_parser(
         "convert",
         parents=[common],
@@ -166,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_convert)
 
+
+def _predict_parser(sub, common) -> None:
     p = sub.add_parser(
         "predict",
         parents=[common],
@@ -181,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     _public_key_option(p)
     p.set_defaults(func=cmd_predict)
 
+
+def _inspect_parser(sub, common) -> None:
     p = sub.add_parser(
         "inspect", parents=[common], epilog=EPILOG, help="show an artifact's manifest, I/O, size and validation"
     )
@@ -189,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     _public_key_option(p)
     p.set_defaults(func=cmd_inspect)
 
+
+def _validate_parser(sub, common) -> None:
     p = sub.add_parser(
         "validate",
         parents=[common],
@@ -201,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     _public_key_option(p)
     p.set_defaults(func=cmd_validate)
 
+
+def _bench_parser(sub, common) -> None:
     p = sub.add_parser(
         "bench",
         parents=[common],
@@ -243,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="reports/bench", help="report folder (default reports/bench)")
     p.set_defaults(func=cmd_bench)
 
+
+def _export_vectors_parser(sub, common) -> None:
     p = sub.add_parser(
         "export-vectors",
         parents=[common],
@@ -256,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     _public_key_option(p)
     p.set_defaults(func=cmd_export_vectors)
 
+
+def _keygen_parser(sub, common) -> None:
     p = sub.add_parser(
         "keygen",
         parents=[common],
@@ -268,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="NAME", help="path of the key pair without .pem")
     p.set_defaults(func=cmd_keygen)
 
+
+def _sign_parser(sub, common) -> None:
     p = sub.add_parser(
         "sign",
         parents=[common],
@@ -281,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", required=True, metavar="NAME.pem", help="the private key from `bmsdk keygen`")
     p.set_defaults(func=cmd_sign)
 
+
+def _verify_parser(sub, common) -> None:
     p = sub.add_parser(
         "verify",
         parents=[common],
@@ -293,12 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", metavar="NAME.pub.pem", help="the signer's public key (default: $BMSDK_PUBLIC_KEY)")
     p.set_defaults(func=cmd_verify)
 
+
+def _doctor_parser(sub, common) -> None:
     p = sub.add_parser(
         "doctor", parents=[common], epilog=EPILOG, help="list installed converters and runtimes, and the GPU"
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
-    return parser
 
 
 def _public_key_option(p: argparse.ArgumentParser) -> None:
