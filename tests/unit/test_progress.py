@@ -27,9 +27,14 @@ class FakeTerminal(io.StringIO):
 
 @pytest.fixture(autouse=True)
 def _restore_bmsdk_logger():
-    """configure_logging changes the process-wide "bmsdk" logger: put it back after each test."""
+    """configure_logging changes the process-wide "bmsdk" logger: start each test from a library's defaults (an
+    earlier `bmsdk ... -q` in this process may have silenced progress), and put it back after."""
     logger = logging.getLogger("bmsdk")
     saved = (list(logger.handlers), logger.level, logger.propagate, logs.state.progress_allowed)
+    logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, logs.ConsoleHandler)]
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    logs.state.progress_allowed = True
     yield
     logger.handlers[:] = saved[0]
     logger.setLevel(saved[1])
