@@ -37,7 +37,7 @@ from bmsdk.tasks.metrics import label_indices
 from bmsdk.version import __version__
 
 from .budget import deliver
-from .compression import CompressionRequest, eval_key, prune_stage
+from .compression import CompressionRequest, eval_key, model_over, prune_stage
 from .feeds import calibration_feeds, class_count, recover_batches, sample_feeds
 from .registry import get_target
 from .sources.loader import Source, load_source
@@ -261,14 +261,15 @@ class PrepareData:
 
 
 class Prune:
-    """Prune (and recover) when asked: the pruned model is the source every later stage sees."""
+    """Prune (and recover) when asked: the pruned copy is the source every later stage sees (the request's source
+    model is left as it was); the manifest's `source` says how it was pruned."""
 
     def run(self, ctx: ConversionContext) -> ConversionContext:
         compression = ctx.compression
         if compression.prune is None:
             return ctx
         batches = recover_batches(ctx.reference, compression.recover) if compression.recover is not None else None
-        ctx.pruning, pruned_outputs = prune_stage(
+        pruned, ctx.pruning, pruned_outputs = prune_stage(
             compression,
             ctx.source,
             ctx.reference,
@@ -278,6 +279,10 @@ class Prune:
             ctx.request.source_outputs,
             ctx.progress,
         )
+        ctx.source = pruned
+        ctx.manifest = dataclasses.replace(ctx.manifest, source=pruned.info)
+        ctx.reference = model_over(ctx.reference, pruned)
+        ctx.reference.manifest = ctx.manifest
         ctx.validation_cache = {eval_key(ctx.eval_data): pruned_outputs} if pruned_outputs is not None else {}
         return ctx
 
