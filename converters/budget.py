@@ -2,7 +2,7 @@
 
 `deliver` drives repeated builds of any target through `attempt(folder, precision, float_layers) -> Manifest`
 (build, validate on the artifact's own runtime, write the manifest). While the accuracy drop is over budget, the
-most sensitive layers (ranked on calibration data) go back to float, one group at a time. With the latency
+most sensitive layers (ranked on calibration data) go back to float, one group at a time (search.py). With the latency
 objective, the quantized artifact is timed against its float twin on the same runtime and the faster one that
 meets the budget ships.
 """
@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bmsdk.artifact import load_samples
 from bmsdk.converters.layers import display
-from bmsdk.converters.sensitivity import groups, rank_layers
+from bmsdk.converters.search import SearchResult, Trial, fallback_search
+from bmsdk.converters.sensitivity import rank_layers
 from bmsdk.errors import BackendUnavailableError
 from bmsdk.runtimes.model import load
 from bmsdk.sections import Budget, BudgetRound, LayerError, Objective
 from bmsdk.timing import repeated_latency
 
 LATENCY_RUNS = {"warmup": 10, "iterations": 50, "seconds": 3.0, "repeats": 3}
+MAX_ROUNDS = 8  # rebuilds at most: the ranked layers go back to float in this many groups
 EPSILON_PT = 1e-9  # accuracy differences of whole examples carry float round-off: 0.5000000000004 fits 0.5
 
 
@@ -90,38 +93,54 @@ def _float_budget(manifest, max_drop: float, baseline) -> tuple[Budget, object]:
 def _fit_budget(
     attempt, folder, precision, max_drop, spec, module, ranking_feeds, baseline, manifest, progress
 ) -> tuple[Budget, object]:
-    """The budget's outcome, and the manifest of the last build (left in `folder`)."""
+    """The budget's outcome, and the manifest of the last build (left in `folder`): the float-fallback search over
+    source layers, ranked by int8 sensitivity, each trial a build validated on the artifact's runtime."""
     drop = accuracy_drop_pt(manifest, baseline)
-    rounds = [BudgetRound(float_layers=0, drop_pt=drop)]
     progress.info(f"    accuracy drop {drop:+.2f} pt (budget {max_drop} pt)")
-    kept: list[str] = []
     budget = Budget(max_drop_pt=max_drop, baseline_accuracy=baseline, drop_pt=drop, met=False, float_layers=[])
-    if not fits(drop, max_drop) and not spec.capabilities.float_fallback:
+    first = Trial([], fits(drop, max_drop), drop, manifest)
+    result = SearchResult(first=first, final=first)
+    if not first.ok and not spec.capabilities.float_fallback:
         budget.reason = (
             f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt, and target '{spec.name}' "
             "cannot keep layers in float"
         )
-    elif not fits(drop, max_drop):
+    elif not first.ok:
         with progress.step("ranking layers by int8 sensitivity on calibration data"):
             ranking = rank_layers(module, ranking_feeds)
         budget.ranking = [LayerError(layer=display(r["layer"]), error=r["error"]) for r in ranking[:10]]
-        for group in groups(ranking):
-            kept += group
-            with progress.step(f"rebuilding with {len(kept)} of {len(ranking)} layers in float"):
-                manifest = attempt(folder, precision, kept)
-            drop = accuracy_drop_pt(manifest, baseline)
-            rounds.append(BudgetRound(float_layers=len(kept), drop_pt=drop))
-            progress.info(f"    accuracy drop {drop:+.2f} pt")
-            if fits(drop, max_drop):
-                break
-        if not fits(drop, max_drop):
+        names = [r["layer"] for r in ranking]
+        rebuild = LayerRebuild(attempt, folder, precision, max_drop, baseline, progress, len(names))
+        result = fallback_search(names, names, rebuild, direction="add", max_rounds=MAX_ROUNDS, first=first)
+        if not result.met:
             budget.reason = (
-                f"accuracy budget not met: drop {drop:.2f} pt > {max_drop} pt even with all {len(kept)} "
-                "quantizable layers in float"
+                f"accuracy budget not met: drop {result.final.score:.2f} pt > {max_drop} pt even with all "
+                f"{len(result.float_units)} quantizable layers in float"
             )
-    budget.drop_pt, budget.met, budget.float_layers = drop, fits(drop, max_drop), [display(n) for n in kept]
-    budget.rounds = rounds
-    return budget, manifest
+    budget.drop_pt, budget.met = result.final.score, result.met
+    budget.float_layers = [display(n) for n in result.float_units]
+    budget.rounds = [BudgetRound(float_layers=len(t.float_units), drop_pt=t.score) for t in result.rounds]
+    return budget, result.final.outcome
+
+
+@dataclass
+class LayerRebuild:
+    """The budget search's `evaluate`: rebuild with `float_layers` in float, and measure the accuracy drop."""
+
+    attempt: Callable
+    folder: Path
+    precision: str
+    max_drop: float
+    baseline: float | None
+    progress: object
+    layers: int
+
+    def __call__(self, float_layers: list[str]) -> tuple[bool, float | None, object]:
+        with self.progress.step(f"rebuilding with {len(float_layers)} of {self.layers} layers in float"):
+            manifest = self.attempt(self.folder, self.precision, float_layers)
+        drop = accuracy_drop_pt(manifest, self.baseline)
+        self.progress.info(f"    accuracy drop {drop:+.2f} pt")
+        return fits(drop, self.max_drop), drop, manifest
 
 
 def _latency_ms(folder: Path, feeds: dict) -> float:
@@ -139,6 +158,40 @@ def _latency_ms(folder: Path, feeds: dict) -> float:
             LATENCY_RUNS["seconds"],
             LATENCY_RUNS["repeats"],
         )["p50_ms"]
+
+
+def _latency_decision(
+    precision: str, quant_ms: float, float_ms: float, quant_fits: bool, float_fits: bool, timing: str
+) -> Objective:
+    """Ship fp32 when it fits the budget and is faster (or the quantized one misses the budget); the reason why."""
+    ship_float = float_fits and (float_ms <= quant_ms or not quant_fits)
+    faster = "fp32" if float_ms <= quant_ms else precision
+    if ship_float:
+        reason = (
+            f"fp32 is faster ({timing})"
+            if faster == "fp32"
+            else f"{precision} misses the accuracy budget and fp32 fits it ({timing})"
+        )
+    else:
+        reason = (
+            f"{faster} is faster ({timing})"
+            if faster != "fp32"
+            else f"fp32 is faster but misses the accuracy budget ({timing})"
+        )
+    return Objective(
+        objective="latency",
+        shipped="fp32" if ship_float else precision,
+        reason=reason,
+        p50_ms={precision: quant_ms, "fp32": float_ms},
+    )
+
+
+def _replace_contents(folder: Path, other: Path) -> None:
+    """`folder` gets `other`'s files in place of its own (the float twin ships in the staged output)."""
+    for child in folder.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    for child in other.iterdir():
+        shutil.move(str(child), folder / child.name)
 
 
 def _faster(attempt, folder: Path, manifest, budget: Budget | None, max_drop, baseline, progress):
@@ -162,37 +215,16 @@ def _faster(attempt, folder: Path, manifest, budget: Budget | None, max_drop, ba
             progress.info(f"    latency objective not applied: {e.problem}")
             return manifest
         float_drop = accuracy_drop_pt(float_manifest, baseline)
-        quant_fits = budget is None or budget.met
-        float_fits = max_drop is None or fits(float_drop, max_drop)
-        ship_float = float_fits and (float_ms <= quant_ms or not quant_fits)
-        faster = "fp32" if float_ms <= quant_ms else manifest.precision
-        timing = f"{manifest.precision} {quant_ms:.3f} ms vs fp32 {float_ms:.3f} ms p50 on {backend}, batch 1, 1 thread"
-        if ship_float:
-            reason = (
-                f"fp32 is faster ({timing})"
-                if faster == "fp32"
-                else f"{manifest.precision} misses the accuracy budget and fp32 fits it ({timing})"
-            )
-        else:
-            reason = (
-                f"{faster} is faster ({timing})"
-                if faster != "fp32"
-                else f"fp32 is faster but misses the accuracy budget ({timing})"
-            )
         quant_drop = budget.drop_pt if budget else accuracy_drop_pt(manifest, baseline)
-        decision = Objective(
-            objective="latency",
-            shipped="fp32" if ship_float else manifest.precision,
-            reason=reason,
-            p50_ms={manifest.precision: quant_ms, "fp32": float_ms},
-            drop_pt={manifest.precision: quant_drop, "fp32": float_drop},
+        float_fits = max_drop is None or fits(float_drop, max_drop)
+        timing = f"{manifest.precision} {quant_ms:.3f} ms vs fp32 {float_ms:.3f} ms p50 on {backend}, batch 1, 1 thread"
+        decision = _latency_decision(
+            manifest.precision, quant_ms, float_ms, budget is None or budget.met, float_fits, timing
         )
-        progress.info(f"    shipping {decision.shipped}: {reason}")
-        if ship_float:
-            for child in folder.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-            for child in twin.iterdir():
-                shutil.move(str(child), folder / child.name)
+        decision.drop_pt = {manifest.precision: quant_drop, "fp32": float_drop}
+        progress.info(f"    shipping {decision.shipped}: {decision.reason}")
+        if decision.shipped == "fp32":
+            _replace_contents(folder, twin)
             manifest = float_manifest
             if budget is not None:
                 budget.drop_pt, budget.met, budget.shipped_precision, budget.reason = float_drop, True, "fp32", None

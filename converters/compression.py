@@ -1,7 +1,8 @@
 """What `bmsdk convert` was asked to compress, checked before any work, and the pruning stage (prune, recover, score).
 
-The pruning stage runs between loading the source and exporting it: `source.module` is replaced by the pruned
-(and recovered) model, so every target exports the smaller model and validates against it.
+The pruning stage runs between loading the source and exporting it. It returns a new Source over the pruned (and
+recovered) model, leaving the caller's source as it was; every later stage exports that smaller model and validates
+against it.
 """
 
 from __future__ import annotations
@@ -137,81 +138,99 @@ def score(model, data, cache: dict | None = None) -> tuple[Scores, np.ndarray]:
 
 def prune_stage(
     request: CompressionRequest, source, reference, calibration, recover_batches, eval_set, source_outputs, progress
-) -> tuple[Pruning, np.ndarray | None]:
-    """Prune (searching the ratio for `auto`), recover, and score; returns the report and the pruned model's eval
-    outputs.
+) -> tuple[object, Pruning, np.ndarray | None]:
+    """Prune (searching the ratio for `auto`), recover, and score: the pruned Source (`source` is left as it is), the
+    report, and the pruned model's eval outputs.
 
-    `reference` is a Model over `source` (it follows `source.module`); `source_outputs` caches the unpruned outputs;
-    `recover_batches` is a list of (feeds, label indices or None).
+    `reference` is a Model over `source`; `source_outputs` caches the unpruned outputs; `recover_batches` is a list
+    of (feeds, label indices or None).
     """
-    teacher = copy.deepcopy(source.module)
+    teacher = copy.deepcopy(source.module)  # recovery's distillation teacher: recover() sets its mode
     original = None
     if eval_set is not None:
         with progress.step(f"evaluating the unpruned source on {len(eval_set)} examples"):
             original, _ = score(reference, eval_set, source_outputs)
-    if request.auto:
-        report, outputs = _search(
-            request, source, reference, teacher, calibration, recover_batches, eval_set, original, progress
-        )
-    else:
-        report, outputs = _prune_once(
-            request, request.prune, source, reference, teacher, calibration, recover_batches, eval_set, progress
-        )
+    setup = PruneTrialSetup(request, source, reference, teacher, calibration, recover_batches, eval_set, progress)
+    pruned, report, outputs = _search(setup, original) if request.auto else _prune_once(setup, request.prune)
     if original is not None:
         report.metric = dataclasses.replace(report.metric or PruneMetrics(), source=original)
-    source.info["pruning"] = {"method": report.method, "ratio": report.ratio, "importance": report.importance}
-    return report, outputs
+    pruning = {"method": report.method, "ratio": report.ratio, "importance": report.importance}
+    return dataclasses.replace(pruned, info={**source.info, "pruning": pruning}), report, outputs
 
 
-def _prune_once(request, ratio, source, reference, teacher, calibration, recover_batches, eval_set, progress):
-    source.module = copy.deepcopy(teacher)
+def model_over(model, source):
+    """The Model `model` (its manifest and preprocessing) with `source` as its runner."""
+    other = copy.copy(model)
+    other.runner = source
+    return other
+
+
+@dataclass
+class PruneTrialSetup:
+    """What every pruning trial shares: the request, the unpruned source, its Model, and the data."""
+
+    request: CompressionRequest
+    source: object
+    reference: object
+    teacher: object
+    calibration: list | None
+    recover_batches: list | None
+    eval_set: object
+    progress: object
+
+
+def _prune_once(setup: PruneTrialSetup, ratio: float):
+    """The pruned (and recovered) Source at `ratio`, its report, and its outputs on the eval data."""
+    request, progress, eval_set = setup.request, setup.progress, setup.eval_set
     with progress.step(f"pruning {ratio:.0%} ({request.method}, {request.importance} importance)"):
-        report = prune(source, ratio, request.method, request.importance, calibration)
+        pruned, report = prune(setup.source, ratio, request.method, request.importance, setup.calibration)
     progress.info(
         f"    parameters {report.params.before:,} -> {report.params.after:,}, "
         f"MACs {report.macs.before:,} -> {report.macs.after:,}"
     )
+    model = model_over(setup.reference, pruned)
     metric, outputs = PruneMetrics(), None
     if eval_set is not None:
         with progress.step("evaluating the pruned model"):
-            metric.pruned, outputs = score(reference, eval_set)
-    if recover_batches:
-        feeds = [f for f, _ in recover_batches]
-        labels = None if any(y is None for _, y in recover_batches) else [y for _, y in recover_batches]
-        steps = request.recover_steps or DEFAULT_RECOVER_STEPS
-        with progress.step(f"recovering: {steps} fine-tuning steps with distillation"):
-            report.recovery = recover(source.module, teacher, feeds, labels, steps, source.input_kind)
+            metric.pruned, outputs = score(model, eval_set)
+    if setup.recover_batches:
+        report.recovery = _recover(setup, pruned)
         if eval_set is not None:
             with progress.step("evaluating the recovered model"):
-                metric.recovered, outputs = score(reference, eval_set)
+                metric.recovered, outputs = score(model, eval_set)
     report.metric = metric if metric.stages() else None
-    return report, outputs
+    return pruned, report, outputs
 
 
-def _search(request, source, reference, teacher, calibration, recover_batches, eval_set, original, progress):
+def _recover(setup: PruneTrialSetup, pruned):
+    feeds = [f for f, _ in setup.recover_batches]
+    labels = None if any(y is None for _, y in setup.recover_batches) else [y for _, y in setup.recover_batches]
+    steps = setup.request.recover_steps or DEFAULT_RECOVER_STEPS
+    with setup.progress.step(f"recovering: {steps} fine-tuning steps with distillation"):
+        return recover(pruned.module, setup.teacher, feeds, labels, steps, pruned.input_kind)
+
+
+def _search(setup: PruneTrialSetup, original: Scores):
     """The largest ratio in AUTO_RATIOS whose drop fits the pruning share of the budget (all of it for fp32, half when
     quantizing: the rest is left to quantization)."""
+    request = setup.request
     allowed = request.max_accuracy_drop * (1.0 if request.precision == "fp32" else 0.5)
     best, tried = None, []
     for ratio in AUTO_RATIOS:
-        report, outputs = _prune_once(
-            request, ratio, source, reference, teacher, calibration, recover_batches, eval_set, progress
-        )
+        pruned, report, outputs = _prune_once(setup, ratio)
         final = report.metric.recovered or report.metric.pruned
         drop = 100 * (original.accuracy - final.accuracy)
         tried.append(PruneTrial(ratio=ratio, drop_pt=drop, params=report.params.after))
-        progress.info(f"    ratio {ratio:.0%}: accuracy drop {drop:+.2f} pt (allowed {allowed:.2f})")
+        setup.progress.info(f"    ratio {ratio:.0%}: accuracy drop {drop:+.2f} pt (allowed {allowed:.2f})")
         if drop > allowed:
             break
-        best = (ratio, report, outputs, copy.deepcopy(source.module))
+        best = (ratio, pruned, report, outputs)
     if best is None:
-        source.module = teacher
         raise DataError(
             f"--prune auto: even {AUTO_RATIOS[0]:.0%} pruning drops accuracy by {tried[0].drop_pt:.2f} pt, "
             f"over the {allowed:.2f} pt allowed for pruning",
             "raise --max-accuracy-drop, add --recover DATA, or leave --prune out",
         )
-    ratio, report, outputs, module = best
-    source.module = module
+    ratio, pruned, report, outputs = best
     report.search = PruneSearch(tried=tried, allowed_drop_pt=allowed, chosen=ratio)
-    return report, outputs
+    return pruned, report, outputs

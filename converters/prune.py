@@ -1,10 +1,14 @@
 """Pruning stage (between source and export): removes channels, attention heads and FFN neurons for real with
 torch-pruning (DepGraph), or zeroes weights (unstructured magnitude, 2:4 semi-structured) for targets that use sparsity.
 
-Works on `source.module` in place and reports parameters and MACs before and after.
+Works on a deep copy of `source.module`, never on the caller's model: `prune` returns a new Source over the pruned
+copy, and reports parameters and MACs before and after.
 """
 
 from __future__ import annotations
+
+import copy
+import dataclasses
 
 import numpy as np
 
@@ -89,39 +93,47 @@ def count(module, example: dict) -> dict:
     return {"params": int(params), "nonzero_params": nonzero, "macs": int(macs // batch)}
 
 
-def prune(source: Source, ratio: float, method: str, importance: str, calibration: list[dict] | None) -> Pruning:
-    """Prune `source.module` in place; the report for the manifest's `compression.pruning`."""
+def prune(
+    source: Source, ratio: float, method: str, importance: str, calibration: list[dict] | None
+) -> tuple[Source, Pruning]:
+    """A new Source over a pruned deep copy of `source.module` (`source` is left as it is), and the report for the
+    manifest's `compression.pruning`."""
     import torch
 
-    module = source.module
+    module = copy.deepcopy(source.module)
     example = torch_example(source)
     before = count(module, example)
-    if method == "channels":  # details: the method's own fields of Pruning
-        details = _channels(module, example, ratio, _importance(importance), calibration)
-    elif method == "heads-ffn":
-        details = _heads_ffn(module, example, ratio, _importance(importance), calibration)
-    elif method == "magnitude":
-        details = _unstructured(module, ratio)
-    else:
-        details = _two_four(module)
+    details = _prune_module(module, example, ratio, method, importance, calibration)  # the method's own fields
     module.eval()
     with torch.no_grad():
         module(**example)  # the pruned model still runs
     after = count(module, example)
-
-    def change(key: str) -> BeforeAfter:
-        return BeforeAfter(before=before[key], after=after[key])
-
-    return Pruning(
+    report = Pruning(
         method=method,
         ratio=ratio if method != "2:4" else 0.5,
         importance=importance if method in STRUCTURED else "magnitude",
         tool="torch-pruning" if method in STRUCTURED else "torch",
-        params=change("params"),
-        nonzero_params=change("nonzero_params"),
-        macs=change("macs"),
+        params=_change(before, after, "params"),
+        nonzero_params=_change(before, after, "nonzero_params"),
+        macs=_change(before, after, "macs"),
         **details,
     )
+    return dataclasses.replace(source, module=module), report
+
+
+def _prune_module(module, example: dict, ratio: float, method: str, importance: str, calibration) -> dict:
+    """Prune `module` in place with `method`; the fields of Pruning the method reports."""
+    if method == "channels":
+        return _channels(module, example, ratio, _importance(importance), calibration)
+    if method == "heads-ffn":
+        return _heads_ffn(module, example, ratio, _importance(importance), calibration)
+    if method == "magnitude":
+        return _unstructured(module, ratio)
+    return _two_four(module)
+
+
+def _change(before: dict, after: dict, key: str) -> BeforeAfter:
+    return BeforeAfter(before=before[key], after=after[key])
 
 
 def _importance(name: str):

@@ -63,10 +63,3 @@ def rank_layers(module, calibration: list[dict[str, np.ndarray]], limit: int = M
         )
         scores.append({"layer": name, "error": error})
     return sorted(scores, key=lambda s: -s["error"])
-
-
-def groups(ranking: list[dict], max_rounds: int = 8) -> list[list[str]]:
-    """The ranked layers cut into at most `max_rounds` groups, most sensitive first."""
-    names = [r["layer"] for r in ranking]
-    size = max(1, -(-len(names) // max_rounds))
-    return [names[i : i + size] for i in range(0, len(names), size)]

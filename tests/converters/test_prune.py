@@ -90,9 +90,9 @@ def test_two_four_zeroes_two_of_every_four(cnn_factory):
     from bmsdk.converters.sources.loader import load_source
 
     source = load_source(cnn_factory)
-    report = prune(source, 0.5, "2:4", "magnitude", None)
+    pruned, report = prune(source, 0.5, "2:4", "magnitude", None)
     assert report.layers >= 1 and report.nonzero_params.after < report.nonzero_params.before
-    fc = source.module.inner.inner.fc.weight  # 16 inputs: four groups of four
+    fc = pruned.module.inner.inner.fc.weight  # 16 inputs: four groups of four
     groups = (fc.reshape(fc.shape[0], -1, 4) != 0).sum(-1)
     assert torch.all(groups <= 2)
 

@@ -114,6 +114,9 @@ def ffn_matmuls(path: Path) -> list[str]:
     Their activations have heavy-tailed outliers that per-tensor int8 cannot hold. On the MiniLM sentiment model
     (500 test tweets, onnxruntime CPU), quantizing every MatMul flipped 26% of decisions; keeping the down-projection
     in fp16 flipped 10%, keeping both projections 4.4%. So both stay in fp16 (recorded in `kept_in_fp16`).
+
+    A fixed prior, not a search: it is the float set converters/search.py's float-fallback search would start from
+    for TensorRT nodes; no TensorRT build searches beyond it yet.
     """
     import onnx
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
+from bmsdk.converters.search import fallback_search, trial
 from bmsdk.errors import ConversionError
 from bmsdk.runtimes.litert_io import from_signature, row_lengths, tensor_record, to_signature
 from bmsdk.sections import Faithfulness, ToleranceSearch
@@ -109,41 +111,50 @@ def hold_tolerance(
 ) -> tuple[bytes, ToleranceSearch]:
     """`build(float_paths)` quantizes all but the ops under `float_paths`. A model that keeps `SHARE` of `rows`
     within `min_cosine` if one is found (greedy, so not always with the fewest float groups), and what the search
-    found, for the manifest."""
+    found, for the manifest: the float-fallback search of search.py over op groups, returning them to int8."""
     reference = run_rows(float_model, rows)
-
-    def check(float_groups: list[str]) -> tuple[bytes | None, Faithfulness]:
-        try:
-            model = build([p for g in float_groups for p in groups[g]])
-        except ConversionError as e:  # a mix the quantizer cannot make counts as not holding
-            return None, Faithfulness(share_within=0.0, error=e.problem)
-        return model, faithfulness(reference, model, rows, min_cosine)
-
-    model, first = check([])
-    criterion = f"{SHARE:.0%} of {first.rows or 0} {rows_are} within cosine {min_cosine} of the float model"
-    if first.share_within >= SHARE:
-        return model, ToleranceSearch(criterion=criterion, all_int8=first, met=True, float_groups=[])
-    cost = {g: check([h for h in groups if h != g])[1].share_within for g in groups}  # g alone in int8
-    int8: list[str] = []
-    for group in sorted(groups, key=lambda g: -cost[g]):
-        trial, stats = check([g for g in groups if g not in int8 and g != group])
-        if stats.share_within >= SHARE:
-            int8.append(group)
-            model = trial
-    float_groups = [g for g in groups if g not in int8]
-    if not int8:
-        model, stats = check(float_groups)
-        if model is None:
-            raise ConversionError(
-                f"static int8 failed even with every op group float: {stats.error}", "use --precision int8-dynamic"
-            )
-    result = faithfulness(reference, model, rows, min_cosine)
+    check = GroupCheck(build, groups, reference, rows, min_cosine)
+    first = trial(check, [])
+    criterion = f"{SHARE:.0%} of {first.score.rows or 0} {rows_are} within cosine {min_cosine} of the float model"
+    if first.ok:
+        return first.outcome, ToleranceSearch(criterion=criterion, all_int8=first.score, met=True, float_groups=[])
+    result = fallback_search(list(groups), check.ranking, check, direction="return", first=first)
+    model, stats = result.final.outcome, result.final.score
+    if model is None:
+        raise ConversionError(
+            f"static int8 failed even with every op group float: {stats.error}", "use --precision int8-dynamic"
+        )
+    final = faithfulness(reference, model, rows, min_cosine)
     return model, ToleranceSearch(
         criterion=criterion,
-        all_int8=first,
-        met=result.share_within >= SHARE,
-        float_groups=float_groups,
-        int8_groups=len(int8),
+        all_int8=first.score,
+        met=final.share_within >= SHARE,
+        float_groups=result.float_units,
+        int8_groups=len(groups) - len(result.float_units),
         groups=len(groups),
-        result=result,
+        result=final,
     )
+
+
+@dataclass
+class GroupCheck:
+    """The search's `evaluate` over op groups: quantize all but `float_groups`, and check the rows' cosine."""
+
+    build: Callable[[list[str]], bytes]
+    groups: dict[str, list[str]]
+    reference: list[np.ndarray]
+    rows: dict[str, list[dict]]
+    min_cosine: float
+
+    def __call__(self, float_groups: list[str]) -> tuple[bool, Faithfulness, bytes | None]:
+        try:
+            model = self.build([p for g in float_groups for p in self.groups[g]])
+        except ConversionError as e:  # a mix the quantizer cannot make counts as not holding
+            return False, Faithfulness(share_within=0.0, error=e.problem), None
+        stats = faithfulness(self.reference, model, self.rows, self.min_cosine)
+        return stats.share_within >= SHARE, stats, model
+
+    def ranking(self) -> list[str]:
+        """Groups from most to least harmful in int8: by the share of rows that hold with the group alone in int8."""
+        alone = {g: self([h for h in self.groups if h != g])[1].share_within for g in self.groups}
+        return sorted(self.groups, key=lambda g: -alone[g])[::-1]  # reversed: "return" walks it from the end
