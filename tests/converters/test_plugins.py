@@ -1,4 +1,4 @@
-"""A third party adds a target, its backend and its config section from its own package, through entry points.
+"""A third party adds a target, its backend, its config section and a task from its own package (entry points).
 
 The plugin below is a real installed distribution (a .dist-info folder on sys.path, as pip writes one): bmsdk's
 registries find it, `bmsdk convert --target` builds with it, and `bmsdk.load` runs its artifacts on its backend.
@@ -30,6 +30,26 @@ class LabTarget(OnnxTarget):
 class LabBackend(OnnxRuntimeBackend):
     name = "lab-runtime"
     runs = {"lab-onnx": 0}
+
+
+import numpy as np
+from bmsdk.compare import cosines
+from bmsdk.tasks.base import Task
+
+
+class ImageEmbedding(Task):
+    """A new task, from its own module only: an image model's outputs as L2-normalised embeddings."""
+
+    name = "image-embedding"
+    hf_inputs = "image"
+
+    def primary(self, post, outputs, feeds):
+        out = outputs[post["output"]].astype(np.float32)
+        return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+    def agreement(self, reference, actual):
+        cos = cosines(actual, reference)
+        return {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min())}
 '''
 
 ENTRY_POINTS = """
@@ -41,6 +61,9 @@ lab-runtime = lab_plugin:LabBackend
 
 [bmsdk.target_configs]
 lab-onnx = bmsdk.sections:OnnxConfig
+
+[bmsdk.tasks]
+image-embedding = lab_plugin:ImageEmbedding
 """
 
 
@@ -83,3 +106,29 @@ def test_a_third_party_target_and_backend_plug_in(tmp_path, cnn_factory):
         [sys.executable, "-m", "bmsdk.cli", "inspect", str(out)], capture_output=True, text=True, timeout=300
     )
     assert plain.returncode == 2 and "lab-onnx" in plain.stderr and "Traceback" not in plain.stderr
+
+
+def test_a_third_party_task_plugs_in(tmp_path, cnn_factory):
+    """A new task is its own module plus an entry point: convert, validate and predict work with nothing else."""
+    factories = str(Path(importlib.import_module(cnn_factory.split(".")[0]).__path__[0]).parent)
+    env = install_plugin(tmp_path / "site", factories)
+    out = tmp_path / "emb.bmsdk"
+    convert = subprocess.run(
+        [sys.executable, "-m", "bmsdk.cli", "convert", cnn_factory, "--task", "image-embedding", "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert convert.returncode == 0, convert.stderr
+    manifest = json.loads((out / "bmsdk.json").read_text())
+    assert manifest["task"] == "image-embedding" and manifest["validation"]["passed"] is True
+    code = textwrap.dedent(f"""
+        import numpy as np, bmsdk
+        with bmsdk.load({str(out)!r}) as model:
+            emb = model.predict(np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32))
+            print(emb.shape, round(float(np.linalg.norm(emb[0])), 4))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(3, 10) 1.0"
