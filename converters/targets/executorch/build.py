@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bmsdk.converters.layers import display
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
@@ -151,9 +152,8 @@ def _layer_name(node) -> str:
     op = getattr(node.target, "__name__", str(node.target)).split(".")[0]
     stack = node.meta.get("nn_module_stack") or {}
     if stack:
-        path = list(stack.values())[-1][0]
-        path = path.replace("L['self'].", "").replace("L['self']", "")
-        return f"{op}:{path or node.name}"
+        path = list(stack.values())[-1][0].replace("L['self'].", "").replace("L['self']", "")
+        return f"{op}:{display(path) if path else node.name}"
     return f"{op}:{node.name}"
 
 
@@ -285,19 +285,25 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     delegated, portable = _delegation(edge)
     toolchain = {p: package_version(p) or "unknown" for p in ("executorch", "torch", "torchao")}
     toolchain["executorch-delegate"] = f"xnnpack: {delegated} delegate calls, {portable} ops on portable kernels"
-    toolchain["executorch-memory-plan"] = ", ".join(f"{k}<={v}" for k, v in _planned(program, bounds).items())
+    toolchain["executorch-memory-plan"] = ", ".join(f"{k}<={v}" for k, v in _planned(program, source, bounds).items())
     if fixed:
         toolchain["executorch-pt2e-fix"] = f"{fixed} float index constants cast back to integer (transformers masks)"
     return BuildResult(model_file=MODEL_FILE, compression=compression, toolchain=toolchain)
 
 
-def _planned(program, bounds: dict[str, int]) -> dict[str, int]:
-    """The upper bound export kept per dim (it may tighten ours, e.g. sequence to BERT's positions)."""
+def _planned(program, source: Source, bounds: dict[str, int]) -> dict[str, int]:
+    """The upper bound export kept per dim (it may tighten ours, e.g. sequence to BERT's position table)."""
     planned = dict(bounds)
-    for sym, vr in program.range_constraints.items():
-        name = str(sym)
-        for dim in planned:
-            ident = "".join(c if c.isalnum() else "_" for c in dim)
-            if name == ident and vr.upper.is_finite:
-                planned[dim] = min(planned[dim], int(vr.upper))
+    try:
+        names = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+        nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+        for spec, name in zip(source.inputs, names):
+            shape = nodes[name].meta["val"].shape
+            for axis, dim in enumerate(spec.shape):
+                expr = getattr(getattr(shape[axis], "node", None), "expr", None)
+                bound = program.range_constraints.get(expr) if expr is not None else None
+                if isinstance(dim, str) and bound is not None and bound.upper.is_finite:
+                    planned[dim] = min(planned.get(dim, int(bound.upper)), int(bound.upper))
+    except Exception:  # noqa: BLE001 - informational only: the backend reads the bounds from the program itself
+        pass
     return planned
