@@ -273,8 +273,11 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
             scheme = int8_scheme(source, options.get("quant_scheme"), bool(calibration))
             module, compression.quantization, fixed = _quantize(source, kwargs, shapes, scheme, calibration)
         program = _export(module, kwargs, shapes)
+        ranges = _ranges(program, source)
         try:
             edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+            _restore_ranges(edge, source, ranges)
+            planned = _planned(edge, source)
         except Exception as e:
             raise ConversionError(f"executorch lowering (XNNPACK) failed: {_first_line(e)}", FIX) from e
         try:
@@ -285,25 +288,56 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     delegated, portable = _delegation(edge)
     toolchain = {p: package_version(p) or "unknown" for p in ("executorch", "torch", "torchao")}
     toolchain["executorch-delegate"] = f"xnnpack: {delegated} delegate calls, {portable} ops on portable kernels"
-    toolchain["executorch-memory-plan"] = ", ".join(f"{k}<={v}" for k, v in _planned(program, source, bounds).items())
+    toolchain["executorch-memory-plan"] = ", ".join(f"{k}<={v}" for k, v in planned.items())
     if fixed:
         toolchain["executorch-pt2e-fix"] = f"{fixed} float index constants cast back to integer (transformers masks)"
     return BuildResult(model_file=MODEL_FILE, compression=compression, toolchain=toolchain)
 
 
-def _planned(program, source: Source, bounds: dict[str, int]) -> dict[str, int]:
-    """The upper bound export kept per dim (it may tighten ours, e.g. sequence to BERT's position table)."""
-    planned = dict(bounds)
-    try:
-        names = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
-        nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-        for spec, name in zip(source.inputs, names):
-            shape = nodes[name].meta["val"].shape
-            for axis, dim in enumerate(spec.shape):
-                expr = getattr(getattr(shape[axis], "node", None), "expr", None)
-                bound = program.range_constraints.get(expr) if expr is not None else None
-                if isinstance(dim, str) and bound is not None and bound.upper.is_finite:
-                    planned[dim] = min(planned.get(dim, int(bound.upper)), int(bound.upper))
-    except Exception:  # noqa: BLE001 - informational only: the backend reads the bounds from the program itself
-        pass
+def _input_sizes(program, source: Source) -> list[tuple]:
+    """(dim name, the SymInt of that input axis) for every named dim of the program's user inputs."""
+    names = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    found = []
+    for spec, name in zip(source.inputs, names):
+        shape = nodes[name].meta["val"].shape
+        found += [(dim, shape[axis]) for axis, dim in enumerate(spec.shape) if isinstance(dim, str)]
+    return found
+
+
+def _ranges(program, source: Source) -> dict:
+    """{symbol: its value range} of the input dims, as export bounded them."""
+    ranges = {}
+    for _, size in _input_sizes(program, source):
+        node = getattr(size, "node", None)
+        if node is not None and node.expr in node.shape_env.var_to_range:
+            ranges[node.expr] = node.shape_env.var_to_range[node.expr]
+    return ranges
+
+
+def _restore_ranges(edge, source: Source, ranges: dict) -> None:
+    """Give the input dims back the ranges export gave them before lowering.
+
+    Lowering re-traces the graph with fake tensors, and torch's fake convolution picks a kernel with
+    `guard_or_false(batch >= 16)`: that records the guard `batch <= 15` in the shape environment, and ExecuTorch then
+    plans memory (and caps the input) for a batch of 15, whatever range was exported. The guard only chose an eager
+    CPU kernel, not what the program computes, so the exported range is put back before memory planning.
+    """
+    program = edge.exported_program()
+    for _, size in _input_sizes(program, source):
+        node = getattr(size, "node", None)
+        if node is not None and node.expr in ranges:
+            node.shape_env.var_to_range[node.expr] = ranges[node.expr]
+    for sym in list(program.range_constraints):
+        if sym in ranges:
+            program.range_constraints[sym] = ranges[sym]
+
+
+def _planned(edge, source: Source) -> dict[str, int]:
+    """The largest size per named dim that ExecuTorch will plan memory for."""
+    from executorch.exir.sym_util import eval_upper_bound
+
+    planned: dict[str, int] = {}
+    for dim, size in _input_sizes(edge.exported_program(), source):
+        planned.setdefault(dim, int(eval_upper_bound(size)))
     return planned
