@@ -117,9 +117,7 @@ class ExecuTorchBackend(Backend):
         for start in range(0, batch, limit):
             part = {s.name: _take(feeds[s.name], s.shape.index("batch"), start, limit) for s in self.inputs}
             parts.append(self._execute(part))
-        return {
-            s.name: np.concatenate([p[s.name] for p in parts], axis=s.shape.index("batch")) for s in self.outputs
-        }
+        return {s.name: np.concatenate([p[s.name] for p in parts], axis=s.shape.index("batch")) for s in self.outputs}
 
     def _execute(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self.torch

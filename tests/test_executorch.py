@@ -65,7 +65,9 @@ def test_every_precision_validates_on_executorch(model, variant, cnn_et, bert_et
     result = (cnn_et if model == "cnn" else bert_et)[variant]
     m, v = result.manifest, result.manifest.validation
     assert v.validated is True and v.backend == "executorch" and v.passed is True and v.device_real is True, v
-    assert m.target == "executorch" and m.model_file == "model.pte" and (result.path / "model.pte").stat().st_size > 5000
+    assert (
+        m.target == "executorch" and m.model_file == "model.pte" and (result.path / "model.pte").stat().st_size > 5000
+    )
     assert m.target_config is None  # no config class: everything the runtime needs is in the .pte
     assert m.toolchain["executorch"].startswith("1.5") and "xnnpack" in m.toolchain["executorch-delegate"]
     if variant == "fp32":
@@ -84,7 +86,9 @@ def test_int8_reports_what_it_quantized(cnn_et, bert_et):
     q = cnn_et["int8-static"].manifest.compression.quantization
     assert q.scheme == "static" and q.weights.endswith("3 of 3 linear/conv ops") and q.float_nodes == []
     assert q.calibration.method == "minmax" and q.calibration.examples == 32
-    assert (cnn_et["int8-static"].path / "model.pte").stat().st_size < (cnn_et["fp32"].path / "model.pte").stat().st_size
+    assert (cnn_et["int8-static"].path / "model.pte").stat().st_size < (
+        cnn_et["fp32"].path / "model.pte"
+    ).stat().st_size
     for variant in ("int8-dynamic", "int8-static"):
         m = bert_et[variant].manifest
         assert m.compression.quantization.weights.endswith("14 of 14 linear/conv ops")

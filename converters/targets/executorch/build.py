@@ -207,7 +207,9 @@ def _quantize(source: Source, kwargs: dict, shapes: dict, scheme: str, calibrati
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     dynamic = scheme == "dynamic"
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
+    )
     graph_module = _export(source.module, kwargs, shapes).module()
     weight_ops = [_layer_name(n) for n in _weight_ops(graph_module.graph)]
     try:
