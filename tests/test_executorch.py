@@ -254,3 +254,32 @@ def test_bench_gives_a_validated_executorch_cell(cnn_factory, calib_npz, tmp_pat
         assert cell["target"] == "executorch" and cell["status"] == "validated", cell
         assert cell["device_real"] is True and cell["latency"]["8"]["p50_ms"] > 0
         assert cell["speedup_vs_source"]["1"] > 0 and cell["overhead"]["raw"].startswith("executorch")
+
+
+def test_the_target_and_backend_declare_themselves_without_importing_torch():
+    import subprocess
+    from pathlib import Path
+
+    import tomllib
+
+    from bmsdk.converters import get_target
+    from bmsdk.runtimes import backend_class, backends_for
+
+    target = get_target("executorch")
+    assert set(target.precisions) == {"fp32", "int8"} and target.capabilities.calibration == ("int8",)
+    assert target.backend == "executorch" and backends_for("executorch") == ["executorch"]
+    assert backend_class("executorch").thread_safe and target.demo_precisions == ("fp32", "int8")
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert (
+        any(r.startswith("executorch") for r in extras["convert-executorch"])
+        and "bmsdk[convert]" in extras["convert-executorch"]
+    )
+    assert {r.split(">")[0] for r in extras["executorch"]} == {"executorch", "torch"}  # the wheel needs torch
+    code = (
+        "import sys, bmsdk; from bmsdk.converters import get_target; from bmsdk.runtimes import backend_class; "
+        "get_target('executorch'); backend_class('executorch'); "
+        "print(sorted(m for m in ('torch', 'executorch', 'torchao') if m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
