@@ -108,7 +108,8 @@ class ExecuTorchBackend(Backend):
                         "(text models: --max-length)",
                     )
         limit = bounds.get("batch")
-        batch = feeds[self.inputs[0].name].shape[self.inputs[0].shape.index("batch")] if limit else 0
+        first = next((s for s in self.inputs if "batch" in s.shape), None)
+        batch = feeds[first.name].shape[first.shape.index("batch")] if limit and first else 0
         if not limit or batch <= limit:
             return self._execute(feeds)
         if not all("batch" in s.shape for s in self.inputs + self.outputs):

@@ -70,8 +70,8 @@ def check_request(source: Source, precision: str, has_calibration: bool, options
             "pass --calibration DATA (a few hundred representative inputs), or use --quant-scheme dynamic",
         )
     max_batch = options.get("max_batch")
-    if max_batch is not None and not (isinstance(max_batch, int) and 1 <= max_batch <= 1 << 16):
-        raise UnsupportedError(f"--max-batch must be an integer from 1 to 65536, got {max_batch!r}", "pass e.g. 64")
+    if max_batch is not None and not (isinstance(max_batch, int) and 2 <= max_batch <= 1 << 16):
+        raise UnsupportedError(f"--max-batch must be an integer from 2 to 65536, got {max_batch!r}", "pass e.g. 64")
 
 
 def dim_bounds(source: Source, max_batch: int | None) -> dict[str, int]:
