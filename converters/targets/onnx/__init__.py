@@ -12,7 +12,9 @@ from . import build
 @dataclass
 class OnnxOptions(TargetOptions):
     quant_scheme: str | None = option(
-        help="int8 scheme (default: dynamic for text, static for images)", choices=list(build.QUANT_SCHEMES)
+        help="int8 scheme, dynamic or static (calibrated); the default is per target (onnx: dynamic for text, "
+        "static for images)",
+        choices=list(build.QUANT_SCHEMES),
     )
     opset: int | None = option(help=f"ONNX opset (default {build.DEFAULT_OPSET})", type=int)
 
