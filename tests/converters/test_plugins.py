@@ -77,19 +77,19 @@ def install_plugin(folder, *paths):
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), *paths, os.environ.get("PYTHONPATH", "")])}
 
 
-def test_a_third_party_target_and_backend_plug_in(tmp_path, cnn_factory):
-    factories = str(Path(importlib.import_module(cnn_factory.split(".")[0]).__path__[0]).parent)
+def convert_with_plugin(tmp_path, factory: str, *args: str) -> tuple[dict, Path, dict]:
+    """`bmsdk convert FACTORY ARGS` in a fresh process that has the plugin installed: (manifest, artifact, env)."""
+    factories = str(Path(importlib.import_module(factory.split(".")[0]).__path__[0]).parent)
     env = install_plugin(tmp_path / "site", factories)
-    out = tmp_path / "cnn.bmsdk"
-    convert = subprocess.run(
-        [sys.executable, "-m", "bmsdk.cli", "convert", cnn_factory, "--target", "lab-onnx", "-o", str(out), "-q"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    out = tmp_path / "model.bmsdk"
+    command = [sys.executable, "-m", "bmsdk.cli", "convert", factory, *args, "-o", str(out), "-q"]
+    convert = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert convert.returncode == 0, convert.stderr
-    manifest = json.loads((out / "bmsdk.json").read_text())
+    return json.loads((out / "bmsdk.json").read_text()), out, env
+
+
+def test_a_third_party_target_and_backend_plug_in(tmp_path, cnn_factory):
+    manifest, out, env = convert_with_plugin(tmp_path, cnn_factory, "--target", "lab-onnx")
     assert manifest["target"] == "lab-onnx" and manifest["validation"]["backend"] == "lab-runtime"
     assert manifest["validation"]["passed"] is True and manifest["target_config"]["opset"] == 18
     code = textwrap.dedent(f"""
@@ -110,18 +110,7 @@ def test_a_third_party_target_and_backend_plug_in(tmp_path, cnn_factory):
 
 def test_a_third_party_task_plugs_in(tmp_path, cnn_factory):
     """A new task is its own module plus an entry point: convert, validate and predict work with nothing else."""
-    factories = str(Path(importlib.import_module(cnn_factory.split(".")[0]).__path__[0]).parent)
-    env = install_plugin(tmp_path / "site", factories)
-    out = tmp_path / "emb.bmsdk"
-    convert = subprocess.run(
-        [sys.executable, "-m", "bmsdk.cli", "convert", cnn_factory, "--task", "image-embedding", "-o", str(out), "-q"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert convert.returncode == 0, convert.stderr
-    manifest = json.loads((out / "bmsdk.json").read_text())
+    manifest, out, env = convert_with_plugin(tmp_path, cnn_factory, "--task", "image-embedding")
     assert manifest["task"] == "image-embedding" and manifest["validation"]["passed"] is True
     code = textwrap.dedent(f"""
         import numpy as np, bmsdk
