@@ -268,7 +268,7 @@ def test_the_target_and_backend_declare_themselves_without_importing_torch():
     target = get_target("executorch")
     assert set(target.precisions) == {"fp32", "int8"} and target.capabilities.calibration == ("int8",)
     assert target.backend == "executorch" and backends_for("executorch") == ["executorch"]
-    assert backend_class("executorch").thread_safe and target.demo_precisions == ("fp32", "int8")
+    assert backend_class("executorch").thread_safe and target.demo_precisions == ("int8",)
     extras = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
