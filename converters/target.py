@@ -17,13 +17,6 @@ from typing import Any, ClassVar
 from bmsdk.errors import UnsupportedError
 from bmsdk.sections import Compression, TargetConfig, Tolerance
 
-# Relative error is max|artifact - source| / max|source|; cosine is the smallest per-sample cosine similarity.
-# Quantized models are judged by cosine (and by the task metric on --eval data), not by elementwise error.
-FP32 = Tolerance(max_rel_error=1e-4, min_cosine=0.9999)
-FP16 = Tolerance(max_rel_error=2e-2, min_cosine=0.999)
-INT8 = Tolerance(min_cosine=0.98)
-WEIGHT_COMPRESSED = Tolerance(min_cosine=0.98, min_top1_agreement=0.99)  # also top-1 agreement on --eval data
-
 
 def option(default: Any = None, help: str = "", **argparse_kwargs) -> Any:
     """A field of a target's options dataclass; `help` and `argparse_kwargs` (choices, type, metavar) make its flag."""
@@ -90,7 +83,7 @@ class Target:
 
     name: ClassVar[str]
     model_file: ClassVar[str]
-    precisions: ClassVar[dict[str, Tolerance]]  # precision -> tolerance (see FP32, FP16, INT8 above)
+    precisions: ClassVar[dict[str, Tolerance]]  # precision -> tolerance (FP32, FP16, INT8 from bmsdk.compare)
     backend: ClassVar[str]  # the runtime backend that runs and validates the artifact
     requirements: ClassVar[tuple[str, ...]]  # pip packages the conversion needs
     extra: ClassVar[str] = "convert"  # the bmsdk extra that installs them: pip install 'bmsdk[EXTRA]'

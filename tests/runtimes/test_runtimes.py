@@ -11,9 +11,8 @@ from conftest import TEXTS, digit_images
 
 import bmsdk
 from bmsdk.artifact import load_samples, open_artifact
-from bmsdk.compare import compare_outputs
+from bmsdk.compare import FP32, INT8, compare_outputs
 from bmsdk.converters import get_target
-from bmsdk.converters.target import FP32, INT8
 from bmsdk.converters.validate import validate_artifact
 from bmsdk.errors import BackendUnavailableError, UnsupportedError
 from bmsdk.runtimes import Backend, open_backend

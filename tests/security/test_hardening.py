@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import bmsdk
-from bmsdk.compare import compare_outputs
-from bmsdk.converters.target import FP32
+from bmsdk.compare import FP32, compare_outputs
 from bmsdk.data import load_dataset
 from bmsdk.errors import DataError, ManifestError
 

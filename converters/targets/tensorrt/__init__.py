@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bmsdk.converters.target import FP16, FP32, INT8, Capabilities, Target, TargetOptions, option
+from bmsdk.compare import FP16, FP32, INT8
+from bmsdk.converters.target import Capabilities, Target, TargetOptions, option
 from bmsdk.runtimes.tensorrt_engine import outside
 
 from . import build

@@ -8,8 +8,8 @@ import io
 
 import numpy as np
 
+from bmsdk.compare import INT8
 from bmsdk.converters.layers import exact_regex
-from bmsdk.converters.target import INT8
 from bmsdk.converters.targets.tflite.mixed import WEIGHTED_OPS, group_regex, hold_tolerance, op_groups
 from bmsdk.errors import ConversionError, DataError
 from bmsdk.runtimes.litert_io import pad_to, row_lengths, signature_for

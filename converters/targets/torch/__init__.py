@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bmsdk.converters.target import FP32, Target
+from bmsdk.compare import FP32
+from bmsdk.converters.target import Target
 
 from . import build
 
