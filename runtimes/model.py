@@ -14,6 +14,7 @@ from bmsdk.errors import InputError, ManifestError, UnsupportedError
 from bmsdk.manifest import Manifest
 from bmsdk.runtimes import open_backend
 from bmsdk.tasks import Task, get_task
+from bmsdk.tasks.generation import GenerationResult, GenerationStream, Generator, Sampling
 from bmsdk.tasks.preprocessing import make_preprocessor
 
 
@@ -31,6 +32,7 @@ class Model:
         self.runner = runner
         self.task_spec = task_of(manifest)
         self.preprocessor = make_preprocessor(manifest.preprocessing, self.folder, manifest.inputs)
+        self._generator: Generator | None = None
 
     # --- raw ---------------------------------------------------------------
     @property
@@ -75,6 +77,8 @@ class Model:
         What is one input and what is a batch is decided by `batch_of`. Batches run `batch_size` inputs at a time
         (texts sorted by token count, so that little padding is computed); results keep the input order.
         """
+        if self.manifest.input_kind == "generation":
+            return self.generate(x).text if isinstance(x, str) else [self.generate(p).text for p in x]
         items, single = self.batch_of(x)
         if self.manifest.input_kind == "text":
             results = self._predict_texts(items)
@@ -153,6 +157,44 @@ class Model:
             ):
                 results[i] = result
         return np.stack(results) if isinstance(results[0], np.ndarray) else results
+
+    def generate(
+        self,
+        prompt: str | Sequence[dict],
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        stream: bool = False,
+        cache: str = "refuse",
+    ) -> GenerationResult | GenerationStream:
+        """Text from a prompt (or chat messages) for a text-generation model: greedy when temperature is 0.
+
+        stream=True gives an iterator of text pieces (its `.result` holds the GenerationResult once exhausted).
+        When the KV cache is full, cache="refuse" raises and cache="slide" drops the oldest tokens.
+        """
+        if self.manifest.input_kind != "generation":
+            raise UnsupportedError(
+                f"generate() needs a text-generation model; this one is {self.manifest.task}", "call predict() instead"
+            )
+        sampling = Sampling(temperature, top_k, top_p, seed)
+        live = GenerationStream(
+            self.generator, prompt, max_new_tokens=max_new_tokens, sampling=sampling, stop=stop, cache_policy=cache
+        )
+        if stream:
+            return live
+        for _ in live:
+            pass
+        return live.result
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            buckets = getattr(self.manifest.target_config, "sequence_buckets", None)
+            self._generator = Generator(self.run, self.manifest.preprocessing, self.preprocessor.tokenizer, buckets)
+        return self._generator
 
     def primary_outputs(self, data: Dataset, batch_size: int = 32) -> np.ndarray:
         """Class logits (classification) or pooled embeddings (feature extraction) for a whole dataset."""

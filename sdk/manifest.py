@@ -349,8 +349,10 @@ def _check_preprocessing(pre: dict, inputs: list[TensorSpec], files: dict) -> No
         _check_text(pre, inputs, files)
     elif kind == "image":
         _check_image(pre, inputs)
+    elif kind == "generation":
+        _check_generation(pre, inputs, files)
     else:
-        raise _pre_error(f"unknown kind {_show(kind)} (kinds are 'text' and 'image')")
+        raise _pre_error(f"unknown kind {_show(kind)} (kinds are 'text', 'image' and 'generation')")
 
 
 def _check_text(pre: dict, inputs: list[TensorSpec], files: dict) -> None:
@@ -365,6 +367,27 @@ def _check_text(pre: dict, inputs: list[TensorSpec], files: dict) -> None:
         raise _pre_error(f"'pad_token' must be a string, got {_show(pre['pad_token'])}")
     if not any(t.name == "input_ids" for t in inputs):
         raise _pre_error("text pre-processing needs an input named 'input_ids'")
+
+
+def _check_generation(pre: dict, inputs: list[TensorSpec], files: dict) -> None:
+    """A text-generation step graph: its tokenizer, cache shape and the cache inputs it implies."""
+    tokenizer = pre.get("tokenizer")
+    if not _inside(tokenizer) or tokenizer not in files:
+        raise _pre_error(f"'tokenizer' must name a checksummed file inside the artifact, got {_show(tokenizer)}")
+    for key, high in (("cache_length", MAX_TEXT_LENGTH), ("layers", 1024), ("kv_heads", 1024), ("head_dim", 4096)):
+        if not _is_int(pre.get(key), 1, high):
+            raise _pre_error(f"{_show(key)} must be an int from 1 to {high}, got {_show(pre.get(key))}")
+    eos = pre.get("eos_ids", [])
+    if not (isinstance(eos, list) and all(_is_int(i, 0) for i in eos)):
+        raise _pre_error(f"'eos_ids' must be a list of token ids, got {_show(eos)}")
+    if not isinstance(pre.get("chat_template", ""), str):
+        raise _pre_error("'chat_template' must be a string")
+    names = {t.name for t in inputs}
+    needed = {"input_ids", "position_ids", "attention_mask"} | {
+        f"past_{kind}_{i}" for i in range(pre["layers"]) for kind in ("key", "value")
+    }
+    if needed - names:
+        raise _pre_error(f"a text-generation model needs the inputs {_show(sorted(needed - names))}")
 
 
 def _check_image(pre: dict, inputs: list[TensorSpec]) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bmsdk import cleanup
+from bmsdk.converters.sources import causal_lm
 from bmsdk.converters.sources.limits import check_hf_config, check_shape
 from bmsdk.errors import SourceError
 from bmsdk.manifest import TensorSpec, sha256_file
@@ -208,6 +209,8 @@ def _from_huggingface(
     label_names = labels or _hf_labels(config)
     if spec.hf_inputs == "image":
         return _hf_image_source(path, model, config, label_names, input_shapes, mean, std)
+    if task == "text-generation":
+        return _hf_causal_lm_source(path, model, config, max_length, tokenizer)
     return _hf_text_source(path, model, config, task, label_names, max_length, tokenizer)
 
 
@@ -264,6 +267,33 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
         postprocessing=get_task(task).postprocessing(output, labels),
         module=wrapper,
         files={f"tokenizer/{k}": v for k, v in files.items()},
+        info=_source_info(path, "huggingface", config.get("architectures")),
+        name=path.name,
+    )
+
+
+def _hf_causal_lm_source(path, model, config, max_length, tokenizer_dir) -> Source:
+    files = _tokenizer_files(tokenizer_dir or path)
+    tok_config = (
+        _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+    )
+    layers, heads, head_dim, argument = causal_lm.cache_layout(model)
+    length = causal_lm.cache_length(max_length, config)
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    inputs, outputs = causal_lm.step_specs(layers, heads, head_dim, length, vocab)
+    _, pad_id = _pad_token(files, tok_config, config.get("pad_token_id"))
+    pre = causal_lm.generation_preprocessing(layers, heads, head_dim, length, config, tok_config, path, pad_id)
+    extra = {n: path / n for n in ("generation_config.json",) if (path / n).is_file()}
+    return Source(
+        format="huggingface",
+        path=str(path),
+        task="text-generation",
+        inputs=inputs,
+        outputs=outputs,
+        preprocessing=pre,
+        postprocessing={"output": "logits"},
+        module=_named_forward(causal_lm.step_module(model, layers, argument), [s.name for s in inputs]),
+        files={**{f"tokenizer/{k}": v for k, v in files.items()}, **extra},
         info=_source_info(path, "huggingface", config.get("architectures")),
         name=path.name,
     )
@@ -712,13 +742,23 @@ def example_feeds(specs: list[TensorSpec], batch: int = 2, sequence: int = 8, se
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
-        shape = [d if isinstance(d, int) else (batch if d == "batch" else sequence) for d in spec.shape]
+        shape = [dim_size(d, {"batch": batch}, sequence) for d in spec.shape]
         if spec.dtype.startswith("float"):
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         else:
             low, high = spec.value_range or (0, 1)
             feeds[spec.name] = rng.integers(low, min(high, low + 1) + 1, shape).astype(spec.dtype)
     return feeds
+
+
+def dim_size(dim: int | str, sizes: dict[str, int], default: int) -> int:
+    """The size of a dim: fixed, named in `sizes`, derived ("sequence+256": another dim plus a constant)."""
+    if isinstance(dim, int):
+        return dim
+    base, plus, offset = dim.partition("+")
+    if plus and offset.strip().isdigit():
+        return sizes.get(base.strip(), default) + int(offset)
+    return sizes.get(dim, default)
 
 
 def _source_info(path, fmt: str, architectures=None) -> dict:

@@ -11,6 +11,8 @@ import numpy as np
 from bmsdk.errors import InputError, ManifestError
 from bmsdk.manifest import TensorSpec
 
+from .generation import GenerationPreprocessor
+
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -156,4 +158,6 @@ def make_preprocessor(config: dict, folder: Path, inputs: Sequence[TensorSpec]):
         return TextPreprocessor(config, folder, inputs)
     if kind == "image":
         return ImagePreprocessor(config, inputs)
+    if kind == "generation":
+        return GenerationPreprocessor(config, folder, inputs)
     return None

@@ -31,6 +31,16 @@ def export_onnx(source: Source, path: Path, opset: int = DEFAULT_OPSET) -> None:
     simplify(path)
 
 
+def _export_dim(name: str):
+    """A named dynamic dim; a derived one ("sequence+256") is left for torch.export to relate (Dim arithmetic in
+    dynamic_shapes fails in the ONNX exporter)."""
+    import torch
+
+    if not name.replace("-", "_").isidentifier():
+        return torch.export.Dim.DYNAMIC
+    return torch.export.Dim(name.replace("-", "_"), min=1)
+
+
 def _torch_export(source: Source, path: Path, opset: int) -> None:
     import torch
 
@@ -58,11 +68,7 @@ def _torch_export(source: Source, path: Path, opset: int) -> None:
         else:
             dims = {}
             dynamic_shapes = {
-                s.name: {
-                    i: dims.setdefault(d, torch.export.Dim(d.replace("-", "_"), min=1))
-                    for i, d in enumerate(s.shape)
-                    if isinstance(d, str)
-                }
+                s.name: {i: dims.setdefault(d, _export_dim(d)) for i, d in enumerate(s.shape) if isinstance(d, str)}
                 for s in source.inputs
             }
             program = torch.onnx.export(
