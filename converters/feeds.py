@@ -49,7 +49,7 @@ def calibration_feeds(model: Model, data: Dataset, limit: int, batch_size: int =
 
 
 def checked_feeds(model: Model, batch, data: Dataset, what: str) -> dict[str, np.ndarray]:
-    kind = model.manifest.input_kind
+    kind = model.manifest.data_kind
     if kind and data.kind != "tensor" and data.kind != kind:
         raise DataError(
             f"{what} data {data.origin} holds {data.kind} inputs but the model takes {kind}",
@@ -71,7 +71,7 @@ def sample_feeds(model: Model, data: Dataset | None, n: int) -> tuple[dict[str, 
     n = max(n, 2)  # batch >= 2 keeps the batch dim visibly dynamic
     if data is not None and len(data) >= 2:
         return _feeds_from_data(model, data.head(n))
-    kind = model.manifest.input_kind
+    kind = model.manifest.data_kind
     if kind == "text":
         texts = (SAMPLE_TEXTS * (n // len(SAMPLE_TEXTS) + 1))[:n]
         return model.preprocess(texts), np.asarray(texts, dtype=str)

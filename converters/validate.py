@@ -11,6 +11,7 @@ from bmsdk.progress import SILENT
 from bmsdk.runtimes import open_backend
 from bmsdk.runtimes.model import Model
 from bmsdk.sections import Delta, EvalReport, Scores, Validation
+from bmsdk.tasks.text_generation import greedy_check, sample_prompts
 
 from .registry import get_target
 
@@ -55,9 +56,24 @@ def validate_artifact(
         if uncovered:
             result.passed = False
             result.reason = f"samples fall outside the optimization profile: {'; '.join(uncovered)}"
+        if source is not None and manifest.input_kind == "generation":
+            _check_greedy(artifact, source, manifest, sample_feeds, progress, result)
         if eval_data is not None:
             result.eval = _evaluate(artifact, target, manifest, eval_data, source, source_outputs, progress, result)
     return result
+
+
+def _check_greedy(artifact, source, manifest, feeds: dict, progress, result: Validation) -> None:
+    """Text generation: greedy decoding from the sample prompts, token by token against the source's."""
+    prompts = sample_prompts(feeds)
+    with progress.step(f"greedy decoding {len(prompts)} sample prompts against the source"):
+        result.greedy = greedy_check(source.generator, artifact.generator, prompts, manifest.precision)
+    if not result.greedy.passed:
+        result.passed = False
+        result.reason = (
+            f"greedy tokens differ from the source's on {result.greedy.prompts - result.greedy.identical} of "
+            f"{result.greedy.prompts} sample prompts ({manifest.precision} must match exactly)"
+        )
 
 
 def _check_samples(artifact, backend, label, target, manifest, feeds: dict, reference: dict, progress) -> Validation:
@@ -86,6 +102,9 @@ def _evaluate(
     report = EvalReport(data=eval_data.origin, n=len(eval_data))
     if task.classifier:
         report.artifact = Scores(**task.metrics(art_out, eval_data.labels, manifest.labels))
+    elif manifest.input_kind == "generation":
+        scores = task.metrics(art_out, None, None)
+        report.perplexity, report.tokens = scores["perplexity"], scores["tokens"]
     if source is None:
         return report
     key = f"{eval_data.origin}#{len(eval_data)}"
@@ -97,9 +116,12 @@ def _evaluate(
             source_outputs[key] = src_out
     report = dataclasses.replace(report, **task.agreement(src_out, art_out))
     floor = target.tolerance(manifest.precision).min_top1_agreement
-    if floor is not None and report.top1_agreement is not None and report.top1_agreement < floor:
+    if task.classifier and floor is not None and report.top1_agreement is not None and report.top1_agreement < floor:
         result.passed = False
         result.reason = f"top-1 agreement {report.top1_agreement:.4f} < {floor} on {eval_data.origin}"
+    failure = task.eval_failure(report, manifest.precision)
+    if failure:
+        result.passed, result.reason = False, failure
     if task.classifier:
         report.source = Scores(**task.metrics(src_out, eval_data.labels, manifest.labels))
         report.delta = delta(report.artifact, report.source)

@@ -58,7 +58,7 @@ class Model:
             and items.ndim == len(self.manifest.inputs[0].shape)
             and items.dtype.kind == "f"
             and len(self.manifest.inputs) == 1
-            and self.manifest.input_kind != "text"
+            and self.manifest.data_kind != "text"
         ):
             if not np.isfinite(items).all():
                 raise InputError(

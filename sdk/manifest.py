@@ -223,6 +223,12 @@ class Manifest:
         return self.preprocessing.get("kind")
 
     @property
+    def data_kind(self) -> str | None:
+        """What data the model is fed: "text" (text and text-generation models), "image", or None."""
+        kind = self.input_kind
+        return "text" if kind == "generation" else kind
+
+    @property
     def labels(self) -> list[str] | None:
         return self.postprocessing.get("labels")
 

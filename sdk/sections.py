@@ -177,6 +177,23 @@ class EvalReport(Section):
     min_cosine: float | None = None
     source: Scores | None = None
     delta: Delta | None = None
+    perplexity: float | None = None  # text generation; top1_agreement is then next-token agreement
+    source_perplexity: float | None = None
+    perplexity_change: float | None = None  # artifact / source - 1
+    perplexity_budget: float | None = None  # the largest change this precision may have
+    tokens: int | None = None  # tokens scored
+
+
+@dataclass(kw_only=True)
+class GreedyCheck(Section):
+    """Text generation: greedy tokens from the artifact against the source's, on the sample prompts."""
+
+    prompts: int
+    new_tokens: int
+    identical: int  # prompts whose tokens were all equal
+    tokens_matched: float  # share of tokens equal up to the first divergence, over all prompts
+    required: bool  # whether this precision must give identical tokens
+    passed: bool
 
 
 @dataclass(kw_only=True)
@@ -192,6 +209,7 @@ class Validation(Section):
     stand_in: bool | None = None
     note: str | None = None
     eval: EvalReport | None = None
+    greedy: GreedyCheck | None = None  # text generation
 
 
 # --- compression ------------------------------------------------------------------------------------------------

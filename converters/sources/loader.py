@@ -74,6 +74,12 @@ class Source:
         return self.preprocessing.get("kind")
 
     @property
+    def data_kind(self) -> str | None:
+        """ "text" for text and text-generation models, "image", or None."""
+        kind = self.input_kind
+        return "text" if kind == "generation" else kind
+
+    @property
     def input_names(self) -> list[str]:
         return [s.name for s in self.inputs]
 

@@ -186,13 +186,27 @@ def _predict_parser(sub, common) -> None:
         parents=[common],
         epilog=EPILOG,
         help="run an artifact on texts, images or .npy arrays",
-        description="Each INPUT is an image file, a .npy array, or (for text models) a text.",
+        description="Each INPUT is an image file, a .npy array, or (for text models) a text. For a text-generation "
+        "model each INPUT is a prompt, and the generated text streams as it comes (greedy unless --temperature).",
     )
     p.add_argument("artifact")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--backend", help="runtime backend (default: the target's)")
     p.add_argument("--threads", type=int, help="intra-op threads")
     p.add_argument("--json", action="store_true", help="print JSON")
+    g = p.add_argument_group("text generation")
+    g.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate at most (default 64)")
+    g.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy; > 0: sample")
+    g.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    g.add_argument("--top-p", type=float, help="sample among the most likely tokens totalling this probability")
+    g.add_argument("--seed", type=int, help="random seed for sampling")
+    g.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
+    g.add_argument(
+        "--cache",
+        choices=("refuse", "slide"),
+        default="refuse",
+        help="when the KV cache is full: stop with an error (default) or drop the oldest tokens",
+    )
     _public_key_option(p)
     p.set_defaults(func=cmd_predict)
 
@@ -471,7 +485,7 @@ def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
     """(shown name, prediction) for each input; a .npy batch gives one row per item."""
 
     rows = []
-    is_text = model.manifest.input_kind == "text"
+    is_text = model.manifest.data_kind == "text"
     for text in inputs:
         path = Path(text)
         if path.suffix == ".npy" and not is_text:
@@ -491,11 +505,47 @@ def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
     return rows
 
 
+def _generate_each(model, args) -> int:
+    """Each prompt's generation, streamed to stdout (or one JSON list at the end), with its speed on stderr."""
+    check_count("--max-new-tokens", args.max_new_tokens, 1)
+    options = dict(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop=args.stop,
+        cache=args.cache,
+        stream=True,
+    )
+    results = []
+    for prompt in args.inputs:
+        stream = model.generate(prompt, **options)
+        for piece in stream:
+            if not args.json:
+                print(piece, end="", flush=True)
+        result = stream.result
+        results.append({"prompt": prompt, **{k: v for k, v in vars(result).items() if k != "timings"}})
+        if not args.json:
+            speed = f", {result.decode_tokens_per_s:.1f} tokens/s" if result.decode_tokens_per_s else ""
+            print()
+            print(
+                f"[{len(result.token_ids)} tokens, {result.finish_reason}; first token after "
+                f"{result.time_to_first_token_s * 1000:.1f} ms{speed}]",
+                file=sys.stderr,
+            )
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
 def cmd_predict(args) -> int:
     import numpy as np
 
     check_count("--threads", args.threads, 1)
     with load(args.artifact, backend=args.backend, threads=args.threads, public_key=args.public_key) as model:
+        if model.manifest.input_kind == "generation":
+            return _generate_each(model, args)
         rows = _predict_each(model, args.inputs)
     rows = [(name, r.tolist() if isinstance(r, np.ndarray) else r) for name, r in rows]
     if args.json:

@@ -46,6 +46,11 @@ class Task:
         """How closely an artifact's primary outputs follow the source's over a dataset."""
         raise NotImplementedError
 
+    def eval_failure(self, report, precision: str) -> str | None:
+        """Why an artifact's eval report fails beyond the target's tolerance (text generation: its perplexity
+        budget); None when it passes."""
+        return None
+
     def vector_prediction(self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> Any:
         """The prediction of one input (outputs of batch 1) as JSON for the device libraries' test vectors."""
         result = self.postprocess(post, outputs, feeds)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from bmsdk.sections import EvalReport, GreedyCheck
+
 from .base import Task
-from .generation import token_scores
+from .generation import Sampling, token_scores
 
 GREEDY_EXACT = ("fp32", "fp16")  # precisions whose greedy tokens must equal the source's
-PERPLEXITY_BUDGET = {"int8": 0.02}  # other precisions: the largest relative rise in perplexity (default below)
+# the largest relative rise in perplexity on --eval data, per precision (others: the default)
+PERPLEXITY_BUDGET = {"fp32": 0.001, "fp16": 0.01, "int8": 0.02}
 DEFAULT_PERPLEXITY_BUDGET = 0.05
 
 
@@ -42,6 +45,18 @@ class TextGeneration(Task):
             "perplexity_change": artifact / source - 1,
         }
 
+    def eval_failure(self, report: EvalReport, precision: str) -> str | None:
+        """Perplexity on the eval data may rise by the precision's budget at most."""
+        if report.perplexity_change is None:
+            return None
+        report.perplexity_budget = perplexity_budget(precision)
+        if report.perplexity_change > report.perplexity_budget:
+            return (
+                f"perplexity {report.perplexity:.4f} is {report.perplexity_change:+.2%} from the source's "
+                f"{report.source_perplexity:.4f} (budget {report.perplexity_budget:+.0%})"
+            )
+        return None
+
     def vector_prediction(self, post, outputs, feeds):
         return token_scores(outputs["logits"], feeds, _width(feeds))[0, 2:].astype(int).tolist()
 
@@ -57,3 +72,29 @@ def perplexity_budget(precision: str) -> float:
 
 def _width(feeds) -> int:
     return feeds["past_key_0"].shape[2]  # the cache length: the longest text, so every batch gives equal rows
+
+
+def sample_prompts(feeds: dict[str, np.ndarray]) -> list[list[int]]:
+    """Prompts from prefill sample feeds: the first half (at least one token) of each text's ids."""
+    ids, real = feeds["input_ids"], feeds["attention_mask"][:, -feeds["input_ids"].shape[1] :]
+    return [ids[r, : max(1, int(real[r].sum()) // 2)].tolist() for r in range(len(ids))]
+
+
+def greedy_check(reference, artifact, prompts: list[list[int]], precision: str, new_tokens: int = 16) -> GreedyCheck:
+    """Greedy tokens of the artifact's Generator against the reference's, prompt by prompt."""
+    identical, matched = 0, 0
+    for prompt in prompts:
+        want = list(reference.tokens(prompt, new_tokens, Sampling()))
+        got = list(artifact.tokens(prompt, new_tokens, Sampling()))
+        same = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+        identical += want == got
+        matched += same / max(len(want), 1)
+    required = precision in GREEDY_EXACT
+    return GreedyCheck(
+        prompts=len(prompts),
+        new_tokens=new_tokens,
+        identical=identical,
+        tokens_matched=matched / max(len(prompts), 1),
+        required=required,
+        passed=identical == len(prompts) or not required,
+    )

@@ -147,7 +147,7 @@ def to_fp16(src: Path, dst: Path) -> Quantization:
 
 def int8_scheme(source: Source, scheme: str | None) -> str:
     """The int8 scheme: as asked, else dynamic for transformers (text) and static QDQ for CNNs."""
-    scheme = scheme or ("dynamic" if source.input_kind == "text" else "static")
+    scheme = scheme or ("dynamic" if source.data_kind == "text" else "static")
     if scheme not in QUANT_SCHEMES:
         raise UnsupportedError(f"unknown quantization scheme '{scheme}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
     return scheme

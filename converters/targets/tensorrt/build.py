@@ -102,7 +102,7 @@ def _set_precision(source: Source, src: Path, dst: Path, precision: str, calibra
         return Compression()
     if precision == "fp16":
         return Compression(quantization=to_fp16(src, dst, exclude))
-    keep_float = ffn_matmuls(src) if source.input_kind == "text" else []
+    keep_float = ffn_matmuls(src) if source.data_kind == "text" else []
     return Compression(
         quantization=to_qdq(src, dst, precision, calibration, options.get("calibration_method"), exclude, keep_float)
     )
