@@ -386,6 +386,8 @@ def _check_generation(pre: dict, inputs: list[TensorSpec], files: dict) -> None:
     eos = pre.get("eos_ids", [])
     if not (isinstance(eos, list) and all(_is_int(i, 0) for i in eos)):
         raise _pre_error(f"'eos_ids' must be a list of token ids, got {_show(eos)}")
+    if "max_positions" in pre and not _is_int(pre["max_positions"], 1):
+        raise _pre_error(f"'max_positions' must be an int >= 1, got {_show(pre['max_positions'])}")
     if not isinstance(pre.get("chat_template", ""), str):
         raise _pre_error("'chat_template' must be a string")
     names = {t.name for t in inputs}

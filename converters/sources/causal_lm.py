@@ -107,6 +107,7 @@ def generation_preprocessing(
         "head_dim": head_dim,
         "pad_id": pad_id,
         "eos_ids": eos_ids(config, folder),
+        "max_positions": int(config.get("max_position_embeddings") or config.get("n_positions") or 0) or None,
     }
     template = tok_config.get("chat_template")
     if not template and (folder / "chat_template.jinja").is_file():
@@ -118,7 +119,7 @@ def generation_preprocessing(
         token = token.get("content") if isinstance(token, dict) else token
         if isinstance(token, str):
             pre[key] = token
-    return pre
+    return {k: v for k, v in pre.items() if v is not None}
 
 
 def eos_ids(config: dict, folder: Path) -> list[int]:

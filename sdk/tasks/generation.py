@@ -21,6 +21,8 @@ import numpy as np
 
 from bmsdk.errors import InputError, UnsupportedError
 
+from .tokenizer import load_tokenizer
+
 Step = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 CACHE_POLICIES = ("refuse", "slide")
 
@@ -45,7 +47,9 @@ class CacheShape:
 class KVCache:
     """The static window of C slots per layer; `valid` slots are filled, from slot 0 on."""
 
-    def __init__(self, shape: CacheShape, batch: int = 1, policy: str = "refuse", dtype=np.float32):
+    def __init__(
+        self, shape: CacheShape, batch: int = 1, policy: str = "refuse", dtype=np.float32, max_positions: int = 0
+    ):
         if policy not in CACHE_POLICIES:
             raise InputError(f"unknown cache policy {policy!r}", f"use one of: {', '.join(CACHE_POLICIES)}")
         self.shape, self.policy = shape, policy
@@ -53,9 +57,15 @@ class KVCache:
         self.tensors = {name: np.zeros(size, dtype) for name in shape.names()}
         self.valid = 0
         self.position = 0  # the position of the next token (keeps growing when the window slides)
+        self.max_positions = max_positions or 2**62
 
     def make_room(self, count: int) -> None:
         """Before writing `count` new entries: refuse past the window, or drop the oldest slots."""
+        if self.position + count > self.max_positions:
+            raise InputError(
+                f"the model has positions for {self.max_positions} tokens and {self.position + count} are needed",
+                "generate fewer tokens or use a shorter prompt (sliding the cache does not add positions)",
+            )
         free = self.shape.length - self.valid
         if count <= free:
             return
@@ -170,6 +180,7 @@ class Generator:
         self.cache_shape = CacheShape.from_config(pre)
         self.tokenizer = tokenizer
         self.eos_ids = set(int(i) for i in pre.get("eos_ids") or [])
+        self.max_positions = int(pre.get("max_positions") or 0)
         self.pad_id = int(pre.get("pad_id") or 0)
         self.prefill_lengths = sorted(set(prefill_lengths)) if prefill_lengths else None
         self.chat_template = pre.get("chat_template")
@@ -240,7 +251,7 @@ class Generator:
         if max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}", "ask for at least one token")
         timings = timings if timings is not None else {}
-        cache = KVCache(self.cache_shape, policy=cache_policy)
+        cache = KVCache(self.cache_shape, policy=cache_policy, max_positions=self.max_positions)
         if len(prompt_ids) > self.cache_shape.length and cache_policy == "refuse":
             raise InputError(
                 f"the prompt has {len(prompt_ids)} tokens but the KV cache holds {self.cache_shape.length}",
@@ -319,12 +330,6 @@ def _first_stop(text: str, stops: list[str]) -> int | None:
 def _held(text: str, stops: list[str]) -> int:
     """How many trailing characters could still grow into a stop string."""
     return max((k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-
-
-def load_tokenizer(path: Path):
-    from .preprocessing import _load_tokenizer
-
-    return _load_tokenizer(path)
 
 
 class GenerationPreprocessor:

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from bmsdk.errors import InputError, ManifestError
+from bmsdk.errors import InputError
 from bmsdk.manifest import TensorSpec
 
 from .generation import GenerationPreprocessor
+from .tokenizer import load_tokenizer
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -24,7 +25,7 @@ class TextPreprocessor:
     def __init__(self, config: dict, folder: Path, inputs: Sequence[TensorSpec]):
         self.max_length = int(config["max_length"])
         self.pad_id = int(config.get("pad_id", 0))
-        self.tokenizer = _load_tokenizer(folder / config["tokenizer"])
+        self.tokenizer = load_tokenizer(folder / config["tokenizer"])
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
         self.inputs = {t.name: t for t in inputs if t.name in TEXT_INPUTS}
@@ -64,18 +65,6 @@ def _is_text_list(texts: Any) -> bool:
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
         return False
     return isinstance(texts, (list, tuple, np.ndarray)) and all(isinstance(t, str) for t in texts)
-
-
-def _load_tokenizer(path: Path):
-    from tokenizers import Tokenizer
-
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as e:  # tokenizers raises a bare Exception for files it cannot read or parse
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ManifestError(
-            f"{path} is not a readable tokenizer.json ({reason})", "re-create the artifact with `bmsdk convert`"
-        ) from None
 
 
 class ImagePreprocessor:

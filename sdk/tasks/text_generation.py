@@ -83,9 +83,12 @@ def sample_prompts(feeds: dict[str, np.ndarray]) -> list[list[int]]:
 def greedy_check(reference, artifact, prompts: list[list[int]], precision: str, new_tokens: int = 16) -> GreedyCheck:
     """Greedy tokens of the artifact's Generator against the reference's, prompt by prompt."""
     identical, matched = 0, 0
+    room = reference.cache_shape.length
     for prompt in prompts:
-        want = list(reference.tokens(prompt, new_tokens, Sampling()))
-        got = list(artifact.tokens(prompt, new_tokens, Sampling()))
+        prompt = prompt[: room // 2]
+        count = max(1, min(new_tokens, room - len(prompt)))
+        want = list(reference.tokens(prompt, count, Sampling()))
+        got = list(artifact.tokens(prompt, count, Sampling()))
         same = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
         identical += want == got
         matched += same / max(len(want), 1)
