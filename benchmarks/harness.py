@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bmsdk.artifact import load_samples, open_artifact
-from bmsdk.benchmarks.measure import batch_feeds, measure_artifact, repeated_latency
+from bmsdk.benchmarks.measure import batch_feeds, measure_artifact, measure_generation, repeated_latency
 from bmsdk.converters import get_target, toolchain_packages
 from bmsdk.converters.pipeline import convert
 from bmsdk.converters.sources.loader import load_source
@@ -91,7 +91,7 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
     eval_set = (
         cfg.eval_data
         if isinstance(cfg.eval_data, Dataset)
-        else (load_dataset(cfg.eval_data, require_labels=True) if cfg.eval_data else None)
+        else (load_dataset(cfg.eval_data) if cfg.eval_data else None)  # a classifier's labels: checked by convert
     )
     probe = probe_input(eval_set) if eval_set is not None else None
     source_outputs: dict = {}
@@ -220,6 +220,12 @@ def _scores(manifest, path: Path) -> dict:
     for key in ("top1_agreement", "mean_cosine"):
         if ev and getattr(ev, key) is not None:
             cell[key] = getattr(ev, key)
+    if ev and ev.perplexity is not None:
+        cell["metric"] = {"perplexity": ev.perplexity, "tokens": ev.tokens}
+        if ev.perplexity_change is not None:
+            cell["perplexity_change_pct"] = 100 * ev.perplexity_change
+    if v.greedy:
+        cell["greedy"] = v.greedy.to_dict()
     pruning = manifest.compression.pruning
     if pruning:  # against the unpruned source, not the pruned model the artifact was validated against
         shown = ("method", "ratio", "params", "macs", "metric", "recovery")
@@ -264,18 +270,27 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
         )
         latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
         result["latency"][str(batch)] = latency
+    if manifest.input_kind == "generation":
+        result["generation"] = measure_generation(reference, probe, cfg.repeats)
     ev = manifest.validation.eval
     if ev and ev.source:
         result["metric"] = ev.source.to_dict()
+    if ev and ev.source_perplexity is not None:
+        result["metric"] = {"perplexity": ev.source_perplexity, "tokens": ev.tokens}
     return result
 
 
 def _relative_speed(cells: list[dict], source: dict | None) -> None:
-    """speedup_vs_source[batch] = source p50 / cell p50, both measured in this run."""
+    """speedup_vs_source[batch] = source p50 / cell p50, both measured in this run (text generation: also the
+    ratio of decode tokens/s)."""
     if not source:
         return
+    source_decode = (source.get("generation") or {}).get("decode_tokens_per_s")
     for cell in cells:
-        if "latency" in cell:
+        decode = (cell.get("generation") or {}).get("decode_tokens_per_s")
+        if decode and source_decode:
+            cell["decode_speedup_vs_source"] = decode / source_decode
+        if "latency" in cell and source.get("latency"):
             cell["speedup_vs_source"] = {
                 b: source["latency"][b]["p50_ms"] / lat["p50_ms"]
                 for b, lat in cell["latency"].items()

@@ -44,6 +44,29 @@ def raw_runtime_call(model, feeds):
     return (lambda: backend._run(feeds)), f"{getattr(backend, 'name', 'backend')}._run (input checks skipped)"
 
 
+GENERATION_TOKENS = 32  # tokens decoded per timed generation
+
+
+def measure_generation(model, prompt: str, repeats: int, warmup: int = 1) -> dict:
+    """Greedy generation from the prompt: time to first token, prefill and decode speed (medians of `repeats`),
+    and the growth of resident memory while generating."""
+    generator, rss_before = model.generator, rss_bytes()
+    options = dict(max_new_tokens=GENERATION_TOKENS, ignore_eos=True, cache="slide")
+    for _ in range(warmup):
+        model.generate(prompt, **options)
+    results = [model.generate(prompt, **options) for _ in range(max(repeats, 1))]
+    decode = [r.decode_tokens_per_s for r in results if r.decode_tokens_per_s]
+    return {
+        "prompt_tokens": len(results[0].prompt_ids),
+        "new_tokens": len(results[0].token_ids),
+        "cache_length": generator.cache_shape.length,
+        "time_to_first_token_ms": 1e3 * float(np.median([r.time_to_first_token_s for r in results])),
+        "prefill_tokens_per_s": float(np.median([r.prefill_tokens_per_s for r in results])),
+        "decode_tokens_per_s": float(np.median(decode)) if decode else None,
+        "rss_delta_mb": (rss_bytes() - rss_before) / 1e6,
+    }
+
+
 def measure_artifact(
     path, probe, batches: list[int], threads: int | None, warmup: int, iterations: int, seconds: float, repeats: int
 ) -> dict:
@@ -64,9 +87,12 @@ def measure_artifact(
             latency = repeated_latency(lambda feeds=feeds: model.run(feeds), warmup, iterations, seconds, repeats)
             latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
             result["latency"][str(batch)] = latency
-        result["end_to_end"] = repeated_latency(
-            lambda: model.predict(probe), warmup, max(10, iterations // 2), seconds, 1
-        )
+        if model.manifest.input_kind == "generation":
+            result["generation"] = measure_generation(model, probe, repeats)
+        else:
+            result["end_to_end"] = repeated_latency(
+                lambda: model.predict(probe), warmup, max(10, iterations // 2), seconds, 1
+            )
         result["rss_delta_mb"] = (rss_bytes() - rss_before) / 1e6  # before the overhead check opens a second session
         feeds = batch_feeds(model, probe, batches[0])
         raw, how = raw_runtime_call(model, feeds)

@@ -41,9 +41,23 @@ def rows(report: dict) -> list[dict]:
                 "speedup": entry.get("speedup_vs_source", {}).get(
                     batch, 1.0 if entry is report.get("source_model") else None
                 ),
+                **_generation_row(entry, entry is report.get("source_model")),
             }
         )
     return out
+
+
+def _generation_row(entry: dict, is_source: bool) -> dict:
+    """Text generation's columns: perplexity and its change, time to first token, prefill and decode speed."""
+    gen = entry.get("generation") or {}
+    return {
+        "perplexity": (entry.get("metric") or {}).get("perplexity"),
+        "perplexity_change_pct": entry.get("perplexity_change_pct", 0.0 if is_source else None),
+        "ttft_ms": gen.get("time_to_first_token_ms"),
+        "prefill_tps": gen.get("prefill_tokens_per_s"),
+        "decode_tps": gen.get("decode_tokens_per_s"),
+        "decode_speedup": entry.get("decode_speedup_vs_source", 1.0 if is_source and gen else None),
+    }
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -63,6 +77,8 @@ def _fmt(value, spec: str, none: str = "–") -> str:
 
 
 def markdown(report: dict) -> str:
+    if any(r["perplexity"] is not None or r["decode_tps"] is not None for r in rows(report)):
+        return generation_markdown(report)
     batch = report["batches"][0]
     env = report["environment"]
     lines = [
@@ -74,12 +90,8 @@ def markdown(report: dict) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows(report):
-        status = r["status"] + (" (reference executor)" if r["reference_executor"] else "")
-        if r["reason"]:  # the problem only; the fix is in report.json
-            reason = r["reason"].split(". Fix:")[0].replace("|", "/")  # a pipe would end the table cell
-            status += f": {reason[:100]}" + ("…" if len(reason) > 100 else "")
         lines.append(
-            f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {status} | "
+            f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {_status(r)} | "
             f"{_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
             f"| {_fmt(r['p50'], '.3f')} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | "
             f"{_fmt(r['throughput'], '.0f')} "
@@ -92,6 +104,46 @@ def markdown(report: dict) -> str:
         f"{env['cpu']}, {env['cores']} cores; latency = model call on pre-processed input (median of "
         f"{report['settings']['repeats']} runs' p50); e2e includes pre/post-processing; "
         "speed-up relative to the source model in torch eager fp32, measured in the same run."
+    )
+    return "\n".join(lines)
+
+
+def _status(r: dict) -> str:
+    status = r["status"] + (" (reference executor)" if r["reference_executor"] else "")
+    if r["reason"]:  # the problem only; the fix is in report.json
+        reason = r["reason"].split(". Fix:")[0].replace("|", "/")  # a pipe would end the table cell
+        status += f": {reason[:100]}" + ("…" if len(reason) > 100 else "")
+    return status
+
+
+def _generated(report: dict) -> str:
+    counts = sorted({(c.get("generation") or {}).get("new_tokens") for c in report["cells"]} - {None})
+    return "/".join(str(c) for c in counts) or "no"
+
+
+def generation_markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = [
+        f"### {report['name']}: text generation ({env['threads']} thread(s)), speed against perplexity",
+        "",
+        "| target | precision | status | size (MB) | load (ms) | first token (ms) | prefill tok/s | decode tok/s "
+        "| RSS +MB | perplexity | Δ perplexity | next-token agreement | decode speed-up vs torch |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows(report):
+        lines.append(
+            f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {_status(r)} | "
+            f"{_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} | {_fmt(r['ttft_ms'], '.2f')} | "
+            f"{_fmt(r['prefill_tps'], '.0f')} | {_fmt(r['decode_tps'], '.1f')} | {_fmt(r['rss_mb'], '.1f')} | "
+            f"{_fmt(r['perplexity'], '.3f')} | {_fmt(r['perplexity_change_pct'], '+.2f')}% | "
+            f"{_fmt(r['agreement'], '.4f')} | {_fmt(r['decode_speedup'], '.2f')}"
+            f"{'×' if r['decode_speedup'] is not None else ''} |"
+        )
+    lines.append("")
+    lines.append(
+        f"{env['cpu']}, {env['cores']} cores; greedy decoding of {_generated(report)} tokens; perplexity on the eval "
+        "texts; speed-up relative to the source model in torch eager fp32 (same generation loop), measured in the "
+        "same run."
     )
     return "\n".join(lines)
 

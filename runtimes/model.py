@@ -169,11 +169,13 @@ class Model:
         seed: int | None = None,
         stream: bool = False,
         cache: str = "refuse",
+        ignore_eos: bool = False,
     ) -> GenerationResult | GenerationStream:
         """Text from a prompt (or chat messages) for a text-generation model: greedy when temperature is 0.
 
         stream=True gives an iterator of text pieces (its `.result` holds the GenerationResult once exhausted).
-        When the KV cache is full, cache="refuse" raises and cache="slide" drops the oldest tokens.
+        When the KV cache is full, cache="refuse" raises and cache="slide" drops the oldest tokens. ignore_eos=True
+        goes on past end-of-sequence tokens (benchmarks use it to time a fixed number of tokens).
         """
         if self.manifest.input_kind != "generation":
             raise UnsupportedError(
@@ -181,7 +183,13 @@ class Model:
             )
         sampling = Sampling(temperature, top_k, top_p, seed)
         live = GenerationStream(
-            self.generator, prompt, max_new_tokens=max_new_tokens, sampling=sampling, stop=stop, cache_policy=cache
+            self.generator,
+            prompt,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            stop=stop,
+            cache_policy=cache,
+            ignore_eos=ignore_eos,
         )
         if stream:
             return live

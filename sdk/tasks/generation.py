@@ -246,8 +246,9 @@ class Generator:
         sampling: Sampling,
         cache_policy: str = "refuse",
         timings: dict | None = None,
+        ignore_eos: bool = False,
     ) -> Iterator[int]:
-        """The generated token ids one by one (stopping at an eos id or after max_new_tokens)."""
+        """The generated token ids one by one (stopping at an eos id, unless ignored, or after max_new_tokens)."""
         if max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}", "ask for at least one token")
         timings = timings if timings is not None else {}
@@ -265,7 +266,7 @@ class Generator:
         decode_start = time.perf_counter()
         for produced in range(1, max_new_tokens + 1):
             yield token
-            if token in self.eos_ids or produced == max_new_tokens:
+            if (token in self.eos_ids and not ignore_eos) or produced == max_new_tokens:
                 return
             cache.make_room(1)
             outputs = self.step(cache.feeds(np.array([[token]], np.int64), 1))
@@ -282,14 +283,16 @@ class Generator:
         stop: Sequence[str] | str | None = None,
         cache_policy: str = "refuse",
         result: dict | None = None,
+        ignore_eos: bool = False,
     ) -> Iterator[str]:
         """Text pieces as tokens arrive; `result` (if given) receives the GenerationResult at the end."""
         prompt_ids = self.encode(prompt)
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         text, timings, reason = TextStream(self.tokenizer), {}, "length"
         pending = ""  # text held back while it could be the start of a stop string
-        for token in self.tokens(prompt_ids, max_new_tokens, sampling or Sampling(), cache_policy, timings):
-            if token in self.eos_ids:
+        tokens = self.tokens(prompt_ids, max_new_tokens, sampling or Sampling(), cache_policy, timings, ignore_eos)
+        for token in tokens:
+            if token in self.eos_ids and not ignore_eos:
                 reason = "eos"
                 break
             pending += text.push(token)
