@@ -11,6 +11,7 @@ from bmsdk.sections import SampleCheck, Tolerance
 FP32 = Tolerance(max_rel_error=1e-4, min_cosine=0.9999)
 FP16 = Tolerance(max_rel_error=2e-2, min_cosine=0.999)
 INT8 = Tolerance(min_cosine=0.98)
+INT4 = Tolerance(min_cosine=0.95)  # 4-bit weights; a language model is judged by its perplexity budget
 WEIGHT_COMPRESSED = Tolerance(min_cosine=0.98, min_top1_agreement=0.99)  # also top-1 agreement on --eval data
 
 

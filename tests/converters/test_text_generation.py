@@ -183,3 +183,25 @@ def test_predict_returns_generated_text(onnx_lms):
     model = bmsdk.load(onnx_lms["gpt2"].path)
     assert model.predict("we ship") == model.generate("we ship").text
     assert np.asarray(model.predict(["a", "b"])).shape == (2,)
+
+
+def test_int4_weights_hold_the_budget(lms, eval_texts, tmp_path):
+    result = bmsdk.convert(
+        str(lms["qwen2"]),
+        target="onnx",
+        precision="int4",
+        output=tmp_path / "q4.bmsdk",
+        eval_data=str(eval_texts),
+        int4_block_size=32,
+    )
+    q = result.manifest.compression.quantization
+    assert q.weights == "int4 per-group (group 32), HQQ" and q.tool == "onnxruntime MatMulNBits"
+    ev = result.manifest.validation.eval
+    assert result.passed, result.manifest.validation.reason
+    assert ev.perplexity_budget == 0.05 and ev.perplexity_change <= 0.05
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(result.path / "model.onnx")).graph.node}
+    assert "MatMulNBits" in ops and "MatMul" not in ops
+    with pytest.raises(UnsupportedError, match="int4-block-size"):
+        bmsdk.convert(str(lms["qwen2"]), target="onnx", precision="int8", output=tmp_path / "x", int4_block_size=32)

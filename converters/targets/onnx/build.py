@@ -112,6 +112,8 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
             shutil.copyfile(float_path, model_path)
         elif precision == "fp16":
             quantization = to_fp16(float_path, model_path)
+        elif precision == "int4":
+            quantization = to_int4(float_path, model_path, options)
         else:
             quantization = to_int8(
                 source,
@@ -145,6 +147,32 @@ def to_fp16(src: Path, dst: Path) -> Quantization:
     return Quantization(scheme="fp16", io_types="float32")
 
 
+INT4_METHODS = ("hqq", "rtn")
+
+
+def to_int4(src: Path, dst: Path, options: dict) -> Quantization:
+    """4-bit weights per group of `int4_block_size` input channels (onnxruntime MatMulNBits): HQQ (half-quadratic
+    fitting of scale and zero point, no calibration data) or plain round-to-nearest; activations stay float."""
+    import onnx
+    from onnxruntime.quantization import matmul_nbits_quantizer as nbits
+
+    block = int(options.get("int4_block_size") or 32)
+    method = options.get("int4_method") or "hqq"
+    if method == "hqq":
+        config = nbits.HQQWeightOnlyQuantConfig(block_size=block, bits=4)
+    else:
+        config = nbits.DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True)
+    quantizer = nbits.MatMulNBitsQuantizer(onnx.load(str(src)), bits=4, block_size=block, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), False)
+    return Quantization(
+        scheme="weight-only",
+        tool="onnxruntime MatMulNBits",
+        weights=f"int4 per-group (group {block}), {method.upper()}",
+        activations="float32",
+    )
+
+
 def int8_scheme(source: Source, scheme: str | None) -> str:
     """The int8 scheme: as asked, else dynamic for transformers (text) and static QDQ for CNNs."""
     scheme = scheme or ("dynamic" if source.data_kind == "text" else "static")
@@ -155,6 +183,11 @@ def int8_scheme(source: Source, scheme: str | None) -> str:
 
 def check_request(source: Source, precision: str, has_calibration: bool, options: dict) -> None:
     """Refuse, before any export work, what build() would refuse later."""
+    block = options.get("int4_block_size")
+    if block is not None and (precision != "int4" or block not in (16, 32, 64, 128, 256)):
+        raise UnsupportedError(
+            f"--int4-block-size {block} is not valid here", "use 16, 32, 64, 128 or 256, with --precision int4"
+        )
     if precision == "int8" and int8_scheme(source, options.get("quant_scheme")) == "static" and not has_calibration:
         raise DataError(
             "static int8 needs calibration data", "pass --calibration DATA (a few hundred representative inputs)"
