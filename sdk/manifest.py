@@ -107,6 +107,16 @@ class TensorSpec:
         return f"{self.name}: {self.dtype}[{', '.join(str(d) for d in self.shape)}]"
 
 
+def dim_size(dim: int | str, sizes: dict[str, int], default: int) -> int:
+    """The size of a dim: fixed, named in `sizes`, derived ("sequence+256": another dim plus a constant)."""
+    if isinstance(dim, int):
+        return dim
+    base, plus, offset = dim.partition("+")
+    if plus and offset.strip().isdigit():
+        return sizes.get(base.strip(), default) + int(offset)
+    return sizes.get(dim, default)
+
+
 @dataclass
 class Manifest:
     name: str

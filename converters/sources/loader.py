@@ -23,7 +23,7 @@ from bmsdk import cleanup
 from bmsdk.converters.sources import causal_lm
 from bmsdk.converters.sources.limits import check_hf_config, check_shape
 from bmsdk.errors import SourceError
-from bmsdk.manifest import TensorSpec, sha256_file
+from bmsdk.manifest import TensorSpec, dim_size, sha256_file
 from bmsdk.runtimes.pt2_archive import load_exported_program
 from bmsdk.tasks import detect_task, get_task, task_names
 from bmsdk.tasks.preprocessing import TEXT_INPUTS
@@ -755,16 +755,6 @@ def example_feeds(specs: list[TensorSpec], batch: int = 2, sequence: int = 8, se
             low, high = spec.value_range or (0, 1)
             feeds[spec.name] = rng.integers(low, min(high, low + 1) + 1, shape).astype(spec.dtype)
     return feeds
-
-
-def dim_size(dim: int | str, sizes: dict[str, int], default: int) -> int:
-    """The size of a dim: fixed, named in `sizes`, derived ("sequence+256": another dim plus a constant)."""
-    if isinstance(dim, int):
-        return dim
-    base, plus, offset = dim.partition("+")
-    if plus and offset.strip().isdigit():
-        return sizes.get(base.strip(), default) + int(offset)
-    return sizes.get(dim, default)
 
 
 def _source_info(path, fmt: str, architectures=None) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bmsdk.converters.sources.loader import Source
+from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.onnx.build import DEFAULT_OPSET, export_onnx
 from bmsdk.converters.targets.tensorrt.ops import check_model
@@ -88,7 +88,12 @@ def _build_config(source: Source, precision: str, options: dict) -> BuildConfig:
     return BuildConfig(
         precision=precision,
         strongly_typed=True,
-        profiles=make_profiles(source.inputs, source.preprocessing.get("max_length"), shapes),
+        profiles=make_profiles(
+            source.inputs,
+            source.preprocessing.get("max_length") or source.preprocessing.get("cache_length"),
+            shapes,
+            generation=source.input_kind == "generation",
+        ),
         workspace_bytes=int(float(workspace) * (1 << 30)) if workspace is not None else None,
         sparsity=sparsity,
     )
@@ -101,7 +106,8 @@ def _set_precision(source: Source, src: Path, dst: Path, precision: str, calibra
         shutil.copyfile(src, dst)
         return Compression()
     if precision == "fp16":
-        return Compression(quantization=to_fp16(src, dst, exclude))
+        feeds = calibration[0] if calibration else example_feeds(source.inputs, batch=1, sequence=8)
+        return Compression(quantization=to_fp16(src, dst, exclude, feeds))
     keep_float = ffn_matmuls(src) if source.data_kind == "text" else []
     return Compression(
         quantization=to_qdq(src, dst, precision, calibration, options.get("calibration_method"), exclude, keep_float)

@@ -13,6 +13,7 @@ import copy
 import logging
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -83,19 +84,25 @@ def to_qdq(
     )
 
 
-def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> Quantization:
-    """Mixed fp16: ModelOpt AutoCast keeps numerically risky nodes in fp32; inputs and outputs stay fp32."""
+def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None, feeds: dict[str, np.ndarray]) -> Quantization:
+    """Mixed fp16: ModelOpt AutoCast keeps numerically risky nodes in fp32; inputs and outputs stay fp32.
+
+    AutoCast runs the model once to find the ranges; `feeds` are shaped as the model needs (its own random
+    inputs give every dynamic dim the same size, which a graph with related dims such as a KV cache rejects)."""
     import onnx
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     _quiet_modelopt()
     try:
-        with _ort_quantization_restored():
+        with tempfile.TemporaryDirectory(prefix="bmsdk-autocast-") as tmp, _ort_quantization_restored():
+            data = Path(tmp) / "inputs.npz"
+            np.savez(data, **feeds)
             model = convert_to_mixed_precision(
                 onnx_path=str(src),
                 low_precision_type="fp16",
                 keep_io_types=True,
                 op_types_to_exclude=exclude_ops or None,
+                calibration_data=str(data),
             )
     except Exception as e:
         raise ConversionError(
@@ -103,6 +110,7 @@ def to_fp16(src: Path, dst: Path, exclude_ops: list[str] | None) -> Quantization
             f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}",
             "try --exclude-ops with the failing op type",
         ) from e
+    model.graph.ClearField("value_info")  # AutoCast's inferred shapes can be wrong for dynamic dims; re-inferred
     onnx.save(model, str(dst))
     return Quantization(
         scheme="fp16 (ModelOpt AutoCast)",

@@ -10,16 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bmsdk.errors import UnsupportedError
-from bmsdk.manifest import TensorSpec
+from bmsdk.manifest import TensorSpec, dim_size
 from bmsdk.sections import Profile
 
 DEFAULT_BATCH = (1, 8, 32)
 
 
-def default_dims(max_length: int | None) -> dict[str, tuple[int, int, int]]:
-    dims = {"batch": DEFAULT_BATCH}
+GENERATION_BATCH = (1, 1, 8)
+
+
+def default_dims(max_length: int | None, generation: bool = False) -> dict[str, tuple[int, int, int]]:
+    """batch 1:8:32 and sequence 1:max/2:max; a text-generation step graph is tuned for decoding (batch 1, one
+    new token) and takes prompts up to the cache length."""
+    dims = {"batch": GENERATION_BATCH if generation else DEFAULT_BATCH}
     if max_length:
-        dims["sequence"] = (1, max(1, max_length // 2), max_length)
+        dims["sequence"] = (1, 1 if generation else max(1, max_length // 2), max_length)
     return dims
 
 
@@ -44,11 +49,15 @@ def parse_shapes(items: Sequence[str] | None) -> dict[str, list]:
 
 
 def make_profiles(
-    inputs: Sequence[TensorSpec], max_length: int | None, shapes: dict[str, list] | None = None
+    inputs: Sequence[TensorSpec], max_length: int | None, shapes: dict[str, list] | None = None, generation=False
 ) -> dict[str, Profile]:
-    """One profile covering every input, from the named dims (defaults, or `shapes`) and the fixed dims."""
+    """One profile covering every input, from the named dims (defaults, or `shapes`) and the fixed dims; a derived
+    dim ("sequence+256") follows the dim it is derived from."""
     shapes = shapes or {}
-    dims = {**default_dims(max_length), **{k: tuple(v) for k, v in shapes.items() if isinstance(v[0], int)}}
+    dims = {
+        **default_dims(max_length, generation),
+        **{k: tuple(v) for k, v in shapes.items() if isinstance(v[0], int)},
+    }
     names = {s.name for s in inputs}
     unknown = sorted(
         k for k in shapes if k not in names and k not in {d for s in inputs for d in s.shape if isinstance(d, str)}
@@ -63,13 +72,15 @@ def make_profiles(
         if spec.name in shapes and not isinstance(shapes[spec.name][0], int):
             low, opt, high = shapes[spec.name]
         else:
-            missing = [d for d in spec.shape if isinstance(d, str) and d not in dims]
+            missing = [d for d in spec.shape if isinstance(d, str) and dim_size(d, {k: 0 for k in dims}, -1) < 0]
             if missing:
                 raise UnsupportedError(
                     f"input '{spec.name}' has dynamic dim(s) {missing} with no default range",
                     f"pass --shapes {missing[0]}=MIN:OPT:MAX",
                 )
-            low, opt, high = ([d if isinstance(d, int) else dims[d][i] for d in spec.shape] for i in range(3))
+            low, opt, high = (
+                [dim_size(d, {k: v[i] for k, v in dims.items()}, 0) for d in spec.shape] for i in range(3)
+            )
         _check_order(spec, low, opt, high)
         profiles[spec.name] = Profile(min=list(low), opt=list(opt), max=list(high))
     return profiles
