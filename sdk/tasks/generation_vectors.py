@@ -117,7 +117,7 @@ def greedy_case(
         token = int(np.argmax(row)) if last else None
         record = {"input_ids": ids, "position_ids": list(range(valid, valid + len(ids))), "valid": valid}
         if len(records) < logits_steps:
-            record["logits"] = row.tolist()
+            record["logits"] = [float(f"{v:.9g}") for v in row]  # float32 exactly, in 9 digits
         records.append({**record, "token_id": token})
         return token
 

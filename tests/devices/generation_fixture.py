@@ -45,7 +45,8 @@ MAX_NEW_TOKENS = 12
 CACHE_LENGTH = 48
 PREFILL_LENGTHS = [1, 4, 8]
 LLAMA3_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
 
@@ -231,7 +232,8 @@ def write_generation_folders(root: Path) -> list[Path]:
             pad_id=config.pad_token_id,
         )
         if lengths is None:
-            check_against_generate(model, vectors["cases"][0])
+            for case in vectors["cases"]:
+                check_against_generate(model, case)
         folder = root / name
         folder.mkdir(parents=True)
         (folder / "tokenizer.json").write_bytes(byte_level.read_bytes())
