@@ -40,6 +40,9 @@ BPE_TEXTS = [
     "x" * 60,
     "punct!!! ??? ... (brackets) [x] {y}",
     "é",
+    "a\u00a0non-breaking\u2009thin\u3000wide space",
+    "control\u0007char\u200bzero-width\u2028line\u0085next",
+    "combining e\u0301 and precomposed \u00e9",
 ]
 MAX_NEW_TOKENS = 12
 CACHE_LENGTH = 48
@@ -240,3 +243,10 @@ def write_generation_folders(root: Path) -> list[Path]:
         (folder / "vectors.json").write_text(json.dumps(vectors, ensure_ascii=False) + "\n")
         folders.append(folder)
     return folders
+
+
+if __name__ == "__main__":  # refresh the Swift package's committed fixtures: python generation_fixture.py DIR
+    import sys
+
+    for written in write_generation_folders(Path(sys.argv[1])):
+        print(written)

@@ -235,14 +235,11 @@ public final class BpeTokenizer {
             Integer id = vocab.get(c);
             if (id != null) {
                 symbols.add(id);
-            } else if (!byteFallback || !addBytes(c, symbols)) {
-                if (unkId == null) {
-                    throw new IllegalArgumentException("the vocab has no \"" + c + "\" and the tokenizer no unk_token");
-                }
+            } else if ((!byteFallback || !addBytes(c, symbols)) && unkId != null) {
                 if (!(fuseUnk && !symbols.isEmpty() && symbols.get(symbols.size() - 1).equals(unkId))) {
                     symbols.add(unkId);
                 }
-            }
+            }  // without unk_token, a character outside the vocab is dropped (as Hugging Face does)
         }
         while (symbols.size() > 1) {
             int best = -1;
