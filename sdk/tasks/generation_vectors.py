@@ -126,8 +126,9 @@ def greedy_case(
         token = call(list(prompt_ids[start : start + real]), width, last=k == len(chunks) - 1)
         start += real
     generated = [token]
+    decode_width = chunk_lengths(1, prefill_lengths)[0][1]  # 1, unless the graph takes only longer lengths
     while len(generated) < max_new_tokens and generated[-1] not in eos_ids:
-        generated.append(call([generated[-1]], 1, last=True))
+        generated.append(call([generated[-1]], decode_width, last=True))
     return records, generated
 
 

@@ -218,7 +218,7 @@ public final class Generator {
             if spec.eosIds.contains(token) { reason = "eos"; break }
             if stream.stopped { reason = "stop"; break }
             if tokens.count == options.maxNewTokens { break }
-            row = try session.step([token], width: 1)
+            row = try session.step([token], width: try session.width(1))
         }
         stream.finish()
         return Result(promptIds: prompt, tokenIds: tokens, text: String(String.UnicodeScalarView(stream.text)), stopReason: reason)
@@ -250,6 +250,7 @@ public final class Generator {
             return row
         }
 
+        /// The length a call of `real` tokens is padded to: the smallest accepted one (decode: 1 when accepted).
         func width(_ real: Int) throws -> Int {
             guard let lengths = spec.prefillLengths else { return real }
             guard let t = lengths.first(where: { $0 >= real }) else { throw BMSDKError.input("no prefill length holds \(real) tokens") }
@@ -260,15 +261,7 @@ public final class Generator {
         mutating func step(_ ids: [Int], width: Int) throws -> [Float] {
             let real = ids.count
             try makeRoom(real)
-            let input = (0..<width).map { Int64($0 < real ? ids[$0] : spec.padId) }
-            let positions = (0..<width).map { Int64(position + $0) }
-            var feeds: [String: Tensor] = [
-                "input_ids": Tensor(shape: [1, width], values: .int64(input)),
-                "position_ids": Tensor(shape: [1, width], values: .int64(positions)),
-                "attention_mask": Tensor(shape: [1, spec.cacheLength + width], values: .int64(cache.attentionMask(real: real, width: width))),
-            ]
-            cache.addFeeds(&feeds)
-            let outputs = try runner.run(feeds)
+            let outputs = try runner.run(feeds(ids, width: width))
             guard let logits = outputs["logits"], !logits.isEmpty, logits.count % width == 0 else {
                 throw BMSDKError.input("the step returned no logits [1, \(width), vocab]")
             }
@@ -276,6 +269,21 @@ public final class Generator {
             position += real
             let vocab = logits.count / width
             return Array(logits[((real - 1) * vocab)..<(real * vocab)])
+        }
+
+        /// Built in their own function so that the feeds (which share the cache's arrays) are gone before the
+        /// cache is written: the write then updates the arrays in place instead of copying them.
+        private func feeds(_ ids: [Int], width: Int) -> [String: Tensor] {
+            let input = (0..<width).map { Int64($0 < ids.count ? ids[$0] : spec.padId) }
+            let positions = (0..<width).map { Int64(position + $0) }
+            let mask = cache.attentionMask(real: ids.count, width: width)
+            var feeds: [String: Tensor] = [
+                "input_ids": Tensor(shape: [1, width], values: .int64(input)),
+                "position_ids": Tensor(shape: [1, width], values: .int64(positions)),
+                "attention_mask": Tensor(shape: [1, spec.cacheLength + width], values: .int64(mask)),
+            ]
+            cache.addFeeds(&feeds)
+            return feeds
         }
 
         private mutating func makeRoom(_ real: Int) throws {

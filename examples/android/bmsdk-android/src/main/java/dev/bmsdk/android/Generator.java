@@ -82,7 +82,7 @@ public final class Generator {
             if (tokens.size() == options.maxNewTokens) {
                 break;
             }
-            row = session.step(new int[] {token}, 0, 1, 1);
+            row = session.step(new int[] {token}, 0, 1, session.width(1));
         }
         stream.finish();
         return new Result(promptIds, tokens, stream.text(), reason);
@@ -110,7 +110,8 @@ public final class Generator {
             return row;
         }
 
-        private int width(int real) {
+        /** The length a call of `real` tokens is padded to: the smallest accepted one (decode: 1 when accepted). */
+        int width(int real) {
             if (spec.prefillLengths == null) {
                 return real;
             }
