@@ -159,6 +159,23 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(result.text, tok.decode([word[1], word.last!]))
     }
 
+    func testWithoutLengthOneDecodeIsPaddedToo() throws {
+        let folder = try XCTUnwrap(try Self.generation().first)
+        let tok = try Self.tokenizer(folder)
+        var spec = try Self.spec(folder)
+        spec.prefillLengths = [4]
+        let prompt = tok.encode("Once upon a time")  // longer than 4: chunked
+        let runner = StepRunners.Scripted(spec: spec, script: [70, 71, 72])
+        let result = try Generator(spec: spec, tokenizer: tok, runner: runner).generate(ids: prompt, options: .init(maxNewTokens: 3))
+        XCTAssertEqual(runner.feeds.count, (prompt.count + 3) / 4 + 2)
+        XCTAssertTrue(runner.feeds.allSatisfy { StepRunners.longs($0["input_ids"]).count == 4 })
+        let decode = try XCTUnwrap(runner.feeds.last)
+        let c = spec.cacheLength
+        XCTAssertEqual(StepRunners.ones(StepRunners.longs(decode["attention_mask"]), c..<(c + 4)), 1)
+        XCTAssertEqual(StepRunners.longs(decode["position_ids"])[0], Int64(prompt.count + 1))
+        XCTAssertEqual(result.tokenIds.count, 3)
+    }
+
     func testAFullCacheIsRefusedOrSlid() throws {
         let folder = try XCTUnwrap(try Self.generation().first)
         let tok = try Self.tokenizer(folder)

@@ -187,6 +187,26 @@ public class GenerationTest {
     }
 
     @Test
+    public void withoutLengthOneDecodeIsPaddedToo() {
+        File folder = generationFolders().get(0);
+        BpeTokenizer tok = tokenizer(folder);
+        GenerationSpec s = spec(folder);
+        GenerationSpec spec = new GenerationSpec(s.layers, s.kvHeads, s.headDim, s.cacheLength, s.vocabSize,
+                List.of(4), s.eosIds, s.padId);
+        int[] prompt = tok.encode("Once upon a time");  // longer than 4: chunked
+        StepRunners.Scripted runner = new StepRunners.Scripted(spec, 70, 71, 72);
+        Generator.Result r = new Generator(spec, tok, runner).generate(prompt, greedy(3), null);
+        assertEquals((prompt.length + 3) / 4 + 2, runner.feeds.size());
+        for (Map<String, TensorData> feeds : runner.feeds) {
+            assertEquals(4, feeds.get("input_ids").longs.length);
+        }
+        Map<String, TensorData> decode = runner.feeds.get(runner.feeds.size() - 1);
+        assertEquals(1, StepRunners.countOnes(decode.get("attention_mask").longs, spec.cacheLength, spec.cacheLength + 4));
+        assertEquals(prompt.length + 1, decode.get("position_ids").longs[0]);
+        assertEquals(3, r.tokenIds.length);
+    }
+
+    @Test
     public void aFullCacheIsRefusedOrSlid() {
         File folder = generationFolders().get(0);
         BpeTokenizer tok = tokenizer(folder);
