@@ -12,7 +12,15 @@ that holds it and prompts longer than the largest are split; the next token come
 `generation_vectors` records, per step, the real tokens fed (`input_ids`, `position_ids`: without the padding, so a
 device library's replay runner checks that it pads as the lengths say), the valid cache entries before the step,
 the logits row used (for the first `logits_steps` steps) and the token chosen from it (null for a prompt chunk that
-is not the last). The Android and iOS libraries replay these (examples/android, examples/ios).
+is not the last). The Android and iOS libraries replay these (examples/android, examples/ios):
+
+    {"format": "bmsdk-test-vectors", "version": 1, "task": "text-generation",
+     "generation": {"layers", "kv_heads", "head_dim", "cache_length", "vocab_size", "prefill_lengths", "eos_ids",
+                    "pad_id"},
+     "cases": [{"prompt", "prompt_ids", "max_new_tokens", "token_ids", "text",
+                "steps": [{"input_ids", "position_ids", "valid", "logits" (first steps only), "token_id"}]}]}
+
+`token_ids` include the eos id that ended a case; `text` is their decoding without special tokens.
 """
 
 from __future__ import annotations
@@ -170,7 +178,9 @@ def generation_vectors(
     tokenizer = Tokenizer.from_file(str(tokenizer_json_path))
     config = _generation_config(tokenizer_json_path)
     eos = list(eos_ids) if eos_ids is not None else _as_list(config.get("eos_token_id"))
-    pad = pad_id if pad_id is not None else config.get("pad_token_id", eos[0] if eos else 0)
+    if pad_id is None:
+        pad_id = config.get("pad_token_id")
+    pad = pad_id if pad_id is not None else (eos[0] if eos else 0)
     layers, kv_heads, head_dim = cache_shape
     checked = _CheckedStep(step, kv_heads, head_dim)
     cases = []
