@@ -3,7 +3,9 @@
 #   ./run-jvm-tests.sh VECTORS_DIR
 # VECTORS_DIR holds one folder per artifact (bmsdk.json, tokenizer.json, vectors.json from `bmsdk export-vectors`,
 # boundary.json, tokenizer-cases.json); tests/test_android_jvm.py writes it. The LiteRT Interpreter class
-# (src/main/java/dev/bmsdk/android/litert/) is Android-only and is not compiled here.
+# (src/main/java/dev/bmsdk/android/litert/) is Android-only and is not compiled here. Text-generation folders hold
+# tokenizer.json with vectors.json (task text-generation) or bpe-cases.json; tests/devices/generation_fixture.py
+# writes them. JUNIT_TESTS="dev.bmsdk.android.GenerationTest ..." runs only those test classes (default: all).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 vectors="${1:?usage: run-jvm-tests.sh VECTORS_DIR}"
@@ -19,5 +21,6 @@ find "$src/main/java" -name '*.java' -not -path '*/litert/*' > "$out/main.txt"
 find "$src/test/java" -name '*.java' > "$out/test.txt"
 javac -Xlint:all -Werror -d "$out/classes" @"$out/main.txt"
 javac -Xlint:all -d "$out/test-classes" -cp "$out/classes:$junit:$hamcrest" @"$out/test.txt"
-java -Dbmsdk.vectors="$vectors" -cp "$out/classes:$out/test-classes:$junit:$hamcrest" org.junit.runner.JUnitCore \
-  $(cd "$src/test/java" && find . -name '*Test.java' | sed 's|^\./||; s|\.java$||; s|/|.|g')
+tests="${JUNIT_TESTS:-$(cd "$src/test/java" && find . -name '*Test.java' | sed 's|^\./||; s|\.java$||; s|/|.|g')}"
+# shellcheck disable=SC2086  # one word per test class
+java -Dbmsdk.vectors="$vectors" -cp "$out/classes:$out/test-classes:$junit:$hamcrest" org.junit.runner.JUnitCore $tests

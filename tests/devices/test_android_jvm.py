@@ -2,8 +2,9 @@
 
 Builds TFLite artifacts of the tiny test models, writes for each `bmsdk export-vectors` output, its bmsdk.json and
 tokenizer, boundary cases computed with `bmsdk.runtimes.litert_io` (bucketed int32 token inputs, int8 image inputs,
-dequantized int8 outputs) and tokenizer cases (tricky texts; the real MiniLM vocabulary too when the demo has
-cached it), then compiles the Java core with javac and runs its JUnit 4 tests. Fails if any JUnit test fails.
+dequantized int8 outputs), tokenizer cases (tricky texts; the real MiniLM vocabulary too when the demo has cached
+it) and the text-generation folders of generation_fixture.py, then compiles the Java core with javac and runs its
+JUnit 4 tests. Fails if any JUnit test fails.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TEXTS, digit_images
+from generation_fixture import write_generation_folders
 
 import bmsdk
 from bmsdk.cli import main as cli
@@ -137,6 +139,7 @@ def vectors_dir(tmp_path_factory, converted, bert_classifier_dir, text_jsonl, cn
         json.dumps(_tokenizer_cases(tiny / "tokenizer.json", TEXTS + TRICKY, 64))
     )
     _minilm_cases(root)
+    write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTest
     return root
 
 

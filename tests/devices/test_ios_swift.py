@@ -1,6 +1,7 @@
 """`swift test` of the iOS package (examples/ios) against test vectors made here, from freshly converted CoreML
-artifacts (tiny BERT on tricky texts, tiny CNN) and from the real MiniLM vocab (installed package), so the Swift
-tokenizer and pre/post-processing are checked against the Python side. Fails when `swift test` fails."""
+artifacts (tiny BERT on tricky texts, tiny CNN), from the real MiniLM vocab (installed package) and of a tiny Llama
+(generation_fixture.py), so the Swift tokenizers, pre/post-processing and generator are checked against the
+Python side. Fails when `swift test` fails."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from generation_fixture import write_generation_folders
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
@@ -105,6 +107,7 @@ def vectors_dir(converted, bert_classifier_dir, cnn_factory, calib_npz, tmp_path
     write_fixture(bert.path, root / "tiny-bert")
     write_fixture(cnn.path, root / "tiny-cnn")
     minilm_tokenizer_fixture(root / "minilm-tokenizer")
+    write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTests
     return root
 
 

@@ -38,6 +38,10 @@ public final class CoreMLRunner: Runner {
             let array = try MLMultiArray(shape: shape, dataType: .float32)
             for (i, v) in floats.enumerated() { array[i] = NSNumber(value: v) }
             return array
+        case .int64(let longs):  // MLMultiArray has no int64: CoreML models take ids and masks as int32
+            let array = try MLMultiArray(shape: shape, dataType: .int32)
+            for (i, v) in longs.enumerated() { array[i] = NSNumber(value: Int32(clamping: v)) }
+            return array
         }
     }
 }

@@ -6,6 +6,7 @@ public enum BMSDKError: Error, CustomStringConvertible {
     case tokenizer(String)
     case input(String)
     case unavailable(String)
+    case generation(String)
 
     public var description: String {
         switch self {
@@ -13,6 +14,7 @@ public enum BMSDKError: Error, CustomStringConvertible {
         case .tokenizer(let m): return "tokenizer: \(m). Fix: use the tokenizer.json that `bmsdk convert` put in the artifact"
         case .input(let m): return "input: \(m)"
         case .unavailable(let m): return m
+        case .generation(let m): return "generation: \(m)"
         }
     }
 }

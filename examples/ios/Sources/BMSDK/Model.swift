@@ -1,10 +1,12 @@
 import Foundation
 
-/// A model input: its shape and values (token ids as Int32, pixels as Float32: what CoreML takes).
+/// A model input: its shape and values (token ids as Int32, pixels as Float32: what CoreML takes; the text
+/// generator's step graph takes its ids, positions and mask as Int64).
 public struct Tensor: Equatable {
     public enum Values: Equatable {
         case int32([Int32])
         case float32([Float])
+        case int64([Int64])
     }
 
     public let shape: [Int]

@@ -3,38 +3,56 @@ package dev.bmsdk.android;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
-/** A tensor's values for one example in a signature's dtype: float32, int32 or int8 (exactly one array is set). */
+/**
+ * A tensor's values for one example in a signature's dtype: float32, int32, int8 or int64 (exactly one array is
+ * set). `shape` is null where the signature fixes it; the generation step graph gives it (its T varies).
+ */
 public final class TensorData {
     public final String dtype;
     public final float[] floats;
     public final int[] ints;
     public final byte[] bytes;
+    public final long[] longs;
+    public final int[] shape;
 
-    private TensorData(String dtype, float[] floats, int[] ints, byte[] bytes) {
+    private TensorData(String dtype, float[] floats, int[] ints, byte[] bytes, long[] longs, int[] shape) {
         this.dtype = dtype;
         this.floats = floats;
         this.ints = ints;
         this.bytes = bytes;
+        this.longs = longs;
+        this.shape = shape;
     }
 
     public static TensorData of(float[] v) {
-        return new TensorData("float32", v, null, null);
+        return new TensorData("float32", v, null, null, null, null);
     }
 
     public static TensorData of(int[] v) {
-        return new TensorData("int32", null, v, null);
+        return new TensorData("int32", null, v, null, null, null);
     }
 
     public static TensorData of(byte[] v) {
-        return new TensorData("int8", null, null, v);
+        return new TensorData("int8", null, null, v, null, null);
+    }
+
+    public static TensorData of(float[] v, int... shape) {
+        return new TensorData("float32", v, null, null, null, shape);
+    }
+
+    public static TensorData of(long[] v, int... shape) {
+        return new TensorData("int64", null, null, null, v, shape);
     }
 
     /** Little-endian (native) direct buffer, what the LiteRT Interpreter reads. */
     public ByteBuffer toBuffer() {
-        int n = floats != null ? floats.length * 4 : ints != null ? ints.length * 4 : bytes.length;
+        int n = floats != null ? floats.length * 4 : ints != null ? ints.length * 4
+                : longs != null ? longs.length * 8 : bytes.length;
         ByteBuffer buffer = ByteBuffer.allocateDirect(n).order(ByteOrder.nativeOrder());
         if (floats != null) {
             buffer.asFloatBuffer().put(floats);
+        } else if (longs != null) {
+            buffer.asLongBuffer().put(longs);
         } else if (ints != null) {
             buffer.asIntBuffer().put(ints);
         } else {
