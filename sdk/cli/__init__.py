@@ -28,6 +28,7 @@ from bmsdk.runtimes.model import load
 from bmsdk.sections import Compression, Quantization, Validation
 from bmsdk.signing import fingerprint, generate_keypair, load_public_key
 from bmsdk.tasks import task_names
+from bmsdk.tasks.generation_vectors import artifact_vectors
 from bmsdk.tasks.vectors import export_vectors
 
 EPILOG = (
@@ -664,7 +665,13 @@ def cmd_bench(args) -> int:
 
 
 def cmd_export_vectors(args) -> int:
-    text = json.dumps(export_vectors(args.artifact, public_key=args.public_key), indent=1)
+    folder, manifest = open_artifact(args.artifact, public_key=args.public_key)
+    if manifest.input_kind == "generation":  # vectors from generating on the artifact's own runtime
+        with load(args.artifact, public_key=args.public_key) as model:
+            vectors = artifact_vectors(model.folder, model.manifest, model.run)
+    else:
+        vectors = export_vectors(args.artifact, public_key=args.public_key)
+    text = json.dumps(vectors, indent=1)
     if args.output:
         try:
             Path(args.output).write_text(text + "\n")

@@ -27,6 +27,10 @@ Step = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 CACHE_POLICIES = ("refuse", "slide")
 
 
+class CacheFullError(InputError):
+    """The KV cache window (or the model's positions) cannot take the tokens asked for."""
+
+
 @dataclass(frozen=True)
 class CacheShape:
     """What the step graph's cache holds: layers, KV heads, slots (the context window) and head size."""
@@ -62,7 +66,7 @@ class KVCache:
     def make_room(self, count: int) -> None:
         """Before writing `count` new entries: refuse past the window, or drop the oldest slots."""
         if self.position + count > self.max_positions:
-            raise InputError(
+            raise CacheFullError(
                 f"the model has positions for {self.max_positions} tokens and {self.position + count} are needed",
                 "generate fewer tokens or use a shorter prompt (sliding the cache does not add positions)",
             )
@@ -70,7 +74,7 @@ class KVCache:
         if count <= free:
             return
         if self.policy == "refuse" or count > self.shape.length:
-            raise InputError(
+            raise CacheFullError(
                 f"the KV cache is full: {self.valid} of {self.shape.length} slots used and {count} more needed",
                 "generate fewer tokens, use a shorter prompt, pass cache='slide', "
                 "or convert again with a longer --max-length",
@@ -224,15 +228,18 @@ class Generator:
         start, logits = 0, None
         while start < len(ids):
             chunk = ids[start : start + longest]
-            width = self._width(len(chunk))
             cache.make_room(len(chunk))  # padding is computed but never stored
-            padded = np.full((1, width), self.pad_id, np.int64)
-            padded[0, : len(chunk)] = chunk
-            outputs = self.step(cache.feeds(padded, len(chunk)))
+            outputs = self.step(cache.feeds(self._padded(chunk), len(chunk)))
             cache.write(outputs, len(chunk))
             logits = outputs["logits"][0, len(chunk) - 1]
             start += len(chunk)
         return logits
+
+    def _padded(self, ids) -> np.ndarray:
+        """[1, T] ids, right-padded to an accepted length (decoding too, where a runtime takes no length 1)."""
+        padded = np.full((1, self._width(len(ids))), self.pad_id, np.int64)
+        padded[0, : len(ids)] = ids
+        return padded
 
     def _width(self, count: int) -> int:
         if not self.prefill_lengths:
@@ -254,7 +261,7 @@ class Generator:
         timings = timings if timings is not None else {}
         cache = KVCache(self.cache_shape, policy=cache_policy, max_positions=self.max_positions)
         if len(prompt_ids) > self.cache_shape.length and cache_policy == "refuse":
-            raise InputError(
+            raise CacheFullError(
                 f"the prompt has {len(prompt_ids)} tokens but the KV cache holds {self.cache_shape.length}",
                 "shorten the prompt, pass cache='slide', or convert again with a longer --max-length",
             )
@@ -269,9 +276,9 @@ class Generator:
             if (token in self.eos_ids and not ignore_eos) or produced == max_new_tokens:
                 return
             cache.make_room(1)
-            outputs = self.step(cache.feeds(np.array([[token]], np.int64), 1))
+            outputs = self.step(cache.feeds(self._padded([token]), 1))
             cache.write(outputs, 1)
-            token = sampling.pick(outputs["logits"][0, -1])
+            token = sampling.pick(outputs["logits"][0, 0])
             timings["decode_steps"] += 1
             timings["decode_s"] = time.perf_counter() - decode_start
 

@@ -26,118 +26,62 @@ is not the last). The Android and iOS libraries replay these (examples/android, 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-Step = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+from bmsdk.artifact import load_samples
+
+from .generation import CacheFullError, Generator, Sampling, Step
+
+__all__ = ["CacheFullError", "generation_vectors"]
 
 
-class CacheFullError(ValueError):
-    pass
+class _Recorder:
+    """`step`, with each call's feeds and outputs kept (and the outputs checked against the contract's shapes)."""
+
+    def __init__(self, step: Step, kv_heads: int, head_dim: int):
+        self.step, self.kv_heads, self.head_dim = step, kv_heads, head_dim
+        self.calls: list[tuple[dict, dict]] = []
+        self.vocab_size: int | None = None
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = {k: np.asarray(v) for k, v in self.step(feeds).items()}
+        width = feeds["input_ids"].shape[1]
+        logits = outputs["logits"]
+        if logits.ndim != 3 or logits.shape[:2] != (1, width):
+            raise ValueError(f"logits has shape {logits.shape}, expected [1, {width}, vocab]")
+        self.vocab_size = int(logits.shape[2])
+        for name in feeds:
+            if name.startswith("past_"):
+                present = outputs[name.replace("past_", "present_")]
+                if present.shape != (1, self.kv_heads, width, self.head_dim):
+                    raise ValueError(f"{name.replace('past_', 'present_')} has shape {present.shape}")
+        self.calls.append((feeds, {"logits": logits}))
+        return outputs
 
 
-class KVCache:
-    """The caller-kept cache window: `length` slots per layer, the first `valid` of them filled."""
-
-    def __init__(self, layers: int, kv_heads: int, length: int, head_dim: int):
-        self.length = length
-        self.valid = 0
-        self.keys = np.zeros((layers, 1, kv_heads, length, head_dim), np.float32)
-        self.values = np.zeros_like(self.keys)
-
-    def feeds(self) -> dict[str, np.ndarray]:
-        feeds = {}
-        for i in range(len(self.keys)):
-            feeds[f"past_key_{i}"] = self.keys[i]
-            feeds[f"past_value_{i}"] = self.values[i]
-        return feeds
-
-    def attention_mask(self, real: int, width: int) -> np.ndarray:
-        mask = np.zeros(self.length + width, np.int64)
-        mask[: self.valid] = 1
-        mask[self.length : self.length + real] = 1
-        return mask[None]
-
-    def check_room(self, real: int) -> None:
-        if self.valid + real > self.length:
-            raise CacheFullError(
-                f"the KV cache is full: {self.valid} + {real} tokens > cache_length {self.length}; "
-                "pass a larger cache_length (and export the model with it) or fewer max_new_tokens"
-            )
-
-    def write(self, outputs: dict[str, np.ndarray], real: int) -> None:
-        """The presents of the real tokens into slots valid..valid+real-1 (padded tokens are never kept)."""
-        n = self.valid
-        for i in range(len(self.keys)):
-            self.keys[i][:, :, n : n + real] = outputs[f"present_key_{i}"][:, :, :real]
-            self.values[i][:, :, n : n + real] = outputs[f"present_value_{i}"][:, :, :real]
-        self.valid += real
-
-
-def chunk_lengths(count: int, prefill_lengths: Sequence[int] | None) -> list[tuple[int, int]]:
-    """(real tokens, fed length T) per prefill call: one call of the whole prompt when any T is accepted."""
-    if not prefill_lengths:
-        return [(count, count)]
-    allowed = sorted(prefill_lengths)
-    chunks = []
-    while count > 0:
-        real = min(count, allowed[-1])
-        chunks.append((real, next(t for t in allowed if t >= real)))
-        count -= real
-    return chunks
-
-
-def run_step(step: Step, cache: KVCache, ids: Sequence[int], width: int, pad_id: int) -> np.ndarray:
-    """One call with `ids` right-padded to `width`; writes the cache and returns the logits [T, V]."""
-    real = len(ids)
-    cache.check_room(real)
-    feeds = {
-        "input_ids": np.array([list(ids) + [pad_id] * (width - real)], np.int64),
-        "position_ids": np.arange(cache.valid, cache.valid + width, dtype=np.int64)[None],
-        "attention_mask": cache.attention_mask(real, width),
-        **cache.feeds(),
-    }
-    outputs = step(feeds)
-    cache.write(outputs, real)
-    return np.asarray(outputs["logits"], np.float32)[0]
-
-
-def greedy_case(
-    step: Step,
-    prompt_ids: Sequence[int],
-    max_new_tokens: int,
-    cache: KVCache,
-    prefill_lengths: Sequence[int] | None,
-    eos_ids: Sequence[int],
-    pad_id: int,
-    logits_steps: int,
-) -> tuple[list[dict], list[int]]:
-    """Greedy generation of one prompt: the step records and the generated ids (an eos id included, then stop)."""
-    if not prompt_ids or max_new_tokens < 1:
-        raise ValueError("generation needs at least one prompt token and max_new_tokens >= 1")
-    records: list[dict] = []
-
-    def call(ids: list[int], width: int, last: bool) -> int | None:
-        valid = cache.valid
-        row = run_step(step, cache, ids, width, pad_id)[len(ids) - 1]
-        token = int(np.argmax(row)) if last else None
-        record = {"input_ids": ids, "position_ids": list(range(valid, valid + len(ids))), "valid": valid}
+def _records(calls: list[tuple[dict, dict]], cache_length: int, prompt_length: int, logits_steps: int) -> list[dict]:
+    """One record per step call: the real tokens fed, their positions, the valid slots before, the logits row used
+    and the token chosen from it (None for a prompt chunk that is not the last)."""
+    records = []
+    for k, (feeds, outputs) in enumerate(calls):
+        mask = feeds["attention_mask"][0]
+        real, valid = int(mask[cache_length:].sum()), int(mask[:cache_length].sum())
+        start = int(feeds["position_ids"][0, 0])
+        next_start = int(calls[k + 1][0]["position_ids"][0, 0]) if k + 1 < len(calls) else None
+        row = outputs["logits"][0, real - 1]
+        chooses = start + real >= prompt_length or next_start is None
+        record = {
+            "input_ids": feeds["input_ids"][0, :real].tolist(),
+            "position_ids": list(range(start, start + real)),
+            "valid": valid,
+        }
         if len(records) < logits_steps:
             record["logits"] = [float(f"{v:.9g}") for v in row]  # float32 exactly, in 9 digits
-        records.append({**record, "token_id": token})
-        return token
-
-    start, chunks = 0, chunk_lengths(len(prompt_ids), prefill_lengths)
-    for k, (real, width) in enumerate(chunks):
-        token = call(list(prompt_ids[start : start + real]), width, last=k == len(chunks) - 1)
-        start += real
-    generated = [token]
-    decode_width = chunk_lengths(1, prefill_lengths)[0][1]  # 1, unless the graph takes only longer lengths
-    while len(generated) < max_new_tokens and generated[-1] not in eos_ids:
-        generated.append(call([generated[-1]], decode_width, last=True))
-    return records, generated
+        records.append({**record, "token_id": int(np.argmax(row)) if chooses else None})
+    return records
 
 
 def _generation_config(tokenizer_json: Path) -> dict:
@@ -164,13 +108,13 @@ def generation_vectors(
     eos_ids: Sequence[int] | None = None,
     pad_id: int | None = None,
 ) -> dict:
-    """Greedy generation of each prompt through `step`, as test vectors (format in the module docstring).
+    """Greedy generation of each prompt through `step` with bmsdk's own Generator, as test vectors (format in the
+    module docstring).
 
-    `cache_shape` is (layers, kv_heads, head_dim) of the step's `past_*` inputs (the cache must exist before the
-    first call); the presents are checked against it and the vocabulary size is read from the logits. `eos_ids`
-    and `pad_id` default to `eos_token_id`/`pad_token_id` of a `generation_config.json` next to the tokenizer;
-    without one there is no eos and the pad id is the first eos id, else 0. A full cache raises CacheFullError
-    (vectors use the "refuse" policy).
+    `cache_shape` is (layers, kv_heads, head_dim) of the step's `past_*` inputs; the presents are checked against
+    it and the vocabulary size is read from the logits. `eos_ids` and `pad_id` default to `eos_token_id` /
+    `pad_token_id` of a `generation_config.json` next to the tokenizer; without one there is no eos and the pad id
+    is the first eos id, else 0. A full cache raises (vectors use the "refuse" policy).
     """
     from tokenizers import Tokenizer
 
@@ -182,18 +126,19 @@ def generation_vectors(
         pad_id = config.get("pad_token_id")
     pad = pad_id if pad_id is not None else (eos[0] if eos else 0)
     layers, kv_heads, head_dim = cache_shape
-    checked = _CheckedStep(step, kv_heads, head_dim)
+    pre = dict(layers=layers, kv_heads=kv_heads, head_dim=head_dim, cache_length=cache_length, eos_ids=eos, pad_id=pad)
     cases = []
     for prompt in prompts:
-        ids = tokenizer.encode(prompt).ids
-        cache = KVCache(layers, kv_heads, cache_length, head_dim)
-        steps, generated = greedy_case(checked, ids, max_new_tokens, cache, prefill_lengths, eos, pad, logits_steps)
+        recorder = _Recorder(step, kv_heads, head_dim)
+        generator = Generator(recorder, pre, tokenizer, prefill_lengths)
+        ids = generator.encode(prompt)
+        generated = list(generator.tokens(ids, max_new_tokens, Sampling()))
         cases.append(
             {
                 "prompt": prompt,
                 "prompt_ids": ids,
                 "max_new_tokens": max_new_tokens,
-                "steps": steps,
+                "steps": _records(recorder.calls, cache_length, len(ids), logits_steps),
                 "token_ids": generated,
                 "text": tokenizer.decode(generated, skip_special_tokens=True),
             }
@@ -207,7 +152,7 @@ def generation_vectors(
             "kv_heads": kv_heads,
             "head_dim": head_dim,
             "cache_length": cache_length,
-            "vocab_size": checked.vocab_size,
+            "vocab_size": recorder.vocab_size if prompts else None,
             "prefill_lengths": sorted(prefill_lengths) if prefill_lengths else None,
             "eos_ids": eos,
             "pad_id": int(pad),
@@ -216,23 +161,23 @@ def generation_vectors(
     }
 
 
-class _CheckedStep:
-    """`step`, with each call's outputs checked against the contract's shapes; remembers the vocabulary size."""
-
-    def __init__(self, step: Step, kv_heads: int, head_dim: int):
-        self.step, self.kv_heads, self.head_dim = step, kv_heads, head_dim
-        self.vocab_size: int | None = None
-
-    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = {k: np.asarray(v) for k, v in self.step(feeds).items()}
-        width = feeds["input_ids"].shape[1]
-        logits = outputs["logits"]
-        if logits.ndim != 3 or logits.shape[:2] != (1, width):
-            raise ValueError(f"logits has shape {logits.shape}, expected [1, {width}, vocab]")
-        self.vocab_size = int(logits.shape[2])
-        for name in feeds:
-            if name.startswith("past_"):
-                present = outputs[name.replace("past_", "present_")]
-                if present.shape != (1, self.kv_heads, width, self.head_dim):
-                    raise ValueError(f"{name.replace('past_', 'present_')} has shape {present.shape}")
-        return outputs
+def artifact_vectors(folder: Path, manifest, step: Step, max_new_tokens: int = 16) -> dict:
+    """`bmsdk export-vectors` of a text-generation artifact: greedy generation through its own runtime (`step`)
+    from the first half of each sample text, with the manifest's cache shape, ids and prefill lengths."""
+    pre = manifest.preprocessing
+    _, _, raw = load_samples(folder)
+    texts = [str(t) for t in (raw if raw is not None else ["the"])]
+    prompts = [" ".join(t.split()[: max(1, len(t.split()) // 2)]) for t in texts]
+    room = max(1, min(max_new_tokens, pre["cache_length"] // 2))
+    vectors = generation_vectors(
+        step,
+        folder / pre["tokenizer"],
+        prompts,
+        room,
+        pre["cache_length"],
+        getattr(manifest.target_config, "sequence_buckets", None),
+        cache_shape=(pre["layers"], pre["kv_heads"], pre["head_dim"]),
+        eos_ids=pre.get("eos_ids", []),
+        pad_id=pre.get("pad_id", 0),
+    )
+    return {**vectors, "name": manifest.name, "target": manifest.target, "precision": manifest.precision}
