@@ -207,3 +207,24 @@ def test_int4_weights_hold_the_budget(lms, eval_texts, tmp_path):
     assert not [n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & weights]  # no float weights
     with pytest.raises(UnsupportedError, match="int4-block-size"):
         bmsdk.convert(str(lms["qwen2"]), target="onnx", precision="int8", output=tmp_path / "x", int4_block_size=32)
+
+
+def test_export_vectors_record_the_artifacts_generation(onnx_lms, tmp_path):
+    path = onnx_lms["llama"].path
+    out = tmp_path / "vectors.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bmsdk.cli", "export-vectors", str(path), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    vectors = json.loads(out.read_text())
+    assert vectors["task"] == "text-generation" and vectors["generation"]["cache_length"] == 128
+    model = bmsdk.load(path)
+    assert len(vectors["cases"]) >= 2
+    for case in vectors["cases"]:
+        result = model.generate(case["prompt"], max_new_tokens=case["max_new_tokens"])
+        eos = [2] if result.finish_reason == "eos" else []
+        assert case["token_ids"] == result.token_ids + eos and case["prompt_ids"] == result.prompt_ids
+        assert case["steps"][0]["input_ids"] == case["prompt_ids"] and "logits" in case["steps"][0]
