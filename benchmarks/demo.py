@@ -18,6 +18,7 @@ from pathlib import Path
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import rows
 from bmsdk.converters import all_targets
+from bmsdk.data import load_dataset
 from bmsdk.logs import configure_logging, third_party_output
 from bmsdk.progress import Progress
 from bmsdk.version import __version__
@@ -30,6 +31,11 @@ def variants() -> list[tuple[str, str]]:
     return [(t.name, p) for t in all_targets() for p in t.demo_precisions]
 
 
+def generation_variants() -> list[tuple[str, str]]:
+    """The rows of the text-generation table: each target's `demo_generation_precisions`."""
+    return [(t.name, p) for t in all_targets() for p in t.demo_generation_precisions]
+
+
 RECOVERY = {
     "mnist-cnn": "zoo:mnist-recovery",
     "minilm-sentiment": "zoo:sentiment-recovery",
@@ -39,6 +45,8 @@ CASES = [  # name, source, eval data, calibration data (zoo names, built on firs
     ("mnist-cnn", "zoo:mnist-cnn", "zoo:mnist-test", "zoo:mnist-calibration"),
     ("minilm-sentiment", "zoo:minilm-sentiment", "zoo:sentiment-test", "zoo:sentiment-calibration"),
 ]
+GENERATION_CASE = ("tweet-llama", "zoo:tweet-llama", "zoo:tweet-text-test", "zoo:tweet-text-calibration")
+GENERATION_EVAL_TEXTS = 300  # held-out tweets scored for perplexity
 
 
 def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] | None = None) -> list[dict]:
@@ -70,11 +78,58 @@ def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] |
         report = run_benchmark(cfg, out / name, progress)
         (out / name / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         table += [{"model": name, **row} for row in rows(report)]
-    text = markdown_table(table)
+    generation = run_generation(out, artifacts, threads, targets, progress)
+    text = markdown_table(table) + "\n\n" + generation_table(generation)
     (out / "demo.md").write_text(text + "\n")
-    (out / "demo.json").write_text(json.dumps(table, indent=2) + "\n")
+    (out / "demo.json").write_text(json.dumps(table + generation, indent=2) + "\n")
     print(text)
-    return table
+    return table + generation
+
+
+def run_generation(out: Path, artifacts: Path, threads: int, targets: list[str] | None, progress) -> list[dict]:
+    """The small Llama trained on tweets: every target's generation rows, perplexity on held-out tweets."""
+    name, source, eval_data, calibration = GENERATION_CASE
+    progress.info(f"== {name}")
+    with progress.step(f"preparing {name} and its data (trained once, then cached)"):
+        cfg = BenchConfig(
+            source=zoo.resolve(source),
+            targets=[],
+            precisions=[],
+            cells=[c for c in generation_variants() if not targets or c[0] in targets],
+            name=name,
+            eval_data=load_dataset(zoo.resolve(eval_data)).head(GENERATION_EVAL_TEXTS),
+            calibration=zoo.resolve(calibration),
+            threads=threads,
+            warmup=2,
+            iterations=20,
+            seconds=5.0,
+            repeats=3,
+            artifacts_dir=artifacts,
+        )
+    report = run_benchmark(cfg, out / name, progress)
+    (out / name / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return [{"model": name, **row} for row in rows(report)]
+
+
+def generation_table(table: list[dict]) -> str:
+    def fmt(value, spec):
+        return "–" if value is None else format(value, spec)
+
+    lines = [
+        "| model | target | precision | status | size (MB) | perplexity | Δ perplexity | next-token agreement "
+        "| first token (ms) | decode tokens/s | decode speed-up vs torch |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in table:
+        status = r["status"] + (" (reference executor: not a device latency)" if r["reference_executor"] else "")
+        status += f": {r['reason'][:60]}" if r["reason"] else ""
+        lines.append(
+            f"| {r['model']} | {r['target']} | {r['precision']} | {status} | {fmt(r['size_mb'], '.2f')} "
+            f"| {fmt(r['perplexity'], '.2f')} | {fmt(r['perplexity_change_pct'], '+.2f')}% "
+            f"| {fmt(r['agreement'], '.4f')} | {fmt(r['ttft_ms'], '.2f')} | {fmt(r['decode_tps'], '.0f')} "
+            f"| {fmt(r['decode_speedup'], '.2f')}× |"
+        )
+    return "\n".join(lines)
 
 
 def pruned_rows(recovery: str) -> list[tuple]:

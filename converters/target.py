@@ -91,6 +91,7 @@ class Target:
     capabilities: ClassVar[Capabilities] = Capabilities()
     tasks: ClassVar[tuple[str, ...] | None] = None  # the tasks it supports; None: every task
     demo_precisions: ClassVar[tuple[str, ...]] = ()  # the rows this target adds to the demo's table (make demo)
+    demo_generation_precisions: ClassVar[tuple[str, ...]] = ()  # its rows in the demo's text-generation table
     # (backend, what it runs) that checks the artifact's numerics where `backend` cannot run here, e.g. the
     # TensorRT target's prepared ONNX on onnxruntime CPU; the validation result says it was a stand-in
     stand_in: ClassVar[tuple[str, str] | None] = None

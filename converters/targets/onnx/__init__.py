@@ -34,6 +34,7 @@ class OnnxTarget(Target):
     options = OnnxOptions
     capabilities = Capabilities(float_fallback=True, calibration=("int8",))
     demo_precisions = ("fp32", "int8")
+    demo_generation_precisions = ("fp32", "int8", "int4")
 
     def check_request(self, source, precision, has_calibration, options):
         build.check_request(source, precision, has_calibration, options.as_dict())
