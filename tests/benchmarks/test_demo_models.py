@@ -57,3 +57,45 @@ def test_ccexam_cnn_converts_and_keeps_accuracy(tmp_path, mnist, precision):
             images, labels = data["x"][:16], data["y"][:16]
         predicted = [int(p["label"]) for p in model.predict(list(images))]
     assert np.mean(np.asarray(predicted) == labels) >= 0.9
+
+
+@pytest.mark.slow
+def test_tweet_llama_loads_generates_and_beats_a_unigram_model():
+    import json
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, test, calib = zoo.tweet_llama_checkpoint()
+    training = json.loads((folder / "training.json").read_text())
+    assert training["eval_perplexity"] < 0.5 * training["unigram_perplexity"]
+    texts = {
+        name: [json.loads(line)["text"] for line in open(path, encoding="utf-8")]
+        for name, path in [("test", test), ("calib", calib)]
+    }
+    assert len(texts["test"]) == zoo.LM_EVAL_SIZE and len(texts["calib"]) == zoo.CALIBRATION_SIZE
+    train, held_out, calibration = zoo._tweet_texts()
+    assert texts["test"] == held_out and texts["calib"] == calibration
+    assert not set(train) & set(held_out) and not set(train) & set(calibration) and not set(held_out) & set(calibration)
+    assert zoo.resolve("zoo:tweet-llama") == str(folder) and zoo.resolve("zoo:tweet-text-test") == str(test)
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True).eval()
+    nll, count = 0.0, 0  # the held-out perplexity measured again through the loaded checkpoint (first 100 tweets)
+    with torch.inference_mode():
+        for text in texts["test"][:100]:
+            ids = torch.tensor([tokenizer(text)["input_ids"][: zoo.LLAMA_MAX_TOKENS - 1] + [tokenizer.eos_token_id]])
+            nll += model(input_ids=ids, labels=ids).loss.item() * (ids.shape[1] - 1)
+            count += ids.shape[1] - 1
+    assert math.exp(nll / count) < 0.5 * training["unigram_perplexity"]
+    prompt = tokenizer("I love", return_tensors="pt")
+    assert prompt["input_ids"][0, 0].item() == tokenizer.bos_token_id == model.config.bos_token_id
+    generated = model.generate(**prompt, max_new_tokens=16, do_sample=False)
+    new = generated[0, prompt["input_ids"].shape[1] :]
+    assert len(new) > 0
+    text = tokenizer.decode(generated[0], skip_special_tokens=True)
+    assert text.startswith("I love") and len(text) > len("I love")
+    assert "<|assistant|>" in tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
