@@ -111,27 +111,6 @@ def run_generation(out: Path, artifacts: Path, threads: int, targets: list[str] 
     return [{"model": name, **row} for row in rows(report)]
 
 
-def generation_table(table: list[dict]) -> str:
-    def fmt(value, spec):
-        return "–" if value is None else format(value, spec)
-
-    lines = [
-        "| model | target | precision | status | size (MB) | perplexity | Δ perplexity | next-token agreement "
-        "| first token (ms) | decode tokens/s | decode speed-up vs torch |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in table:
-        status = r["status"] + (" (reference executor: not a device latency)" if r["reference_executor"] else "")
-        status += f": {r['reason'][:60]}" if r["reason"] else ""
-        lines.append(
-            f"| {r['model']} | {r['target']} | {r['precision']} | {status} | {fmt(r['size_mb'], '.2f')} "
-            f"| {fmt(r['perplexity'], '.2f')} | {fmt(r['perplexity_change_pct'], '+.2f')}% "
-            f"| {fmt(r['agreement'], '.4f')} | {fmt(r['ttft_ms'], '.2f')} | {fmt(r['decode_tps'], '.0f')} "
-            f"| {fmt(r['decode_speedup'], '.2f')}× |"
-        )
-    return "\n".join(lines)
-
-
 def pruned_rows(recovery: str) -> list[tuple]:
     """ONNX fp32 rows of the model pruned 30% and 50% (channels for the CNN, heads+FFN for MiniLM), without and with
     a brief distillation fine-tune on CPU."""
@@ -149,25 +128,51 @@ def pruned_rows(recovery: str) -> list[tuple]:
     return rows_
 
 
-def markdown_table(table: list[dict]) -> str:
-    def fmt(value, spec):
-        return "–" if value is None else format(value, spec)
+def _fmt(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
 
-    lines = [
-        "| model | target | precision | status | size (MB) | accuracy | Δ accuracy (pt) | macro-F1 | agreement "
-        "| p50 latency (ms) | speed-up vs torch |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+
+def _times(ratio) -> str:
+    return "–" if ratio is None else f"{ratio:.2f}×"
+
+
+def _status(r: dict) -> str:
+    status = r["status"] + (" (reference executor: not a device latency)" if r["reference_executor"] else "")
+    return status + (f": {r['reason'][:60]}" if r["reason"] else "")
+
+
+def _table(header: list[str], aligns: str, cells: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in aligns) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+
+
+def markdown_table(table: list[dict]) -> str:
+    header = ["model", "target", "precision", "status", "size (MB)", "accuracy", "Δ accuracy (pt)", "macro-F1"]
+    header += ["agreement", "p50 latency (ms)", "speed-up vs torch"]
+    cells = [
+        [r["model"], r["target"], (r["precision"] + " " + r.get("variant", "")).strip(), _status(r)]
+        + [_fmt(r["size_mb"], ".2f"), _fmt(r["accuracy"], ".4f"), _fmt(r["delta_pt"], "+.2f")]
+        + [
+            _fmt(r["macro_f1"], ".4f"),
+            _fmt(r["agreement"], ".4f"),
+            _fmt(r["p50"], ".3f"),
+            _fmt(r["speedup"], ".2f") + "×",
+        ]
+        for r in table
     ]
-    for r in table:
-        status = r["status"] + (" (reference executor: not a device latency)" if r["reference_executor"] else "")
-        status += f": {r['reason'][:60]}" if r["reason"] else ""
-        lines.append(
-            f"| {r['model']} | {r['target']} | {(r['precision'] + ' ' + r.get('variant', '')).strip()} | {status} "
-            f"| {fmt(r['size_mb'], '.2f')} "
-            f"| {fmt(r['accuracy'], '.4f')} | {fmt(r['delta_pt'], '+.2f')} | {fmt(r['macro_f1'], '.4f')} "
-            f"| {fmt(r['agreement'], '.4f')} | {fmt(r['p50'], '.3f')} | {fmt(r['speedup'], '.2f')}× |"
-        )
-    return "\n".join(lines)
+    return _table(header, "llllrrrrrrr", cells)
+
+
+def generation_table(table: list[dict]) -> str:
+    header = ["model", "target", "precision", "status", "size (MB)", "perplexity", "Δ perplexity"]
+    header += ["next-token agreement", "first token (ms)", "decode tokens/s", "decode speed-up vs torch"]
+    cells = [
+        [r["model"], r["target"], r["precision"], _status(r), _fmt(r["size_mb"], ".2f"), _fmt(r["perplexity"], ".2f")]
+        + [_fmt(r["perplexity_change_pct"], "+.2f") + "%", _fmt(r["agreement"], ".4f"), _fmt(r["ttft_ms"], ".2f")]
+        + [_fmt(r["decode_tps"], ".0f"), _times(r["decode_speedup"])]
+        for r in table
+    ]
+    return _table(header, "llllrrrrrrr", cells)
 
 
 def main(argv: list[str] | None = None) -> int:
