@@ -34,6 +34,7 @@ DEFAULT_DEPLOYMENT_TARGET = "iOS17"
 FRONTENDS = ("trace", "export")
 MAX_BATCH = 1024  # upper bound of the flexible batch dim (a bounded range lets CoreML plan memory)
 WEIGHT_THRESHOLD = 2048  # weights with fewer elements stay float (coremltools' default)
+INT16_MAX = 32767
 
 
 def build(source: Source, folder: Path, precision: str, calibration, options: dict) -> BuildResult:
@@ -100,9 +101,42 @@ def _deployment_target(requested: str | None, compression: dict | None, options:
 
 
 def _flexible_dims(source: Source) -> dict:
-    bounds = {"batch": [1, MAX_BATCH], "sequence": [1, int(source.preprocessing.get("max_length") or 512)]}
+    """dim name -> [lowest, highest]. A derived dim ("sequence+128": the attention mask of a step graph over a KV
+    cache of 128 slots) is its base dim's range shifted; a step graph's sequence is at most its cache window."""
+    pre = source.preprocessing
+    longest = int(pre.get("cache_length") or 0) if pre.get("kind") == "generation" else 0
+    bounds = {"batch": [1, MAX_BATCH], "sequence": [1, longest or int(pre.get("max_length") or 512)]}
     names = {d for s in source.inputs for d in s.shape if isinstance(d, str)}
-    return {name: bounds.get(name, [1, MAX_BATCH]) for name in sorted(names)}
+    dims = {}
+    for name in sorted(names):
+        base, offset = _derived(name)
+        low, high = bounds.get(base, [1, MAX_BATCH])
+        dims[name] = [low + offset, high + offset]
+    return dims
+
+
+def _derived(name: str) -> tuple[str, int]:
+    """("sequence", 128) for "sequence+128"; (name, 0) for a plain dim."""
+    base, plus, offset = name.partition("+")
+    return (base.strip(), int(offset)) if plus and offset.strip().isdigit() else (name, 0)
+
+
+def _default_size(name: str) -> int:
+    """The size CoreML plans for (and the trace used): derived dims follow their base dim."""
+    base, offset = _derived(name)
+    return (2 if base == "batch" else 8) + offset
+
+
+def _pass_pipeline(ct, source: Source):
+    """coremltools' default passes, without the int16 casts of gather indices where the ids do not fit in int16
+    (a vocabulary over 32767 tokens, positions of a long context): int16 ids would wrap around."""
+    pipeline = ct.PassPipeline.DEFAULT
+    wide = source.task == "text-generation" or any(
+        s.value_range is not None and max(abs(v) for v in s.value_range) > INT16_MAX for s in source.inputs
+    )
+    if wide:
+        pipeline.remove_passes(["common::add_int16_cast"])
+    return pipeline
 
 
 def _io_dtypes(source: Source) -> dict:
@@ -115,14 +149,18 @@ def _convert(ct, source: Source, frontend: str, compute, deployment):
 
     out_types = [ct.TensorType(name=s.name) for s in source.outputs]
     common = dict(
-        convert_to="mlprogram", compute_precision=compute, minimum_deployment_target=deployment, outputs=out_types
+        convert_to="mlprogram",
+        compute_precision=compute,
+        minimum_deployment_target=deployment,
+        outputs=out_types,
+        pass_pipeline=_pass_pipeline(ct, source),
     )
     if frontend == "export":
         return ct.convert(_exported(source), **common)
     import torch
 
     dims = {
-        name: ct.RangeDim(low, high, default=2 if name == "batch" else 8, symbol=name)
+        name: ct.RangeDim(low, high, default=_default_size(name), symbol=name)
         for name, (low, high) in _flexible_dims(source).items()
     }
     dtypes = _io_dtypes(source)
