@@ -131,6 +131,13 @@ class MilProgram:
         """The program's states, zeroed (CoreML's `make_state()`): pass the same one to each `run` of a sequence."""
         return {name: StateBuffer(name, np.zeros(shape, np.float32)) for name, (shape, _) in self.states.items()}
 
+    def write_state(self, state: dict[str, StateBuffer], name: str, value: np.ndarray) -> None:
+        """Overwrite one state (CoreML's MLState.write_state), in the state's dtype."""
+        shape, dtype = self.states[name]
+        if tuple(value.shape) != shape:
+            raise UnsupportedError(f"the state '{name}' is {shape}, not {tuple(value.shape)}", f"pass a {shape} array")
+        state[name].value = store(np.asarray(value, np.float32), dtype)
+
     def run(self, feeds: dict[str, np.ndarray], state: dict[str, StateBuffer] | None = None) -> dict[str, np.ndarray]:
         """The outputs by name; a stateful program updates `state` in place (a fresh zero state when None)."""
         missing = set(self.inputs) - set(feeds)

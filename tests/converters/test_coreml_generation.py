@@ -108,3 +108,81 @@ def test_fp16_converts_and_generates(coreml_lm, checkpoints):
     print(f"fp16 llama: agreeing greedy tokens per prompt {agreeing} of {[len(w) for w in want]}")
     assert all(len(g) == len(w) or len(g) >= NEW_TOKENS // 2 for g, w in zip(got, want))
     assert min(agreeing) >= NEW_TOKENS // 2  # measured: all 16 of 16 on each prompt
+
+
+# --- the stateful form (--coreml-state): the KV cache in CoreML states (iOS18) ------------------------------------
+
+
+def _count_loads(monkeypatch) -> list:
+    """Calls of the adapter's reload of the states from the feeds (a slide, another conversation)."""
+    from bmsdk.runtimes.coreml_state import StatefulSteps
+
+    loads: list = []
+    original = StatefulSteps._load
+    monkeypatch.setattr(StatefulSteps, "_load", lambda self, *a: (loads.append(1), original(self, *a))[1])
+    return loads
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_stateful_fp32_greedy_tokens_equal_transformers(coreml_lm, checkpoints, arch, monkeypatch):
+    from bmsdk.runtimes.mil_executor import MilProgram
+
+    result = coreml_lm(arch, "fp32", coreml_state=True)
+    manifest = result.manifest
+    config = manifest.target_config
+    window = manifest.preprocessing["cache_length"]
+    assert config.minimum_deployment_target == "iOS18"
+    assert config.states == {f"{k}_cache_{i}": [1, 2, window, 16] for i in range(2) for k in ("key", "value")}
+    program = MilProgram(result.path / "model.mlpackage")
+    assert set(program.states) == set(config.states) and set(program.inputs) == set(config.io_dtypes)
+    assert {"read_state", "slice_update", "coreml_update_state"} <= {s.op_type for s in program.steps}
+    # random samples (any mask, batch 8) go through the adapter; the fp16 cache is what keeps it above fp32's 1e-4
+    v = manifest.validation
+    assert v.validated and v.samples.min_cosine > 0.9999, v
+    loads = _count_loads(monkeypatch)
+    got = generate_all(result.path)
+    assert got == [transformers_greedy(checkpoints(arch), p) for p in PROMPTS]
+    assert not loads  # prefill then decode steps: the states already hold the cache, nothing is copied in
+
+
+def test_stateful_slides_like_the_step_graph(coreml_lm, monkeypatch):
+    """Past the window with cache='slide': the adapter reloads the slid cache; same tokens as the plain step graph."""
+    import bmsdk
+
+    loads = _count_loads(monkeypatch)
+    tokens = []
+    for path in (coreml_lm("llama", "fp32", coreml_state=True).path, coreml_lm("llama", "fp32").path):
+        with bmsdk.load(path) as model:
+            model.generator.eos_ids = set()  # keep going past the window
+            tokens.append(model.generate(PROMPTS[0], max_new_tokens=140, cache="slide").token_ids)
+    assert len(tokens[0]) == 140 and tokens[0] == tokens[1]
+    assert loads  # the window slid
+
+
+def test_stateful_fp16_converts_and_generates(coreml_lm, checkpoints):
+    result = coreml_lm("llama", "fp16", coreml_state=True)
+    assert result.manifest.validation.passed, result.manifest.validation
+    got = generate_all(result.path)
+    want = [transformers_greedy(checkpoints("llama"), p) for p in PROMPTS]
+    agreeing = [agreeing_prefix(g, w) for g, w in zip(got, want)]
+    print(f"stateful fp16 llama: agreeing greedy tokens per prompt {agreeing} of {[len(w) for w in want]}")
+    assert min(agreeing) >= NEW_TOKENS // 2  # measured: all 16 of 16 on each prompt
+
+
+def test_stateful_needs_ios18_and_a_language_model(checkpoints, tmp_path):
+    import bmsdk
+    from bmsdk.converters.sources.loader import Source
+    from bmsdk.converters.targets.coreml import stateful
+    from bmsdk.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="iOS18"):
+        bmsdk.convert(
+            str(checkpoints("llama")),
+            target="coreml",
+            output=tmp_path / "a.bmsdk",
+            coreml_state=True,
+            minimum_deployment_target="iOS17",
+        )
+    classifier = Source(format="huggingface", path="x", task="text-classification", inputs=[], outputs=[])
+    with pytest.raises(UnsupportedError, match="text-generation"):
+        stateful.check(classifier, "trace", "iOS18")

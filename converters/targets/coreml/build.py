@@ -14,6 +14,7 @@ from pathlib import Path
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.coreml import shims as coreml_shims
+from bmsdk.converters.targets.coreml import stateful
 from bmsdk.errors import ConversionError, UnsupportedError
 from bmsdk.sections import Compression, CoreMLConfig, Quantization, WeightCompression
 
@@ -46,14 +47,17 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
             "convert the original PyTorch model (checkpoint folder, .pt2, TorchScript or factory)",
         )
     compression = COMPRESSION[precision]
-    deployment = _deployment_target(options.get("minimum_deployment_target"), compression, options)
+    with_state = bool(options.get("coreml_state"))
+    deployment = _deployment_target(options.get("minimum_deployment_target"), compression, options, with_state)
     frontend = options.get("coreml_frontend") or ("export" if source.format == "torch.export" else "trace")
     if frontend not in FRONTENDS:
         raise UnsupportedError(f"unknown CoreML front end '{frontend}'", f"use one of: {', '.join(FRONTENDS)}")
+    if with_state:
+        stateful.check(source, frontend, deployment)
     coreml_shims.register()
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     try:
-        mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment))
+        mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment), with_state)
     except (UnsupportedError, ConversionError):
         raise
     except Exception as e:
@@ -71,8 +75,9 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
         minimum_deployment_target=deployment,
         frontend=frontend,
         model_type="mlprogram",
-        flexible_shapes=_flexible_dims(source),
-        io_dtypes=_io_dtypes(source),
+        flexible_shapes=_flexible_dims(source) if not with_state else stateful.flexible_dims(source),
+        io_dtypes=_io_dtypes(source) if not with_state else stateful.IO_DTYPES,
+        states=stateful.states(source) if with_state else None,
     )
     return BuildResult(
         model_file=MODEL_FILE,
@@ -82,12 +87,13 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     )
 
 
-def _deployment_target(requested: str | None, compression: dict | None, options: dict) -> str:
+def _deployment_target(requested: str | None, compression: dict | None, options: dict, with_state: bool) -> str:
     needs_ios18 = bool(compression) and (
         compression.get("dtype") == "int4"
         or (options.get("granularity") or compression.get("granularity")) == "per_block"
     )
-    target = requested or ("iOS18" if needs_ios18 else DEFAULT_DEPLOYMENT_TARGET)
+    # states need iOS18 too (stateful.check refuses an older target that is asked for)
+    target = requested or ("iOS18" if needs_ios18 or with_state else DEFAULT_DEPLOYMENT_TARGET)
     if target not in DEPLOYMENT_TARGETS:
         raise UnsupportedError(
             f"unknown minimum deployment target '{target}'", f"use one of: {', '.join(DEPLOYMENT_TARGETS)}"
@@ -144,7 +150,7 @@ def _io_dtypes(source: Source) -> dict:
     return {s.name: ("int32" if s.dtype.startswith("int") else "float32") for s in source.inputs}
 
 
-def _convert(ct, source: Source, frontend: str, compute, deployment):
+def _convert(ct, source: Source, frontend: str, compute, deployment, with_state: bool = False):
     import numpy as np
 
     out_types = [ct.TensorType(name=s.name) for s in source.outputs]
@@ -155,6 +161,8 @@ def _convert(ct, source: Source, frontend: str, compute, deployment):
         outputs=out_types,
         pass_pipeline=_pass_pipeline(ct, source),
     )
+    if with_state:
+        return stateful.convert(ct, source, common)
     if frontend == "export":
         return ct.convert(_exported(source), **common)
     import torch
