@@ -98,16 +98,65 @@ def test_step_graph_dims_follow_the_cache_window(coreml_lm):
     assert shapes[f"sequence+{window}"] == [window + 1, 2 * window]
 
 
+def _infinite_constants(package: Path) -> list[str]:
+    import numpy as np
+
+    from bmsdk.runtimes.mil_executor import _read_program
+
+    ops = _read_program(package).functions["main"].operations
+    values = ((op.name, op.outputs[0].val) for op in ops if op.op_type == "const")
+    return [name for name, v in values if isinstance(v, np.ndarray | np.floating) and np.isinf(v).any()]
+
+
 def test_fp16_converts_and_generates(coreml_lm, checkpoints):
     """fp16 compute (its attention mask finite in fp16): validated, and greedy tokens (nearly) those of fp32."""
     result = coreml_lm("llama", "fp16")
     assert result.manifest.validation.passed, result.manifest.validation
+    assert not _infinite_constants(result.path / "model.mlpackage")
     got = generate_all(result.path)
     want = [transformers_greedy(checkpoints("llama"), p) for p in PROMPTS]
     agreeing = [agreeing_prefix(g, w) for g, w in zip(got, want)]
     print(f"fp16 llama: agreeing greedy tokens per prompt {agreeing} of {[len(w) for w in want]}")
     assert all(len(g) == len(w) or len(g) >= NEW_TOKENS // 2 for g, w in zip(got, want))
     assert min(agreeing) >= NEW_TOKENS // 2  # measured: all 16 of 16 on each prompt
+
+
+def test_fp16_infinite_mask_constants_become_finite(tmp_path):
+    """An eager-attention mask of finfo(float32).min is -inf in fp16 (NaN on the device for a row with no key):
+    the coreml target's pass makes it -65504, so a fully masked row is uniform, as in torch."""
+    import coremltools as ct
+    import numpy as np
+    import torch
+
+    from bmsdk.converters.targets.coreml import passes
+    from bmsdk.runtimes.mil_executor import MilProgram
+
+    class Masked(torch.nn.Module):
+        def forward(self, x, mask):
+            scores = x @ x.transpose(-1, -2) + (1.0 - mask[:, None, :]) * torch.finfo(torch.float32).min
+            return scores.softmax(-1) @ x
+
+    x, mask = torch.randn(2, 3, 4), torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    passes.register()
+    paths = []
+    for finite in (False, True):
+        pipeline = ct.PassPipeline.DEFAULT
+        if finite:
+            pipeline.append_pass(passes.FINITE_FP16)
+        model = ct.convert(
+            torch.jit.trace(Masked(), (x, mask)),
+            inputs=[ct.TensorType(name="x", shape=(2, 3, 4)), ct.TensorType(name="mask", shape=(2, 3))],
+            outputs=[ct.TensorType(name="y")],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT16,
+            minimum_deployment_target=ct.target.iOS17,
+            pass_pipeline=pipeline,
+        )
+        paths.append(tmp_path / f"masked-{finite}.mlpackage")
+        model.save(str(paths[-1]))
+    assert _infinite_constants(paths[0]) and not _infinite_constants(paths[1])
+    got = MilProgram(paths[1]).run({"x": x.numpy(), "mask": mask.numpy()})["y"]
+    np.testing.assert_allclose(got, Masked()(x, mask).numpy(), atol=2e-3)
 
 
 # --- the stateful form (--coreml-state): the KV cache in CoreML states (iOS18) ------------------------------------

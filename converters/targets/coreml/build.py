@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
+from bmsdk.converters.targets.coreml import passes as coreml_passes
 from bmsdk.converters.targets.coreml import shims as coreml_shims
 from bmsdk.converters.targets.coreml import stateful
 from bmsdk.errors import ConversionError, UnsupportedError
@@ -55,6 +56,7 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     if with_state:
         stateful.check(source, frontend, deployment)
     coreml_shims.register()
+    coreml_passes.register()
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     try:
         mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment), with_state)
@@ -135,8 +137,10 @@ def _default_size(name: str) -> int:
 
 def _pass_pipeline(ct, source: Source):
     """coremltools' default passes, without the int16 casts of gather indices where the ids do not fit in int16
-    (a vocabulary over 32767 tokens, positions of a long context): int16 ids would wrap around."""
+    (a vocabulary over 32767 tokens, positions of a long context): int16 ids would wrap around; then fp16 ±inf
+    constants made finite (passes.py: an fp16 attention mask must not give NaN)."""
     pipeline = ct.PassPipeline.DEFAULT
+    pipeline.append_pass(coreml_passes.FINITE_FP16)
     wide = source.task == "text-generation" or any(
         s.value_range is not None and max(abs(v) for v in s.value_range) > INT16_MAX for s in source.inputs
     )
