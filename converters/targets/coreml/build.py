@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bmsdk.converters.sources.loader import Source, example_feeds
+from bmsdk.converters.sources.loader import Source, dim_size, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.coreml import passes as coreml_passes
 from bmsdk.converters.targets.coreml import shims as coreml_shims
@@ -130,9 +130,8 @@ def _derived(name: str) -> tuple[str, int]:
 
 
 def _default_size(name: str) -> int:
-    """The size CoreML plans for (and the trace used): derived dims follow their base dim."""
-    base, offset = _derived(name)
-    return (2 if base == "batch" else 8) + offset
+    """The size CoreML plans for, that of the traced example (batch 2, sequence 8; derived dims follow)."""
+    return dim_size(name, {"batch": 2}, 8)
 
 
 def _pass_pipeline(ct, source: Source):
