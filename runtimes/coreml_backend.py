@@ -2,7 +2,8 @@
 (the numpy reference executor, everywhere; `device_real = False`: its latency is not a device latency).
 
 CoreML takes int32 where the manifest says int64 (token ids): both cast at the boundary, and return the
-manifest's dtypes.
+manifest's dtypes. A stateful text-generation program (`target_config.states`) runs through the step-graph
+contract's adapter (coreml_state.py), which keeps the KV cache in the program's states.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, BmsdkError, ModelFileError, UnsupportedError
 from bmsdk.runtimes.base import Backend, short_error
+from bmsdk.runtimes.coreml_state import StatefulSteps
 from bmsdk.runtimes.mil_executor import MilProgram
 
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
@@ -22,6 +24,26 @@ def _to_coreml(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {
         k: v.astype(np.int32) if v.dtype.kind in "iub" else v.astype(np.float32, copy=False) for k, v in feeds.items()
     }
+
+
+def _states(manifest) -> dict[str, list[int]] | None:
+    return getattr(manifest.target_config, "states", None) or None
+
+
+class _MLModelProgram:
+    """coremltools' MLModel as the stateful program the adapter drives (macOS 15: MLState)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def make_state(self):
+        return self.model.make_state()
+
+    def run(self, feeds, state):
+        return self.model.predict(feeds, state=state)
+
+    def write_state(self, state, name, value):
+        state.write_state(name, np.ascontiguousarray(value, np.float16))
 
 
 class CoreMLBackend(Backend):
@@ -51,9 +73,12 @@ class CoreMLBackend(Backend):
         self.model = ct.models.MLModel(
             str(self.folder / self.manifest.model_file), compute_units=getattr(ct.ComputeUnit, self.compute_units)
         )
+        states = _states(self.manifest)
+        self.steps = StatefulSteps(_MLModelProgram(self.model), states) if states else None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = self.model.predict(_to_coreml(feeds))
+        feeds = _to_coreml(feeds)
+        result = self.steps(feeds) if self.steps else self.model.predict(feeds)
         return {s.name: np.asarray(result[s.name]).astype(s.dtype, copy=False) for s in self.outputs}
 
     def close(self) -> None:
@@ -65,7 +90,7 @@ class MilReferenceBackend(Backend):
     runs = {"coreml": 1 if sys.platform == "darwin" else 0}
     requirements = ("coremltools",)
     device_real = False
-    thread_safe = True  # every run has its own value table; the program is read-only after load
+    thread_safe = True  # every run has its own value table; the program is read-only after load (states: locked)
 
     def _load(self) -> None:
         try:
@@ -77,9 +102,20 @@ class MilReferenceBackend(Backend):
                 f"coremltools cannot read {self.manifest.model_file}: {short_error(e)}",
                 "re-create the artifact with `bmsdk convert --target coreml`",
             ) from None
+        self.steps = None
+        if self.program.states:
+            states = _states(self.manifest)
+            if states is None or set(states) != set(self.program.states):
+                raise UnsupportedError(
+                    f"{self.manifest.model_file} keeps states {sorted(self.program.states)} that the manifest's "
+                    "target_config.states does not describe",
+                    "re-create the artifact with `bmsdk convert --target coreml --coreml-state`",
+                )
+            self.steps = StatefulSteps(self.program, states)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = self.program.run(_to_coreml(feeds))
+        feeds = _to_coreml(feeds)
+        result = self.steps(feeds) if self.steps else self.program.run(feeds)
         return {s.name: np.asarray(result[s.name]).astype(s.dtype, copy=False) for s in self.outputs}
 
     def close(self) -> None:

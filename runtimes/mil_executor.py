@@ -5,6 +5,9 @@ coremltools reads the program (`milproto.load`: ops, their inputs and the weight
 the dtype the program declares for it: fp16 values are rounded to fp16 and saturate at ±65504 instead of
 overflowing to ±inf, as the Neural Engine does, so the -inf of an fp16 attention mask gives finite
 scores (not NaN) as on the device. Its latency is not a device latency.
+
+Stateful programs (iOS18 `StateType` inputs, e.g. a KV cache): `make_state()` gives the states, zeroed, and
+`run(feeds, state)` reads and updates them in place (`read_state`, `coreml_update_state`), like CoreML's MLState.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bmsdk.errors import BackendUnavailableError, UnsupportedError
-from bmsdk.runtimes.mil_ops import OPS
+from bmsdk.runtimes.mil_ops import OPS, StateBuffer
 
 FP16_MAX = 65504.0
 # ops whose results are (a subset of) their inputs' values, so rounding them again to fp16 changes nothing
@@ -41,6 +44,10 @@ MOVES_DATA = frozenset(
         "select",
         "maximum",
         "minimum",
+        "band_part",
+        "slice_update",
+        "read_state",
+        "coreml_update_state",
     }
 )
 
@@ -74,7 +81,8 @@ class MilProgram:
                 f"{package} has no function '{function}'", f"functions: {', '.join(program.functions)}"
             )
         func = program.functions[function]
-        self.inputs = {name: _np_dtype(var) for name, var in func.inputs.items()}
+        self.states = {name: _state_type(var) for name, var in func.inputs.items() if _is_state(var)}
+        self.inputs = {name: _np_dtype(var) for name, var in func.inputs.items() if name not in self.states}
         self.output_names = [var.name for var in func.outputs]
         self.constants: dict[str, Any] = {}
         self.steps: list[Step] = []
@@ -114,21 +122,47 @@ class MilProgram:
         for i, step in enumerate(self.steps):
             for name in _names(step.args):
                 last_use[name] = i
-        keep = set(self.output_names) | set(self.constants) | set(self.inputs)
+        keep = set(self.output_names) | set(self.constants) | set(self.inputs) | set(self.states)
         for i, step in enumerate(self.steps):
-            step.release = tuple(n for n in _names(step.args) if last_use[n] == i and n not in keep)
+            # dict.fromkeys: a value passed twice to one op (mul(x=a, y=a)) is released once
+            step.release = tuple(n for n in dict.fromkeys(_names(step.args)) if last_use[n] == i and n not in keep)
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def make_state(self) -> dict[str, StateBuffer]:
+        """The program's states, zeroed (CoreML's `make_state()`): pass the same one to each `run` of a sequence."""
+        return {name: StateBuffer(name, np.zeros(shape, np.float32)) for name, (shape, _) in self.states.items()}
+
+    def write_state(self, state: dict[str, StateBuffer], name: str, value: np.ndarray) -> None:
+        """Overwrite one state (CoreML's MLState.write_state), in the state's dtype."""
+        shape, dtype = self.states[name]
+        if tuple(value.shape) != shape:
+            raise UnsupportedError(f"the state '{name}' is {shape}, not {tuple(value.shape)}", f"pass a {shape} array")
+        state[name].value = store(np.asarray(value, np.float32), dtype)
+
+    def run(self, feeds: dict[str, np.ndarray], state: dict[str, StateBuffer] | None = None) -> dict[str, np.ndarray]:
+        """The outputs by name; a stateful program updates `state` in place (a fresh zero state when None)."""
         missing = set(self.inputs) - set(feeds)
         if missing:
             raise UnsupportedError(f"the program needs the input(s) {sorted(missing)}", f"pass {sorted(self.inputs)}")
         env = dict(self.constants)
         env.update({name: store(feeds[name], dtype) for name, dtype in self.inputs.items()})
+        if self.states:
+            env.update(self._checked_state(self.make_state() if state is None else state))
         for step in self.steps:
             self._execute(step, env)
             for name in step.release:
                 del env[name]
         return {name: env[name] for name in self.output_names}
+
+    def _checked_state(self, state: dict[str, StateBuffer]) -> dict[str, StateBuffer]:
+        for name, (shape, dtype) in self.states.items():
+            buffer = state.get(name)
+            if buffer is None or tuple(buffer.value.shape) != shape:
+                raise UnsupportedError(
+                    f"the state '{name}' must be {shape}, got {None if buffer is None else buffer.value.shape}",
+                    "pass the program's own make_state()",
+                )
+            buffer.value = store(buffer.value, dtype)
+        return {name: state[name] for name in self.states}
 
     @staticmethod
     def _execute(step: Step, env: dict) -> None:
@@ -151,6 +185,20 @@ class MilProgram:
 
 def _names(args: dict) -> list[str]:
     return [n for ref in args.values() for n in (ref if isinstance(ref, list) else [ref])]
+
+
+def _is_state(var) -> bool:
+    from coremltools.converters.mil.mil import types
+
+    return types.is_state(var.sym_type)
+
+
+def _state_type(var) -> tuple[tuple[int, ...], Any]:
+    """(shape, numpy dtype) of the tensor a state holds."""
+    from coremltools.converters.mil.mil import types
+
+    wrapped = var.sym_type.wrapped_type()
+    return tuple(int(d) for d in wrapped.get_shape()), np.dtype(types.nptype_from_builtin(wrapped.get_primitive()))
 
 
 def _np_dtype(var):

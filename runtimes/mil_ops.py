@@ -240,6 +240,22 @@ def einsum(a):
     return np.einsum(a["equation"], *a["values"])
 
 
+@op()
+def scaled_dot_product_attention(a):
+    """iOS18: softmax(Q K^T / sqrt(E) + mask) V, as torch defines it. A bool mask says which keys take part (a
+    query with none gets NaN, as in torch); a float mask is added to the scores."""
+    q, k, v = (np.asarray(a[n], np.float32) for n in ("query", "key", "value"))
+    scores = np.matmul(q, np.swapaxes(k, -1, -2)) / np.float32(math.sqrt(q.shape[-1]))
+    mask = a.get("attn_mask")
+    if mask is not None:
+        mask = np.asarray(mask)
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == bool else scores + mask
+    with np.errstate(invalid="ignore"):  # rows with every key masked: NaN, as in torch
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights = e / e.sum(axis=-1, keepdims=True)
+    return np.matmul(weights, v)
+
+
 # --- convolution and pooling ----------------------------------------------------------------------
 
 
@@ -370,7 +386,14 @@ def squeeze(a):
 
 @op()
 def concat(a):
-    return np.concatenate([np.atleast_1d(v) for v in a["values"]], axis=int(a["axis"]))
+    values, axis = [np.atleast_1d(v) for v in a["values"]], int(a["axis"])
+    if not _arg(a, "interleave", False):
+        return np.concatenate(values, axis=axis)
+    # interleave: output[i::n] = values[i] along the axis (all inputs have the same shape)
+    stacked = np.stack(values, axis=(axis % values[0].ndim) + 1)
+    shape = list(values[0].shape)
+    shape[axis] *= len(values)
+    return stacked.reshape(shape)
 
 
 @op()
@@ -407,6 +430,17 @@ def fill_like(a):
 
 
 @op()
+def band_part(a):
+    """Keep the band lower below / upper above the diagonal of the last two axes (negative: all of that side)."""
+    x = a["x"]
+    lower, upper = int(_arg(a, "lower", -1)), int(_arg(a, "upper", -1))
+    m = np.arange(x.shape[-2])[:, None]
+    n = np.arange(x.shape[-1])[None, :]
+    keep = ((lower < 0) | (m - n <= lower)) & ((upper < 0) | (n - m <= upper))
+    return np.where(keep, x, np.zeros((), x.dtype))
+
+
+@op()
 def pad(a):
     x, pads = a["x"], [int(p) for p in a["pad"]]
     widths = [(0, 0)] * (x.ndim - len(pads) // 2) + [(pads[i], pads[i + 1]) for i in range(0, len(pads), 2)]
@@ -416,10 +450,8 @@ def pad(a):
     return np.pad(x, widths, mode={"reflect": "reflect", "replicate": "edge"}[mode])
 
 
-@op()
-def slice_by_index(a):
-    x = a["x"]
-    rank = x.ndim
+def _slice_index(a, rank: int) -> tuple[tuple, tuple[int, ...]]:
+    """The numpy index of a slice_by_index / slice_update (with its masks) and the axes its squeeze_mask drops."""
     begin = [int(v) for v in np.atleast_1d(_arg(a, "begin", [0] * rank))]
     end = [int(v) for v in np.atleast_1d(_arg(a, "end", [0] * rank))]
     stride = [int(v) for v in np.atleast_1d(_arg(a, "stride", [1] * rank))]
@@ -433,8 +465,26 @@ def slice_by_index(a):
             squeeze_axes.append(i)
         else:
             index.append(slice(None if begin_mask[i] else begin[i], None if end_mask[i] else end[i], stride[i]))
-    out = x[tuple(index)]
-    return np.squeeze(out, axis=tuple(squeeze_axes)) if squeeze_axes else out
+    return tuple(index), tuple(squeeze_axes)
+
+
+@op()
+def slice_by_index(a):
+    x = a["x"]
+    index, squeeze_axes = _slice_index(a, x.ndim)
+    out = x[index]
+    return np.squeeze(out, axis=squeeze_axes) if squeeze_axes else out
+
+
+@op()
+def slice_update(a):
+    """iOS18: x with x[slice] = update (the slice as slice_by_index reads it; squeezed axes are size 1)."""
+    x = a["x"]
+    index, _ = _slice_index(a, x.ndim)
+    out = np.array(x, copy=True)
+    target = out[index]
+    out[index] = np.asarray(a["update"]).reshape(target.shape)
+    return out
 
 
 @op()
@@ -477,6 +527,34 @@ def topk(a):
     order = np.argsort(-x if _arg(a, "ascending", False) is False else x, axis=axis, kind="stable")
     idx = np.take(order, np.arange(k), axis=axis)
     return np.take_along_axis(x, idx, axis=axis), idx.astype(np.int32)
+
+
+# --- states (iOS18): a state argument is a StateBuffer the executor keeps between runs -----------------------------
+
+
+class StateBuffer:
+    """One named state of a stateful program: its value (in the state's dtype, float32 storage for fp16)."""
+
+    def __init__(self, name: str, value: np.ndarray):
+        self.name, self.value = name, value
+
+
+@op()
+def read_state(a):
+    return np.array(a["input"].value, copy=True)
+
+
+@op("coreml_update_state")
+def update_state(a):
+    """Write the value into the state; return it (coremltools' dialect for write_state + read_state)."""
+    a["state"].value = np.array(a["value"], copy=True)
+    return a["value"]
+
+
+@op()
+def write_state(a):
+    a["state"].value = np.array(a["value"], copy=True)
+    return ()
 
 
 # --- compressed weights (constexpr_*), decompressed once at load time -----------------------------------

@@ -528,6 +528,7 @@ class CoreMLConfig(Section):
     model_type: str
     flexible_shapes: dict[str, list[int]]  # dim name -> [lowest, highest]
     io_dtypes: dict[str, str]
+    states: dict[str, list[int]] | None = None  # stateful program (iOS18): state name -> shape (the KV cache)
 
 
 TargetConfig = OnnxConfig | LiteRTConfig | TensorRTConfig | CoreMLConfig

@@ -1,5 +1,6 @@
 """CoreML: an `mlprogram` (`model.mlpackage/`), fp32/fp16 and weight compression; validated on Linux by the MIL
-reference executor, run by CoreML itself on macOS."""
+reference executor, run by CoreML itself on macOS. Text generation: the step graph, or with --coreml-state its
+stateful form (the KV cache in CoreML states)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class CoreMLOptions(TargetOptions):
     )
     block_size: int | None = option(help="per_block quantization: block size (default 32)", type=int)
     weight_threshold: int | None = option(help="weights with fewer elements stay float (default 2048)", type=int)
+    coreml_state: bool | None = option(
+        help="text generation: keep the KV cache in CoreML states (iOS18 / macOS15; fp16 cache)", action="store_true"
+    )
 
 
 class CoreMLTarget(Target):

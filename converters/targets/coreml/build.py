@@ -11,9 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bmsdk.converters.sources.loader import Source, example_feeds
+from bmsdk.converters.sources.loader import Source, dim_size, example_feeds
 from bmsdk.converters.target import BuildResult
+from bmsdk.converters.targets.coreml import passes as coreml_passes
 from bmsdk.converters.targets.coreml import shims as coreml_shims
+from bmsdk.converters.targets.coreml import stateful
 from bmsdk.errors import ConversionError, UnsupportedError
 from bmsdk.sections import Compression, CoreMLConfig, Quantization, WeightCompression
 
@@ -34,6 +36,7 @@ DEFAULT_DEPLOYMENT_TARGET = "iOS17"
 FRONTENDS = ("trace", "export")
 MAX_BATCH = 1024  # upper bound of the flexible batch dim (a bounded range lets CoreML plan memory)
 WEIGHT_THRESHOLD = 2048  # weights with fewer elements stay float (coremltools' default)
+INT16_MAX = 32767
 
 
 def build(source: Source, folder: Path, precision: str, calibration, options: dict) -> BuildResult:
@@ -45,14 +48,18 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
             "convert the original PyTorch model (checkpoint folder, .pt2, TorchScript or factory)",
         )
     compression = COMPRESSION[precision]
-    deployment = _deployment_target(options.get("minimum_deployment_target"), compression, options)
+    with_state = bool(options.get("coreml_state"))
+    deployment = _deployment_target(options.get("minimum_deployment_target"), compression, options, with_state)
     frontend = options.get("coreml_frontend") or ("export" if source.format == "torch.export" else "trace")
     if frontend not in FRONTENDS:
         raise UnsupportedError(f"unknown CoreML front end '{frontend}'", f"use one of: {', '.join(FRONTENDS)}")
+    if with_state:
+        stateful.check(source, frontend, deployment)
     coreml_shims.register()
+    coreml_passes.register()
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     try:
-        mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment))
+        mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment), with_state)
     except (UnsupportedError, ConversionError):
         raise
     except Exception as e:
@@ -70,8 +77,9 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
         minimum_deployment_target=deployment,
         frontend=frontend,
         model_type="mlprogram",
-        flexible_shapes=_flexible_dims(source),
-        io_dtypes=_io_dtypes(source),
+        flexible_shapes=_flexible_dims(source) if not with_state else stateful.flexible_dims(source),
+        io_dtypes=_io_dtypes(source) if not with_state else stateful.IO_DTYPES,
+        states=stateful.states(source) if with_state else None,
     )
     return BuildResult(
         model_file=MODEL_FILE,
@@ -81,12 +89,13 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     )
 
 
-def _deployment_target(requested: str | None, compression: dict | None, options: dict) -> str:
+def _deployment_target(requested: str | None, compression: dict | None, options: dict, with_state: bool) -> str:
     needs_ios18 = bool(compression) and (
         compression.get("dtype") == "int4"
         or (options.get("granularity") or compression.get("granularity")) == "per_block"
     )
-    target = requested or ("iOS18" if needs_ios18 else DEFAULT_DEPLOYMENT_TARGET)
+    # states need iOS18 too (stateful.check refuses an older target that is asked for)
+    target = requested or ("iOS18" if needs_ios18 or with_state else DEFAULT_DEPLOYMENT_TARGET)
     if target not in DEPLOYMENT_TARGETS:
         raise UnsupportedError(
             f"unknown minimum deployment target '{target}'", f"use one of: {', '.join(DEPLOYMENT_TARGETS)}"
@@ -100,9 +109,43 @@ def _deployment_target(requested: str | None, compression: dict | None, options:
 
 
 def _flexible_dims(source: Source) -> dict:
-    bounds = {"batch": [1, MAX_BATCH], "sequence": [1, int(source.preprocessing.get("max_length") or 512)]}
+    """dim name -> [lowest, highest]. A derived dim ("sequence+128": the attention mask of a step graph over a KV
+    cache of 128 slots) is its base dim's range shifted; a step graph's sequence is at most its cache window."""
+    pre = source.preprocessing
+    longest = int(pre.get("cache_length") or 0) if pre.get("kind") == "generation" else 0
+    bounds = {"batch": [1, MAX_BATCH], "sequence": [1, longest or int(pre.get("max_length") or 512)]}
     names = {d for s in source.inputs for d in s.shape if isinstance(d, str)}
-    return {name: bounds.get(name, [1, MAX_BATCH]) for name in sorted(names)}
+    dims = {}
+    for name in sorted(names):
+        base, offset = _derived(name)
+        low, high = bounds.get(base, [1, MAX_BATCH])
+        dims[name] = [low + offset, high + offset]
+    return dims
+
+
+def _derived(name: str) -> tuple[str, int]:
+    """("sequence", 128) for "sequence+128"; (name, 0) for a plain dim."""
+    base, plus, offset = name.partition("+")
+    return (base.strip(), int(offset)) if plus and offset.strip().isdigit() else (name, 0)
+
+
+def _default_size(name: str) -> int:
+    """The size CoreML plans for, that of the traced example (batch 2, sequence 8; derived dims follow)."""
+    return dim_size(name, {"batch": 2}, 8)
+
+
+def _pass_pipeline(ct, source: Source):
+    """coremltools' default passes, without the int16 casts of gather indices where the ids do not fit in int16
+    (a vocabulary over 32767 tokens, positions of a long context): int16 ids would wrap around; then fp16 ±inf
+    constants made finite (passes.py: an fp16 attention mask must not give NaN)."""
+    pipeline = ct.PassPipeline.DEFAULT
+    pipeline.append_pass(coreml_passes.FINITE_FP16)
+    wide = source.task == "text-generation" or any(
+        s.value_range is not None and max(abs(v) for v in s.value_range) > INT16_MAX for s in source.inputs
+    )
+    if wide:
+        pipeline.remove_passes(["common::add_int16_cast"])
+    return pipeline
 
 
 def _io_dtypes(source: Source) -> dict:
@@ -110,19 +153,25 @@ def _io_dtypes(source: Source) -> dict:
     return {s.name: ("int32" if s.dtype.startswith("int") else "float32") for s in source.inputs}
 
 
-def _convert(ct, source: Source, frontend: str, compute, deployment):
+def _convert(ct, source: Source, frontend: str, compute, deployment, with_state: bool = False):
     import numpy as np
 
     out_types = [ct.TensorType(name=s.name) for s in source.outputs]
     common = dict(
-        convert_to="mlprogram", compute_precision=compute, minimum_deployment_target=deployment, outputs=out_types
+        convert_to="mlprogram",
+        compute_precision=compute,
+        minimum_deployment_target=deployment,
+        outputs=out_types,
+        pass_pipeline=_pass_pipeline(ct, source),
     )
+    if with_state:
+        return stateful.convert(ct, source, common)
     if frontend == "export":
         return ct.convert(_exported(source), **common)
     import torch
 
     dims = {
-        name: ct.RangeDim(low, high, default=2 if name == "batch" else 8, symbol=name)
+        name: ct.RangeDim(low, high, default=_default_size(name), symbol=name)
         for name, (low, high) in _flexible_dims(source).items()
     }
     dtypes = _io_dtypes(source)
