@@ -100,6 +100,11 @@ class Target:
         self.check_precision(precision)
         return self.precisions[precision]
 
+    def artifact_tolerance(self, manifest) -> Tolerance:
+        """The tolerance a built artifact is validated against: its precision's, unless the target knows better
+        from the artifact (a CoreML stateful program keeps its KV cache in fp16 whatever the precision)."""
+        return self.tolerance(manifest.precision)
+
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
             raise UnsupportedError(

@@ -185,9 +185,10 @@ def test_stateful_fp32_greedy_tokens_equal_transformers(coreml_lm, checkpoints, 
     program = MilProgram(result.path / "model.mlpackage")
     assert set(program.states) == set(config.states) and set(program.inputs) == set(config.io_dtypes)
     assert {"read_state", "slice_update", "coreml_update_state"} <= {s.op_type for s in program.steps}
-    # random samples (any mask, batch 8) go through the adapter; the fp16 cache is what keeps it above fp32's 1e-4
+    # samples (batch 8) go through the adapter; the fp16 cache holds fp32 to fp16's tolerance
     v = manifest.validation
-    assert v.validated and v.samples.min_cosine > 0.9999, v
+    assert v.validated and v.passed and v.samples.min_cosine > 0.9999, v
+    assert v.samples.tolerance.max_rel_error == 2e-2 and v.greedy.identical == v.greedy.prompts
     loads = _count_loads(monkeypatch)
     got = generate_all(result.path)
     assert got == [transformers_greedy(checkpoints(arch), p) for p in PROMPTS]
@@ -200,11 +201,12 @@ def test_stateful_slides_like_the_step_graph(coreml_lm, monkeypatch):
 
     loads = _count_loads(monkeypatch)
     tokens = []
-    for path in (coreml_lm("llama", "fp32", coreml_state=True).path, coreml_lm("llama", "fp32").path):
+    short = {"max_length": 32}  # a window of 32 inside the model's 128 positions
+    for path in (coreml_lm("llama", "fp32", coreml_state=True, **short).path, coreml_lm("llama", "fp32", **short).path):
         with bmsdk.load(path) as model:
             model.generator.eos_ids = set()  # keep going past the window
-            tokens.append(model.generate(PROMPTS[0], max_new_tokens=140, cache="slide").token_ids)
-    assert len(tokens[0]) == 140 and tokens[0] == tokens[1]
+            tokens.append(model.generate(PROMPTS[0], max_new_tokens=80, cache="slide").token_ids)
+    assert len(tokens[0]) == 80 and tokens[0] == tokens[1]
     assert loads  # the window slid
 
 

@@ -49,3 +49,10 @@ class CoreMLTarget(Target):
 
     def build(self, source, folder, precision, calibration, options, float_layers=None):
         return build.build(source, folder, precision, calibration, options.as_dict())
+
+    def artifact_tolerance(self, manifest):
+        """A stateful program's cache is fp16 (CoreML states are): fp32 is held to fp16's tolerance."""
+        tolerance = self.tolerance(manifest.precision)
+        if getattr(manifest.target_config, "states", None) and manifest.precision == "fp32":
+            return FP16
+        return tolerance
