@@ -26,6 +26,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'bmsd
 from bmsdk.benchmarks.cluster import run_on_cluster  # noqa: E402
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark  # noqa: E402
 from bmsdk.benchmarks.resume import write_partial  # noqa: E402
+from bmsdk.benchmarks.shards import sharded_eval  # noqa: E402
 
 FAST = dict(warmup=2, iterations=20, seconds=1.0, repeats=1)
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -38,16 +39,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(*args: str) -> subprocess.Popen:
+def _start(log: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, **AUTH}
     common = ["--block", "--node-ip-address=127.0.0.1", f"--object-store-memory={NODE_MEMORY}"]
-    return subprocess.Popen(
-        [RAY, "start", *common, *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [RAY, "start", *common, *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _started(log: Path, args: tuple[str, ...], timeout: float = 120) -> subprocess.Popen:
+    """`ray start` one node and wait until it says it runs; a node that timed out starting (this machine is
+    shared and slow) is started again, up to three times."""
+    for _ in range(3):
+        proc = _start(log, *args)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            if "Ray runtime started" in log.read_text():
+                return proc
+            time.sleep(0.5)
+        _kill(proc)
+    raise RuntimeError(f"ray start {' '.join(args)} did not start: {log.read_text()[-800:]}")
 
 
 def _descendants(pid: int) -> list[int]:
@@ -89,15 +101,18 @@ def _running_cell(proc: subprocess.Popen) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     """(address, {"site_a": node, "site_b": node}): a head without CPUs for cells, and two one-CPU worker nodes."""
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    procs = {"head": _start("--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false")}
+    logs = tmp_path_factory.mktemp("ray-logs")
+    procs = {}
     try:
-        time.sleep(3)
+        head = ("--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false")
+        procs["head"] = _started(logs / "head.log", head)
         for site in ("site_a", "site_b"):
-            procs[site] = _start(f"--address={address}", "--num-cpus=1", f'--resources={{"{site}": 1}}')
+            resources = f'--resources={{"{site}": 1}}'
+            procs[site] = _started(logs / f"{site}.log", (f"--address={address}", "--num-cpus=1", resources))
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -108,7 +123,8 @@ def cluster():
             except ConnectionError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the local Ray cluster did not come up in 120 s")
+                tails = {p.name: p.read_text()[-600:] for p in logs.iterdir()}
+                raise RuntimeError(f"the local Ray cluster did not come up in 120 s: {tails}")
             time.sleep(1)
         yield address, procs
     finally:
@@ -187,6 +203,28 @@ def test_a_cell_runs_on_the_worker_holding_its_device(cluster, cnn_factory, data
     (cell,) = run_on_cluster(cfg, tmp_path, address)["cells"]
     site_b = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "site_b" in n["Resources"])
     assert cell["status"] == "validated" and cell["device"] == "site_b" and cell["worker"]["node"] == site_b
+
+
+def test_sharded_eval_on_the_cluster_equals_the_whole_set(cluster, cnn_onnx_artifact, tmp_path):
+    artifact = str(cnn_onnx_artifact.path)
+    import bmsdk
+    from bmsdk.data import load_dataset
+
+    images = digit_images(90, seed=7)
+    labels = np.arange(90) % 10
+    labels[:40] = 3  # shards with different class mixes: averaging per shard would be wrong
+    for i, part in enumerate(np.array_split(np.arange(90), 3)):
+        np.savez(tmp_path / f"shard-{i}.npz", x=images[part], y=labels[part])
+    np.savez(tmp_path / "whole.npz", x=images, y=labels)
+    merged = sharded_eval(artifact, tmp_path / "shard-0.npz", None)  # one shard, in this process
+    assert merged["shards"] == 1 and merged["n"] == 30
+    (tmp_path / "whole.npz").rename(tmp_path.parent / f"{tmp_path.name}-whole.npz")
+    merged = sharded_eval(artifact, tmp_path, cluster[0])
+    with bmsdk.load(artifact) as model:
+        whole = model.evaluate(load_dataset(tmp_path.parent / f"{tmp_path.name}-whole.npz"))
+    assert merged["shards"] == 3 and merged["n"] == 90
+    assert merged["accuracy"] == pytest.approx(whole["accuracy"])
+    assert merged["macro_f1"] == pytest.approx(whole["macro_f1"])
 
 
 def test_killing_a_worker_mid_matrix_still_gives_a_complete_report(cluster, cnn_factory, data, serial, tmp_path):
