@@ -15,7 +15,7 @@ $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@# pyproject.toml states version ranges; constraints.txt pins what the tests ran with (and the CPU torch)
-	$(BIN)/pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[all,dev]"
+	$(BIN)/pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[all,cluster,dev]"
 	$(BIN)/pip install --quiet --no-deps $(DEMO_PACKAGES)
 	@# the Android library's JVM tests (tests/devices/test_android_jvm.py) need JUnit 4 from Debian's junit4
 	@[ -f /usr/share/java/junit4.jar ] || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq junit4 >/dev/null 2>&1 || \

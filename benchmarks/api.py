@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bmsdk.benchmarks.cases import load_case
+from bmsdk.benchmarks.cluster import import_ray, run_on_cluster
 from bmsdk.benchmarks.gate import check, load_report
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import write_reports
+from bmsdk.benchmarks.resume import finished_cells, write_partial
 from bmsdk.checks import check_bench_settings
 from bmsdk.progress import SILENT, Progress
 
@@ -43,10 +45,20 @@ def benchmark(
     max_latency_regression: float | None = None,
     artifacts_dir: str | Path | None = None,
     progress: Progress = SILENT,
+    cluster: str | None = None,
+    artifact_store: str | Path | None = None,
+    devices: dict[str, str] | None = None,
+    resume: str | Path | None = None,
     **convert_options,
 ) -> BenchResult:
-    """Benchmark `source` (or a case file) over targets x precisions; see `bmsdk bench --help`."""
+    """Benchmark `source` (or a case file) over targets x precisions; see `bmsdk bench --help`.
+
+    cluster: "local[:N]" or a Ray address: every cell a Ray task (`bmsdk[cluster]`); devices: target -> the Ray
+    resource its cells must run on; resume: the report.json of an interrupted run, whose finished cells are kept."""
     check_bench_settings(batches, threads, warmup, iterations, seconds, repeats)
+    done = finished_cells(resume) if resume else None
+    if cluster:
+        import_ray()  # without Ray: say how to install it now, not after loading the data
     old = load_report(baseline) if baseline else None  # a bad baseline fails now, not after the whole run
     overrides = dict(
         targets=targets,
@@ -78,7 +90,18 @@ def benchmark(
             if value is not None:
                 setattr(cfg, key, value)
     cfg.convert_options = {k: v for k, v in convert_options.items() if v is not None}
-    report = run_benchmark(cfg, Path(out_dir), progress)
+    cfg.devices = {**cfg.devices, **(devices or {})}
+    out_dir = Path(out_dir)
+
+    def on_cell(cells, source):  # an interrupted run leaves report.json with what finished: --resume takes it
+        write_partial(out_dir, cfg, cells, source)
+
+    if cluster:
+        report = run_on_cluster(cfg, out_dir, cluster, progress, done, on_cell, artifact_store)
+    else:
+        report = run_benchmark(cfg, out_dir, progress, done, on_cell)
+    if cluster:
+        report["cluster"] = cluster
     regressions = check(report, old, max_accuracy_drop, max_latency_regression) if old else []
     report["gate"] = {
         "baseline": str(baseline) if baseline else None,
@@ -86,4 +109,4 @@ def benchmark(
         "max_latency_regression_pct": max_latency_regression,
         "regressions": regressions,
     }
-    return BenchResult(report, write_reports(report, Path(out_dir)), regressions)
+    return BenchResult(report, write_reports(report, out_dir), regressions)

@@ -13,7 +13,8 @@ from importlib import metadata
 from pathlib import Path
 
 from bmsdk.artifact import load_samples, open_artifact
-from bmsdk.benchmarks.measure import batch_feeds, measure_artifact, measure_generation, repeated_latency
+from bmsdk.benchmarks.measure import batch_feeds, measure_generation, repeated_latency
+from bmsdk.benchmarks.runners.local import LocalRunner
 from bmsdk.converters import get_target, toolchain_packages
 from bmsdk.converters.pipeline import convert
 from bmsdk.converters.sources.loader import load_source
@@ -45,6 +46,7 @@ class BenchConfig:
     name: str | None = None
     artifacts_dir: Path | None = None  # ready artifacts NAME-TARGET-PRECISION.bmsdk are reused from here
     convert_options: dict = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)  # target -> the Ray resource its cells run on (--cluster)
 
     def matrix(self) -> list[tuple[str, str]]:
         return self.cells or [(t, p) for t in self.targets for p in self.precisions]
@@ -85,71 +87,119 @@ def probe_input(data):
     return data.items[0]
 
 
-def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) -> dict:
+@dataclass
+class CellContext:
+    """What the cells of one matrix share within one process: the artifact folder, the eval data, the probe input
+    (from the eval data, else the first artifact's samples) and the source model's outputs (computed once)."""
+
+    artifacts: Path
+    eval_set: Dataset | None = None
+    probe: object = None
+    source_outputs: dict = field(default_factory=dict)
+    measured: tuple | None = None  # (path, manifest) of the first measured cell: the source is timed against it
+
+
+def prepare(cfg: BenchConfig, out_dir: Path) -> CellContext:
     out_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = cfg.artifacts_dir or out_dir / "artifacts"
     eval_set = (
         cfg.eval_data
         if isinstance(cfg.eval_data, Dataset)
         else (load_dataset(cfg.eval_data) if cfg.eval_data else None)  # a classifier's labels: checked by convert
     )
     probe = probe_input(eval_set) if eval_set is not None else None
-    source_outputs: dict = {}
-    cells, source_cell = [], None
-    for index, (target, precision, *variant) in enumerate(cfg.matrix(), 1):
-        label, options = variant if variant else ("", {})
-        progress.info(f"[{index}/{len(cfg.matrix())}] {target} {precision} {label}".rstrip())
-        cell = {"target": target, "precision": precision, **({"variant": label} if label else {})}
-        cells.append(cell)
-        try:
-            get_target(target).check_precision(precision)
-        except BmsdkError as e:
-            cell.update(status="skipped", reason=one_line(e))
+    return CellContext(cfg.artifacts_dir or out_dir / "artifacts", eval_set, probe)
+
+
+def cell_key(cell: dict | tuple) -> tuple[str, str, str]:
+    """(target, precision, variant): one cell of the matrix, from its spec or its report entry."""
+    if isinstance(cell, dict):
+        return cell["target"], cell["precision"], cell.get("variant", "")
+    target, precision, *variant = cell
+    return target, precision, variant[0] if variant else ""
+
+
+def run_cell(cfg: BenchConfig, spec: tuple, ctx: CellContext, progress: Progress = SILENT, runner=None) -> dict:
+    """Convert, validate and measure one cell of the matrix; never raises (the reason goes into the cell)."""
+    target, precision, *variant = spec
+    label, options = variant if variant else ("", {})
+    options = {k: v for k, v in (options or {}).items() if k != "device"}  # where it runs, not how it converts
+    cell = {"target": target, "precision": precision, **({"variant": label} if label else {})}
+    try:
+        get_target(target).check_precision(precision)
+    except BmsdkError as e:
+        return {**cell, "status": "skipped", "reason": one_line(e)}
+    try:
+        path, manifest = _artifact(
+            cfg, ctx.artifacts, target, precision, ctx.eval_set, ctx.source_outputs, progress, label, options
+        )
+    except Exception as e:  # a failing cell never stops the matrix
+        cell.update(status="failed", reason=one_line(e))
+        progress.info(f"    failed: {cell['reason']}")
+        return cell
+    cell.update(_scores(manifest, path))
+    if ctx.probe is None:
+        ctx.probe = _sample_probe(path)
+    try:
+        with progress.step("measuring"):
+            cell.update((runner or LocalRunner()).measure(path, ctx.probe, cfg))
+    except BackendUnavailableError as e:  # converted and validated, but its runtime is not on this machine
+        cell.update(reason=f"{cell.get('reason', '')} not timed here: {e.problem}".strip())
+        return cell
+    except Exception as e:
+        cell.update(status="failed", reason=f"ran but could not be measured: {one_line(e)}")
+        return cell
+    if ctx.measured is None:
+        ctx.measured = (path, manifest)
+    return cell
+
+
+def source_cell(cfg: BenchConfig, path: Path, manifest, probe, progress: Progress = SILENT) -> dict:
+    """The source model timed like the cells (the reference of speedup_vs_source); never raises."""
+    try:
+        with progress.step("measuring the source (torch eager fp32)"):
+            return _measure_source(cfg, path, manifest, probe)
+    except Exception as e:  # the reference is one more cell: its failure must not lose the matrix
+        return {
+            "target": "torch",
+            "precision": "fp32",
+            "status": "failed",
+            "reason": f"the source could not be measured: {one_line(e)}",
+            "latency": {},
+        }
+
+
+def run_benchmark(
+    cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT, done: dict | None = None, on_cell=None
+) -> dict:
+    """The matrix in this process, cell after cell. `done` maps cell_key to cells of an interrupted run (kept as
+    they are, with its "source_model" under None); `on_cell(cells, source)` sees the matrix after each cell."""
+    ctx = prepare(cfg, out_dir)
+    done = dict(done or {})
+    source = done.pop(None, None)
+    matrix = cfg.matrix()
+    cells = []
+    for index, spec in enumerate(matrix, 1):
+        if cell_key(spec) in done:
+            cells.append(done[cell_key(spec)])
             continue
-        try:
-            path, manifest = _artifact(
-                cfg, artifacts, target, precision, eval_set, source_outputs, progress, label, options
-            )
-        except Exception as e:  # a failing cell never stops the matrix
-            cell.update(status="failed", reason=one_line(e))
-            progress.info(f"    failed: {cell['reason']}")
-            continue
-        cell.update(_scores(manifest, path))
-        if probe is None:
-            probe = _sample_probe(path)
-        try:
-            with progress.step("measuring"):
-                cell.update(
-                    measure_artifact(
-                        path, probe, cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats
-                    )
-                )
-        except BackendUnavailableError as e:  # converted and validated, but its runtime is not on this machine
-            cell.update(reason=f"{cell.get('reason', '')} not timed here: {e.problem}".strip())
-            continue
-        except Exception as e:
-            cell.update(status="failed", reason=f"ran but could not be measured: {one_line(e)}")
-            continue
-        if source_cell is None:
-            try:
-                with progress.step("measuring the source (torch eager fp32)"):
-                    source_cell = _measure_source(cfg, path, manifest, probe)
-            except Exception as e:  # the reference is one more cell: its failure must not lose the matrix
-                source_cell = {
-                    "target": "torch",
-                    "precision": "fp32",
-                    "status": "failed",
-                    "reason": f"the source could not be measured: {one_line(e)}",
-                    "latency": {},
-                }
-    _relative_speed(cells, source_cell)
+        progress.info(f"[{index}/{len(matrix)}] {' '.join(cell_key(spec))}".rstrip())
+        cells.append(run_cell(cfg, spec, ctx, progress))
+        if source is None and ctx.measured is not None:
+            source = source_cell(cfg, *ctx.measured, ctx.probe, progress)
+        if on_cell:
+            on_cell(cells, source)
+    return assemble(cfg, ctx, cells, source)
+
+
+def assemble(cfg: BenchConfig, ctx: CellContext, cells: list[dict], source: dict | None) -> dict:
+    _relative_speed(cells, source)
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "name": cfg.name or Path(str(cfg.source)).name,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": str(cfg.source),
-        "eval_data": eval_set.origin if eval_set else None,
-        "eval_examples": len(eval_set) if eval_set else 0,
+        "eval_data": ctx.eval_set.origin if ctx.eval_set else None,
+        "eval_examples": len(ctx.eval_set) if ctx.eval_set else 0,
         "batches": cfg.batches,
         "settings": {
             "threads": cfg.threads,
@@ -159,7 +209,7 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, progress: Progress = SILENT) 
             "repeats": cfg.repeats,
         },
         "environment": environment(cfg.threads),
-        "source_model": source_cell,
+        "source_model": source,
         "cells": cells,
     }
 

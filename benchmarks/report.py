@@ -105,7 +105,25 @@ def markdown(report: dict) -> str:
         f"{report['settings']['repeats']} runs' p50); e2e includes pre/post-processing; "
         "speed-up relative to the source model in torch eager fp32, measured in the same run."
     )
-    return "\n".join(lines)
+    return "\n".join(lines + workers_markdown(report))
+
+
+def workers_markdown(report: dict) -> list[str]:
+    """Where each cell ran (a --cluster run): its worker node, device and the worker's fingerprint."""
+    entries = [e for e in [report.get("source_model") or {}, *report["cells"]] if e.get("worker")]
+    if not entries:
+        return []
+    lines = ["", "| target | precision | worker | device | CPU | ISA | OS | retries |", "|---" * 8 + "|"]
+    for e in entries:
+        w = e["worker"]
+        name = f"{w.get('host', '?')} {w.get('node', '')[:8]}".strip()
+        retries = sum(a != "finished" for a in e.get("attempts", []))
+        lines.append(
+            f"| {e['target']} | {e['precision']}{' ' + e['variant'] if e.get('variant') else ''} | {name} | "
+            f"{e.get('device', 'any CPU worker')} | {w.get('cpu', '')} | {' '.join(w.get('isa', []))} | "
+            f"{w.get('os', '')} | {retries} |"
+        )
+    return lines
 
 
 def _status(r: dict) -> str:

@@ -277,6 +277,20 @@ def _bench_parser(sub, common) -> None:
     p.add_argument("--task", help="as for convert")
     p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224", help="as for convert")
     p.add_argument("-o", "--output", default="reports/bench", help="report folder (default reports/bench)")
+    g = p.add_argument_group("cluster (pip install 'bmsdk[cluster]')")
+    g.add_argument(
+        "--cluster",
+        metavar="ADDRESS|local[:N]",
+        help="run every cell as a Ray task: on the cluster at ADDRESS, or on a local one with N workers",
+    )
+    g.add_argument(
+        "--device",
+        action="append",
+        metavar="TARGET=RESOURCE",
+        help="run TARGET's cells on a worker holding this Ray resource, e.g. tflite=android:R58M (repeat per target)",
+    )
+    g.add_argument("--artifact-store", metavar="DIR", help="a folder every worker shares: artifacts stay there")
+    g.add_argument("--resume", metavar="REPORT.json", help="finish an interrupted run: its finished cells are kept")
     p.set_defaults(func=cmd_bench)
 
 
@@ -649,6 +663,10 @@ def cmd_bench(args) -> int:
         max_latency_regression=args.max_latency_regression,
         artifacts_dir=args.artifacts,
         progress=Progress(),
+        cluster=args.cluster,
+        artifact_store=args.artifact_store,
+        devices=_devices(args.device),
+        resume=args.resume,
         task=args.task,
         input_shapes=parse_input_shapes(args.input_shape) or None,
     )
@@ -662,6 +680,16 @@ def cmd_bench(args) -> int:
     if args.baseline:
         print(f"gate passed against {args.baseline}")
     return 0
+
+
+def _devices(values: list[str] | None) -> dict[str, str]:
+    devices = {}
+    for value in values or []:
+        target, sep, resource = value.partition("=")
+        if not sep or not target or not resource:
+            raise InputError(f"--device {value}: expected TARGET=RESOURCE", "e.g. --device tflite=android:R58M")
+        devices[target.strip()] = resource.strip()
+    return devices
 
 
 def cmd_export_vectors(args) -> int:

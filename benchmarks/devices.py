@@ -1,0 +1,112 @@
+"""What a worker holds: a fingerprint (CPU model, ISA flags, OS, runtime versions) and the Ray custom resources
+it advertises (`cpu:<model>`, `gpu:<name>`, `tensorrt:<version>`, `coreml`, `android:<serial>`).
+
+    ray start --address HEAD:6379 --resources="$(python -m bmsdk.benchmarks.devices)"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+from importlib import metadata
+
+RUNTIMES = ("onnxruntime", "ai-edge-litert", "coremltools", "executorch", "tensorrt", "torch", "numpy", "bmsdk")
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
+ISA_FLAGS_ARM = ("neon", "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16")
+
+
+def slug(text: str) -> str:
+    """A resource-name-safe form of a device name: 'Intel(R) Xeon(R) CPU @ 2.2GHz' -> 'intel-xeon-cpu-2.2ghz'."""
+    text = re.sub(r"\((r|tm)\)", "", text.lower())
+    return re.sub(r"[^a-z0-9.]+", "-", text).strip("-") or "unknown"
+
+
+def _cpuinfo() -> tuple[str, list[str]]:
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Hardware") and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = value.split()
+    except OSError:
+        pass
+    wanted = ISA_FLAGS + ISA_FLAGS_ARM
+    return model, sorted(f for f in set(flags) if f in wanted)
+
+
+def _gpus() -> list[str]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def android_serials(run=subprocess.run) -> list[str]:
+    """Serials of phones `adb devices` lists as ready (none when adb is not installed)."""
+    if not shutil.which("adb"):
+        return []
+    try:
+        out = run(["adb", "devices"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.split()[0] for line in out.splitlines()[1:] if line.strip().endswith("device")]
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for lib in RUNTIMES:
+        try:
+            found[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def fingerprint() -> dict:
+    """This worker, as each report cell names it."""
+    cpu, flags = _cpuinfo()
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "isa": flags,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "gpus": _gpus(),
+        "runtimes": versions(),
+    }
+
+
+def resources() -> dict[str, float]:
+    """The custom resources this machine advertises: one unit per device (a CPU model: one per core)."""
+    cpu, _ = _cpuinfo()
+    held = {f"cpu:{slug(cpu)}": float(os.cpu_count() or 1)}
+    for name in _gpus():
+        held[f"gpu:{slug(name)}"] = held.get(f"gpu:{slug(name)}", 0.0) + 1.0
+    trt = versions().get("tensorrt")
+    if trt and _gpus():
+        held[f"tensorrt:{trt}"] = 1.0
+    if platform.system() == "Darwin" and "coremltools" in versions():
+        held["coreml"] = 1.0
+    for serial in android_serials():
+        held[f"android:{serial}"] = 1.0
+    return held
+
+
+if __name__ == "__main__":
+    print(json.dumps(resources()))
