@@ -86,7 +86,7 @@ def fast_report(bench_models, tmp_path_factory):
         "bmsdk_benchmods:fast",
         out,
         targets=["onnx", "nosuch"],
-        precisions=["fp32", "int8", "int4"],
+        precisions=["fp32", "int8", "int8-dynamic"],
         eval_data=str(bench_models),
         batches=[1, 4],
         **FAST,
@@ -106,7 +106,10 @@ def test_matrix_cells_reports_and_plot(fast_report):
     )
     # static int8 without calibration data: the cell fails with the reason, the matrix goes on
     assert cells[("onnx", "int8")]["status"] == "failed" and "calibration" in cells[("onnx", "int8")]["reason"]
-    assert cells[("onnx", "int4")]["status"] == "skipped" and "int4" in cells[("onnx", "int4")]["reason"]
+    assert (
+        cells[("onnx", "int8-dynamic")]["status"] == "skipped"
+        and "int8-dynamic" in cells[("onnx", "int8-dynamic")]["reason"]
+    )
     assert cells[("nosuch", "fp32")]["status"] == "skipped" and "unknown target" in cells[("nosuch", "fp32")]["reason"]
     assert result.report["source_model"]["latency"]["1"]["p50_ms"] > 0
     saved = json.loads((out / "report.json").read_text())
