@@ -153,7 +153,7 @@ def test_unknown_target(cnn_factory, tmp_path):
     convert_fails(UnsupportedError, cnn_factory, tmp_path, match="unknown target 'openvino'", target="openvino")
 
 
-@pytest.mark.parametrize("target,precision", [("torch", "int8"), ("torch", "fp16"), ("onnx", "int4"), ("onnx", "bf16")])
+@pytest.mark.parametrize("target,precision", [("torch", "int8"), ("torch", "fp16"), ("onnx", "int2"), ("onnx", "bf16")])
 def test_unsupported_precision(cnn_factory, tmp_path, target, precision):
     err = convert_fails(
         UnsupportedError,
