@@ -29,6 +29,9 @@ from bmsdk.versions import package_version
 MODEL_FILE = "model.pte"
 QUANT_SCHEMES = ("dynamic", "static")
 DEFAULT_MAX_BATCH = 64  # = Model.batch_size, what predict() sends per runtime call
+# generate() sends one sequence; a step graph's activations grow with batch x sequence x (cache + sequence) and its
+# logits with batch x sequence x vocabulary, so text generation plans for small batches (bigger ones run in parts)
+DEFAULT_GENERATION_MAX_BATCH = 4
 DEFAULT_MAX_DIM = 1024  # any other named dim without a declared bound
 WEIGHT_OPS = ("linear", "conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d")
 FIX = "run with --debug for the full report"
@@ -75,20 +78,35 @@ def check_request(source: Source, precision: str, has_calibration: bool, options
 
 
 def dim_bounds(source: Source, max_batch: int | None) -> dict[str, int]:
-    """The largest size the program plans memory for, per named dim."""
+    """The largest size the program plans memory for, per named dim; a derived dim ("sequence+128") is its base's
+    bound plus the offset."""
     bounds: dict[str, int] = {}
-    max_length = source.preprocessing.get("max_length") if source.preprocessing.get("kind") == "text" else None
+    kind = source.preprocessing.get("kind")
+    max_length = source.preprocessing.get("max_length") if kind == "text" else None
+    default_batch = DEFAULT_GENERATION_MAX_BATCH if kind == "generation" else DEFAULT_MAX_BATCH
+    derived = []
     for spec in source.inputs:
         for dim in spec.shape:
             if not isinstance(dim, str) or dim in bounds:
                 continue
-            if dim == "batch":
-                bounds[dim] = int(max_batch or DEFAULT_MAX_BATCH)
+            if derived_dim(dim):
+                derived.append(dim)
+            elif dim == "batch":
+                bounds[dim] = int(max_batch or default_batch)
             elif dim == "sequence" and max_length:
                 bounds[dim] = int(max_length)
             else:
                 bounds[dim] = int((spec.max_dims or {}).get(dim) or DEFAULT_MAX_DIM)
+    for dim in derived:
+        base, offset = derived_dim(dim)
+        bounds[dim] = bounds.get(base, DEFAULT_MAX_DIM) + offset
     return bounds
+
+
+def derived_dim(name: str) -> tuple[str, int] | None:
+    """("sequence", 128) for "sequence+128": a dim that is another named dim plus a constant; else None."""
+    base, plus, offset = name.partition("+")
+    return (base.strip(), int(offset)) if plus and offset.strip().isdigit() else None
 
 
 # --- export -----------------------------------------------------------------------------------------------------
@@ -99,44 +117,75 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines()[0] if text else type(error).__name__)[:400]
 
 
-def _dynamic_shapes(source: Source, bounds: dict[str, int]) -> dict[str, Any]:
-    """One torch.export.Dim per dim name, shared across inputs (so inputs that share "batch" must agree)."""
+def _dynamic_shapes(source: Source, bounds: dict[str, int], auto: bool = False) -> dict[str, Any]:
+    """One torch.export.Dim per dim name, shared across inputs (so inputs that share "batch" must agree); a derived
+    dim gets its own Dim from offset + 1 to its bound. `auto`: Dim.AUTO within the same bounds instead, for export to
+    relate the dims itself."""
     import torch
 
     dims: dict[str, Any] = {}
     for name, hi in bounds.items():
+        lo = derived_dim(name)[1] + 1 if derived_dim(name) else 1
         ident = "".join(c if c.isalnum() else "_" for c in name) or "dim"
-        dims[name] = torch.export.Dim(ident if not ident[0].isdigit() else f"d_{ident}", min=1, max=hi)
+        ident = ident if not ident[0].isdigit() else f"d_{ident}"
+        dims[name] = torch.export.Dim.AUTO(min=lo, max=hi) if auto else torch.export.Dim(ident, min=lo, max=hi)
     return {s.name: {i: dims[d] for i, d in enumerate(s.shape) if isinstance(d, str)} or None for s in source.inputs}
 
 
-def _export(module, kwargs: dict, dynamic_shapes: dict, what: str = "torch.export"):
+def _export(module, kwargs: dict, source: Source, bounds: dict[str, int], what: str = "torch.export"):
     """torch.export with bounded named Dims. Where the model bounds a dim itself (BERT: sequence <= its position
-    table), torch suggests a tighter range: apply it and retry. A dim the model fixes to a constant is an error."""
+    table), torch suggests a tighter range: apply it and retry. Where torch cannot prove a guard of its own for the
+    whole range and suggests nothing (a step graph with a KV cache: `min(16*(s+128), 32*(s+128)) == 16*(s+128)`),
+    export again with Dim.AUTO in the same bounds. A dim the model fixes to a constant is an error."""
     import torch
     from torch.export.dynamic_shapes import refine_dynamic_shapes_from_suggested_fixes
 
-    shapes = dynamic_shapes
+    shapes = _dynamic_shapes(source, bounds)
     for attempt in range(4):
         try:
             return torch.export.export(module, (), kwargs=kwargs, dynamic_shapes=shapes, strict=False)
         except torch._dynamo.exc.UserError as e:
             message = getattr(e, "msg", str(e))
+            if "Suggested fixes" not in message and "Constraints violated" in message:
+                return _export_auto(module, kwargs, source, bounds, what)
             if "Suggested fixes" not in message or attempt == 3:
                 raise ConversionError(f"{what} failed: {_first_line(e)}", FIX) from e
             refined = refine_dynamic_shapes_from_suggested_fixes(message, shapes)
             for name, axes in (refined or {}).items():
                 for axis, dim in (axes or {}).items():
                     if isinstance(dim, int):
-                        raise ConversionError(
-                            f"{what} fixed the dynamic axis {axis} of input '{name}' to {dim}: the model does not "
-                            "support that dim being dynamic",
-                            "export the model with that size fixed (e.g. --input-shape), or use another target",
-                        ) from e
+                        raise _fixed_axis(what, name, axis, dim) from e
             shapes = refined
         except Exception as e:
             raise ConversionError(f"{what} failed: {_first_line(e)}", FIX) from e
     raise AssertionError("unreachable")
+
+
+def _export_auto(module, kwargs: dict, source: Source, bounds: dict[str, int], what: str):
+    import torch
+
+    try:
+        program = torch.export.export(
+            module, (), kwargs=kwargs, dynamic_shapes=_dynamic_shapes(source, bounds, auto=True), strict=False
+        )
+    except Exception as e:
+        raise ConversionError(f"{what} failed: {_first_line(e)}", FIX) from e
+    names = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    for spec, name in zip(source.inputs, names):
+        shape = nodes[name].meta["val"].shape
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, str) and isinstance(shape[axis], int):
+                raise _fixed_axis(what, spec.name, axis, shape[axis])
+    return program
+
+
+def _fixed_axis(what: str, name: str, axis: int, size: int) -> ConversionError:
+    return ConversionError(
+        f"{what} fixed the dynamic axis {axis} of input '{name}' to {size}: the model does not support that dim "
+        "being dynamic",
+        "export the model with that size fixed (e.g. --input-shape), or use another target",
+    )
 
 
 def _weight_ops(graph) -> list:
@@ -197,7 +246,7 @@ def _fix_float_index_constants(gm) -> int:
     return fixed
 
 
-def _quantize(source: Source, kwargs: dict, shapes: dict, scheme: str, calibration: list[dict] | None):
+def _quantize(source: Source, kwargs: dict, bounds: dict, scheme: str, calibration: list[dict] | None):
     """The PT2E-quantized module (to be exported again) and what was done."""
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -210,7 +259,7 @@ def _quantize(source: Source, kwargs: dict, shapes: dict, scheme: str, calibrati
     quantizer = XNNPACKQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
     )
-    graph_module = _export(source.module, kwargs, shapes).module()
+    graph_module = _export(source.module, kwargs, source, bounds).module()
     weight_ops = [_layer_name(n) for n in _weight_ops(graph_module.graph)]
     try:
         prepared = prepare_pt2e(graph_module, quantizer)
@@ -254,9 +303,22 @@ def _delegation(edge) -> tuple[int, int]:
     return delegated, sum("executorch_call_delegate" not in n and "getitem" not in n for n in names)
 
 
+def _partitioners(quantization: Quantization | None) -> list:
+    """XNNPACK's partitioner; for dynamic int8 its dynamically-quantized partitioner first, as ExecuTorch's own LLM
+    export does: alone, the XNNPACK partitioner merged a step graph's shared dynamic-quant chains (q/k/v projections
+    of one activation) into a partition with a dependency cycle."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+        XnnpackDynamicallyQuantizedPartitioner,
+        XnnpackPartitioner,
+    )
+
+    if quantization is not None and quantization.scheme == "dynamic":
+        return [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]
+    return [XnnpackPartitioner()]
+
+
 def build(source: Source, folder: Path, precision: str, calibration: list[dict] | None, options: dict) -> BuildResult:
     import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     if options.get("float_layers"):
@@ -267,17 +329,16 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         k: torch.from_numpy(v)
         for k, v in example_feeds(source.inputs, batch=2, sequence=min(8, bounds.get("sequence", 8))).items()
     }
-    shapes = _dynamic_shapes(source, bounds)
     compression, fixed = Compression(), 0
     with torch.no_grad():
         module = source.module.eval()
         if precision == "int8":
             scheme = int8_scheme(source, options.get("quant_scheme"), bool(calibration))
-            module, compression.quantization, fixed = _quantize(source, kwargs, shapes, scheme, calibration)
-        program = _export(module, kwargs, shapes)
+            module, compression.quantization, fixed = _quantize(source, kwargs, bounds, scheme, calibration)
+        program = _export(module, kwargs, source, bounds)
         ranges = _ranges(program, source)
         try:
-            edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+            edge = to_edge_transform_and_lower(program, partitioner=_partitioners(compression.quantization))
             _restore_ranges(edge, source, ranges)
             planned = _planned(edge, source)
         except Exception as e:
