@@ -23,6 +23,7 @@ from bmsdk.converters.layers import display
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
+from bmsdk.manifest import split_dim
 from bmsdk.sections import Calibration, Compression, Quantization
 from bmsdk.versions import package_version
 
@@ -89,7 +90,7 @@ def dim_bounds(source: Source, max_batch: int | None) -> dict[str, int]:
         for dim in spec.shape:
             if not isinstance(dim, str) or dim in bounds:
                 continue
-            if derived_dim(dim):
+            if split_dim(dim)[1]:
                 derived.append(dim)
             elif dim == "batch":
                 bounds[dim] = int(max_batch or default_batch)
@@ -98,15 +99,9 @@ def dim_bounds(source: Source, max_batch: int | None) -> dict[str, int]:
             else:
                 bounds[dim] = int((spec.max_dims or {}).get(dim) or DEFAULT_MAX_DIM)
     for dim in derived:
-        base, offset = derived_dim(dim)
+        base, offset = split_dim(dim)
         bounds[dim] = bounds.get(base, DEFAULT_MAX_DIM) + offset
     return bounds
-
-
-def derived_dim(name: str) -> tuple[str, int] | None:
-    """("sequence", 128) for "sequence+128": a dim that is another named dim plus a constant; else None."""
-    base, plus, offset = name.partition("+")
-    return (base.strip(), int(offset)) if plus and offset.strip().isdigit() else None
 
 
 # --- export -----------------------------------------------------------------------------------------------------
@@ -125,7 +120,7 @@ def _dynamic_shapes(source: Source, bounds: dict[str, int], auto: bool = False) 
 
     dims: dict[str, Any] = {}
     for name, hi in bounds.items():
-        lo = derived_dim(name)[1] + 1 if derived_dim(name) else 1
+        lo = split_dim(name)[1] + 1
         ident = "".join(c if c.isalnum() else "_" for c in name) or "dim"
         ident = ident if not ident[0].isdigit() else f"d_{ident}"
         dims[name] = torch.export.Dim.AUTO(min=lo, max=hi) if auto else torch.export.Dim(ident, min=lo, max=hi)
