@@ -6,6 +6,11 @@ method loads, so the bounds are kept modest (batch: `--max-batch`, default 64, w
 runtime splits bigger batches; sequence: the tokenizer's max length). The bounds are readable from the program
 itself (`MethodMeta`), which the backend checks inputs against.
 
+A derived dim ("sequence+128": a text-generation step graph's attention mask over 128 cache slots and the new
+tokens) gets its base's bound plus the offset. Where torch cannot prove its own guards for named Dims (that step
+graph), export lets torch relate the dims (`Dim.AUTO`, same bounds). A step graph plans for a batch of 4 (generate()
+sends one sequence; its activations grow with batch x sequence x window) and a sequence of at most the cache length.
+
 int8 is PT2E with XNNPACK's quantizer, symmetric per-channel int8 weights: `dynamic` (activations quantized at run
 time, no calibration) or `static` (calibrated). Dynamic mode only covers bare linear / conv patterns, so a conv
 followed by ReLU or batch norm stays float; the manifest lists every weight op left float.
@@ -138,7 +143,7 @@ def _export(module, kwargs: dict, source: Source, bounds: dict[str, int], what: 
     shapes = _dynamic_shapes(source, bounds)
     for attempt in range(4):
         try:
-            return torch.export.export(module, (), kwargs=kwargs, dynamic_shapes=shapes, strict=False)
+            return _torch_export(module, kwargs, shapes)
         except torch._dynamo.exc.UserError as e:
             message = getattr(e, "msg", str(e))
             if "Suggested fixes" not in message and "Constraints violated" in message:
@@ -156,13 +161,38 @@ def _export(module, kwargs: dict, source: Source, bounds: dict[str, int], what: 
     raise AssertionError("unreachable")
 
 
-def _export_auto(module, kwargs: dict, source: Source, bounds: dict[str, int], what: str):
+def _torch_export(module, kwargs: dict, shapes: dict):
+    """torch.export, with SDPA decomposed into its math form right away.
+
+    On CPU, the fake tensor of a kept SDPA op has the fused kernel's memory layout, which lowering's own
+    decomposition does not reproduce: export drops a `.contiguous()` after it as a no-op and a later `view`
+    (GPT-2's Conv1D) fails in lowering ("Cannot view a tensor with shape ... and strides ..."). XNNPACK decomposes
+    SDPA anyway, so nothing is lost."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]):
+        program = torch.export.export(module, (), kwargs=kwargs, dynamic_shapes=shapes, strict=False)
+        sdpa = torch.ops.aten.scaled_dot_product_attention.default
+        if any(n.target is sdpa for n in program.graph.nodes):
+            program = program.run_decompositions({sdpa: _sdpa_math})
+    return program
+
+
+def _sdpa_math(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale=None, enable_gqa=False):
     import torch
 
+    if attn_mask is not None and attn_mask.dtype == torch.bool:  # as SDPA itself does before its math kernel
+        attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill(attn_mask.logical_not(), float("-inf"))
+    return torch.ops.aten._scaled_dot_product_attention_math.default(
+        query, key, value, attn_mask, dropout_p, is_causal, None, scale=scale, enable_gqa=enable_gqa
+    )[0]
+
+
+def _export_auto(module, kwargs: dict, source: Source, bounds: dict[str, int], what: str):
+
     try:
-        program = torch.export.export(
-            module, (), kwargs=kwargs, dynamic_shapes=_dynamic_shapes(source, bounds, auto=True), strict=False
-        )
+        program = _torch_export(module, kwargs, _dynamic_shapes(source, bounds, auto=True))
     except Exception as e:
         raise ConversionError(f"{what} failed: {_first_line(e)}", FIX) from e
     names = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
@@ -314,7 +344,7 @@ def _partitioners(quantization: Quantization | None) -> list:
 
 def build(source: Source, folder: Path, precision: str, calibration: list[dict] | None, options: dict) -> BuildResult:
     import torch
-    from executorch.exir import to_edge_transform_and_lower
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
 
     if options.get("float_layers"):
         raise UnsupportedError("the executorch target cannot keep named layers in float", "leave out float layers")
@@ -331,13 +361,20 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
             scheme = int8_scheme(source, options.get("quant_scheme"), bool(calibration))
             module, compression.quantization, fixed = _quantize(source, kwargs, bounds, scheme, calibration)
         program = _export(module, kwargs, source, bounds)
-        ranges = _ranges(program, source)
+        ranges, exported = _ranges(program, source), _planned(program, source)
         try:
-            edge = to_edge_transform_and_lower(program, partitioner=_partitioners(compression.quantization))
+            # no edge IR dtype check, as ExecuTorch's own LLM export: its fake run of `split_with_sizes_copy` (GPT-2's
+            # q/k/v split) turned the batch into the constant of the example; the samples check the program instead
+            edge = to_edge_transform_and_lower(
+                program,
+                partitioner=_partitioners(compression.quantization),
+                compile_config=EdgeCompileConfig(_check_ir_validity=False),
+            )
             _restore_ranges(edge, source, ranges)
-            planned = _planned(edge, source)
+            planned = _planned(edge.exported_program(), source)
         except Exception as e:
             raise ConversionError(f"executorch lowering (XNNPACK) failed: {_first_line(e)}", FIX) from e
+        _check_planned(planned, exported)
         try:
             pte = edge.to_executorch().buffer
         except Exception as e:
@@ -391,11 +428,20 @@ def _restore_ranges(edge, source: Source, ranges: dict) -> None:
             program.range_constraints[sym] = ranges[sym]
 
 
-def _planned(edge, source: Source) -> dict[str, int]:
-    """The largest size per named dim that ExecuTorch will plan memory for."""
+def _check_planned(planned: dict[str, int], exported: dict[str, int]) -> None:
+    """Lowering may not shrink a dim below the range export gave it (a guard that fixed it to the example's size)."""
+    for dim, size in planned.items():
+        if size < exported.get(dim, size):
+            raise ConversionError(
+                f"executorch lowering fixed the dim '{dim}' to at most {size} (exported for up to {exported[dim]})", FIX
+            )
+
+
+def _planned(program, source: Source) -> dict[str, int]:
+    """The largest size per named dim that ExecuTorch will plan memory for (of an ExportedProgram)."""
     from executorch.exir.sym_util import eval_upper_bound
 
     planned: dict[str, int] = {}
-    for dim, size in _input_sizes(edge.exported_program(), source):
+    for dim, size in _input_sizes(program, source):
         planned.setdefault(dim, int(eval_upper_bound(size)))
     return planned

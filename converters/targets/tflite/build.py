@@ -3,6 +3,8 @@
 litert-torch exports neither a dynamic batch nor a dynamic sequence length (`dynamic_shapes` fails on BERT and on
 CNNs), so the model takes one example per call (the runtime runs a batch row by row), and a text model gets
 one signature per sequence-length bucket (`seq_16`, `seq_32`, ...) in one `.tflite` whose weights are stored once.
+A text-generation step graph gets the prefill chunk lengths and `seq_1`, the decode step; its attention mask (a
+derived dim, cache slots + the bucket) is padded with the ids, its KV cache inputs keep their fixed slots.
 Everything the runtime must apply at the boundary (int64 -> int32, int8 scale and zero point, buckets, padding)
 is recorded in `target_config`; `bmsdk.runtimes.litert_io` applies it.
 """
