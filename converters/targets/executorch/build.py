@@ -190,7 +190,7 @@ def _sdpa_math(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False
 
 
 def _export_auto(module, kwargs: dict, source: Source, bounds: dict[str, int], what: str):
-
+    """Export with Dim.AUTO: torch relates the dims itself; one it fixes to a constant is still an error."""
     try:
         program = _torch_export(module, kwargs, _dynamic_shapes(source, bounds, auto=True))
     except Exception as e:
