@@ -17,7 +17,15 @@ from bmsdk.artifact import load_samples
 from bmsdk.compare import compare_outputs, recorded_tolerance
 from bmsdk.errors import BackendUnavailableError, ManifestError, ModelFileError, RunError
 from bmsdk.runtimes.base import Backend, short_error
-from bmsdk.runtimes.litert_io import from_signature, pad_to, pick_bucket, sequence_length, signature_for, to_signature
+from bmsdk.runtimes.litert_io import (
+    fit_sequence,
+    from_signature,
+    pad_feeds,
+    pick_bucket,
+    sequence_length,
+    signature_for,
+    to_signature,
+)
 from bmsdk.sections import LiteRTConfig, SampleCheck
 
 PRIMARY = "ai-edge-litert"
@@ -104,7 +112,7 @@ class LiteRTBackend(Backend):
         if self.buckets:
             length = sequence_length(feeds)
             bucket = pick_bucket(length, self.buckets)
-            feeds = {k: pad_to(v, bucket, int(self.pad_values.get(k, 0))) for k, v in feeds.items()}
+            feeds = pad_feeds(feeds, bucket, self.pad_values, self.inputs)
         name = signature_for(bucket)
         signature, runner = self.signatures[name], self.runners[name]
         rows = []
@@ -116,9 +124,7 @@ class LiteRTBackend(Backend):
         for spec in self.outputs:
             tensor = signature.outputs[spec.name]
             value = np.concatenate([from_signature(row[tensor.tensor], tensor, spec.dtype) for row in rows])
-            if length is not None and "sequence" in spec.shape:  # back to the length asked for
-                value = np.take(value, np.arange(length), axis=spec.shape.index("sequence"))
-            outputs[spec.name] = value
+            outputs[spec.name] = value if length is None else fit_sequence(value, spec.shape, length)  # as asked
         return outputs
 
     def check_samples(self) -> SampleCheck:

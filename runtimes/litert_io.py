@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bmsdk.errors import InputError
+from bmsdk.manifest import TensorSpec, split_dim
 from bmsdk.sections import QuantParams, SignatureTensor
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -39,6 +40,41 @@ def pad_to(value: np.ndarray, length: int, pad_value: int) -> np.ndarray:
         return value[:, :length]
     pad = np.full((value.shape[0], length - value.shape[1]), pad_value, dtype=value.dtype)
     return np.concatenate([value, pad], axis=1)
+
+
+def sequence_axes(shape: list[int | str]) -> list[tuple[int, int]]:
+    """(axis, offset) of each axis that follows the sequence length: "sequence" (0) or derived from it
+    ("sequence+128": a step graph's attention mask over 128 cache slots and the new tokens)."""
+    found = []
+    for axis, dim in enumerate(shape):
+        if isinstance(dim, str) and split_dim(dim)[0] == "sequence":
+            found.append((axis, split_dim(dim)[1]))
+    return found
+
+
+def fit_sequence(value: np.ndarray, shape: list[int | str], length: int, pad_value: int = 0) -> np.ndarray:
+    """Pad on the right (or cut) every sequence axis of `value` (a tensor of that spec shape) to `length` plus its
+    offset; an axis without the sequence (a KV cache of fixed slots) is left as it is."""
+    for axis, offset in sequence_axes(shape):
+        size = length + offset
+        if value.shape[axis] > size:
+            value = np.take(value, np.arange(size), axis=axis)
+        elif value.shape[axis] < size:
+            widths = [(0, 0)] * value.ndim
+            widths[axis] = (0, size - value.shape[axis])
+            value = np.pad(value, widths, constant_values=np.array(pad_value, value.dtype))
+    return value
+
+
+def pad_feeds(
+    feeds: dict[str, np.ndarray], length: int, pad_values: dict, specs: list[TensorSpec] | None = None
+) -> dict[str, np.ndarray]:
+    """A text batch padded (or cut) to a bucket: along each input's sequence axes where the specs are known, else
+    along axis 1 of every [batch, sequence] feed."""
+    if specs is None:
+        return {k: pad_to(v, length, int(pad_values.get(k, 0))) for k, v in feeds.items()}
+    shapes = {s.name: s.shape for s in specs}
+    return {k: fit_sequence(v, shapes[k], length, int(pad_values.get(k, 0))) for k, v in feeds.items()}
 
 
 def tensor_record(details: dict, name: str) -> SignatureTensor:
@@ -82,9 +118,10 @@ def sequence_length(feeds: dict[str, np.ndarray]) -> int:
 
 
 def row_lengths(feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """Tokens per row before padding: the last position the attention mask keeps, else the full length."""
+    """Tokens per row before padding: the last position the attention mask keeps, else the full length. A mask
+    longer than the ids (a step graph's, over the cache slots first) is read over its last columns, the new tokens."""
     mask = feeds.get("attention_mask")
     if mask is None:
         return np.full(len(feeds["input_ids"]), feeds["input_ids"].shape[1])
-    kept = mask != 0
+    kept = mask[:, mask.shape[1] - feeds["input_ids"].shape[1] :] != 0
     return np.where(kept.any(1), kept.shape[1] - np.argmax(kept[:, ::-1], axis=1), 0)

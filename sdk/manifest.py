@@ -44,6 +44,12 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def split_dim(dim: str) -> tuple[str, int]:
+    """("sequence", 128) for a derived dim "sequence+128" (another named dim plus a constant); else (dim, 0)."""
+    base, plus, offset = dim.partition("+")
+    return (base.strip(), int(offset)) if plus and offset.strip().isdigit() else (dim, 0)
+
+
 @dataclass
 class TensorSpec:
     """A model input or output. A dim is an int (fixed) or a name (dynamic, e.g. "batch")."""

@@ -74,9 +74,10 @@ def step_specs(layers: int, heads: int, head_dim: int, cache_length: int, vocab:
     """(inputs, outputs) of the step graph."""
     window = f"sequence+{cache_length}"
     cache = ["batch", heads, cache_length, head_dim]
+    chunk = {"sequence": cache_length}  # a step writes at most the whole window
     inputs = [
-        TensorSpec("input_ids", "int64", ["batch", "sequence"], [0, vocab - 1]),
-        TensorSpec("position_ids", "int64", ["batch", "sequence"]),
+        TensorSpec("input_ids", "int64", ["batch", "sequence"], [0, vocab - 1], chunk),
+        TensorSpec("position_ids", "int64", ["batch", "sequence"], None, dict(chunk)),
         TensorSpec("attention_mask", "int64", ["batch", window], [0, 1]),
     ]
     outputs = [TensorSpec("logits", "float32", ["batch", "sequence", vocab])]

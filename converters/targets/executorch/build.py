@@ -6,6 +6,11 @@ method loads, so the bounds are kept modest (batch: `--max-batch`, default 64, w
 runtime splits bigger batches; sequence: the tokenizer's max length). The bounds are readable from the program
 itself (`MethodMeta`), which the backend checks inputs against.
 
+A derived dim ("sequence+128": a text-generation step graph's attention mask over 128 cache slots and the new
+tokens) gets its base's bound plus the offset. Where torch cannot prove its own guards for named Dims (that step
+graph), export lets torch relate the dims (`Dim.AUTO`, same bounds). A step graph plans for a batch of 4 (generate()
+sends one sequence; its activations grow with batch x sequence x window) and a sequence of at most the cache length.
+
 int8 is PT2E with XNNPACK's quantizer, symmetric per-channel int8 weights: `dynamic` (activations quantized at run
 time, no calibration) or `static` (calibrated). Dynamic mode only covers bare linear / conv patterns, so a conv
 followed by ReLU or batch norm stays float; the manifest lists every weight op left float.
@@ -23,12 +28,16 @@ from bmsdk.converters.layers import display
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
+from bmsdk.manifest import split_dim
 from bmsdk.sections import Calibration, Compression, Quantization
 from bmsdk.versions import package_version
 
 MODEL_FILE = "model.pte"
 QUANT_SCHEMES = ("dynamic", "static")
 DEFAULT_MAX_BATCH = 64  # = Model.batch_size, what predict() sends per runtime call
+# generate() sends one sequence; a step graph's activations grow with batch x sequence x (cache + sequence) and its
+# logits with batch x sequence x vocabulary, so text generation plans for small batches (bigger ones run in parts)
+DEFAULT_GENERATION_MAX_BATCH = 4
 DEFAULT_MAX_DIM = 1024  # any other named dim without a declared bound
 WEIGHT_OPS = ("linear", "conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d")
 FIX = "run with --debug for the full report"
@@ -75,19 +84,28 @@ def check_request(source: Source, precision: str, has_calibration: bool, options
 
 
 def dim_bounds(source: Source, max_batch: int | None) -> dict[str, int]:
-    """The largest size the program plans memory for, per named dim."""
+    """The largest size the program plans memory for, per named dim; a derived dim ("sequence+128") is its base's
+    bound plus the offset."""
     bounds: dict[str, int] = {}
-    max_length = source.preprocessing.get("max_length") if source.preprocessing.get("kind") == "text" else None
+    kind = source.preprocessing.get("kind")
+    max_length = source.preprocessing.get("max_length") if kind == "text" else None
+    default_batch = DEFAULT_GENERATION_MAX_BATCH if kind == "generation" else DEFAULT_MAX_BATCH
+    derived = []
     for spec in source.inputs:
         for dim in spec.shape:
             if not isinstance(dim, str) or dim in bounds:
                 continue
-            if dim == "batch":
-                bounds[dim] = int(max_batch or DEFAULT_MAX_BATCH)
+            if split_dim(dim)[1]:
+                derived.append(dim)
+            elif dim == "batch":
+                bounds[dim] = int(max_batch or default_batch)
             elif dim == "sequence" and max_length:
                 bounds[dim] = int(max_length)
             else:
                 bounds[dim] = int((spec.max_dims or {}).get(dim) or DEFAULT_MAX_DIM)
+    for dim in derived:
+        base, offset = split_dim(dim)
+        bounds[dim] = bounds.get(base, DEFAULT_MAX_DIM) + offset
     return bounds
 
 
@@ -99,44 +117,100 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines()[0] if text else type(error).__name__)[:400]
 
 
-def _dynamic_shapes(source: Source, bounds: dict[str, int]) -> dict[str, Any]:
-    """One torch.export.Dim per dim name, shared across inputs (so inputs that share "batch" must agree)."""
+def _dynamic_shapes(source: Source, bounds: dict[str, int], auto: bool = False) -> dict[str, Any]:
+    """One torch.export.Dim per dim name, shared across inputs (so inputs that share "batch" must agree); a derived
+    dim gets its own Dim from offset + 1 to its bound. `auto`: Dim.AUTO within the same bounds instead, for export to
+    relate the dims itself."""
     import torch
 
     dims: dict[str, Any] = {}
     for name, hi in bounds.items():
+        lo = split_dim(name)[1] + 1
         ident = "".join(c if c.isalnum() else "_" for c in name) or "dim"
-        dims[name] = torch.export.Dim(ident if not ident[0].isdigit() else f"d_{ident}", min=1, max=hi)
+        ident = ident if not ident[0].isdigit() else f"d_{ident}"
+        dims[name] = torch.export.Dim.AUTO(min=lo, max=hi) if auto else torch.export.Dim(ident, min=lo, max=hi)
     return {s.name: {i: dims[d] for i, d in enumerate(s.shape) if isinstance(d, str)} or None for s in source.inputs}
 
 
-def _export(module, kwargs: dict, dynamic_shapes: dict, what: str = "torch.export"):
+def _export(module, kwargs: dict, source: Source, bounds: dict[str, int], what: str = "torch.export"):
     """torch.export with bounded named Dims. Where the model bounds a dim itself (BERT: sequence <= its position
-    table), torch suggests a tighter range: apply it and retry. A dim the model fixes to a constant is an error."""
+    table), torch suggests a tighter range: apply it and retry. Where torch cannot prove a guard of its own for the
+    whole range and suggests nothing (a step graph with a KV cache: `min(16*(s+128), 32*(s+128)) == 16*(s+128)`),
+    export again with Dim.AUTO in the same bounds. A dim the model fixes to a constant is an error."""
     import torch
     from torch.export.dynamic_shapes import refine_dynamic_shapes_from_suggested_fixes
 
-    shapes = dynamic_shapes
+    shapes = _dynamic_shapes(source, bounds)
     for attempt in range(4):
         try:
-            return torch.export.export(module, (), kwargs=kwargs, dynamic_shapes=shapes, strict=False)
+            return _torch_export(module, kwargs, shapes)
         except torch._dynamo.exc.UserError as e:
             message = getattr(e, "msg", str(e))
+            if "Suggested fixes" not in message and "Constraints violated" in message:
+                return _export_auto(module, kwargs, source, bounds, what)
             if "Suggested fixes" not in message or attempt == 3:
                 raise ConversionError(f"{what} failed: {_first_line(e)}", FIX) from e
             refined = refine_dynamic_shapes_from_suggested_fixes(message, shapes)
             for name, axes in (refined or {}).items():
                 for axis, dim in (axes or {}).items():
                     if isinstance(dim, int):
-                        raise ConversionError(
-                            f"{what} fixed the dynamic axis {axis} of input '{name}' to {dim}: the model does not "
-                            "support that dim being dynamic",
-                            "export the model with that size fixed (e.g. --input-shape), or use another target",
-                        ) from e
+                        raise _fixed_axis(what, name, axis, dim) from e
             shapes = refined
         except Exception as e:
             raise ConversionError(f"{what} failed: {_first_line(e)}", FIX) from e
     raise AssertionError("unreachable")
+
+
+def _torch_export(module, kwargs: dict, shapes: dict):
+    """torch.export, with SDPA decomposed into its math form right away.
+
+    On CPU, the fake tensor of a kept SDPA op has the fused kernel's memory layout, which lowering's own
+    decomposition does not reproduce: export drops a `.contiguous()` after it as a no-op and a later `view`
+    (GPT-2's Conv1D) fails in lowering ("Cannot view a tensor with shape ... and strides ..."). XNNPACK decomposes
+    SDPA anyway, so nothing is lost."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]):
+        program = torch.export.export(module, (), kwargs=kwargs, dynamic_shapes=shapes, strict=False)
+        sdpa = torch.ops.aten.scaled_dot_product_attention.default
+        if any(n.target is sdpa for n in program.graph.nodes):
+            program = program.run_decompositions({sdpa: _sdpa_math})
+    return program
+
+
+def _sdpa_math(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale=None, enable_gqa=False):
+    import torch
+
+    if attn_mask is not None and attn_mask.dtype == torch.bool:  # as SDPA itself does before its math kernel
+        attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill(attn_mask.logical_not(), float("-inf"))
+    return torch.ops.aten._scaled_dot_product_attention_math.default(
+        query, key, value, attn_mask, dropout_p, is_causal, None, scale=scale, enable_gqa=enable_gqa
+    )[0]
+
+
+def _export_auto(module, kwargs: dict, source: Source, bounds: dict[str, int], what: str):
+    """Export with Dim.AUTO: torch relates the dims itself; one it fixes to a constant is still an error."""
+    try:
+        program = _torch_export(module, kwargs, _dynamic_shapes(source, bounds, auto=True))
+    except Exception as e:
+        raise ConversionError(f"{what} failed: {_first_line(e)}", FIX) from e
+    names = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    for spec, name in zip(source.inputs, names):
+        shape = nodes[name].meta["val"].shape
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, str) and isinstance(shape[axis], int):
+                raise _fixed_axis(what, spec.name, axis, shape[axis])
+    return program
+
+
+def _fixed_axis(what: str, name: str, axis: int, size: int) -> ConversionError:
+    return ConversionError(
+        f"{what} fixed the dynamic axis {axis} of input '{name}' to {size}: the model does not support that dim "
+        "being dynamic",
+        "export the model with that size fixed (e.g. --input-shape), or use another target",
+    )
 
 
 def _weight_ops(graph) -> list:
@@ -197,7 +271,7 @@ def _fix_float_index_constants(gm) -> int:
     return fixed
 
 
-def _quantize(source: Source, kwargs: dict, shapes: dict, scheme: str, calibration: list[dict] | None):
+def _quantize(source: Source, kwargs: dict, bounds: dict, scheme: str, calibration: list[dict] | None):
     """The PT2E-quantized module (to be exported again) and what was done."""
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -210,7 +284,7 @@ def _quantize(source: Source, kwargs: dict, shapes: dict, scheme: str, calibrati
     quantizer = XNNPACKQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
     )
-    graph_module = _export(source.module, kwargs, shapes).module()
+    graph_module = _export(source.module, kwargs, source, bounds).module()
     weight_ops = [_layer_name(n) for n in _weight_ops(graph_module.graph)]
     try:
         prepared = prepare_pt2e(graph_module, quantizer)
@@ -254,10 +328,23 @@ def _delegation(edge) -> tuple[int, int]:
     return delegated, sum("executorch_call_delegate" not in n and "getitem" not in n for n in names)
 
 
+def _partitioners(quantization: Quantization | None) -> list:
+    """XNNPACK's partitioner; for dynamic int8 its dynamically-quantized partitioner first, as ExecuTorch's own LLM
+    export does: alone, the XNNPACK partitioner merged a step graph's shared dynamic-quant chains (q/k/v projections
+    of one activation) into a partition with a dependency cycle."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+        XnnpackDynamicallyQuantizedPartitioner,
+        XnnpackPartitioner,
+    )
+
+    if quantization is not None and quantization.scheme == "dynamic":
+        return [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]
+    return [XnnpackPartitioner()]
+
+
 def build(source: Source, folder: Path, precision: str, calibration: list[dict] | None, options: dict) -> BuildResult:
     import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
 
     if options.get("float_layers"):
         raise UnsupportedError("the executorch target cannot keep named layers in float", "leave out float layers")
@@ -267,21 +354,27 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         k: torch.from_numpy(v)
         for k, v in example_feeds(source.inputs, batch=2, sequence=min(8, bounds.get("sequence", 8))).items()
     }
-    shapes = _dynamic_shapes(source, bounds)
     compression, fixed = Compression(), 0
     with torch.no_grad():
         module = source.module.eval()
         if precision == "int8":
             scheme = int8_scheme(source, options.get("quant_scheme"), bool(calibration))
-            module, compression.quantization, fixed = _quantize(source, kwargs, shapes, scheme, calibration)
-        program = _export(module, kwargs, shapes)
-        ranges = _ranges(program, source)
+            module, compression.quantization, fixed = _quantize(source, kwargs, bounds, scheme, calibration)
+        program = _export(module, kwargs, source, bounds)
+        ranges, exported = _ranges(program, source), _planned(program, source)
         try:
-            edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+            # no edge IR dtype check, as ExecuTorch's own LLM export: its fake run of `split_with_sizes_copy` (GPT-2's
+            # q/k/v split) turned the batch into the constant of the example; the samples check the program instead
+            edge = to_edge_transform_and_lower(
+                program,
+                partitioner=_partitioners(compression.quantization),
+                compile_config=EdgeCompileConfig(_check_ir_validity=False),
+            )
             _restore_ranges(edge, source, ranges)
-            planned = _planned(edge, source)
+            planned = _planned(edge.exported_program(), source)
         except Exception as e:
             raise ConversionError(f"executorch lowering (XNNPACK) failed: {_first_line(e)}", FIX) from e
+        _check_planned(planned, exported)
         try:
             pte = edge.to_executorch().buffer
         except Exception as e:
@@ -335,11 +428,20 @@ def _restore_ranges(edge, source: Source, ranges: dict) -> None:
             program.range_constraints[sym] = ranges[sym]
 
 
-def _planned(edge, source: Source) -> dict[str, int]:
-    """The largest size per named dim that ExecuTorch will plan memory for."""
+def _check_planned(planned: dict[str, int], exported: dict[str, int]) -> None:
+    """Lowering may not shrink a dim below the range export gave it (a guard that fixed it to the example's size)."""
+    for dim, size in planned.items():
+        if size < exported.get(dim, size):
+            raise ConversionError(
+                f"executorch lowering fixed the dim '{dim}' to at most {size} (exported for up to {exported[dim]})", FIX
+            )
+
+
+def _planned(program, source: Source) -> dict[str, int]:
+    """The largest size per named dim that ExecuTorch will plan memory for (of an ExportedProgram)."""
     from executorch.exir.sym_util import eval_upper_bound
 
     planned: dict[str, int] = {}
-    for dim, size in _input_sizes(edge.exported_program(), source):
+    for dim, size in _input_sizes(program, source):
         planned.setdefault(dim, int(eval_upper_bound(size)))
     return planned

@@ -13,7 +13,8 @@ from . import build
 @dataclass
 class TFLiteOptions(TargetOptions):
     seq_buckets: str | list[int] | None = option(
-        help="sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length)",
+        help="sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length; text "
+        "generation: prefill chunk lengths, default 1,8,32,128 capped at the cache length, 1 always kept for decode)",
         metavar="16,32,64,128",
     )
 

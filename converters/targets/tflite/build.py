@@ -3,6 +3,8 @@
 litert-torch exports neither a dynamic batch nor a dynamic sequence length (`dynamic_shapes` fails on BERT and on
 CNNs), so the model takes one example per call (the runtime runs a batch row by row), and a text model gets
 one signature per sequence-length bucket (`seq_16`, `seq_32`, ...) in one `.tflite` whose weights are stored once.
+A text-generation step graph gets the prefill chunk lengths and `seq_1`, the decode step; its attention mask (a
+derived dim, cache slots + the bucket) is padded with the ids, its KV cache inputs keep their fixed slots.
 Everything the runtime must apply at the boundary (int64 -> int32, int8 scale and zero point, buckets, padding)
 is recorded in `target_config`; `bmsdk.runtimes.litert_io` applies it.
 """
@@ -22,6 +24,9 @@ from bmsdk.versions import package_version as version
 
 MODEL_FILE = "model.tflite"
 DEFAULT_BUCKETS = (16, 32, 64, 128)
+# text generation: prefill chunk lengths (a prompt is run in chunks of the longest, each padded to the next bucket),
+# and 1, the decode step; capped at the KV cache length
+GENERATION_BUCKETS = (1, 8, 32, 128)
 TEXT_PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
 
 
@@ -41,7 +46,9 @@ def check_request(source: Source, precision: str, has_calibration: bool, options
 
 
 def sequence_buckets(source: Source, requested) -> list[int]:
-    """Bucket lengths for a text model (none for others), capped at the tokenizer's max length, which is always one."""
+    """Bucket lengths for a text model (none for others), capped at the longest sequence the model takes (the
+    tokenizer's max length; for text generation the cache length), which is always one. Text generation always has
+    1, its decode step."""
     if not any("sequence" in s.shape for s in source.inputs):
         if requested:
             raise UnsupportedError("--seq-buckets applies to text models only", "leave it out for this model")
@@ -53,13 +60,20 @@ def sequence_buckets(source: Source, requested) -> list[int]:
             raise UnsupportedError(
                 f"cannot read --seq-buckets '{requested}'", "write lengths comma-separated, e.g. 16,32,64,128"
             ) from None
-    buckets = [int(b) for b in (requested or DEFAULT_BUCKETS)]
+    generation = source.preprocessing.get("kind") == "generation"
+    buckets = [int(b) for b in (requested or (GENERATION_BUCKETS if generation else DEFAULT_BUCKETS))]
     if not buckets or min(buckets) < 1:
         raise UnsupportedError(
             f"bad sequence buckets {buckets}", "pass positive lengths, e.g. --seq-buckets 16,32,64,128"
         )
-    max_length = int(source.preprocessing.get("max_length") or max(buckets))
-    return sorted({b for b in buckets if b < max_length} | {max_length})
+    longest = source.preprocessing.get("cache_length" if generation else "max_length")
+    longest = int(longest or max(buckets))
+    return sorted({b for b in buckets if b < longest} | {longest} | ({1} if generation else set()))
+
+
+def pad_values(source: Source, buckets: list[int]) -> dict[str, int]:
+    """What a bucket pads each input with (others: 0): the tokenizer's pad id for the tokens, 0 (masked) in masks."""
+    return {**TEXT_PAD_VALUES, "input_ids": int(source.preprocessing.get("pad_id", 0))} if buckets else {}
 
 
 def build(source: Source, folder: Path, precision: str, calibration: list[dict] | None, options: dict) -> BuildResult:
@@ -69,11 +83,11 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     buckets = sequence_buckets(source, options.get("seq_buckets"))
     lengths = buckets or [None]
     float_model = export(source, lengths)
-    pad_values = {**TEXT_PAD_VALUES, "input_ids": int(source.preprocessing.get("pad_id", 0))} if buckets else {}
+    pads = pad_values(source, buckets)
     float_scopes, unmatched = (
         _float_scopes(float_model, source, options.get("float_layers")) if precision != "fp32" else ([], [])
     )
-    model, compression = quantize(float_model, precision, lengths, calibration, pad_values, float_scopes)
+    model, compression = quantize(float_model, precision, lengths, calibration, pads, float_scopes, source.inputs)
     if options.get("float_layers") and compression.quantization:
         compression.quantization.float_layers = [n for n in options["float_layers"] if n not in unmatched]
         # a layer with no op of its own, nor a parent module with ops
@@ -85,7 +99,7 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         batching="litert-torch exports no dynamic batch: each signature takes one example; "
         "the runtime runs a batch row by row",
         sequence_buckets=buckets,
-        pad_values=pad_values,
+        pad_values=pads,
         int64_to_int32=[s.name for s in source.inputs if s.dtype == "int64"],
         layout=source.preprocessing.get("layout"),
         signatures=describe_signatures(path, source, lengths),

@@ -12,7 +12,8 @@ from bmsdk.compare import INT8
 from bmsdk.converters.layers import exact_regex
 from bmsdk.converters.targets.tflite.mixed import WEIGHTED_OPS, group_regex, hold_tolerance, op_groups
 from bmsdk.errors import ConversionError, DataError
-from bmsdk.runtimes.litert_io import pad_to, row_lengths, signature_for
+from bmsdk.manifest import TensorSpec
+from bmsdk.runtimes.litert_io import pad_feeds, row_lengths, signature_for
 from bmsdk.sections import Calibration, Compression, Quantization
 
 CALIBRATION_ROWS = 256  # per signature
@@ -48,13 +49,14 @@ def quantize(
     calibration: list[dict] | None,
     pad_values: dict,
     float_scopes: list[str] | None = None,
+    specs: list[TensorSpec] | None = None,
 ) -> tuple[bytes, Compression]:
     """The model in `precision`, and what was done for the manifest's `compression`; ops named in `float_scopes` stay
-    float."""
+    float. `specs` (the source's inputs) say which axes a bucket pads."""
     if precision == "fp32":
         return model, Compression()
     if precision == "int8":
-        return quantize_static(model, lengths, calibration, pad_values, float_scopes or [])
+        return quantize_static(model, lengths, calibration, pad_values, float_scopes or [], specs=specs)
     from ai_edge_quantizer import recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
@@ -81,6 +83,7 @@ def quantize_static(
     pad_values: dict,
     float_scopes: list[str],
     min_cosine: float | None = None,
+    specs: list[TensorSpec] | None = None,
 ) -> tuple[bytes, Compression]:
     """Static int8 calibrated on 3/4 of the calibration rows; the other 1/4, run in every signature it fits, checks
     it against `min_cosine` (the int8 tolerance unless given), leaving float the op groups that break it
@@ -99,7 +102,7 @@ def quantize_static(
     else:  # too few to hold any out
         fit, held_out, checked_on = rows, rows, "calibration rows (too few to hold any out)"
     forced = [exact_regex(s) for s in float_scopes]
-    sets = calibration_sets(fit, lengths, pad_values)
+    sets = calibration_sets(fit, lengths, pad_values, specs=specs)
     try:
         with _no_progress_bars():
             qsv = _static_quantizer(model, text, forced).calibrate(sets, num_threads=1)
@@ -117,7 +120,7 @@ def quantize_static(
     if min_cosine is None:
         min_cosine = INT8.min_cosine
     quantized, search = hold_tolerance(
-        build, model, groups, calibration_sets(held_out, lengths, pad_values), min_cosine, checked_on
+        build, model, groups, calibration_sets(held_out, lengths, pad_values, specs=specs), min_cosine, checked_on
     )
     ops = (list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported"
     details = Quantization(
@@ -194,7 +197,11 @@ def _int32(row: dict) -> dict:
 
 
 def calibration_sets(
-    calibration: list[dict], lengths: list[int | None], pad_values: dict, limit: int = CALIBRATION_ROWS
+    calibration: list[dict],
+    lengths: list[int | None],
+    pad_values: dict,
+    limit: int = CALIBRATION_ROWS,
+    specs: list[TensorSpec] | None = None,
 ) -> dict[str, list[dict]]:
     """Calibration rows for every signature, one example each, in the float model's dtypes (int64 -> int32).
 
@@ -208,6 +215,6 @@ def calibration_sets(
             chosen = rows
         else:
             chosen = [r for r in rows if row_lengths(r)[0] <= length] or rows
-            chosen = [{k: pad_to(v, length, pad_values.get(k, 0)) for k, v in r.items()} for r in chosen]
+            chosen = [pad_feeds(r, length, pad_values, specs) for r in chosen]
         sets[signature_for(length)] = [_int32(r) for r in chosen[:limit]]
     return sets
