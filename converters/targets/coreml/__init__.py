@@ -45,7 +45,6 @@ class CoreMLTarget(Target):
     options = CoreMLOptions
     capabilities = Capabilities(sparsity=True)
     demo_precisions = ("fp16", "int8", "palettize4")  # accuracy via the MIL reference executor
-    demo_generation_precisions = ("fp32", "int8")
 
     def build(self, source, folder, precision, calibration, options, float_layers=None):
         return build.build(source, folder, precision, calibration, options.as_dict())

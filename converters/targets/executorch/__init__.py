@@ -34,7 +34,6 @@ class ExecuTorchTarget(Target):
     options = ExecuTorchOptions
     capabilities = Capabilities(calibration=("int8",))
     demo_precisions = ("int8",)  # fp32 is exact (README); one row keeps the first demo run under 25 min
-    demo_generation_precisions = ("fp32", "int8")
 
     def check_request(self, source, precision, has_calibration, options):
         build.check_request(source, precision, has_calibration, options.as_dict())

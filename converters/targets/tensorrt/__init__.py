@@ -37,7 +37,6 @@ class TensorRTTarget(Target):
     name = "tensorrt"
     model_file = build.MODEL_FILE
     precisions = {"fp32": FP32, "fp16": FP16, "int8": INT8, "fp8": INT8}
-    demo_generation_precisions = ("fp32", "int8")
     backend = "tensorrt"
     requirements = (
         "torch",

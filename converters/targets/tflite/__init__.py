@@ -29,7 +29,6 @@ class TFLiteTarget(Target):
     options = TFLiteOptions
     capabilities = Capabilities(float_fallback=True, calibration=("int8",))
     demo_precisions = ("fp32", "int8-dynamic", "int8")
-    demo_generation_precisions = ("fp32", "int8-dynamic")
 
     def check_request(self, source, precision, has_calibration, options):
         build.check_request(source, precision, has_calibration, options.as_dict())
