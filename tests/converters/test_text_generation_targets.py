@@ -1,5 +1,5 @@
 """Text generation on ExecuTorch and TFLite (LiteRT), with the real toolchains (CPU): greedy tokens of the converted
-step graph equal transformers' generate on tiny Llama and Qwen2 in fp32, int8 converts, validates and generates,
+step graph equal transformers' generate on tiny Llama, Qwen2 and GPT-2 in fp32, int8 converts, validates and generates,
 and the backends run prefill batches of any length (TFLite: padded to a bucket, the derived mask axis too) and the
 decode step."""
 
@@ -19,7 +19,7 @@ from bmsdk.runtimes.litert_io import fit_sequence, pad_feeds, row_lengths
 pytest.importorskip("executorch")
 pytest.importorskip("litert_torch")
 
-ARCHS = ("llama", "qwen2")
+ARCHS = ("llama", "qwen2", "gpt2")
 PROMPTS = ["the model runs", "we ship small", "café au", "greedy decoding picks"]
 NEW_TOKENS = 16
 INT8 = {"executorch": "int8", "tflite": "int8-dynamic"}  # the weight-int8 scheme of each target with no calibration
