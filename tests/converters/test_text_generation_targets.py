@@ -189,3 +189,14 @@ def test_generation_buckets_always_hold_the_decode_step():
     assert sequence_buckets(source(256), None) == [1, 8, 32, 128, 256]
     assert sequence_buckets(source(16), None) == [1, 8, 16]
     assert sequence_buckets(source(128), "16,64") == [1, 16, 64, 128]
+
+
+def test_executorch_plans_a_step_graph_by_its_cache():
+    from bmsdk.converters.targets.executorch.build import dim_bounds, int8_scheme
+
+    ids = TensorSpec("input_ids", "int64", ["batch", "sequence"], None, {"sequence": 64})
+    mask = TensorSpec("attention_mask", "int64", ["batch", "sequence+64"])
+    source = SimpleNamespace(inputs=[ids, mask], preprocessing={"kind": "generation"}, data_kind="text")
+    assert dim_bounds(source, None) == {"batch": 4, "sequence": 64, "sequence+64": 128}
+    assert dim_bounds(source, 16)["batch"] == 16
+    assert int8_scheme(source, None, has_calibration=True) == "dynamic"  # as for text models; static when asked

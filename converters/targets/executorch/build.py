@@ -47,13 +47,13 @@ FIX = "run with --debug for the full report"
 
 
 def int8_scheme(source: Source, requested: str | None, has_calibration: bool) -> str:
-    """As asked; else dynamic for text models (as the onnx target does) and, for others, static when calibration
-    data is given and dynamic otherwise."""
+    """As asked; else dynamic for text and text-generation models (as the onnx target does) and, for others, static
+    when calibration data is given and dynamic otherwise."""
     if requested is not None and requested not in QUANT_SCHEMES:
         raise UnsupportedError(f"unknown quantization scheme '{requested}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
     if requested:
         return requested
-    if source.preprocessing.get("kind") == "text":
+    if source.data_kind == "text":
         return "dynamic"
     return "static" if has_calibration else "dynamic"
 
