@@ -376,3 +376,32 @@ def mnist(tmp_path_factory):
 @pytest.fixture(scope="session")
 def torch_artifact(converted, cnn_factory):
     return converted("cnn-torch", cnn_factory, target="torch")
+
+
+# --- tiny language models (tests/tiny_lms.py), built once per session --------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory):
+    """`tiny_lm(arch)`: a tiny trained causal-LM checkpoint folder (llama, qwen2 or gpt2), built once."""
+    import tiny_lms
+
+    root = tmp_path_factory.mktemp("tiny-lms")
+    built: dict[str, Path] = {}
+
+    def get(arch: str) -> Path:
+        if arch not in built:
+            built[arch] = tiny_lms.build(root / arch, arch)
+        return built[arch]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def lm_texts(tmp_path_factory) -> Path:
+    """The tiny LMs' corpus as eval data (JSONL with a text field)."""
+    import tiny_lms
+
+    path = tmp_path_factory.mktemp("lm-data") / "texts.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in tiny_lms.CORPUS))
+    return path

@@ -12,24 +12,15 @@ pytest.importorskip("coremltools")
 transformers = pytest.importorskip("transformers")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import tiny_lms  # noqa: E402
 
 PROMPTS = ["the model runs", "greedy decoding picks", "café au"]
 NEW_TOKENS = 16
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """`checkpoints(arch)`: a tiny trained checkpoint folder, built once per module."""
-    root = tmp_path_factory.mktemp("tiny-lms")
-    built: dict[str, Path] = {}
-
-    def get(arch: str) -> Path:
-        if arch not in built:
-            built[arch] = tiny_lms.build(root / arch, arch)
-        return built[arch]
-
-    return get
+def checkpoints(tiny_lm):
+    """`checkpoints(arch)`: a tiny trained checkpoint folder (built once per session)."""
+    return tiny_lm
 
 
 @pytest.fixture(scope="module")

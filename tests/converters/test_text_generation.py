@@ -18,16 +18,13 @@ PROMPTS = ["the model runs", "we ship small", "café au", "greedy decoding picks
 
 
 @pytest.fixture(scope="module")
-def lms(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("lms")
-    return {arch: tiny_lms.build(root / arch, arch) for arch in tiny_lms.ARCHITECTURES}
+def lms(tiny_lm) -> dict:
+    return {arch: tiny_lm(arch) for arch in tiny_lms.ARCHITECTURES}
 
 
 @pytest.fixture(scope="module")
-def eval_texts(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lm-data") / "texts.jsonl"
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in tiny_lms.CORPUS))
-    return path
+def eval_texts(lm_texts):
+    return lm_texts
 
 
 @pytest.fixture(scope="module")

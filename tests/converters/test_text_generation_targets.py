@@ -5,7 +5,6 @@ decode step."""
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,16 +25,13 @@ INT8 = {"executorch": "int8", "tflite": "int8-dynamic"}  # the weight-int8 schem
 
 
 @pytest.fixture(scope="module")
-def lms(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("lms")
-    return {arch: tiny_lms.build(root / arch, arch) for arch in ARCHS}
+def lms(tiny_lm) -> dict:
+    return {arch: tiny_lm(arch) for arch in ARCHS}
 
 
 @pytest.fixture(scope="module")
-def texts(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lm-data") / "texts.jsonl"
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in tiny_lms.CORPUS))
-    return path
+def texts(lm_texts):
+    return lm_texts
 
 
 @pytest.fixture(scope="module")
