@@ -56,29 +56,12 @@ def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] |
         shutil.rmtree(artifacts, ignore_errors=True)
     table = []
     for name, source, eval_data, calibration in CASES:
-        progress.info(f"== {name}")
-        with progress.step(f"preparing {name} and its data (built once, then cached)"):
-            cfg = BenchConfig(
-                source=zoo.resolve(source),
-                targets=[],
-                precisions=[],
-                cells=[
-                    c for c in variants() + pruned_rows(zoo.resolve(RECOVERY[name])) if not targets or c[0] in targets
-                ],
-                name=name,
-                eval_data=zoo.resolve(eval_data),
-                calibration=zoo.resolve(calibration),
-                threads=threads,
-                warmup=10,
-                iterations=100,
-                seconds=5.0,
-                repeats=3,
-                artifacts_dir=artifacts,
-            )
-        report = run_benchmark(cfg, out / name, progress)
-        (out / name / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        table += [{"model": name, **row} for row in rows(report)]
-    generation = run_generation(out, artifacts, threads, targets, progress)
+        cells = variants() + pruned_rows(zoo.resolve(RECOVERY[name]))
+        table += _bench_case(out, name, source, eval_data, calibration, cells, targets, artifacts, threads, progress)
+    name, source, eval_data, calibration = GENERATION_CASE
+    generation = _bench_case(
+        out, name, source, eval_data, calibration, generation_variants(), targets, artifacts, threads, progress
+    )
     text = markdown_table(table) + "\n\n" + generation_table(generation)
     (out / "demo.md").write_text(text + "\n")
     (out / "demo.json").write_text(json.dumps(table + generation, indent=2) + "\n")
@@ -86,22 +69,23 @@ def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] |
     return table + generation
 
 
-def run_generation(out: Path, artifacts: Path, threads: int, targets: list[str] | None, progress) -> list[dict]:
-    """The small Llama trained on tweets: every target's generation rows, perplexity on held-out tweets."""
-    name, source, eval_data, calibration = GENERATION_CASE
+def _bench_case(out, name, source, eval_data, calibration, cells, targets, artifacts, threads, progress) -> list[dict]:
+    """One model's rows (those of `targets` only, when given) through the benchmark harness; its report.json."""
     progress.info(f"== {name}")
-    with progress.step(f"preparing {name} and its data (trained once, then cached)"):
+    generation = name == GENERATION_CASE[0]
+    with progress.step(f"preparing {name} and its data (built once, then cached)"):
+        data = zoo.resolve(eval_data)
         cfg = BenchConfig(
             source=zoo.resolve(source),
             targets=[],
             precisions=[],
-            cells=[c for c in generation_variants() if not targets or c[0] in targets],
+            cells=[c for c in cells if not targets or c[0] in targets],
             name=name,
-            eval_data=load_dataset(zoo.resolve(eval_data)).head(GENERATION_EVAL_TEXTS),
+            eval_data=load_dataset(data).head(GENERATION_EVAL_TEXTS) if generation else data,
             calibration=zoo.resolve(calibration),
             threads=threads,
-            warmup=2,
-            iterations=20,
+            warmup=2 if generation else 10,  # a warm-up generation is 32 decode steps
+            iterations=20 if generation else 100,
             seconds=5.0,
             repeats=3,
             artifacts_dir=artifacts,
