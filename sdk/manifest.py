@@ -50,6 +50,19 @@ def split_dim(dim: str) -> tuple[str, int]:
     return (base.strip(), int(offset)) if plus and offset.strip().isdigit() else (dim, 0)
 
 
+def dim_size(dim: int | str, sizes: dict[str, int], default: int) -> int:
+    """The size of a dim: fixed, named in `sizes` (else `default`), or derived from a named one plus its constant."""
+    if isinstance(dim, int):
+        return dim
+    base, offset = split_dim(dim)
+    return sizes.get(base, default) + offset
+
+
+def data_kind(input_kind: str | None) -> str | None:
+    """What data a model with this pre-processing kind is fed: text-generation models take texts too."""
+    return "text" if input_kind == "generation" else input_kind
+
+
 @dataclass
 class TensorSpec:
     """A model input or output. A dim is an int (fixed) or a name (dynamic, e.g. "batch")."""
@@ -111,16 +124,6 @@ class TensorSpec:
 
     def describe(self) -> str:
         return f"{self.name}: {self.dtype}[{', '.join(str(d) for d in self.shape)}]"
-
-
-def dim_size(dim: int | str, sizes: dict[str, int], default: int) -> int:
-    """The size of a dim: fixed, named in `sizes`, derived ("sequence+256": another dim plus a constant)."""
-    if isinstance(dim, int):
-        return dim
-    base, plus, offset = dim.partition("+")
-    if plus and offset.strip().isdigit():
-        return sizes.get(base.strip(), default) + int(offset)
-    return sizes.get(dim, default)
 
 
 @dataclass
@@ -241,8 +244,7 @@ class Manifest:
     @property
     def data_kind(self) -> str | None:
         """What data the model is fed: "text" (text and text-generation models), "image", or None."""
-        kind = self.input_kind
-        return "text" if kind == "generation" else kind
+        return data_kind(self.input_kind)
 
     @property
     def labels(self) -> list[str] | None:

@@ -23,7 +23,7 @@ from bmsdk import cleanup
 from bmsdk.converters.sources import causal_lm
 from bmsdk.converters.sources.limits import check_hf_config, check_shape
 from bmsdk.errors import SourceError
-from bmsdk.manifest import TensorSpec, dim_size, sha256_file
+from bmsdk.manifest import TensorSpec, data_kind, dim_size, sha256_file
 from bmsdk.runtimes.pt2_archive import load_exported_program
 from bmsdk.tasks import detect_task, get_task, task_names
 from bmsdk.tasks.preprocessing import TEXT_INPUTS
@@ -75,9 +75,8 @@ class Source:
 
     @property
     def data_kind(self) -> str | None:
-        """ "text" for text and text-generation models, "image", or None."""
-        kind = self.input_kind
-        return "text" if kind == "generation" else kind
+        """What data the model is fed: "text" (text and text-generation models), "image", or None."""
+        return data_kind(self.input_kind)
 
     @property
     def input_names(self) -> list[str]:

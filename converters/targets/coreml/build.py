@@ -11,12 +11,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bmsdk.converters.sources.loader import Source, dim_size, example_feeds
+from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.coreml import passes as coreml_passes
 from bmsdk.converters.targets.coreml import shims as coreml_shims
 from bmsdk.converters.targets.coreml import stateful
 from bmsdk.errors import ConversionError, UnsupportedError
+from bmsdk.manifest import dim_size
 from bmsdk.sections import Compression, CoreMLConfig, Quantization, WeightCompression
 
 # precision -> weight compression (None: none); the compute precision is fp16 unless precision is fp32

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bmsdk.errors import UnsupportedError
-from bmsdk.manifest import TensorSpec, dim_size
+from bmsdk.manifest import TensorSpec, dim_size, split_dim
 from bmsdk.sections import Profile
 
 DEFAULT_BATCH = (1, 8, 32)
@@ -72,7 +72,7 @@ def make_profiles(
         if spec.name in shapes and not isinstance(shapes[spec.name][0], int):
             low, opt, high = shapes[spec.name]
         else:
-            missing = [d for d in spec.shape if isinstance(d, str) and dim_size(d, {k: 0 for k in dims}, -1) < 0]
+            missing = [d for d in spec.shape if isinstance(d, str) and split_dim(d)[0] not in dims]
             if missing:
                 raise UnsupportedError(
                     f"input '{spec.name}' has dynamic dim(s) {missing} with no default range",
