@@ -102,9 +102,8 @@ def _evaluate(
     report = EvalReport(data=eval_data.origin, n=len(eval_data))
     if task.classifier:
         report.artifact = Scores(**task.metrics(art_out, eval_data.labels, manifest.labels))
-    elif manifest.input_kind == "generation":
-        scores = task.metrics(art_out, None, None)
-        report.perplexity, report.tokens = scores["perplexity"], scores["tokens"]
+    elif (scores := task.metrics(art_out, eval_data.labels, manifest.labels)) is not None:
+        report = dataclasses.replace(report, **scores)  # e.g. text generation's perplexity and tokens scored
     if source is None:
         return report
     key = f"{eval_data.origin}#{len(eval_data)}"
