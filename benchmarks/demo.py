@@ -1,6 +1,6 @@
 """The demo (the README's main job): two real models converted, evaluated on held-out data and timed side by side.
 
-    python -m bmsdk.benchmarks.demo [--out reports/demo] [--rebuild] [--threads 1]
+    python -m bmsdk.benchmarks.demo [--out reports/demo] [--rebuild] [--threads 1] [--cluster local:2]
 
 First run builds and caches the models and artifacts (under $BMSDK_CACHE, default ~/.cache/bmsdk); later runs
 reuse them. Each model goes through the benchmark harness with the (target, precision) rows below.
@@ -13,8 +13,10 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bmsdk.benchmarks.cluster import run_on_cluster
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import rows
 from bmsdk.converters import all_targets
@@ -49,19 +51,33 @@ GENERATION_CASE = ("tweet-llama", "zoo:tweet-llama", "zoo:tweet-text-test", "zoo
 GENERATION_EVAL_TEXTS = 300  # held-out tweets scored for perplexity
 
 
-def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] | None = None) -> list[dict]:
-    progress = Progress()
-    artifacts = zoo.cache_dir() / f"artifacts-{__version__}"
+@dataclass
+class DemoRun:
+    """What every model of one demo run shares."""
+
+    out: Path
+    artifacts: Path
+    threads: int = 1
+    targets: list[str] | None = None  # only these targets' rows
+    cluster: str | None = None  # run the cells as Ray tasks there
+    progress: Progress = field(default_factory=Progress)
+
+
+def run(
+    out: Path,
+    rebuild: bool = False,
+    threads: int = 1,
+    targets: list[str] | None = None,
+    cluster: str | None = None,
+    artifacts: Path | None = None,
+) -> list[dict]:
+    demo = DemoRun(out, artifacts or zoo.cache_dir() / f"artifacts-{__version__}", threads, targets, cluster)
     if rebuild:
-        shutil.rmtree(artifacts, ignore_errors=True)
+        shutil.rmtree(demo.artifacts, ignore_errors=True)
     table = []
     for name, source, eval_data, calibration in CASES:
-        cells = variants() + pruned_rows(zoo.resolve(RECOVERY[name]))
-        table += _bench_case(out, name, source, eval_data, calibration, cells, targets, artifacts, threads, progress)
-    name, source, eval_data, calibration = GENERATION_CASE
-    generation = _bench_case(
-        out, name, source, eval_data, calibration, generation_variants(), targets, artifacts, threads, progress
-    )
+        table += _bench_case(demo, name, source, eval_data, calibration, variants() + pruned_rows(RECOVERY[name]))
+    generation = _bench_case(demo, *GENERATION_CASE, generation_variants())
     text = markdown_table(table) + "\n\n" + generation_table(generation)
     (out / "demo.md").write_text(text + "\n")
     (out / "demo.json").write_text(json.dumps(table + generation, indent=2) + "\n")
@@ -69,35 +85,39 @@ def run(out: Path, rebuild: bool = False, threads: int = 1, targets: list[str] |
     return table + generation
 
 
-def _bench_case(out, name, source, eval_data, calibration, cells, targets, artifacts, threads, progress) -> list[dict]:
-    """One model's rows (those of `targets` only, when given) through the benchmark harness; its report.json."""
-    progress.info(f"== {name}")
+def _bench_case(demo: DemoRun, name, source, eval_data, calibration, cells) -> list[dict]:
+    """One model's rows through the benchmark harness, serially or as Ray tasks on a cluster; its report.json."""
+    demo.progress.info(f"== {name}")
     generation = name == GENERATION_CASE[0]
-    with progress.step(f"preparing {name} and its data (built once, then cached)"):
+    with demo.progress.step(f"preparing {name} and its data (built once, then cached)"):
         data = zoo.resolve(eval_data)
         cfg = BenchConfig(
             source=zoo.resolve(source),
             targets=[],
             precisions=[],
-            cells=[c for c in cells if not targets or c[0] in targets],
+            cells=[c for c in cells if not demo.targets or c[0] in demo.targets],
             name=name,
             eval_data=load_dataset(data).head(GENERATION_EVAL_TEXTS) if generation else data,
             calibration=zoo.resolve(calibration),
-            threads=threads,
+            threads=demo.threads,
             warmup=2 if generation else 10,  # a warm-up generation is 32 decode steps
             iterations=20 if generation else 100,
             seconds=5.0,
             repeats=3,
-            artifacts_dir=artifacts,
+            artifacts_dir=demo.artifacts,
         )
-    report = run_benchmark(cfg, out / name, progress)
-    (out / name / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if demo.cluster:
+        report = run_on_cluster(cfg, demo.out / name, demo.cluster, demo.progress)
+    else:
+        report = run_benchmark(cfg, demo.out / name, demo.progress)
+    (demo.out / name / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return [{"model": name, **row} for row in rows(report)]
 
 
-def pruned_rows(recovery: str) -> list[tuple]:
+def pruned_rows(recovery_data: str) -> list[tuple]:
     """ONNX fp32 rows of the model pruned 30% and 50% (channels for the CNN, heads+FFN for MiniLM), without and with
-    a brief distillation fine-tune on CPU."""
+    a brief distillation fine-tune on CPU on `recovery_data` (a zoo name)."""
+    recovery = zoo.resolve(recovery_data)
     rows_ = []
     for ratio in (0.3, 0.5):
         rows_.append(("onnx", "fp32", f"pruned-{ratio:.0%}", {"prune": ratio}))
@@ -169,14 +189,35 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="intra-op threads for every runtime, torch included (default 1)"
     )
     parser.add_argument("--targets", help="only these targets' rows, comma-separated (e.g. onnx for a quick first run)")
+    parser.add_argument(
+        "--cluster",
+        metavar="local[:N]|ADDRESS",
+        help="run every cell as a Ray task (pip install 'bmsdk[cluster]'): a local cluster of N workers or the Ray "
+        "cluster at ADDRESS; the tables are the serial run's",
+    )
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        help="where converted artifacts are cached (default $BMSDK_CACHE/artifacts-VERSION); a fresh folder times a "
+        "cold run",
+    )
     args = parser.parse_args(argv)
 
     configure_logging(0)
     third_party_output(0)
     start = time.perf_counter()
-    run(args.out, args.rebuild, args.threads, args.targets.split(",") if args.targets else None)
+    run(
+        args.out,
+        args.rebuild,
+        args.threads,
+        args.targets.split(",") if args.targets else None,
+        args.cluster,
+        args.artifacts,
+    )
+    where = f"Ray cluster {args.cluster}" if args.cluster else "serial"
     print(
-        f"\n(batch 1, {args.threads} thread(s), CPU; latency = model call on pre-processed input, median of 3 runs; "
+        f"\n({where}; batch 1, {args.threads} thread(s), CPU; latency = model call on pre-processed input, "
+        "median of 3 runs; "
         "speed-up vs the source model in torch eager fp32 measured in the same run; "
         f"{time.perf_counter() - start:.0f}s)",
         file=sys.stderr,

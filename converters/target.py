@@ -35,6 +35,11 @@ class TargetOptions:
         """Inputs the artifact was not built for although the manifest accepts them (TensorRT: outside a profile)."""
         return []
 
+    def check_bundle(self, folder: Path, manifest, source_generator, prompts: list[list[int]], progress):
+        """A bundle the artifact carries for another engine, checked on that engine against the source's greedy
+        decoding (tflite --litertlm: LiteRT-LM); a BundleCheck, or None where there is none (the default)."""
+        return None
+
     @classmethod
     def add_arguments(cls, group, taken: set[str]) -> None:
         """Add this target's flags to an argparse group; a flag another target already added is shared."""
@@ -140,6 +145,11 @@ class Target:
     def uncovered_inputs(self, manifest, feeds: dict) -> list[str]:
         """Inputs the artifact was not built for although the manifest accepts them (TensorRT: outside a profile)."""
         return []
+
+    def check_bundle(self, folder: Path, manifest, source_generator, prompts: list[list[int]], progress):
+        """A bundle the artifact carries for another engine, checked on that engine against the source's greedy
+        decoding (tflite --litertlm: LiteRT-LM); a BundleCheck, or None where there is none (the default)."""
+        return None
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, taken: set[str]) -> None:

@@ -58,6 +58,7 @@ def validate_artifact(
             result.reason = f"samples fall outside the optimization profile: {'; '.join(uncovered)}"
         if source is not None and manifest.input_kind == "generation":
             _check_greedy(artifact, source, manifest, sample_feeds, progress, result)
+            _check_bundle(folder, target, source, manifest, sample_feeds, progress, result)
         if eval_data is not None:
             result.eval = _evaluate(artifact, target, manifest, eval_data, source, source_outputs, progress, result)
     return result
@@ -73,6 +74,18 @@ def _check_greedy(artifact, source, manifest, feeds: dict, progress, result: Val
         result.reason = (
             f"greedy tokens differ from the source's on {result.greedy.prompts - result.greedy.identical} of "
             f"{result.greedy.prompts} sample prompts ({manifest.precision} must match exactly)"
+        )
+
+
+def _check_bundle(folder, target, source, manifest, feeds: dict, progress, result: Validation) -> None:
+    """A bundle for another engine (tflite --litertlm), greedy text on that engine against the source's."""
+    result.bundle = target.check_bundle(folder, manifest, source.generator, sample_prompts(feeds), progress)
+    if result.bundle and result.bundle.passed is False and result.passed is not False:
+        result.passed = False
+        result.reason = (
+            f"the {result.bundle.file} bundle's greedy text differs from the source's on "
+            f"{result.bundle.prompts - result.bundle.identical} of {result.bundle.prompts} sample prompts "
+            f"({result.bundle.first_difference})"
         )
 
 

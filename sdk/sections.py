@@ -197,6 +197,22 @@ class GreedyCheck(Section):
 
 
 @dataclass(kw_only=True)
+class BundleCheck(Section):
+    """A bundle the artifact carries for another engine (tflite `--litertlm`: LiteRT-LM), checked on that engine:
+    greedy text from the sample prompts against the source's."""
+
+    file: str
+    backend: str | None = None
+    validated: bool
+    prompts: int
+    identical: int | None = None  # prompts whose greedy text was equal (or stopped early at a stop sequence)
+    required: bool  # whether this precision must give identical text
+    passed: bool | None = None
+    reason: str | None = None  # why it was not checked
+    first_difference: str | None = None
+
+
+@dataclass(kw_only=True)
 class Validation(Section):
     """The artifact checked on its own runtime (or a stand-in); `validated: false` says why a check did not run."""
 
@@ -210,6 +226,7 @@ class Validation(Section):
     note: str | None = None
     eval: EvalReport | None = None
     greedy: GreedyCheck | None = None  # text generation
+    bundle: BundleCheck | None = None  # tflite --litertlm
 
 
 # --- compression ------------------------------------------------------------------------------------------------
@@ -448,6 +465,18 @@ class LiteRTConfig(Section):
     int64_to_int32: list[str]
     layout: str | None = None
     signatures: dict[str, Signature]
+    litertlm: LiteRTLMInfo | None = None  # text generation with --litertlm: the bundle beside the step graph
+
+
+@dataclass(kw_only=True)
+class LiteRTLMInfo(Section):
+    """The `.litertlm` bundle (litert-torch's generative export, run by LiteRT-LM's engine)."""
+
+    file: str
+    quantization_recipe: str
+    cache_length: int
+    prefill_lengths: list[int]
+    litert_torch: str | None = None
 
 
 @dataclass(kw_only=True)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from bmsdk.compare import FP16, FP32, INT8
 from bmsdk.converters.target import Capabilities, Target, TargetOptions, option
+from bmsdk.versions import package_version as version
 
-from . import build
+from . import build, litertlm
 
 
 @dataclass
@@ -16,6 +17,11 @@ class TFLiteOptions(TargetOptions):
         help="sequence lengths of a text model's signatures (default 16,32,64,128, capped at --max-length; text "
         "generation: prefill chunk lengths, default 1,8,32,128 capped at the cache length, 1 always kept for decode)",
         metavar="16,32,64,128",
+    )
+    litertlm: bool | None = option(
+        help="text generation: also write model.litertlm, the bundle LiteRT-LM's engine runs (litert-torch "
+        "generative export; fp32 or int8-dynamic), checked on LiteRT-LM's CPU engine",
+        action="store_true",
     )
 
 
@@ -32,6 +38,22 @@ class TFLiteTarget(Target):
 
     def check_request(self, source, precision, has_calibration, options):
         build.check_request(source, precision, has_calibration, options.as_dict())
+        if options.litertlm:
+            litertlm.check_request(source, precision)
 
     def build(self, source, folder, precision, calibration, options, float_layers=None):
-        return build.build(source, folder, precision, calibration, {**options.as_dict(), "float_layers": float_layers})
+        values = {**options.as_dict(), "float_layers": float_layers}
+        result = build.build(source, folder, precision, calibration, values)
+        if options.litertlm:
+            result.target_config.litertlm = litertlm.export_bundle(
+                source, folder, precision, result.target_config.sequence_buckets
+            )
+            result.toolchain["litert-lm-builder"] = version("litert-lm-builder")
+        return result
+
+    def check_bundle(self, folder, manifest, source_generator, prompts, progress):
+        info = manifest.target_config.litertlm
+        if info is None:
+            return None
+        with progress.step(f"checking {info.file} on LiteRT-LM's CPU engine ({len(prompts)} greedy prompts)"):
+            return litertlm.check_bundle(folder, info, source_generator, prompts, manifest.precision)
