@@ -11,6 +11,7 @@ from bmsdk.benchmarks.gate import check, load_report
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import write_reports
 from bmsdk.benchmarks.resume import finished_cells, write_partial
+from bmsdk.benchmarks.shards import score_cells, shard_files
 from bmsdk.checks import check_bench_settings
 from bmsdk.progress import SILENT, Progress
 
@@ -49,13 +50,17 @@ def benchmark(
     artifact_store: str | Path | None = None,
     devices: dict[str, str] | None = None,
     resume: str | Path | None = None,
+    eval_shards: str | Path | None = None,
     **convert_options,
 ) -> BenchResult:
     """Benchmark `source` (or a case file) over targets x precisions; see `bmsdk bench --help`.
 
     cluster: "local[:N]" or a Ray address: every cell a Ray task (`bmsdk[cluster]`); devices: target -> the Ray
-    resource its cells must run on; resume: the report.json of an interrupted run, whose finished cells are kept."""
+    resource its cells must run on; resume: the report.json of an interrupted run, whose finished cells are kept;
+    eval_shards: a folder of data files scored shard by shard (one Ray task each on a cluster), merged exactly."""
     check_bench_settings(batches, threads, warmup, iterations, seconds, repeats)
+    if eval_shards:
+        shard_files(eval_shards)  # a folder without data files fails now, not after the matrix
     done = finished_cells(resume) if resume else None
     if cluster:
         import_ray()  # without Ray: say how to install it now, not after loading the data
@@ -102,6 +107,10 @@ def benchmark(
         report = run_benchmark(cfg, out_dir, progress, done, on_cell)
     if cluster:
         report["cluster"] = cluster
+    if eval_shards:
+        with progress.step(f"scoring every classifier cell on each shard of {eval_shards}"):
+            count = score_cells(report["cells"], eval_shards, cluster)
+        report["eval_shards"] = {"data": str(eval_shards), "shards": count}
     regressions = check(report, old, max_accuracy_drop, max_latency_regression) if old else []
     report["gate"] = {
         "baseline": str(baseline) if baseline else None,

@@ -105,7 +105,27 @@ def markdown(report: dict) -> str:
         f"{report['settings']['repeats']} runs' p50); e2e includes pre/post-processing; "
         "speed-up relative to the source model in torch eager fp32, measured in the same run."
     )
-    return "\n".join(lines + workers_markdown(report))
+    return "\n".join(lines + shards_markdown(report) + workers_markdown(report))
+
+
+def shards_markdown(report: dict) -> list[str]:
+    """Accuracy over every shard of --eval-shards (confusion counts summed across shards)."""
+    scored = [c for c in report["cells"] if c.get("sharded_metric")]
+    if not scored:
+        return []
+    where = report.get("eval_shards") or {}
+    lines = ["", f"Over all {where.get('shards', '?')} shards of {where.get('data', '?')}:", ""]
+    lines += ["| target | precision | examples | accuracy | macro-F1 |", "|---|---|---:|---:|---:|"]
+    for c in scored:
+        m = c["sharded_metric"]
+        name = f"{c['precision']}{' ' + c['variant'] if c.get('variant') else ''}"
+        if "error" in m:
+            lines.append(f"| {c['target']} | {name} | – | not scored: {m['error'][:80]} | – |")
+        else:
+            lines.append(
+                f"| {c['target']} | {name} | {m['n']} | {_fmt(m['accuracy'], '.4f')} | {_fmt(m['macro_f1'], '.4f')} |"
+            )
+    return lines
 
 
 def workers_markdown(report: dict) -> list[str]:

@@ -7,6 +7,7 @@ per-layer key/value cache), so no architecture is re-written here.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from pathlib import Path
@@ -42,10 +43,78 @@ def cache_layout(model) -> tuple[int, int, int, str]:
     return len(layers), heads, head_dim, argument
 
 
+GROUPED_ATTENTION = "bmsdk_grouped"
+
+
+def grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention through transformers' AttentionInterface that never repeats the cached K/V heads.
+
+    The query heads sharing a KV head are folded into its rows (grouped-query attention as one matmul per KV head),
+    only the query is scaled, and the eager (additive) mask is added to the scores. transformers' sdpa path, once
+    exported, repeats every cached K/V head and scales and transposes the whole cache on each decode step: on LiteRT
+    those generic broadcast/transpose kernels took most of a decode step and grew with the cache length.
+    Shapes: query [B, H, T, D], key/value [B, KVH, S, D] -> ([B, T, H, D], None).
+    """
+    import torch
+
+    if kwargs.get("s_aux") is not None:  # attention sinks (gpt-oss): transformers' own implementation
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    batch, heads, length, dim = query.shape
+    kv_heads, slots = key.shape[1], key.shape[2]
+    groups = heads // kv_heads
+    scale = scaling if scaling is not None else dim**-0.5
+    scores = torch.matmul((query * scale).reshape(batch, kv_heads, groups * length, dim), key.transpose(-1, -2))
+    if kwargs.get("softcap"):  # Gemma 2
+        scores = torch.tanh(scores / kwargs["softcap"]) * kwargs["softcap"]
+    if attention_mask is not None:  # [B, 1 or H, T, S] -> the rows of `scores`: (group, token) per KV head
+        mask = attention_mask if attention_mask.shape[-1] == slots else attention_mask[:, :, :, :slots]
+        if mask.shape[1] == 1:
+            mask = mask.repeat(1, 1, groups, 1)  # [B, 1, G*T, S]: broadcast over the KV heads
+        else:
+            mask = mask.reshape(batch, kv_heads, groups * length, slots)
+        scores = scores + mask
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.matmul(probs, value).reshape(batch, heads, length, dim)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def use_grouped_attention(model) -> None:
+    """Switch `model` to grouped_attention (with transformers' eager mask) where it dispatches through the
+    AttentionInterface (Llama, Qwen, Gemma, Phi, GPT-2...); other models keep their own attention."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+
+    AttentionInterface.register(GROUPED_ATTENTION, grouped_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(GROUPED_ATTENTION, eager_mask)
+    if getattr(model, "_can_set_attn_implementation", lambda: False)():
+        model.set_attn_implementation(GROUPED_ATTENTION)
+
+
+@contextlib.contextmanager
+def transformers_attention(module):
+    """The causal LM under `module` (a source's step graph) on transformers' own sdpa attention while the block
+    runs, for a converter that has an attention op of its own (coremltools maps sdpa to CoreML's SDPA op; its
+    stateful path is built on it); any other module is left as it is."""
+    model = next((m for m in module.modules() if hasattr(m, "set_attn_implementation")), None)
+    current = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if current != GROUPED_ATTENTION:
+        yield
+        return
+    model.set_attn_implementation("sdpa")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(GROUPED_ATTENTION)
+
+
 def step_module(model, layers: int, argument: str):
     """forward(input_ids, position_ids, attention_mask, past_key_0, past_value_0, ...) -> (logits, presents...)."""
     import torch
     from transformers import DynamicCache
+
+    use_grouped_attention(model)
 
     class CausalStep(torch.nn.Module):
         def __init__(self, inner):

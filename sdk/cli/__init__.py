@@ -291,6 +291,12 @@ def _bench_parser(sub, common) -> None:
     )
     g.add_argument("--artifact-store", metavar="DIR", help="a folder every worker shares: artifacts stay there")
     g.add_argument("--resume", metavar="REPORT.json", help="finish an interrupted run: its finished cells are kept")
+    g.add_argument(
+        "--eval-shards",
+        metavar="DIR",
+        help="a folder of data files (.npz/.jsonl/.csv) too large for one machine: every classifier cell is scored "
+        "shard by shard (one Ray task each with --cluster; a path every worker can read), metrics merged exactly",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -664,6 +670,7 @@ def cmd_bench(args) -> int:
         artifacts_dir=args.artifacts,
         progress=Progress(),
         cluster=args.cluster,
+        eval_shards=args.eval_shards,
         artifact_store=args.artifact_store,
         devices=_devices(args.device),
         resume=args.resume,

@@ -205,26 +205,78 @@ def test_a_cell_runs_on_the_worker_holding_its_device(cluster, cnn_factory, data
     assert cell["status"] == "validated" and cell["device"] == "site_b" and cell["worker"]["node"] == site_b
 
 
-def test_sharded_eval_on_the_cluster_equals_the_whole_set(cluster, cnn_onnx_artifact, tmp_path):
-    artifact = str(cnn_onnx_artifact.path)
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """(a folder of 3 shard files, the same 90 examples as one file elsewhere); class mixes differ per shard, so
+    averaging per-shard macro-F1 would be wrong."""
+    folder, whole = tmp_path_factory.mktemp("shards"), tmp_path_factory.mktemp("whole") / "whole.npz"
+    images = digit_images(90, seed=7)
+    labels = np.arange(90) % 10
+    labels[:40] = 3
+    for i, part in enumerate(np.array_split(np.arange(90), 3)):
+        np.savez(folder / f"shard-{i}.npz", x=images[part], y=labels[part])
+    np.savez(whole, x=images, y=labels)
+    return folder, whole
+
+
+def _whole_set(artifact, whole) -> dict:
     import bmsdk
     from bmsdk.data import load_dataset
 
-    images = digit_images(90, seed=7)
-    labels = np.arange(90) % 10
-    labels[:40] = 3  # shards with different class mixes: averaging per shard would be wrong
-    for i, part in enumerate(np.array_split(np.arange(90), 3)):
-        np.savez(tmp_path / f"shard-{i}.npz", x=images[part], y=labels[part])
-    np.savez(tmp_path / "whole.npz", x=images, y=labels)
-    merged = sharded_eval(artifact, tmp_path / "shard-0.npz", None)  # one shard, in this process
-    assert merged["shards"] == 1 and merged["n"] == 30
-    (tmp_path / "whole.npz").rename(tmp_path.parent / f"{tmp_path.name}-whole.npz")
-    merged = sharded_eval(artifact, tmp_path, cluster[0])
     with bmsdk.load(artifact) as model:
-        whole = model.evaluate(load_dataset(tmp_path.parent / f"{tmp_path.name}-whole.npz"))
+        return model.evaluate(load_dataset(whole))
+
+
+def test_sharded_eval_on_the_cluster_equals_the_whole_set(cluster, cnn_onnx_artifact, shards):
+    artifact, (folder, whole) = str(cnn_onnx_artifact.path), shards
+    merged = sharded_eval(artifact, folder / "shard-0.npz", None)  # one shard, in this process
+    assert merged["shards"] == 1 and merged["n"] == 30
+    merged = sharded_eval(artifact, folder, cluster[0])
+    expected = _whole_set(artifact, whole)
     assert merged["shards"] == 3 and merged["n"] == 90
-    assert merged["accuracy"] == pytest.approx(whole["accuracy"])
-    assert merged["macro_f1"] == pytest.approx(whole["macro_f1"])
+    assert merged["accuracy"] == pytest.approx(expected["accuracy"])
+    assert merged["macro_f1"] == pytest.approx(expected["macro_f1"])
+
+
+def test_bench_scores_every_cell_on_every_shard(cluster, cnn_factory, data, shards, tmp_path):
+    """`bench --eval-shards`: each cell's accuracy over all shards (one Ray task per cell and shard), the same as the
+    serial run's and as the whole set's in one process; report.md lists them."""
+    import bmsdk
+
+    folder, whole = shards
+    eval_data, calibration = data
+    runs = {
+        where: bmsdk.benchmark(
+            cnn_factory,
+            tmp_path / where,
+            targets=["onnx"],
+            precisions=["fp32", "int8"],
+            eval_data=str(eval_data),
+            calibration=str(calibration),
+            cluster=address,
+            eval_shards=folder,
+            **FAST,
+        )  # fmt: skip
+        for where, address in (("cluster", cluster[0]), ("serial", None))
+    }
+    for where, result in runs.items():
+        assert result.report["eval_shards"] == {"data": str(folder), "shards": 3}
+        for cell in result.report["cells"]:
+            metric, expected = cell["sharded_metric"], _whole_set(cell["artifact"], whole)
+            assert metric["n"] == 90 and metric["shards"] == 3, where
+            assert metric["accuracy"] == pytest.approx(expected["accuracy"]), where
+            assert metric["macro_f1"] == pytest.approx(expected["macro_f1"]), where
+        assert "Over all 3 shards" in result.paths["md"].read_text()
+    pairs = zip(runs["cluster"].report["cells"], runs["serial"].report["cells"])
+    assert all(a["sharded_metric"] == b["sharded_metric"] for a, b in pairs)
+
+
+def test_eval_shards_without_data_files_is_refused_first(tmp_path, cnn_factory):
+    import bmsdk
+    from bmsdk.errors import DataError
+
+    with pytest.raises(DataError, match="no shard files"):
+        bmsdk.benchmark(cnn_factory, tmp_path / "out", eval_shards=tmp_path)
 
 
 def test_killing_a_worker_mid_matrix_still_gives_a_complete_report(cluster, cnn_factory, data, serial, tmp_path):

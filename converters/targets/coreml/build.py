@@ -9,8 +9,10 @@ activations stay fp16, as on the Neural Engine): int8 / int4 linear, 4/6/8-bit p
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
+from bmsdk.converters.sources import causal_lm
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.coreml import passes as coreml_passes
@@ -60,7 +62,8 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     coreml_passes.register()
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
     try:
-        mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment), with_state)
+        with causal_lm.transformers_attention(source.module) if source.module is not None else nullcontext():
+            mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment), with_state)
     except (UnsupportedError, ConversionError):
         raise
     except Exception as e:

@@ -11,9 +11,9 @@ prompts against the source's (DESIGN.md §5).
 from __future__ import annotations
 
 import contextlib
-import io
 import importlib.machinery
 import importlib.util
+import io
 import shutil
 import sys
 import tempfile
