@@ -41,7 +41,27 @@ def raw_runtime_call(model, feeds):
             str(backend.folder / backend.manifest.model_file), options, providers=backend.providers
         )
         return (lambda: session.run(None, feeds)), "onnxruntime InferenceSession.run"
+    if getattr(backend, "name", "") == "litert":
+        return _raw_litert_call(backend, feeds), "ai-edge-litert signature runner (feeds pre-converted)"
     return (lambda: backend._run(feeds)), f"{getattr(backend, 'name', 'backend')}._run (input checks skipped)"
+
+
+def _raw_litert_call(backend, feeds):
+    """What a user writes by hand: a fresh interpreter's signature runner called on feeds already padded to the
+    bucket and cast to the signature's dtypes, one call per row (the model takes one example)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from bmsdk.runtimes.litert_io import pad_feeds, pick_bucket, sequence_length, signature_for, to_signature
+
+    interpreter = Interpreter(model_path=str(backend.folder / backend.manifest.model_file), num_threads=backend.threads)
+    bucket = pick_bucket(sequence_length(feeds), backend.buckets) if backend.buckets else None
+    if bucket is not None:
+        feeds = pad_feeds(feeds, bucket, backend.pad_values, backend.inputs)
+    signature = backend.signatures[signature_for(bucket)]
+    runner = interpreter.get_signature_runner(signature_for(bucket))
+    rows = len(next(iter(feeds.values())))
+    ready = [{t.tensor: to_signature(feeds[k][i : i + 1], t) for k, t in signature.inputs.items()} for i in range(rows)]
+    return lambda: [runner(**row) for row in ready]
 
 
 GENERATION_TOKENS = 32  # tokens decoded per timed generation

@@ -31,6 +31,7 @@ class Backend:
         self.threads = threads
         self.inputs: list[TensorSpec] = manifest.inputs
         self.outputs: list[TensorSpec] = manifest.outputs
+        self._feed_check = FeedCheck(self.inputs)
         self._load()
 
     def _load(self) -> None:
@@ -40,7 +41,7 @@ class Backend:
         raise NotImplementedError
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        check_feeds(self.inputs, feeds)
+        self._feed_check(feeds)
         try:
             return self._run(feeds)
         except BmsdkError:
@@ -59,6 +60,66 @@ class Backend:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class FeedCheck:
+    """check_feeds compiled once per backend: what the specs require, as plain tuples, so that a call with valid
+    feeds costs a few comparisons and one vectorised compare per ranged input. Feeds it does not pass go through
+    check_feeds, which names the problem (or accepts them: a dict or ndarray subclass)."""
+
+    def __init__(self, specs: Sequence[TensorSpec]):
+        self.specs = list(specs)
+        self.names = frozenset(s.name for s in specs)
+        self.checks = [
+            (
+                s.name,
+                np.dtype(s.dtype),
+                len(s.shape),
+                tuple((axis, dim) for axis, dim in enumerate(s.shape) if isinstance(dim, int)),
+                tuple((axis, dim, (s.max_dims or {}).get(dim)) for axis, dim in _named_axes(s)),
+                _range_test(s),
+            )
+            for s in specs
+        ]
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> None:
+        if not self._valid(feeds):  # stricter than needed (a dict or ndarray subclass): the full check decides
+            check_feeds(self.specs, feeds)
+
+    def _valid(self, feeds) -> bool:
+        if type(feeds) is not dict or feeds.keys() != self.names:
+            return False
+        dims: dict[str, int] = {}
+        for name, dtype, ndim, fixed, named, out_of_range in self.checks:
+            value = feeds[name]
+            if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != ndim or value.size == 0:
+                return False
+            shape = value.shape
+            if any(shape[axis] != size for axis, size in fixed):
+                return False
+            for axis, dim, most in named:
+                if dims.setdefault(dim, shape[axis]) != shape[axis] or (most is not None and shape[axis] > most):
+                    return False
+            if out_of_range is not None and out_of_range(value):
+                return False
+        return True
+
+
+def _named_axes(spec: TensorSpec) -> list[tuple[int, str]]:
+    return [(axis, dim) for axis, dim in enumerate(spec.shape) if isinstance(dim, str)]
+
+
+def _range_test(spec: TensorSpec):
+    """A function telling whether an array holds values outside the spec's range (None: no range): for ids and masks
+    ([0, high]) one unsigned compare, which also catches negatives."""
+    if spec.value_range is None:
+        return None
+    low, high = spec.value_range
+    dtype = np.dtype(spec.dtype)
+    if low == 0 and dtype.kind == "i":
+        unsigned = np.dtype(f"u{dtype.itemsize}")
+        return lambda value: bool((value.view(unsigned) > high).any())
+    return lambda value: bool(value.min() < low or value.max() > high)
 
 
 def check_feeds(specs: Sequence[TensorSpec], feeds: dict[str, np.ndarray]) -> None:
