@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from bmsdk.runtimes.litert_io import pad_feeds, pick_bucket, sequence_length, signature_for, to_signature
 from bmsdk.runtimes.model import load
 from bmsdk.timing import repeated_latency
 
@@ -50,8 +51,6 @@ def _raw_litert_call(backend, feeds):
     """What a user writes by hand: a fresh interpreter's signature runner called on feeds already padded to the
     bucket and cast to the signature's dtypes, one call per row (the model takes one example)."""
     from ai_edge_litert.interpreter import Interpreter
-
-    from bmsdk.runtimes.litert_io import pad_feeds, pick_bucket, sequence_length, signature_for, to_signature
 
     interpreter = Interpreter(model_path=str(backend.folder / backend.manifest.model_file), num_threads=backend.threads)
     bucket = pick_bucket(sequence_length(feeds), backend.buckets) if backend.buckets else None

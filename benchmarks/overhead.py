@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from bmsdk.artifact import load_samples
 from bmsdk.benchmarks.measure import batch_feeds, raw_runtime_call
 from bmsdk.data import load_dataset
 from bmsdk.runtimes.model import load
@@ -54,8 +55,6 @@ def probe_of(path: str, data: str | None):
     """The first example of `data`, else the artifact's first stored sample input."""
     if data:
         return load_dataset(data).items[0]
-    from bmsdk.artifact import load_samples
-
     inputs, _, raw = load_samples(Path(path))
     return raw[0] if raw is not None else None
 
