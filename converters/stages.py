@@ -41,6 +41,7 @@ from .compression import CompressionRequest, eval_key, model_over, prune_stage
 from .feeds import calibration_feeds, class_count, recover_batches, sample_feeds
 from .registry import get_target
 from .sources.loader import Source, load_source
+from .speed import FloatTwin, speed_check
 from .target import Target, TargetOptions
 from .validate import validate_artifact
 
@@ -114,6 +115,7 @@ class ConversionContext:
     sample_reference: dict[str, np.ndarray] | None = None
     pruning: Pruning | None = None
     validation_cache: dict | None = None  # the reference's outputs on the eval data, computed once
+    float_twin: FloatTwin | None = None  # the float model of a quantized build, until validation has timed it
 
     @property
     def progress(self) -> Progress:
@@ -307,6 +309,7 @@ class Build:
             built = spec.build(
                 ctx.source, ctx.folder, ctx.precision, ctx.calibration_feeds, ctx.request.options, float_layers
             )
+        ctx.float_twin = built.float_twin
         save_samples(ctx.folder, ctx.sample_feeds, ctx.sample_reference, ctx.sample_raw)
         manifest.model_file = built.model_file
         manifest.compression = dataclasses.replace(built.compression, pruning=ctx.pruning)
@@ -345,6 +348,13 @@ class Validate:
             ctx.progress,
             ctx.validation_cache,
         )
+        twin, ctx.float_twin = ctx.float_twin, None
+        if twin is not None:
+            try:
+                with ctx.progress.step(f"timing {ctx.precision} against its fp32 twin (batch 1, one thread)"):
+                    ctx.manifest.validation.speed = speed_check(ctx.folder, ctx.manifest, twin, ctx.sample_feeds)
+            finally:
+                twin.cleanup()
         return ctx
 
 

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 from bmsdk.errors import UnsupportedError
 from bmsdk.sections import Compression, TargetConfig, Tolerance
 
+from .speed import FloatTwin
+
 
 def option(default: Any = None, help: str = "", **argparse_kwargs) -> Any:
     """A field of a target's options dataclass; `help` and `argparse_kwargs` (choices, type, metavar) make its flag."""
@@ -81,6 +83,7 @@ class BuildResult:
     compression: Compression = field(default_factory=Compression)
     target_config: TargetConfig | None = None
     toolchain: dict = field(default_factory=dict)
+    float_twin: FloatTwin | None = None  # a quantized build's float model, timed against it by validation
 
 
 class Target:

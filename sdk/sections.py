@@ -213,6 +213,20 @@ class BundleCheck(Section):
 
 
 @dataclass(kw_only=True)
+class SpeedCheck(Section):
+    """A quantized artifact timed against its float twin (the model it was made from) at batch 1 on one thread, on
+    the artifact's runtime: `accelerated` is false when it is slower by more than timing noise."""
+
+    measured: bool
+    backend: str | None = None
+    artifact_ms: float | None = None
+    float_ms: float | None = None
+    speedup: float | None = None  # float_ms / artifact_ms
+    accelerated: bool | None = None
+    reason: str | None = None  # why it was not timed
+
+
+@dataclass(kw_only=True)
 class Validation(Section):
     """The artifact checked on its own runtime (or a stand-in); `validated: false` says why a check did not run."""
 
@@ -227,6 +241,7 @@ class Validation(Section):
     eval: EvalReport | None = None
     greedy: GreedyCheck | None = None  # text generation
     bundle: BundleCheck | None = None  # tflite --litertlm
+    speed: SpeedCheck | None = None  # quantized onnx / tflite: against the float twin
 
 
 # --- compression ------------------------------------------------------------------------------------------------

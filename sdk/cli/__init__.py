@@ -499,7 +499,20 @@ def validation_summary(v: Validation) -> str:
             )
     elif ev and ev.mean_cosine is not None:
         line += f"\neval on {ev.n} examples: mean cosine to source {ev.mean_cosine:.6f}"
-    return line
+    return line + speed_summary(v.speed)
+
+
+def speed_summary(speed) -> str:
+    """The quantized artifact against its float twin, loudly when it is slower."""
+    if speed is None or not speed.measured:
+        return ""
+    times = f"{speed.artifact_ms:.3f} ms vs {speed.float_ms:.3f} ms, batch 1, 1 thread, {speed.backend}"
+    if speed.accelerated:
+        return f"\nspeed: {speed.speedup:.2f}x its fp32 twin ({times})"
+    return (
+        f"\nWARNING: {1 / speed.speedup:.2f}x SLOWER than its fp32 twin ({times}): on this CPU and runtime "
+        "--precision fp32 ships a faster model"
+    )
 
 
 def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:

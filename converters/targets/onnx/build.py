@@ -10,6 +10,7 @@ import numpy as np
 
 from bmsdk.converters.layers import onnx_nodes
 from bmsdk.converters.sources.loader import Source, example_feeds
+from bmsdk.converters.speed import FloatTwin
 from bmsdk.converters.target import BuildResult
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
 from bmsdk.sections import Calibration, Compression, OnnxConfig, Quantization
@@ -104,10 +105,14 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
     import onnxslim
 
     model_path = folder / MODEL_FILE
+    twin = None
     with tempfile.TemporaryDirectory(prefix="bmsdk-onnx-") as tmp:
         float_path = Path(tmp) / "float.onnx"
         export_onnx(source, float_path, int(options.get("opset") or DEFAULT_OPSET))
         quantization = None
+        if precision != "fp32":  # what --precision fp32 would ship, to time the quantized model against
+            twin = FloatTwin.new()
+            shutil.copyfile(float_path, twin.folder / MODEL_FILE)
         if precision == "fp32":
             shutil.copyfile(float_path, model_path)
         elif precision == "fp16":
@@ -129,8 +134,11 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         for o in onnx.load(str(model_path), load_external_data=False).opset_import
         if o.domain in ("", "ai.onnx")
     )
+    if twin:
+        twin.target_config = OnnxConfig(opset=opset)
     return BuildResult(
         model_file=MODEL_FILE,
+        float_twin=twin,
         compression=Compression(quantization=quantization),
         target_config=OnnxConfig(opset=opset),
         toolchain={"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxslim": onnxslim.__version__},

@@ -11,10 +11,12 @@ is recorded in `target_config`; `bmsdk.runtimes.litert_io` applies it.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bmsdk.converters.layers import tflite_scopes
 from bmsdk.converters.sources.loader import Source, example_feeds
+from bmsdk.converters.speed import FloatTwin
 from bmsdk.converters.target import BuildResult
 from bmsdk.converters.targets.tflite.quantize import quantize
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
@@ -104,8 +106,15 @@ def build(source: Source, folder: Path, precision: str, calibration: list[dict] 
         layout=source.preprocessing.get("layout"),
         signatures=describe_signatures(path, source, lengths),
     )
+    twin = None
+    if precision != "fp32":  # what --precision fp32 would ship, to time the quantized model against
+        twin = FloatTwin.new()
+        (twin.folder / MODEL_FILE).write_bytes(float_model)
+        signatures = describe_signatures(twin.folder / MODEL_FILE, source, lengths)
+        twin.target_config = dataclasses.replace(config, signatures=signatures)
     return BuildResult(
         model_file=MODEL_FILE,
+        float_twin=twin,
         compression=compression,
         target_config=config,
         toolchain={
