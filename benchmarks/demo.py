@@ -142,6 +142,7 @@ def _times(ratio) -> str:
 
 def _status(r: dict) -> str:
     status = r["status"] + (" (reference executor: not a device latency)" if r["reference_executor"] else "")
+    status += " (slower than its fp32 twin)" if r.get("slower_than_float") else ""
     return status + (f": {r['reason'][:60]}" if r["reason"] else "")
 
 

@@ -276,6 +276,8 @@ def _scores(manifest, path: Path) -> dict:
             cell["perplexity_change_pct"] = 100 * ev.perplexity_change
     if v.greedy:
         cell["greedy"] = v.greedy.to_dict()
+    if v.speed and v.speed.measured:
+        cell["speed_vs_float"] = v.speed.to_dict()
     pruning = manifest.compression.pruning
     if pruning:  # against the unpruned source, not the pruned model the artifact was validated against
         shown = ("method", "ratio", "params", "macs", "metric", "recovery")

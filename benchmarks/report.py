@@ -38,6 +38,7 @@ def rows(report: dict) -> list[dict]:
                 "macro_f1": metric.get("macro_f1"),
                 "delta_pt": entry.get("accuracy_change_pt", 0.0 if entry is report.get("source_model") else None),
                 "agreement": entry.get("top1_agreement", entry.get("mean_cosine")),
+                "slower_than_float": (entry.get("speed_vs_float") or {}).get("accelerated") is False,
                 "speedup": entry.get("speedup_vs_source", {}).get(
                     batch, 1.0 if entry is report.get("source_model") else None
                 ),
@@ -148,6 +149,8 @@ def workers_markdown(report: dict) -> list[str]:
 
 def _status(r: dict) -> str:
     status = r["status"] + (" (reference executor)" if r["reference_executor"] else "")
+    if r.get("slower_than_float"):
+        status += " (slower than its fp32 twin)"
     if r["reason"]:  # the problem only; the fix is in report.json
         reason = r["reason"].split(". Fix:")[0].replace("|", "/")  # a pipe would end the table cell
         status += f": {reason[:100]}" + ("…" if len(reason) > 100 else "")
