@@ -132,10 +132,28 @@ def _worker(ray) -> dict:
     return {"node": context.get_node_id(), "ip": ray.util.get_node_ip_address(), **fingerprint()}
 
 
-def cell_task(cfg: BenchConfig, spec: tuple, eval_set, probe, sys_path: list[str], device: str | None, store):
+class Whereabouts:
+    """A small actor on the driver's node: which node each attempt of a cell started on, so that the retry of a cell
+    whose worker died avoids that node (a worker can die while its node lives on, e.g. a runtime that crashes)."""
+
+    def __init__(self):
+        self.nodes: dict = {}
+
+    def started(self, key, node: str) -> None:
+        self.nodes[key] = node
+
+    def node_of(self, key) -> str | None:
+        return self.nodes.get(key)
+
+
+def cell_task(
+    cfg: BenchConfig, spec: tuple, eval_set, probe, sys_path: list[str], device: str | None, store, where=None, key=None
+):
     """One cell on a worker: (cell, artifact bytes or None, the probe it used)."""
     import ray
 
+    if where is not None:
+        where.started.remote(key, ray.get_runtime_context().get_node_id())
     _on_path(sys_path)
     work = Path(store) if store else Path(tempfile.mkdtemp(prefix="bmsdk-cell-"))
     ctx = CellContext(cfg.artifacts_dir or work, eval_set, probe)
@@ -176,6 +194,15 @@ def resolve_device(wanted: str | None, held: dict[str, float]) -> str | None:
     return next((name for name in sorted(held) if name.startswith(wanted + ":")), None)
 
 
+def other_node(ray, avoid: set[str], device: str | None) -> str | None:
+    """A live node outside `avoid` that can take the cell (holds its device, or has CPUs for it)."""
+    for node in ray.nodes():
+        held = node.get("Resources", {})
+        if node.get("Alive") and node["NodeID"] not in avoid and held.get(device or "CPU", 0) >= 1:
+            return node["NodeID"]
+    return None
+
+
 def _held(ray) -> dict[str, float]:
     return {k: v for k, v in ray.cluster_resources().items() if not k.startswith(("node:", "memory", "object_store"))}
 
@@ -196,7 +223,12 @@ def run_on_cluster(
     source = done.pop(None, None)
     store = str(Path(artifact_store).resolve()) if artifact_store else None
     with connect(address) as ray:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         task = ray.remote(max_retries=0)(cell_task)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        where = ray.remote(num_cpus=0)(Whereabouts).options(scheduling_strategy=here).remote()
+        avoided: dict[int, set[str]] = {}  # cell index -> nodes where one of its workers died
         src_task = ray.remote(max_retries=0)(source_task)
         eval_ref = ray.put(ctx.eval_set)
         sys_path = [p for p in sys.path if p]
@@ -216,10 +248,15 @@ def run_on_cluster(
                 cells[i] = _skipped(spec, f"needs device {wanted}, which no worker of the cluster holds")
                 return
             options = {"resources": {device: 1}} if device else {"num_cpus": max(1, cfg.threads or 1)}
-            ref = task.options(scheduling_strategy="DEFAULT" if device else "SPREAD", **options).remote(
-                cfg, spec, eval_ref, ctx.probe, sys_path, device, store
+            strategy = "DEFAULT" if device else "SPREAD"
+            if avoided.get(i) and (elsewhere := other_node(ray, avoided[i], device)):
+                # not where its worker died; if that node dies too, the task fails and is retried once more
+                strategy = NodeAffinitySchedulingStrategy(elsewhere, soft=False)
+            key = (i, len(attempts.get(i, [])))
+            ref = task.options(scheduling_strategy=strategy, **options).remote(
+                cfg, spec, eval_ref, ctx.probe, sys_path, device, store, where, key
             )
-            pending[ref] = (i, device)
+            pending[ref] = (i, device, key)
 
         for i, cell in enumerate(cells):
             if cell is None:
@@ -232,11 +269,13 @@ def run_on_cluster(
                 if ref is source_ref:
                     source_ref, source = None, _get_source(ray, ref)
                     continue
-                i, device = pending.pop(ref)
+                i, device, key = pending.pop(ref)
                 try:
                     cell, bundle, probe = ray.get(ref)
                 except ray.exceptions.RayError as e:  # run_cell never raises: the worker (or its node) died
                     attempts.setdefault(i, []).append(_why(e))
+                    if node := _node_of(ray, where, key):
+                        avoided.setdefault(i, set()).add(node)
                     progress.info(f"    {' '.join(cell_key(matrix[i])).strip()}: worker lost ({attempts[i][-1]})")
                     if len(attempts[i]) < max_attempts:
                         submit(i)
@@ -255,7 +294,7 @@ def run_on_cluster(
                     on_cell([c for c in cells if c is not None], source)
             if time.monotonic() - last_check > CHECK_SECONDS:  # a device that left the cluster: never wait for it
                 last_check, live = time.monotonic(), _held(ray)
-                for ref, (i, device) in list(pending.items()):
+                for ref, (i, device, _) in list(pending.items()):
                     if device and device not in live:
                         ray.cancel(ref, force=True)
                         del pending[ref]
@@ -278,6 +317,13 @@ def _arrived(cell: dict, bundle: bytes | None, out_dir: Path, ctx: CellContext, 
         except (OSError, BmsdkError) as e:
             cell.update(status="failed", reason=f"artifact did not arrive intact: {one_line(e)}")
     return cell
+
+
+def _node_of(ray, where, key) -> str | None:
+    try:
+        return ray.get(where.node_of.remote(key), timeout=10)
+    except Exception:  # the actor itself is gone: retry without avoiding a node
+        return None
 
 
 def _get_source(ray, ref) -> dict:

@@ -279,6 +279,47 @@ def test_eval_shards_without_data_files_is_refused_first(tmp_path, cnn_factory):
         bmsdk.benchmark(cnn_factory, tmp_path / "out", eval_shards=tmp_path)
 
 
+def _cell_worker(proc: subprocess.Popen) -> int | None:
+    for pid in _descendants(proc.pid):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::cell_task"):
+                return pid
+        except OSError:
+            pass
+    return None
+
+
+def test_a_cell_whose_worker_crashed_reruns_on_another_node(cluster, cnn_factory, data, tmp_path):
+    """The worker process dies (a crashing runtime) while its node lives on: the retry goes to the other node."""
+    address, procs = cluster
+    crashed: list[str] = []
+
+    def crash_when_busy():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            pid = _cell_worker(procs["site_a"])
+            if pid:
+                time.sleep(1.0)
+                os.kill(pid, 9)
+                crashed.append("site_a")
+                return
+            time.sleep(0.2)
+
+    site = {
+        name: next(n["NodeID"] for n in ray.nodes() if n["Alive"] and name in n["Resources"])
+        for name in ("site_a", "site_b")
+    }
+    crasher = threading.Thread(target=crash_when_busy, daemon=True)
+    crasher.start()
+    report = run_on_cluster(_config(cnn_factory, data, [("onnx", "fp32"), ("onnx", "int8")]), tmp_path, address)
+    crasher.join(timeout=60)
+    assert crashed and all(n["Alive"] for n in ray.nodes() if n["NodeID"] in site.values())  # the node lives on
+    retried = [c for c in report["cells"] if c.get("attempts")]
+    assert retried and all(c["status"] == "validated" for c in report["cells"])
+    for c in retried:
+        assert c["worker"]["node"] == site["site_b"], c["attempts"]  # not the node whose worker crashed
+
+
 def test_killing_a_worker_mid_matrix_still_gives_a_complete_report(cluster, cnn_factory, data, serial, tmp_path):
     """Runs last: it takes site_b away for good."""
     address, procs = cluster
