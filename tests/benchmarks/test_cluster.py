@@ -89,15 +89,19 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def _running_cell(proc: subprocess.Popen) -> bool:
-    """A worker of this node is inside a cell (Ray titles a busy worker ray::FUNCTION)."""
+def _cell_worker(proc: subprocess.Popen) -> int | None:
+    """The pid of a worker of this node that is inside a cell (Ray titles a busy worker ray::FUNCTION), if any."""
     for pid in _descendants(proc.pid):
         try:
             if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::cell_task"):
-                return True
+                return pid
         except OSError:
             pass
-    return False
+    return None
+
+
+def _running_cell(proc: subprocess.Popen) -> bool:
+    return _cell_worker(proc) is not None
 
 
 @pytest.fixture(scope="module")
@@ -277,16 +281,6 @@ def test_eval_shards_without_data_files_is_refused_first(tmp_path, cnn_factory):
 
     with pytest.raises(DataError, match="no shard files"):
         bmsdk.benchmark(cnn_factory, tmp_path / "out", eval_shards=tmp_path)
-
-
-def _cell_worker(proc: subprocess.Popen) -> int | None:
-    for pid in _descendants(proc.pid):
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::cell_task"):
-                return pid
-        except OSError:
-            pass
-    return None
 
 
 def test_a_cell_whose_worker_crashed_reruns_on_another_node(cluster, cnn_factory, data, tmp_path):
