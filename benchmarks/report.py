@@ -29,6 +29,7 @@ def rows(report: dict) -> list[dict]:
                 "size_mb": entry.get("size_mb"),
                 "load_ms": entry.get("load_ms"),
                 "p50": latency.get("p50_ms"),
+                "noise_pct": latency.get("noise_pct"),
                 "p90": latency.get("p90_ms"),
                 "p99": latency.get("p99_ms"),
                 "throughput": latency.get("throughput_per_s"),
@@ -94,7 +95,7 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {r['target']} | {(r['precision'] + ' ' + r['variant']).strip()} | {_status(r)} | "
             f"{_fmt(r['size_mb'], '.2f')} | {_fmt(r['load_ms'], '.0f')} "
-            f"| {_fmt(r['p50'], '.3f')} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | "
+            f"| {_fmt(r['p50'], '.3f')}{_noise(r)} | {_fmt(r['p90'], '.3f')} | {_fmt(r['p99'], '.3f')} | "
             f"{_fmt(r['throughput'], '.0f')} "
             f"| {_fmt(r['e2e'], '.3f')} | {_fmt(r['rss_mb'], '.1f')} | {_fmt(r['accuracy'], '.4f')} "
             f"| {_fmt(r['delta_pt'], '+.2f')} | {_fmt(r['agreement'], '.4f')} | "
@@ -103,7 +104,8 @@ def markdown(report: dict) -> str:
     lines.append("")
     lines.append(
         f"{env['cpu']}, {env['cores']} cores; latency = model call on pre-processed input (median of "
-        f"{report['settings']['repeats']} runs' p50); e2e includes pre/post-processing; "
+        f"{report['settings']['repeats']} runs' p50; ± the 95% interval of the median over all calls); "
+        "e2e includes pre/post-processing; "
         "speed-up relative to the source model in torch eager fp32, measured in the same run."
     )
     return "\n".join(lines + shards_markdown(report) + workers_markdown(report))
@@ -145,6 +147,11 @@ def workers_markdown(report: dict) -> list[str]:
             f"{w.get('os', '')} | {retries} |"
         )
     return lines
+
+
+def _noise(r: dict) -> str:
+    """± the half-width of the median's 95% interval, in % of the median."""
+    return f" ±{r['noise_pct']:.0f}%" if r.get("noise_pct") is not None and r.get("p50") is not None else ""
 
 
 def _status(r: dict) -> str:

@@ -10,9 +10,14 @@ import numpy as np
 
 
 def measure_latency(
-    fn: Callable[[], object], warmup: int = 10, iterations: int = 100, max_seconds: float = 10.0
+    fn: Callable[[], object],
+    warmup: int = 10,
+    iterations: int = 100,
+    max_seconds: float = 10.0,
+    samples: list[float] | None = None,
 ) -> dict:
-    """Milliseconds per call: p50/p90/p99/mean over up to `iterations` calls (fewer if `max_seconds` runs out)."""
+    """Milliseconds per call: p50/p90/p99/mean over up to `iterations` calls (fewer if `max_seconds` runs out);
+    each call's time is also appended to `samples` when given."""
     for _ in range(warmup):
         fn()
     times = []
@@ -21,6 +26,8 @@ def measure_latency(
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1e3)
+    if samples is not None:
+        samples.extend(times)
     t = np.asarray(times)
     return {
         "p50_ms": float(np.percentile(t, 50)),
@@ -33,9 +40,14 @@ def measure_latency(
 
 def repeated_latency(fn, warmup: int, iterations: int, seconds: float, repeats: int) -> dict:
     """`repeats` timing runs; the reported percentiles are the medians across runs (robust to one noisy run)."""
+    samples: list[float] = []
     runs = [
         measure_latency(
-            fn, warmup=warmup if i == 0 else max(1, warmup // 4), iterations=iterations, max_seconds=seconds
+            fn,
+            warmup=warmup if i == 0 else max(1, warmup // 4),
+            iterations=iterations,
+            max_seconds=seconds,
+            samples=samples,
         )
         for i in range(repeats)
     ]
@@ -43,4 +55,21 @@ def repeated_latency(fn, warmup: int, iterations: int, seconds: float, repeats: 
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["runs_p50_ms"] = [r["p50_ms"] for r in runs]
     out["iterations"] = sum(r["iterations"] for r in runs)
-    return out
+    return {**out, **noise(samples)}
+
+
+def noise(samples: list[float]) -> dict:
+    """How noisy the calls were: the coefficient of variation, a distribution-free 95% confidence interval of the
+    median (order statistics, normal approximation of the binomial), and its half-width in % of the median."""
+    t = np.sort(np.asarray(samples, dtype=float))
+    n = len(t)
+    if n < 2:
+        return {"cv": None, "median_ci95_ms": None, "noise_pct": None}
+    half = 1.96 * np.sqrt(n) / 2
+    low, high = t[max(0, int(np.floor(n / 2 - half)))], t[min(n - 1, int(np.ceil(n / 2 + half)))]
+    median = float(np.median(t))
+    return {
+        "cv": float(t.std(ddof=1) / t.mean()) if t.mean() > 0 else None,
+        "median_ci95_ms": [float(low), float(high)],
+        "noise_pct": float(100 * (high - low) / 2 / median) if median > 0 else None,
+    }
