@@ -111,14 +111,14 @@ def _named_axes(spec: TensorSpec) -> list[tuple[int, str]]:
 
 def _range_test(spec: TensorSpec):
     """A function telling whether an array holds values outside the spec's range (None: no range): for ids and masks
-    ([0, high]) one unsigned compare, which also catches negatives."""
+    ([0, high]) the maximum of the values read as unsigned, which also catches negatives."""
     if spec.value_range is None:
         return None
     low, high = spec.value_range
     dtype = np.dtype(spec.dtype)
     if low == 0 and dtype.kind == "i":
         unsigned = np.dtype(f"u{dtype.itemsize}")
-        return lambda value: bool((value.view(unsigned) > high).any())
+        return lambda value: value.view(unsigned).max() > high  # one reduction, no temporary array
     return lambda value: bool(value.min() < low or value.max() > high)
 
 
