@@ -65,6 +65,7 @@ def connect(address: str):
         if count and not count.isdigit():
             raise BmsdkError(f"--cluster {address}: N in local:N must be a whole number", "e.g. --cluster local:2")
         ray.init(
+            address="local",  # a new cluster even where another one (or a stale record of one) is on this machine
             num_cpus=int(count) if count else os.cpu_count(),
             resources=resources(),
             include_dashboard=False,
