@@ -153,8 +153,11 @@ def cell_task(
     """One cell on a worker: (cell, artifact bytes or None, the probe it used)."""
     import ray
 
-    if where is not None:
-        where.started.remote(key, ray.get_runtime_context().get_node_id())
+    if where is not None:  # waited for: a worker that dies right after must still have said where it was
+        try:
+            ray.get(where.started.remote(key, ray.get_runtime_context().get_node_id()), timeout=30)
+        except Exception:  # without the record the retry may land on the same node; the cell still runs
+            pass
     _on_path(sys_path)
     work = Path(store) if store else Path(tempfile.mkdtemp(prefix="bmsdk-cell-"))
     ctx = CellContext(cfg.artifacts_dir or work, eval_set, probe)

@@ -116,3 +116,11 @@ def test_a_file_that_is_no_bundle_is_a_run_error(tmp_path):
     path.write_bytes(b"not a bundle" * 100)
     with pytest.raises(RunError, match="cannot open"):
         LiteRTLMBundle(path, max_tokens=CACHE)
+
+
+def test_the_export_leaves_the_recursion_limit_as_it_was(bundled):
+    """litert-converter raises it to 100000 on import; a deeply nested JSON read later must still fail cleanly."""
+    import sys
+
+    bundled("llama")  # exported in this process (converted once per module)
+    assert sys.getrecursionlimit() < 100000

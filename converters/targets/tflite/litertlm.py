@@ -51,7 +51,12 @@ def export_bundle(source: Source, folder: Path, precision: str, prefill_lengths:
         checkpoint = Path(tmp) / "checkpoint"
         _save_checkpoint(source, checkpoint)
         chatter = io.StringIO()  # the exporter prints its configuration and progress: kept for an error message only
-        with _tensorflow_schema_stand_in(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+        with (
+            _tensorflow_schema_stand_in(),
+            _recursion_limit_kept(),
+            contextlib.redirect_stdout(chatter),
+            contextlib.redirect_stderr(chatter),
+        ):
             from litert_torch.generative.export_hf import export as export_hf
 
             try:
@@ -133,6 +138,17 @@ def _save_checkpoint(source: Source, checkpoint: Path) -> None:
     for path in map(Path, source.files.values()):  # keyed by their place in the artifact (tokenizer/...)
         if path.is_file() and not (checkpoint / path.name).exists():
             shutil.copy2(path, checkpoint / path.name)
+
+
+@contextlib.contextmanager
+def _recursion_limit_kept():
+    """litert-converter raises the interpreter's recursion limit to 100000 when imported; left so, a deeply nested
+    file parsed later in the same process overflows the C stack (a crash, not a RecursionError)."""
+    limit = sys.getrecursionlimit()
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 @contextlib.contextmanager
