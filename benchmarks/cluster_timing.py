@@ -1,7 +1,7 @@
 """The demo's whole matrix twice from cold (fresh artifact folders): serially, then as Ray tasks on a local cluster;
 the wall-clock of each and whether both give the same cells (status, accuracy, perplexity).
 
-    python -m bmsdk.benchmarks.cluster_timing [--cluster local:2] [--out reports/cluster-timing]
+    python -m bmsdk.benchmarks.cluster_timing [--cluster local:2] [--models mnist-cnn] [--out reports/cluster-timing]
 
 Latencies differ between the runs (on a local cluster the cells' measurements share the machine), so they are not
 compared; what must be equal is everything a conversion and its evaluation decide.
@@ -48,15 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", default="local:2", help="where the second run's cells go (default local:2)")
     parser.add_argument("--out", type=Path, default=Path("reports/cluster-timing"))
     parser.add_argument("--targets", help="only these targets' rows, comma-separated")
+    parser.add_argument("--models", help="only these models' rows, comma-separated (e.g. mnist-cnn)")
     args = parser.parse_args(argv)
     configure_logging(0)
     third_party_output(0)
     targets = args.targets.split(",") if args.targets else None
+    models = args.models.split(",") if args.models else None
     timings, tables = {}, {}
     for name, cluster in (("serial", None), ("cluster", args.cluster)):
         out = args.out / name
         start = time.perf_counter()
-        tables[name] = demo.run(out, threads=1, targets=targets, cluster=cluster, artifacts=out / "artifacts")
+        tables[name] = demo.run(
+            out, threads=1, targets=targets, cluster=cluster, artifacts=out / "artifacts", models=models
+        )
         timings[name] = time.perf_counter() - start
     diff = differences(tables["serial"], tables["cluster"])
     summary = {

@@ -70,14 +70,20 @@ def run(
     targets: list[str] | None = None,
     cluster: str | None = None,
     artifacts: Path | None = None,
+    models: list[str] | None = None,
 ) -> list[dict]:
+    """The demo's tables; `models` (names of CASES / GENERATION_CASE) and `targets` narrow the matrix."""
     demo = DemoRun(out, artifacts or zoo.cache_dir() / f"artifacts-{__version__}", threads, targets, cluster)
     if rebuild:
         shutil.rmtree(demo.artifacts, ignore_errors=True)
     table = []
     for name, source, eval_data, calibration in CASES:
-        table += _bench_case(demo, name, source, eval_data, calibration, variants() + pruned_rows(RECOVERY[name]))
-    generation = _bench_case(demo, *GENERATION_CASE, generation_variants())
+        if not models or name in models:
+            rows_ = variants() + pruned_rows(RECOVERY[name])
+            table += _bench_case(demo, name, source, eval_data, calibration, rows_)
+    generation = []
+    if not models or GENERATION_CASE[0] in models:
+        generation = _bench_case(demo, *GENERATION_CASE, generation_variants())
     text = markdown_table(table) + "\n\n" + generation_table(generation)
     (out / "demo.md").write_text(text + "\n")
     (out / "demo.json").write_text(json.dumps(table + generation, indent=2) + "\n")
@@ -190,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="intra-op threads for every runtime, torch included (default 1)"
     )
     parser.add_argument("--targets", help="only these targets' rows, comma-separated (e.g. onnx for a quick first run)")
+    parser.add_argument("--models", help="only these models' rows, comma-separated (mnist-cnn, minilm-sentiment, ...)")
     parser.add_argument(
         "--cluster",
         metavar="local[:N]|ADDRESS",
