@@ -12,20 +12,13 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from bmsdk.artifact import load_samples
 from bmsdk.benchmarks.measure import batch_feeds, raw_runtime_call
+from bmsdk.converters.speed import per_call_ms
 from bmsdk.data import load_dataset
 from bmsdk.runtimes.model import load
-
-
-def per_call_us(fn, calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls * 1e6
 
 
 def overhead(path: str, probe, batch: int = 1, threads: int = 1, rounds: int = 15, calls: int = 100) -> dict:
@@ -35,11 +28,11 @@ def overhead(path: str, probe, batch: int = 1, threads: int = 1, rounds: int = 1
         raw, how = raw_runtime_call(model, feeds)
         wrapped = lambda: model.run(feeds)  # noqa: E731
         for fn in (raw, wrapped):
-            per_call_us(fn, max(5, calls // 10))
+            per_call_ms(fn, max(5, calls // 10))
         pairs = []
         for i in range(rounds):
             order = (raw, wrapped) if i % 2 == 0 else (wrapped, raw)
-            times = {fn: per_call_us(fn, calls) for fn in order}
+            times = {fn: 1e3 * per_call_ms(fn, calls) for fn in order}
             pairs.append((times[raw], times[wrapped]))
     return {
         "artifact": str(path),

@@ -59,7 +59,7 @@ def speed_check(folder: Path, manifest, twin: FloatTwin, feeds: dict) -> SpeedCh
         times: dict[str, list[float]] = {k: [] for k in runs}
         for i in range(ROUNDS):
             for key in runs if i % 2 == 0 else reversed(runs):
-                times[key].append(_per_call_ms(runs[key], calls[key]))
+                times[key].append(per_call_ms(runs[key], calls[key]))
     artifact_ms, float_ms = statistics.median(times["artifact"]), statistics.median(times["float"])
     return SpeedCheck(
         measured=True,
@@ -71,7 +71,8 @@ def speed_check(folder: Path, manifest, twin: FloatTwin, feeds: dict) -> SpeedCh
     )
 
 
-def _per_call_ms(fn, calls: int) -> float:
+def per_call_ms(fn, calls: int) -> float:
+    """Milliseconds per call of `fn` over `calls` back-to-back calls."""
     start = time.perf_counter()
     for _ in range(calls):
         fn()
@@ -81,5 +82,5 @@ def _per_call_ms(fn, calls: int) -> float:
 def _calls_per_round(fn) -> int:
     """Calls that take about ROUND_SECONDS (after a warm-up call), at least one."""
     fn()
-    once = _per_call_ms(fn, 1) / 1e3
+    once = per_call_ms(fn, 1) / 1e3
     return max(1, min(1000, int(ROUND_SECONDS / max(once, 1e-6))))
