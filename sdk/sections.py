@@ -129,7 +129,7 @@ class Tolerance(Section):
     """What a precision must meet on the samples (and, for CoreML weight compression, on --eval data)."""
 
     max_rel_error: float | None = None  # max|artifact - source| / max|source|
-    min_cosine: float  # the smallest per-sample cosine similarity
+    min_cosine: float  # the smallest per-sample cosine (a head of at most 16 classes: the batch's cosine)
     min_top1_agreement: float | None = None  # with the source, on --eval data
 
 

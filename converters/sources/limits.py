@@ -38,6 +38,7 @@ MAX_CONFIG_VALUES = {  # config.json keys that size the model: the largest value
     "num_labels": 1 << 20,
 }
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+NOT_BLOCK_COUNTS = {"efficientnet"}  # model types whose num_hidden_layers is not the number of indexed weight blocks
 LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|blocks|block)\.(\d+)\.")
 MAX_HEADER_BYTES = 100 << 20
 
@@ -68,7 +69,7 @@ def check_hf_config(path: Path, config: dict) -> None:
                 "check the checkpoint's config.json",
             )
     files = sorted(path.glob("*.safetensors"))
-    if not files:
+    if not files or config.get("model_type") in NOT_BLOCK_COUNTS:
         return
     names = [name for file in files for name in safetensors_names(file)]
     declared = next((config[k] for k in LAYER_KEYS if isinstance(config.get(k), int)), None)

@@ -22,6 +22,7 @@ import numpy as np
 from bmsdk import cleanup
 from bmsdk.converters.sources import causal_lm
 from bmsdk.converters.sources.limits import check_hf_config, check_shape
+from bmsdk.converters.sources.rewrites import whole_input_pools
 from bmsdk.errors import SourceError
 from bmsdk.manifest import TensorSpec, data_kind, dim_size, sha256_file
 from bmsdk.runtimes.pt2_archive import load_exported_program
@@ -60,7 +61,14 @@ class Source:
         import torch
 
         with torch.inference_mode():
-            result = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
+            try:
+                result = self.module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()})
+            except Exception as e:  # the model's own code refuses its inputs (an image size it was not built for)
+                shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
+                raise SourceError(
+                    f"the source model fails on inputs of {shapes}: {str(e).splitlines()[0][:300] if str(e) else e!r}",
+                    "check the model's expected input shape (--input-shape) and its preprocessor config",
+                ) from None
         if isinstance(result, torch.Tensor):
             result = (result,)
         return {
@@ -121,7 +129,7 @@ def load_source(
         tokenizer=Path(tokenizer) if tokenizer else None,
     )
     if not path.exists() and FACTORY_PATTERN.match(text):
-        return _from_factory(text, weights, **overrides)
+        return _rewritten(_from_factory(text, weights, **overrides))
     if not path.exists():
         raise SourceError(
             f"model source {text} does not exist",
@@ -133,7 +141,7 @@ def load_source(
                 f"{path} is not a Hugging Face checkpoint folder (no config.json)",
                 "pass the folder written by save_pretrained(), or a model file",
             )
-        return _from_huggingface(path, **overrides)
+        return _rewritten(_from_huggingface(path, **overrides))
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return _from_onnx(path, **overrides)
@@ -145,6 +153,15 @@ def load_source(
         f"unknown model file type '{path.suffix}'",
         "use a checkpoint folder, .pt2, .pt (TorchScript), .onnx or a factory",
     )
+
+
+def _rewritten(source: Source) -> Source:
+    """An image model's torch module with the rewrites of rewrites.py applied (recorded in its info)."""
+    if source.module is not None and source.input_kind == "image":
+        replaced = whole_input_pools(source.module, example_feeds(source.inputs, batch=1))
+        if replaced:
+            source.info["rewrites"] = [f"{name}: AvgPool2d over the whole input -> global average" for name in replaced]
+    return source
 
 
 # --- Hugging Face ---------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,12 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from bmsdk.converters.layers import onnx_nodes
+from bmsdk.converters.sources.attention import attention_implementation, uses_sdpa
 from bmsdk.converters.sources.loader import Source, example_feeds
 from bmsdk.converters.speed import FloatTwin
 from bmsdk.converters.target import BuildResult
 from bmsdk.errors import ConversionError, DataError, UnsupportedError
 from bmsdk.sections import Calibration, Compression, OnnxConfig, Quantization
 
+log = logging.getLogger("bmsdk.onnx")
 MODEL_FILE = "model.onnx"
 DEFAULT_OPSET = 18
 QUANT_SCHEMES = ("dynamic", "static")
@@ -67,28 +70,48 @@ def _torch_export(source: Source, path: Path, opset: int) -> None:
                 opset_version=opset,
             )
         else:
-            dims = {}
-            dynamic_shapes = {
-                s.name: {i: dims.setdefault(d, _export_dim(d)) for i, d in enumerate(s.shape) if isinstance(d, str)}
-                for s in source.inputs
-            }
-            program = torch.onnx.export(
-                source.module,
-                (),
-                kwargs=feeds,
-                dynamo=True,
-                input_names=names,
-                output_names=out_names,
-                dynamic_shapes=dynamic_shapes,
-                opset_version=opset,
-                verbose=False,
-            )
-            program.save(str(path), external_data=False)
+            _dynamo_export(source, feeds, names, out_names, path, opset)
     except Exception as e:
         raise ConversionError(
             f"ONNX export failed: {str(e).strip().splitlines()[0][:400]}",
             "run with --debug for the exporter's full report",
         ) from e
+
+
+def _dynamo_export(source: Source, feeds: dict, names: list, out_names: list, path: Path, opset: int) -> None:
+    """torch.export to ONNX; a transformers model whose sdpa attention the exporter cannot decompose (Swin's
+    windowed attention: "Cannot view a tensor ... as ...") is exported again on its eager attention, which
+    computes the same softmax(QK^T)V."""
+    import torch
+
+    dims = {}
+    dynamic_shapes = {
+        s.name: {i: dims.setdefault(d, _export_dim(d)) for i, d in enumerate(s.shape) if isinstance(d, str)}
+        for s in source.inputs
+    }
+
+    def export():
+        return torch.onnx.export(
+            source.module,
+            (),
+            kwargs=feeds,
+            dynamo=True,
+            input_names=names,
+            output_names=out_names,
+            dynamic_shapes=dynamic_shapes,
+            opset_version=opset,
+            verbose=False,
+        )
+
+    try:
+        program = export()
+    except Exception:
+        if not uses_sdpa(source.module):
+            raise
+        log.info("ONNX export on sdpa attention failed; exporting again on eager attention")
+        with attention_implementation(source.module, "eager"):
+            program = export()
+    program.save(str(path), external_data=False)
 
 
 def simplify(path: Path) -> None:
