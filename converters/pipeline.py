@@ -41,6 +41,7 @@ def convert(
     std: list[float] | None = None,
     tokenizer: str | Path | None = None,
     weights: str | Path | None = None,
+    revision: str | None = None,
     name: str | None = None,
     overwrite: bool = False,
     num_samples: int = 8,

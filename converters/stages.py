@@ -66,6 +66,7 @@ class ConversionRequest:
     std: list[float] | None = None
     tokenizer: str | Path | None = None
     weights: str | Path | None = None
+    revision: str | None = None
     name: str | None = None
     overwrite: bool = False
     num_samples: int = 8
@@ -188,6 +189,7 @@ def _load(request: ConversionRequest) -> Source:
             std=request.std,
             tokenizer=request.tokenizer,
             weights=request.weights,
+            revision=request.revision,
         )
     except ModuleNotFoundError as e:
         raise BackendUnavailableError(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bmsdk import cleanup
-from bmsdk.converters.sources import causal_lm
+from bmsdk.converters.sources import causal_lm, hub
 from bmsdk.converters.sources.limits import check_hf_config, check_shape
 from bmsdk.converters.sources.rewrites import whole_input_pools
 from bmsdk.errors import SourceError
@@ -114,6 +114,7 @@ def load_source(
     std: list[float] | None = None,
     tokenizer: str | Path | None = None,
     weights: str | Path | None = None,
+    revision: str | None = None,
 ) -> Source:
     if task is not None:
         get_task(task)  # an unknown task is refused before any loading
@@ -130,11 +131,16 @@ def load_source(
     )
     if not path.exists() and FACTORY_PATTERN.match(text):
         return _rewritten(_from_factory(text, weights, **overrides))
+    if not path.exists() and hub.is_hub_id(text):
+        return _from_hub(text, revision, overrides)
     if not path.exists():
         raise SourceError(
             f"model source {text} does not exist",
-            "pass a checkpoint folder, a .pt2/.pt/.onnx file or a factory 'package.module:function'",
+            "pass a checkpoint folder, a .pt2/.pt/.onnx file, a Hugging Face model id 'org/name' or a factory "
+            "'package.module:function'",
         )
+    if revision is not None:
+        raise SourceError(f"--revision applies to Hugging Face model ids, not to {text}", "drop --revision")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise SourceError(
@@ -155,6 +161,14 @@ def load_source(
     )
 
 
+def _from_hub(repo_id: str, revision: str | None, overrides: dict) -> Source:
+    folder, info = hub.resolve(repo_id, revision)
+    source = _rewritten(_from_huggingface(folder, **overrides))
+    source.info.update(info)
+    source.name = repo_id.split("/")[-1]
+    return source
+
+
 def _rewritten(source: Source) -> Source:
     """An image model's torch module with the rewrites of rewrites.py applied (recorded in its info)."""
     if source.module is not None and source.input_kind == "image":
@@ -168,11 +182,18 @@ def _rewritten(source: Source) -> Source:
 
 
 def _hf_task(config: dict) -> str:
-    task = detect_task(config.get("architectures") or [])
+    architectures = config.get("architectures") or []
+    task = detect_task(architectures)
     if task is not None:
         return task.name
+    heads = sorted({m.group(1) for a in architectures if (m := re.search(r"For([A-Z]\w+)$", a))})
+    if heads:  # a head bmsdk has no task for: naming another task would convert the wrong (or a random) head
+        raise SourceError(
+            f"{', '.join(architectures)} has a {' / '.join(heads)} head, which no bmsdk task supports yet",
+            f"`bmsdk tasks` lists the supported tasks ({', '.join(task_names())}) and their architectures",
+        )
     raise SourceError(
-        f"cannot tell the task from architectures {config.get('architectures')}",
+        f"cannot tell the task from architectures {architectures or '(none in config.json)'}",
         f"pass --task {'|'.join(task_names())}",
     )
 
@@ -217,16 +238,7 @@ def _from_huggingface(
             f"could not load the checkpoint in {path}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}",
             "check that the folder is a complete, uncorrupted save_pretrained() output",
         ) from None
-    missing = sorted(
-        k for k in loading.get("missing_keys") or [] if not (spec.hf_output == "last_hidden_state" and "pooler" in k)
-    )
-    if missing:  # transformers fills them with random values: the converted model would answer at random
-        # (feature extraction reads last_hidden_state, so an encoder saved without its pooler is complete)
-        raise SourceError(
-            f"the checkpoint in {path} has no weights for {len(missing)} parameter(s) of a {task} model "
-            f"(e.g. {', '.join(missing[:3])})",
-            "pass the --task the checkpoint was trained for, or a complete save_pretrained() folder",
-        )
+    _check_loading(path, task, spec, loading)
     model.eval()
     label_names = labels or _hf_labels(config)
     if spec.hf_inputs == "image":
@@ -234,6 +246,29 @@ def _from_huggingface(
     if task == "text-generation":
         return _hf_causal_lm_source(path, model, config, max_length, tokenizer)
     return _hf_text_source(path, model, config, task, label_names, max_length, tokenizer)
+
+
+def _check_loading(path: Path, task: str, spec, loading: dict) -> None:
+    """Refuse a checkpoint whose weights do not fit the chosen head: transformers fills missing or mis-shaped
+    weights with random values (the converted model would answer at random) and drops unexpected ones (weights of
+    another head: the checkpoint was trained for another task)."""
+    base_only = spec.hf_output == "last_hidden_state"  # feature extraction reads last_hidden_state: no pooler needed
+    missing = sorted(k for k in loading.get("missing_keys") or [] if not (base_only and "pooler" in k))
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in loading.get("mismatched_keys") or [])
+    # a base model ignores any head's weights by design; a head model must use all it is given
+    unexpected = [] if base_only else sorted(loading.get("unexpected_keys") or [])
+    problems = [
+        (missing, f"has no weights for {{n}} parameter(s) of a {task} model"),
+        (mismatched, f"has weights of the wrong shape for {{n}} parameter(s) of a {task} model"),
+        (unexpected, f"has {{n}} weight(s) that a {task} model does not use (saved with another head)"),
+    ]
+    for keys, what in problems:
+        if keys:
+            raise SourceError(
+                f"the checkpoint in {path} {what.format(n=len(keys))} (e.g. {', '.join(keys[:3])})",
+                "pass the --task the checkpoint was trained for (see `bmsdk tasks`), or a complete save_pretrained() "
+                "folder",
+            )
 
 
 def _hf_labels(config: dict) -> list[str] | None:

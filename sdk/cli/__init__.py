@@ -27,8 +27,9 @@ from bmsdk.progress import Progress
 from bmsdk.runtimes.model import load
 from bmsdk.sections import Compression, Quantization, Validation
 from bmsdk.signing import fingerprint, generate_keypair, load_public_key
-from bmsdk.tasks import task_names
+from bmsdk.tasks import get_task, task_names
 from bmsdk.tasks.generation_vectors import artifact_vectors
+from bmsdk.tasks.support import architectures_for, zoo_support
 from bmsdk.tasks.vectors import export_vectors
 
 EPILOG = (
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sign_parser(sub, common)
     _verify_parser(sub, common)
     _doctor_parser(sub, common)
+    _tasks_parser(sub, common)
     return parser
 
 
@@ -112,10 +114,13 @@ def _convert_parser(sub, common) -> None:
         parents=[common],
         epilog=EPILOG,
         help="convert a model to a deployable artifact",
-        description="Convert SOURCE (a Hugging Face checkpoint folder, .pt2, TorchScript .pt, .onnx, or a factory "
-        "'pkg.module:function') to an artifact folder, validated against the source.",
+        description="Convert SOURCE (a Hugging Face checkpoint folder or model id 'org/name', .pt2, TorchScript .pt, "
+        ".onnx, or a factory 'pkg.module:function') to an artifact folder, validated against the source.",
     )
-    p.add_argument("source", help="checkpoint folder, model file, or factory 'pkg.module:function'")
+    p.add_argument(
+        "source",
+        help="checkpoint folder, Hugging Face model id 'org/name', model file, or factory 'pkg.module:function'",
+    )
     p.add_argument("--target", default="onnx", help=f"{', '.join(target_names())} (default onnx)")
     p.add_argument(
         "--precision",
@@ -137,6 +142,10 @@ def _convert_parser(sub, common) -> None:
     )
     p.add_argument(
         "--weights", metavar="STATE_DICT", help="weights for a factory source (loaded with weights_only=True)"
+    )
+    p.add_argument(
+        "--revision",
+        help="for a Hugging Face model id: the commit, branch or tag to use (pin a commit for reproducible builds)",
     )
     taken: set[str] = set()
     for target in all_targets():
@@ -366,6 +375,20 @@ def _doctor_parser(sub, common) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
+def _tasks_parser(sub, common) -> None:
+    p = sub.add_parser(
+        "tasks",
+        parents=[common],
+        epilog=EPILOG,
+        help="list the tasks, the architectures known to work for each, and the targets",
+        description="The tasks bmsdk converts and runs (from the same registry convert uses), how a Hugging Face "
+        "checkpoint is recognised as each, the targets that take it, and the architectures the test zoo converted "
+        "and validated (tests/zoo/support_table.py).",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tasks)
+
+
 def _public_key_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--public-key",
@@ -432,6 +455,7 @@ def cmd_convert(args) -> int:
         std=std,
         tokenizer=args.tokenizer,
         weights=args.weights,
+        revision=args.revision,
         name=args.name,
         overwrite=args.overwrite,
         progress=progress,
@@ -767,6 +791,32 @@ def _signature_status(folder: Path, public_key: str | None) -> str:
     if (folder / SIGNATURE_NAME).exists():
         return f"{SIGNATURE_NAME} present, not checked (pass --public-key to verify it)"
     return "unsigned"
+
+
+def cmd_tasks(args) -> int:
+    rows = []
+    for name in task_names():
+        task = get_task(name)
+        rows.append(
+            {
+                "task": name,
+                "huggingface": {"architectures": [f"*{s}" for s in task.hf_suffixes], "auto_class": task.hf_auto_class},
+                "inputs": task.hf_inputs,
+                "targets": [t.name for t in all_targets() if t.tasks is None or name in t.tasks],
+                "architectures": architectures_for(name),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    record = zoo_support()
+    for row in rows:
+        print(f"{row['task']}  ({row['inputs']}; {', '.join(row['huggingface']['architectures'])})")
+        print(f"  targets: {', '.join(row['targets'])}")
+        if row["architectures"]:
+            known = ", ".join(f"{a} {v['passed']}/{v['cells']}" for a, v in row["architectures"].items())
+            print(f"  architectures (cells passed in the test zoo, transformers {record.get('transformers')}): {known}")
+    return 0
 
 
 def cmd_doctor(args) -> int:

@@ -1,9 +1,12 @@
 """feature-extraction: an encoder's embeddings; token vectors are mean-pooled over the attention mask.
 
-The task of a base-model checkpoint (`*Model`, loaded with `AutoModel`) that no other task recognises.
+The task of a base-model checkpoint (`BertModel`, loaded with `AutoModel`): a checkpoint with a head
+(`*ForTokenClassification`, `*ForPreTraining`, ...) is never read as one, since its head would be dropped silently.
 """
 
 from __future__ import annotations
+
+import re
 
 from bmsdk.compare import cosines
 
@@ -16,6 +19,10 @@ class FeatureExtraction(Task):
     hf_suffixes = ("Model",)  # the base model of any architecture
     hf_output = "last_hidden_state"
     fallback = True
+
+    @classmethod
+    def detects(cls, architectures):
+        return any(a.endswith("Model") and not re.search(r"For[A-Z]|Head|PreTrain", a) for a in architectures)
 
     def postprocessing(self, output, labels):
         return {"output": output, "pooling": "mean", "normalize": True}

@@ -39,6 +39,10 @@ class Architecture:
     tokenizer: str  # "wordpiece", "bpe", "unigram" or "" (vision)
     make: Callable[[Path], None]  # writes the checkpoint folder
 
+    @property
+    def task(self) -> str:
+        return "text-classification" if self.kind == "text" else "image-classification"
+
 
 # --- tokenizers -----------------------------------------------------------------------------------------------
 
