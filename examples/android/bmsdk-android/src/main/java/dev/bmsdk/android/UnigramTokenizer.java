@@ -19,7 +19,7 @@ final class UnigramTokenizer {
 
     private final Map<String, Integer> ids = new HashMap<>();
     private final double[] scores;
-    private final Integer unkId;
+    private final int unkId;
     private final boolean byteFallback;
     private final double unkScore;
     private final int longestPiece;  // in UTF-16 units
@@ -44,9 +44,9 @@ final class UnigramTokenizer {
         }
         unkScore = min - UNK_PENALTY;
         longestPiece = longest;
-        unkId = model.get("unk_id") == null ? null : (int) Json.number(model.get("unk_id"));
-        if (unkId != null && (unkId < 0 || unkId >= scores.length)) {
-            throw new IllegalArgumentException("Unigram: unk_id " + unkId + " is outside the vocab");
+        unkId = model.get("unk_id") == null ? -1 : (int) Json.number(model.get("unk_id"));
+        if (unkId < 0 || unkId >= scores.length) {
+            throw new IllegalArgumentException("Unigram: unk_id " + model.get("unk_id") + " is not an id of the vocab");
         }
         byteFallback = Boolean.TRUE.equals(model.get("byte_fallback"));
         pipeline = new Pipeline(root);
@@ -76,16 +76,9 @@ final class UnigramTokenizer {
                     continue;
                 }
             }
-            out.add(id != null ? id : requireUnk());
+            out.add(id != null ? id : unkId);
         }
         return out;
-    }
-
-    private int requireUnk() {
-        if (unkId == null) {
-            throw new IllegalArgumentException("Unigram: text outside the vocab and the tokenizer has no unk_id");
-        }
-        return unkId;
     }
 
     /** The best segmentation of `s` into pieces (unknown stretches fused into one string). */
@@ -116,7 +109,7 @@ final class UnigramTokenizer {
                 if (from[single] < 0 || score > best[single]) {
                     best[single] = score;
                     from[single] = start;
-                    node[single] = requireUnk();
+                    node[single] = unkId;
                 }
             }
         }
@@ -124,7 +117,7 @@ final class UnigramTokenizer {
         StringBuilder unknown = new StringBuilder();
         for (int end = n; end > 0; end = from[end]) {
             String piece = s.substring(from[end], end);
-            if (unkId != null && node[end] == unkId) {
+            if (node[end] == unkId) {
                 unknown.insert(0, piece);
                 continue;
             }

@@ -223,6 +223,7 @@ public class VectorsTest {
             unigram + " \"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"single_word\": true}]}",
             "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {}}}",
             unigram + " \"normalizer\": {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"AAAA\"}}",
+            "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"<unk>\", 0.0]]}}",
         };
         for (String json : refused) {
             try {
