@@ -17,10 +17,14 @@ from generation_fixture import CORPUS
 
 MAX_LENGTH = 64
 # text the tokenizers are trained on: the tests' own sentences
-TRAINING_TEXT = TEXTS + CORPUS + [
-    "Good films and bad films: the movie was not great, but it was fun.",
-    "ALBERT and RoBERTa read text; XLM-R reads many languages.",
-]
+TRAINING_TEXT = (
+    TEXTS
+    + CORPUS
+    + [
+        "Good films and bad films: the movie was not great, but it was fun.",
+        "ALBERT and RoBERTa read text; XLM-R reads many languages.",
+    ]
+)
 # cases that exercise the normalizers of the Unigram and BPE kinds (beside test_android_jvm.TRICKY)
 NORMALIZER_TEXTS = [
     "ΟΔΟΣ ΣΟΦΙΑΣ σοφός",  # final sigma: lowercased per character, not in context
@@ -114,8 +118,13 @@ def roberta_tokenizer(folder: Path, add_prefix_space: bool = False) -> Path:
 def tiny_classifier(kind: str, folder: Path) -> Path:
     """A Hugging Face checkpoint folder: a tiny RoBERTa or XLM-R sequence classifier, briefly trained on TEXTS."""
     import torch
-    from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification
-    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+    from transformers import (
+        AutoTokenizer,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+        XLMRobertaConfig,
+        XLMRobertaForSequenceClassification,
+    )
 
     tok_dir = roberta_tokenizer(folder / "tok") if kind == "roberta" else xlmr_tokenizer(folder / "tok")
     tok = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
@@ -154,6 +163,11 @@ def tiny_classifier(kind: str, folder: Path) -> Path:
     return out
 
 
+def tiny_classifiers(root: Path) -> dict[str, Path]:
+    """The tiny RoBERTa (byte-level BPE) and XLM-R (Unigram) classifier checkpoints, by kind."""
+    return {kind: tiny_classifier(kind, root / kind) for kind in ("roberta", "xlmr")}
+
+
 def tokenizer_cases(tokenizer_json: Path, texts: list[str], max_length: int) -> dict:
     """Each text's ids, type ids and mask as bmsdk's Python side makes them (HF tokenizers, truncated, unpadded)."""
     from tokenizers import Tokenizer
@@ -168,8 +182,9 @@ def tokenizer_cases(tokenizer_json: Path, texts: list[str], max_length: int) -> 
     return {"max_length": max_length, "cases": cases}
 
 
-def write_tokenizer_cases(root: Path, texts: list[str]) -> list[Path]:
-    """One folder per tokenizer of the Unigram and BPE kinds (tokenizer.json + tokenizer-cases.json)."""
+def write_tokenizer_cases(root: Path, texts: list[str], work: Path) -> list[Path]:
+    """One folder per tokenizer of the Unigram and BPE kinds (tokenizer.json + tokenizer-cases.json) under `root`,
+    each built in `work`; the cases are `texts` and NORMALIZER_TEXTS."""
     builders = {
         "roberta": roberta_tokenizer,
         "roberta-prefix-space": lambda f: roberta_tokenizer(f, add_prefix_space=True),
@@ -180,7 +195,7 @@ def write_tokenizer_cases(root: Path, texts: list[str]) -> list[Path]:
     folders = []
     for name, build in builders.items():
         folder = root / f"tokenizer-{name}"
-        source = build(root / "build" / name) / "tokenizer.json"
+        source = build(work / name) / "tokenizer.json"
         folder.mkdir(parents=True)
         (folder / "tokenizer.json").write_bytes(source.read_bytes())
         cases = tokenizer_cases(source, texts + NORMALIZER_TEXTS, MAX_LENGTH)
