@@ -172,7 +172,15 @@ def test_android_jvm_core_passes_its_junit_tests(vectors_dir):
         assert (vectors_dir / f"tflite-{kind}" / "vectors.json").is_file(), kind
     cases = json.loads((vectors_dir / "tflite-xlmr-fp32" / "vectors.json").read_text())["cases"]
     assert [c["text"] for c in cases] == TEXTS + TRICKY
-    for kind in ("roberta", "roberta-prefix-space", "xlmr", "albert", "deberta-v2"):
+    for kind in (
+        "roberta",
+        "roberta-prefix-space",
+        "xlmr",
+        "xlmr-legacy",
+        "xlmr-prepend-first",
+        "albert",
+        "deberta-v2",
+    ):
         assert (vectors_dir / f"tokenizer-{kind}" / "tokenizer-cases.json").is_file(), kind
     result = subprocess.run(["bash", str(SCRIPT), str(vectors_dir)], capture_output=True, text=True, timeout=600)
     report = result.stdout + result.stderr

@@ -116,6 +116,25 @@ def roberta_tokenizer(folder: Path, add_prefix_space: bool = False) -> Path:
     return folder / "tokenizer"
 
 
+def xlmr_variant(folder: Path, scheme: str) -> Path:
+    """The XLM-R tokenizer as older exports wrote it (Precompiled then a " {2,}" Replace, Metaspace alone, in the
+    legacy `add_prefix_space` form for "always"), to cover Metaspace splitting spaces itself and its "first" scheme."""
+    source = xlmr_tokenizer(folder) / "tokenizer.json"
+    saved = json.loads(source.read_text())
+    charsmap = saved["normalizer"]
+    assert charsmap["type"] == "Precompiled", charsmap["type"]
+    saved["normalizer"] = {
+        "type": "Sequence",
+        "normalizers": [charsmap, {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}],
+    }
+    metaspace = {"type": "Metaspace", "replacement": "▁", "split": True}
+    saved["pre_tokenizer"] = (
+        {**metaspace, "add_prefix_space": True} if scheme == "legacy" else {**metaspace, "prepend_scheme": scheme}
+    )
+    source.write_text(json.dumps(saved, ensure_ascii=False))
+    return source.parent
+
+
 def tiny_classifier(kind: str, folder: Path) -> Path:
     """A Hugging Face checkpoint folder: a tiny RoBERTa or XLM-R sequence classifier, briefly trained on TEXTS."""
     import torch
@@ -183,6 +202,8 @@ def write_tokenizer_cases(root: Path, texts: list[str], work: Path) -> list[Path
         "roberta": roberta_tokenizer,
         "roberta-prefix-space": lambda f: roberta_tokenizer(f, add_prefix_space=True),
         "xlmr": xlmr_tokenizer,
+        "xlmr-legacy": lambda f: xlmr_variant(f, "legacy"),
+        "xlmr-prepend-first": lambda f: xlmr_variant(f, "first"),
         "albert": albert_tokenizer,
         "deberta-v2": deberta_v2_tokenizer,
     }
