@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import TEXT_GOLD, TEXTS, digit_images
 from generation_fixture import write_generation_folders
-from tokenizer_fixtures import tiny_classifiers, tokenizer_cases, write_tokenizer_cases
+from tokenizer_fixtures import tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
 
 import bmsdk
 from bmsdk.cli import main as cli
@@ -145,25 +145,9 @@ def vectors_dir(
     shutil.copyfile(bert.path / "tokenizer" / "tokenizer.json", tiny / "tokenizer.json")
     (tiny / "tokenizer-cases.json").write_text(json.dumps(tokenizer_cases(tiny / "tokenizer.json", TEXTS + TRICKY, 64)))
     write_tokenizer_cases(root, TEXTS + TRICKY, tmp_path_factory.mktemp("tokenizers"))
-    _minilm_cases(root)
+    write_minilm_cases(root, TRICKY)  # the real MiniLM vocabulary on the demo's tweets, when cached
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTest
     return root
-
-
-def _minilm_cases(root: Path) -> None:
-    """The real MiniLM vocabulary on real tweets, when the demo has built its checkpoint (cheap: no model run)."""
-    from bmsdk.benchmarks import zoo
-
-    cache = zoo.cache_dir()
-    tokenizer = cache / "minilm-sentiment" / "tokenizer.json"
-    tweets = cache / "data" / "sentiment-test.jsonl"
-    if not tokenizer.is_file() or not tweets.is_file():
-        return
-    texts = [json.loads(line)["text"] for line in tweets.read_text().splitlines()]
-    folder = root / "tokenizer-minilm"
-    folder.mkdir()
-    shutil.copyfile(tokenizer, folder / "tokenizer.json")
-    (folder / "tokenizer-cases.json").write_text(json.dumps(tokenizer_cases(tokenizer, texts + TRICKY, 128)))
 
 
 def test_android_jvm_core_passes_its_junit_tests(vectors_dir):

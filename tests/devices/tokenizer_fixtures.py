@@ -40,6 +40,7 @@ NORMALIZER_TEXTS = [
     "日本語のテキスト and 中文",
     "emoji 👍🏽 👨‍👩‍👧 flags 🇫🇷",
     "ctrl\x00chars\u200b\ufeffhere\ufffd",
+    "unassigned \u0381 and \U000e0080 code points, private \ue000 use",  # Hugging Face keeps Cn, drops Co
     " \u0301 a space, then a combining mark",  # one grapheme cluster, but it starts with a space
 ]
 
@@ -217,6 +218,23 @@ def write_tokenizer_cases(root: Path, texts: list[str], work: Path) -> list[Path
         (folder / "tokenizer-cases.json").write_text(json.dumps(cases, ensure_ascii=False))
         folders.append(folder)
     return folders
+
+
+def write_minilm_cases(root: Path, texts: list[str]) -> None:
+    """The real MiniLM vocabulary on real tweets and `texts`, when the demo has built its checkpoint (no model run)."""
+    from bmsdk.benchmarks import zoo
+
+    cache = zoo.cache_dir()
+    tokenizer = cache / "minilm-sentiment" / "tokenizer.json"
+    tweets = cache / "data" / "sentiment-test.jsonl"
+    if not tokenizer.is_file() or not tweets.is_file():
+        return
+    tweet_texts = [json.loads(line)["text"] for line in tweets.read_text().splitlines()]
+    folder = root / "tokenizer-minilm"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_bytes(tokenizer.read_bytes())
+    cases = tokenizer_cases(tokenizer, tweet_texts + texts, 128)
+    (folder / "tokenizer-cases.json").write_text(json.dumps(cases, ensure_ascii=False))
 
 
 if __name__ == "__main__":  # refresh examples/ios/Tests/BMSDKTests/Fixtures/tokenizer-xlmr: python THIS DIR

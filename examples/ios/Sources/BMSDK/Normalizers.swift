@@ -101,10 +101,11 @@ enum Normalizers {
         }
     }
 
+    /// Cc, Cf and Co; unlike the Unicode definition, not unassigned code points (Hugging Face keeps those).
     static func isControl(_ s: Unicode.Scalar) -> Bool {
         if s == "\t" || s == "\n" || s == "\r" { return false }
         switch s.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned: return true
+        case .control, .format, .privateUse: return true
         default: return false
         }
     }
