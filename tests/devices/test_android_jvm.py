@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import TEXT_GOLD, TEXTS, digit_images
 from generation_fixture import write_generation_folders
-from tokenizer_fixtures import tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
+from tokenizer_fixtures import demo_tweets, tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
 
 import bmsdk
 from bmsdk.cli import main as cli
@@ -144,8 +144,8 @@ def vectors_dir(
     tiny.mkdir()
     shutil.copyfile(bert.path / "tokenizer" / "tokenizer.json", tiny / "tokenizer.json")
     (tiny / "tokenizer-cases.json").write_text(json.dumps(tokenizer_cases(tiny / "tokenizer.json", TEXTS + TRICKY, 64)))
-    write_tokenizer_cases(root, TEXTS + TRICKY, tmp_path_factory.mktemp("tokenizers"))
-    write_minilm_cases(root, TRICKY)  # the real MiniLM vocabulary on the demo's tweets, when cached
+    write_tokenizer_cases(root, TEXTS + TRICKY + demo_tweets(), tmp_path_factory.mktemp("tokenizers"))
+    write_minilm_cases(root, demo_tweets() + TRICKY)  # the real MiniLM vocabulary, when the demo cached it
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTest
     return root
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from generation_fixture import write_generation_folders
-from tokenizer_fixtures import tiny_classifiers, write_minilm_cases, write_tokenizer_cases
+from tokenizer_fixtures import demo_tweets, tiny_classifiers, write_minilm_cases, write_tokenizer_cases
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
@@ -110,8 +110,8 @@ def vectors_dir(converted, bert_classifier_dir, subword_classifiers, cnn_factory
         write_fixture(result.path, root / f"tiny-{kind}")
     cnn = converted("coreml-cnn-fp16", cnn_factory, target="coreml", precision="fp16", calibration=calib_npz)
     write_fixture(cnn.path, root / "tiny-cnn")
-    write_tokenizer_cases(root, TRICKY_TEXTS, tmp_path_factory.mktemp("tokenizers"))
-    write_minilm_cases(root, TRICKY_TEXTS)  # the real MiniLM vocabulary on the demo's tweets, when cached
+    write_tokenizer_cases(root, TRICKY_TEXTS + demo_tweets(), tmp_path_factory.mktemp("tokenizers"))
+    write_minilm_cases(root, demo_tweets() + TRICKY_TEXTS)  # the real MiniLM vocabulary, when the demo cached it
     minilm_tokenizer_fixture(root / "minilm-tokenizer")
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTests
     return root
