@@ -216,6 +216,17 @@ def reduce_argmax(a):
     return np.expand_dims(out, int(_arg(a, "axis", -1))) if _arg(a, "keep_dims", False) else out
 
 
+@op()
+def cumsum(a):
+    """Running sum along `axis` (RoBERTa-family position ids); `exclusive` leaves each element out of its own sum."""
+    axis = int(_arg(a, "axis", 0)) % a["x"].ndim
+    x = np.flip(a["x"], axis) if _arg(a, "reverse", False) else a["x"]
+    out = np.cumsum(x, axis=axis, dtype=x.dtype)
+    if _arg(a, "exclusive", False):
+        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)), np.delete(out, -1, axis=axis)], axis=axis)
+    return np.flip(out, axis) if _arg(a, "reverse", False) else out
+
+
 # --- linear algebra ------------------------------------------------------------------------------
 
 

@@ -153,7 +153,16 @@ def bert_classifier_dir(workdir, vocab_file) -> Path:
     )
     model = BertForSequenceClassification(config)
     tok = BertTokenizerFast(str(vocab_file))
-    # a few steps of training on the toy texts, so that predictions differ and accuracy means something
+    train_on_texts(model, tok)
+    model.eval().save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def train_on_texts(model, tok) -> None:
+    """A few steps of training on the toy texts, so that predictions differ and accuracy means something."""
+    import torch
+
     batch = tok(TEXTS, padding=True, return_tensors="pt")
     target = torch.tensor([TEXT_LABELS.index(y) for y in TEXT_GOLD])
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -162,9 +171,6 @@ def bert_classifier_dir(workdir, vocab_file) -> Path:
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(**batch).logits, target).backward()
         optimizer.step()
-    model.eval().save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="session")

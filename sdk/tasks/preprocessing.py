@@ -18,7 +18,7 @@ TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class TextPreprocessor:
-    """WordPiece/BPE tokenization from the artifact's `tokenizer.json`, padded to the longest text in a batch."""
+    """WordPiece, BPE or Unigram tokenization from the artifact's `tokenizer.json`, padded to a batch's longest text."""
 
     encode_chunk = 1024  # texts handed to the tokenizer at once
 

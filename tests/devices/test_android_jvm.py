@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEXTS, digit_images
+from conftest import TEXT_GOLD, TEXTS, digit_images
 from generation_fixture import write_generation_folders
+from tokenizer_fixtures import demo_tweets, tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
 
 import bmsdk
 from bmsdk.cli import main as cli
@@ -40,15 +41,6 @@ TRICKY = [
     "",
     "goodmovie unbelievablyterrible",
 ]
-
-
-def _tokenizer_cases(tokenizer_json: Path, texts: list[str], max_length: int) -> dict:
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(tokenizer_json))
-    tok.no_padding()
-    tok.enable_truncation(max_length)
-    return {"max_length": max_length, "cases": [{"text": t, "input_ids": tok.encode(t).ids} for t in texts]}
 
 
 def _text_boundary(model, texts: list[str]) -> list[dict]:
@@ -113,7 +105,14 @@ def _artifact_folder(root: Path, result, boundary: list[dict]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def vectors_dir(tmp_path_factory, converted, bert_classifier_dir, text_jsonl, cnn_factory, calib_npz) -> Path:
+def subword_classifiers(tmp_path_factory) -> dict[str, Path]:
+    return tiny_classifiers(tmp_path_factory.mktemp("subword-classifiers"))
+
+
+@pytest.fixture(scope="module")
+def vectors_dir(
+    tmp_path_factory, converted, bert_classifier_dir, subword_classifiers, text_jsonl, cnn_factory, calib_npz
+) -> Path:
     root = tmp_path_factory.mktemp("android-vectors")
     bert = converted(
         "tflite-bert-int8",
@@ -124,43 +123,49 @@ def vectors_dir(tmp_path_factory, converted, bert_classifier_dir, text_jsonl, cn
         calibration=text_jsonl,
     )
     cnn = converted("tflite-cnn-int8", cnn_factory, target="tflite", precision="int8", calibration=calib_npz)
+    long_text = " ".join(TEXTS) * 3  # past the 16 and 32 buckets
     with bmsdk.load(bert.path) as model:
-        long_text = " ".join(TEXTS) * 3  # past the 16 and 32 buckets
         boundary = _text_boundary(model, TEXTS + [long_text]) + _dequantize_cases(model)
     _artifact_folder(root, bert, boundary)
     with bmsdk.load(cnn.path) as model:
         boundary = _image_boundary(model, digit_images(4, seed=7)) + _dequantize_cases(model)
     _artifact_folder(root, cnn, boundary)
 
+    tricky = root / "tricky.jsonl"  # samples of export-vectors: the toy texts and TRICKY
+    labels = TEXT_GOLD + ["positive"] * len(TRICKY)
+    tricky.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(TEXTS + TRICKY, labels)))
+    for kind, source in subword_classifiers.items():
+        result = converted(f"tflite-{kind}-fp32", source, target="tflite", eval_data=tricky, num_samples=len(labels))
+        with bmsdk.load(result.path) as model:
+            _artifact_folder(root, result, _text_boundary(model, TEXTS + TRICKY + [long_text]))
+    tricky.unlink()
+
     tiny = root / "tokenizer-tiny-bert"
     tiny.mkdir()
     shutil.copyfile(bert.path / "tokenizer" / "tokenizer.json", tiny / "tokenizer.json")
-    (tiny / "tokenizer-cases.json").write_text(
-        json.dumps(_tokenizer_cases(tiny / "tokenizer.json", TEXTS + TRICKY, 64))
-    )
-    _minilm_cases(root)
+    (tiny / "tokenizer-cases.json").write_text(json.dumps(tokenizer_cases(tiny / "tokenizer.json", TEXTS + TRICKY, 64)))
+    write_tokenizer_cases(root, TEXTS + TRICKY + demo_tweets(), tmp_path_factory.mktemp("tokenizers"))
+    write_minilm_cases(root, demo_tweets() + TRICKY)  # the real MiniLM vocabulary, when the demo cached it
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTest
     return root
 
 
-def _minilm_cases(root: Path) -> None:
-    """The real MiniLM vocabulary on real tweets, when the demo has built its checkpoint (cheap: no model run)."""
-    from bmsdk.benchmarks import zoo
-
-    cache = zoo.cache_dir()
-    tokenizer = cache / "minilm-sentiment" / "tokenizer.json"
-    tweets = cache / "data" / "sentiment-test.jsonl"
-    if not tokenizer.is_file() or not tweets.is_file():
-        return
-    texts = [json.loads(line)["text"] for line in tweets.read_text().splitlines()]
-    folder = root / "tokenizer-minilm"
-    folder.mkdir()
-    shutil.copyfile(tokenizer, folder / "tokenizer.json")
-    (folder / "tokenizer-cases.json").write_text(json.dumps(_tokenizer_cases(tokenizer, texts + TRICKY, 128)))
-
-
 def test_android_jvm_core_passes_its_junit_tests(vectors_dir):
     assert shutil.which("javac") and JUNIT.is_file(), "needs a JDK and Debian's junit4: run `make install`"
+    for kind in ("bert-int8", "roberta-fp32", "xlmr-fp32"):  # one classifier per tokenizer kind, with its vectors
+        assert (vectors_dir / f"tflite-{kind}" / "vectors.json").is_file(), kind
+    cases = json.loads((vectors_dir / "tflite-xlmr-fp32" / "vectors.json").read_text())["cases"]
+    assert [c["text"] for c in cases] == TEXTS + TRICKY
+    for kind in (
+        "roberta",
+        "roberta-prefix-space",
+        "xlmr",
+        "xlmr-legacy",
+        "xlmr-prepend-first",
+        "albert",
+        "deberta-v2",
+    ):
+        assert (vectors_dir / f"tokenizer-{kind}" / "tokenizer-cases.json").is_file(), kind
     result = subprocess.run(["bash", str(SCRIPT), str(vectors_dir)], capture_output=True, text=True, timeout=600)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-4000:]

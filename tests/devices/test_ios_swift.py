@@ -1,5 +1,7 @@
 """`swift test` of the iOS package (examples/ios) against test vectors made here, from freshly converted CoreML
-artifacts (tiny BERT on tricky texts, tiny CNN), from the real MiniLM vocab (installed package) and of a tiny Llama
+artifacts (one classifier per tokenizer kind on tricky texts: tiny BERT for WordPiece, tiny RoBERTa for byte-level
+BPE, tiny XLM-R for SentencePiece Unigram; a tiny CNN), tokenizer cases of RoBERTa, XLM-R, ALBERT and DeBERTa-v2
+tokenizers (tokenizer_fixtures.py), the real MiniLM vocab (installed package) and a tiny Llama
 (generation_fixture.py), so the Swift tokenizers, pre/post-processing and generator are checked against the
 Python side. Fails when `swift test` fails."""
 
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from generation_fixture import write_generation_folders
+from tokenizer_fixtures import demo_tweets, tiny_classifiers, write_minilm_cases, write_tokenizer_cases
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
@@ -91,21 +94,24 @@ def minilm_tokenizer_fixture(dest: Path) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def vectors_dir(converted, bert_classifier_dir, cnn_factory, calib_npz, tmp_path_factory) -> Path:
+def subword_classifiers(tmp_path_factory) -> dict[str, Path]:
+    return tiny_classifiers(tmp_path_factory.mktemp("subword-classifiers"))
+
+
+@pytest.fixture(scope="module")
+def vectors_dir(converted, bert_classifier_dir, subword_classifiers, cnn_factory, calib_npz, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("swift-vectors")
-    tricky = root / "tricky.jsonl"
+    tricky = tmp_path_factory.mktemp("swift-data") / "tricky.jsonl"
     tricky.write_text("".join(json.dumps({"text": t, "label": "positive"}) + "\n" for t in TRICKY_TEXTS))
-    bert = converted(
-        "coreml-bert-tricky",
-        bert_classifier_dir,
-        target="coreml",
-        precision="fp32",
-        eval_data=tricky,
-        num_samples=len(TRICKY_TEXTS),
-    )
+    sources = {"bert": bert_classifier_dir, **subword_classifiers}
+    for kind, source in sources.items():
+        options = {"target": "coreml", "precision": "fp32", "eval_data": tricky, "num_samples": len(TRICKY_TEXTS)}
+        result = converted(f"coreml-{kind}-tricky", source, **options)
+        write_fixture(result.path, root / f"tiny-{kind}")
     cnn = converted("coreml-cnn-fp16", cnn_factory, target="coreml", precision="fp16", calibration=calib_npz)
-    write_fixture(bert.path, root / "tiny-bert")
     write_fixture(cnn.path, root / "tiny-cnn")
+    write_tokenizer_cases(root, TRICKY_TEXTS + demo_tweets(), tmp_path_factory.mktemp("tokenizers"))
+    write_minilm_cases(root, demo_tweets() + TRICKY_TEXTS)  # the real MiniLM vocabulary, when the demo cached it
     minilm_tokenizer_fixture(root / "minilm-tokenizer")
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTests
     return root
@@ -125,5 +131,6 @@ def test_swift_package_passes_against_fresh_vectors(vectors_dir):
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-6000:]
     assert "Executed" in output and " 0 failures" in output, output[-3000:]
-    cases = json.loads((vectors_dir / "tiny-bert" / "vectors.json").read_text())["cases"]
-    assert len(cases) == len(TRICKY_TEXTS)  # every tricky text reached the Swift tokenizer test
+    for kind in ("bert", "roberta", "xlmr"):  # every tricky text reached the Swift tokenizer test, for each kind
+        cases = json.loads((vectors_dir / f"tiny-{kind}" / "vectors.json").read_text())["cases"]
+        assert [c["text"] for c in cases] == TRICKY_TEXTS, kind

@@ -105,13 +105,25 @@ def test_unknown_op_is_named(tmp_path):
     from bmsdk.errors import UnsupportedError
     from bmsdk.runtimes.mil_executor import MilProgram
 
-    class Cumulative(torch.nn.Module):
+    class Flipped(torch.nn.Module):
         def forward(self, x):
-            return torch.cumsum(x, dim=1)
+            return torch.flip(x, dims=[1])
 
-    path = _convert(Cumulative(), torch.randn(2, 4), tmp_path)
-    with pytest.raises(UnsupportedError, match="cumsum"):
+    path = _convert(Flipped(), torch.randn(2, 4), tmp_path)
+    with pytest.raises(UnsupportedError, match="reverse"):
         MilProgram(path)
+
+
+@pytest.mark.parametrize("exclusive, reverse", [(False, False), (True, False), (False, True), (True, True)])
+def test_cumsum_exclusive_and_reverse(exclusive, reverse):
+    from bmsdk.runtimes.mil_ops import OPS
+
+    x = np.arange(1, 13, dtype=np.int32).reshape(3, 4)
+    got = OPS["cumsum"]({"x": x, "axis": 1, "exclusive": exclusive, "reverse": reverse})
+    flipped = x[:, ::-1] if reverse else x
+    want = np.cumsum(flipped, axis=1) - (flipped if exclusive else 0)
+    np.testing.assert_array_equal(got, want[:, ::-1] if reverse else want)
+    assert got.dtype == np.int32
 
 
 # --- compressed weights, against coremltools' own definitions -------------------------------------------

@@ -22,7 +22,7 @@ public protocol Runner {
 public final class BMSDKModel {
     public let folder: URL
     public let manifest: Manifest
-    public let tokenizer: WordPieceTokenizer?
+    public let tokenizer: TextTokenizer?
     public let image: ImagePreprocessor?
     private let runner: Runner?
 
@@ -32,7 +32,7 @@ public final class BMSDKModel {
         manifest = try Manifest.load(folder: folder)
         let pre = manifest.preprocessing
         if pre.kind == "text", let file = pre.tokenizer {
-            tokenizer = try WordPieceTokenizer(tokenizerJSON: folder.appendingPathComponent(file), maxLength: pre.maxLength ?? 128)
+            tokenizer = try TextTokenizer(tokenizerJSON: folder.appendingPathComponent(file), maxLength: pre.maxLength ?? 128)
         } else {
             tokenizer = nil
         }

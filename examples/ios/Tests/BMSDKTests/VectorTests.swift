@@ -51,8 +51,8 @@ final class VectorTests: XCTestCase {
         var checked = 0
         for fixture in try Self.fixtures() where fixture.manifest.preprocessing.kind == "text" {
             let pre = fixture.manifest.preprocessing
-            let tokenizer = try WordPieceTokenizer(tokenizerJSON: fixture.folder.appendingPathComponent(pre.tokenizer!),
-                                                   maxLength: pre.maxLength!)
+            let tokenizer = try TextTokenizer(tokenizerJSON: fixture.folder.appendingPathComponent(pre.tokenizer!),
+                                              maxLength: pre.maxLength!)
             for c in fixture.cases {
                 let text = c["text"] as! String
                 let feeds = c["feeds"] as! [String: Any]
@@ -128,12 +128,63 @@ final class VectorTests: XCTestCase {
 
     func testTruncationKeepsClsAndSep() throws {
         let fixture = try XCTUnwrap(try Self.fixtures().first { $0.manifest.preprocessing.kind == "text" })
-        let tokenizer = try WordPieceTokenizer(
+        let tokenizer = try TextTokenizer(
             tokenizerJSON: fixture.folder.appendingPathComponent(fixture.manifest.preprocessing.tokenizer!), maxLength: 5)
         let e = tokenizer.encode("the movie was great fun and good")
         XCTAssertEqual(e.inputIds.count, 5)
-        XCTAssertEqual(e.inputIds.first, tokenizer.clsId)
-        XCTAssertEqual(e.inputIds.last, tokenizer.sepId)
+        XCTAssertEqual(Array(e.inputIds.prefix(tokenizer.prefixIds.count)), tokenizer.prefixIds)
+        XCTAssertEqual(Array(e.inputIds.suffix(tokenizer.suffixIds.count)), tokenizer.suffixIds)
+        XCTAssertFalse(tokenizer.prefixIds.isEmpty)
+    }
+
+    /// Folders with a tokenizer.json and tokenizer-cases.json (texts -> ids, type ids and mask as Hugging Face
+    /// makes them): the committed Unigram fixture, and those tests/devices/test_ios_swift.py writes.
+    static func tokenizerCaseFolders() throws -> [URL] {
+        var roots: [URL] = []
+        if let bundled = Bundle.module.url(forResource: "Fixtures", withExtension: nil) { roots.append(bundled) }
+        if let extra = ProcessInfo.processInfo.environment["BMSDK_VECTORS_DIR"] { roots.append(URL(fileURLWithPath: extra)) }
+        return try roots.flatMap { root in
+            try FileManager.default.contentsOfDirectory(at: root, includingPropertiesForKeys: nil)
+                .filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("tokenizer-cases.json").path) }
+                .sorted { $0.path < $1.path }
+        }
+    }
+
+    func testTokenizerCasesMatchHuggingFace() throws {
+        var checked = 0
+        for folder in try Self.tokenizerCaseFolders() {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("tokenizer-cases.json"))) as! [String: Any]
+            let tokenizer = try TextTokenizer(tokenizerJSON: folder.appendingPathComponent("tokenizer.json"),
+                                              maxLength: json["max_length"] as! Int)
+            for c in json["cases"] as! [[String: Any]] {
+                let text = c["text"] as! String
+                let e = tokenizer.encode(text)
+                let where_ = "\(folder.lastPathComponent): \(text.debugDescription)"
+                XCTAssertEqual(e.inputIds, c["input_ids"] as? [Int], where_)
+                if let types = c["type_ids"] as? [Int] { XCTAssertEqual(e.tokenTypeIds, types, where_) }
+                if let mask = c["attention_mask"] as? [Int] { XCTAssertEqual(e.attentionMask, mask, where_) }
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 0, "the committed tokenizer-xlmr fixture has cases")
+    }
+
+    func testTokenizerPartsOutsideThePackageAreRefusedAtLoad() {
+        let unigram = #"{"model": {"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0.0]]},"#
+        let refused = [
+            unigram + #" "normalizer": {"type": "Nmt"}}"#,
+            unigram + #" "pre_tokenizer": {"type": "Digits", "individual_digits": true}}"#,
+            unigram + #" "post_processor": {"type": "Future"}}"#,
+            unigram + #" "added_tokens": [{"id": 0, "content": "<unk>", "single_word": true}]}"#,
+            #"{"model": {"type": "WordLevel", "vocab": {}}}"#,
+            unigram + #" "normalizer": {"type": "Precompiled", "precompiled_charsmap": "AAAA"}}"#,
+            #"{"model": {"type": "Unigram", "vocab": [["<unk>", 0.0]]}}"#,
+        ]
+        for json in refused {
+            XCTAssertThrowsError(try TextTokenizer(data: Data(json.utf8), maxLength: 16), json) { error in
+                XCTAssertTrue("\(error)".contains("tokenizer"), "\(error)")
+            }
+        }
     }
 }
 

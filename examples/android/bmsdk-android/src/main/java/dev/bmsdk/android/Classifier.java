@@ -10,7 +10,7 @@ import java.util.Map;
 public final class Classifier implements AutoCloseable {
     public final Manifest manifest;
     private final ModelRunner runner;
-    private final WordPieceTokenizer tokenizer;
+    private final TextTokenizer tokenizer;
     private final ImagePreprocessor images;
 
     /** `tokenizerJson` is the artifact's tokenizer/tokenizer.json for text models, null for image models. */
@@ -21,13 +21,13 @@ public final class Classifier implements AutoCloseable {
         this.manifest = manifest;
         this.runner = runner;
         boolean text = "text".equals(manifest.preprocessing.get("kind"));
-        this.tokenizer = text ? new WordPieceTokenizer(tokenizerJson, manifest.maxLength()) : null;
+        this.tokenizer = text ? TextTokenizer.fromJson(tokenizerJson, manifest.maxLength()) : null;
         this.images = text ? null : new ImagePreprocessor(manifest.preprocessing);
     }
 
     /** The model inputs of one text, in the bucket's signature dtypes; returns the signature used. */
     public Manifest.Signature textInputs(String text, Map<String, TensorData> out) {
-        WordPieceTokenizer.Encoding enc = tokenizer.encode(text);
+        Encoding enc = tokenizer.encode(text);
         Manifest.Signature sig = manifest.signatures.get(Boundary.signatureFor(Boundary.pickBucket(enc.ids.length, manifest.buckets)));
         Map<String, long[]> columns = new LinkedHashMap<>();
         columns.put("input_ids", enc.ids);

@@ -113,14 +113,14 @@ public class VectorsTest {
             Manifest m = new Manifest(read(new File(folder, "bmsdk.json")));
             Map<String, Object> vectors = json(new File(folder, "vectors.json"));
             boolean text = "text".equals(m.preprocessing.get("kind"));
-            WordPieceTokenizer tok = text ? new WordPieceTokenizer(read(new File(folder, "tokenizer.json")), m.maxLength()) : null;
+            TextTokenizer tok = text ? TextTokenizer.fromJson(read(new File(folder, "tokenizer.json")), m.maxLength()) : null;
             ImagePreprocessor pre = text ? null : new ImagePreprocessor(m.preprocessing);
             for (Object c : Json.array(vectors.get("cases"))) {
                 Map<String, Object> kase = Json.object(c);
                 Map<String, Object> feeds = Json.object(kase.get("feeds"));
                 String where = folder.getName() + ": " + (text ? kase.get("text") : "image " + checked);
                 if (text) {
-                    WordPieceTokenizer.Encoding enc = tok.encode((String) kase.get("text"));
+                    Encoding enc = tok.encode((String) kase.get("text"));
                     assertArrayEquals(where, longs(feeds.get("input_ids")), enc.ids);
                     if (feeds.containsKey("attention_mask")) {
                         assertArrayEquals(where, longs(feeds.get("attention_mask")), enc.attentionMask);
@@ -196,15 +196,42 @@ public class VectorsTest {
         int checked = 0;
         for (File folder : folders("tokenizer-cases.json")) {
             Map<String, Object> cases = json(new File(folder, "tokenizer-cases.json"));
-            WordPieceTokenizer tok = new WordPieceTokenizer(read(new File(folder, "tokenizer.json")),
+            TextTokenizer tok = TextTokenizer.fromJson(read(new File(folder, "tokenizer.json")),
                     (int) Json.number(cases.get("max_length")));
             for (Object c : Json.array(cases.get("cases"))) {
                 Map<String, Object> kase = Json.object(c);
-                assertArrayEquals(folder.getName() + ": " + kase.get("text"), longs(kase.get("input_ids")),
-                        tok.encode((String) kase.get("text")).ids);
+                String where = folder.getName() + ": " + kase.get("text");
+                Encoding enc = tok.encode((String) kase.get("text"));
+                assertArrayEquals(where, longs(kase.get("input_ids")), enc.ids);
+                if (kase.containsKey("type_ids")) {
+                    assertArrayEquals(where + " type ids", longs(kase.get("type_ids")), enc.typeIds);
+                    assertArrayEquals(where + " mask", longs(kase.get("attention_mask")), enc.attentionMask);
+                }
                 checked++;
             }
         }
         assertTrue(checked > 0);
+    }
+
+    @Test
+    public void tokenizerPartsOutsideTheLibraryAreRefusedAtLoad() {
+        String unigram = "{\"model\": {\"type\": \"Unigram\", \"unk_id\": 0, \"vocab\": [[\"<unk>\", 0.0]]},";
+        String[] refused = {
+            unigram + " \"normalizer\": {\"type\": \"Nmt\"}}",
+            unigram + " \"pre_tokenizer\": {\"type\": \"Digits\", \"individual_digits\": true}}",
+            unigram + " \"post_processor\": {\"type\": \"Future\"}}",
+            unigram + " \"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"single_word\": true}]}",
+            "{\"model\": {\"type\": \"WordLevel\", \"vocab\": {}}}",
+            unigram + " \"normalizer\": {\"type\": \"Precompiled\", \"precompiled_charsmap\": \"AAAA\"}}",
+            "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"<unk>\", 0.0]]}}",
+        };
+        for (String json : refused) {
+            try {
+                TextTokenizer.fromJson(json, 16);
+                throw new AssertionError("accepted " + json);
+            } catch (IllegalArgumentException expected) {
+                assertFalse(expected.getMessage().isEmpty());
+            }
+        }
     }
 }
