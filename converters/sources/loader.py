@@ -172,7 +172,8 @@ def _from_hub(repo_id: str, revision: str | None, overrides: dict) -> Source:
 def _rewritten(source: Source) -> Source:
     """An image model's torch module with the rewrites of rewrites.py applied (recorded in its info)."""
     if source.module is not None and source.input_kind == "image":
-        replaced = whole_input_pools(source.module, example_feeds(source.inputs, batch=1))
+        feeds = example_feeds(source.inputs, batch=1)
+        replaced = whole_input_pools(source.module, lambda: source.run(feeds))
         if replaced:
             source.info["rewrites"] = [f"{name}: AvgPool2d over the whole input -> global average" for name in replaced]
     return source
@@ -287,7 +288,8 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
     tok_config = (
         _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
     )
-    limit = min(int(tok_config.get("model_max_length") or 10**6), int(config.get("max_position_embeddings") or 10**6))
+    positions = int(config.get("max_position_embeddings") or 10**6) - _position_offset(model)
+    limit = min(int(tok_config.get("model_max_length") or 10**6), positions)
     max_length = min(max_length or DEFAULT_MAX_LENGTH, limit)
     output = get_task(task).hf_output
 
@@ -354,6 +356,17 @@ def _hf_causal_lm_source(path, model, config, max_length, tokenizer_dir) -> Sour
         info=_source_info(path, "huggingface", config.get("architectures")),
         name=path.name,
     )
+
+
+def _position_offset(model) -> int:
+    """Position ids that no token can use: RoBERTa-family embeddings number positions from padding_idx + 1, so a
+    514-position RoBERTa reads at most 512 tokens."""
+    embeddings = getattr(model.base_model, "embeddings", None)
+    if hasattr(embeddings, "create_position_ids_from_input_ids") and isinstance(
+        getattr(embeddings, "padding_idx", None), int
+    ):
+        return embeddings.padding_idx + 1
+    return 0
 
 
 def _text_input_specs(names: list[str], config: dict, max_positions: int) -> list[TensorSpec]:

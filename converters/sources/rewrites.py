@@ -9,12 +9,13 @@ ceil mode clips the window to the input. Exporters copy the huge window literall
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
 
-def whole_input_pools(module, feeds: dict[str, np.ndarray]) -> list[str]:
-    """Replace every AvgPool2d of `module` that averages its whole input (on `feeds`) by AdaptiveAvgPool2d(1), when
-    both give the same values there; returns the names of the replaced pools."""
+def whole_input_pools(module, run: Callable[[], object]) -> list[str]:
+    """Replace every AvgPool2d of `module` that averages its whole input (while `run()` runs the module on the
+    source's input shapes) by AdaptiveAvgPool2d(1), when both give the same values there; returns the names of the
+    replaced pools."""
     import torch
 
     found: dict[str, torch.nn.AvgPool2d] = {}
@@ -32,8 +33,7 @@ def whole_input_pools(module, feeds: dict[str, np.ndarray]) -> list[str]:
     pools = [(n, m) for n, m in module.named_modules() if type(m) is torch.nn.AvgPool2d]
     handles = [m.register_forward_hook(watch(n)) for n, m in pools]
     try:
-        with torch.inference_mode():
-            module(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+        run()
     finally:
         for h in handles:
             h.remove()
