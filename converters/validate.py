@@ -35,15 +35,18 @@ def validate_artifact(
     progress = progress or SILENT
     target = get_target(manifest.target)
     try:
-        backend, backend_label, stand_in_note = open_backend(folder, manifest), None, None
-    except BackendUnavailableError as e:
-        if target.stand_in is None:
-            return Validation(validated=False, passed=None, reason=str(e))
-        # the target's own runtime cannot run here: check the numerics of what it will run on a CPU stand-in
-        stand_in, what = target.stand_in
-        backend = open_backend(folder, manifest, backend=stand_in)
-        backend_label = f"{backend.name} ({what})"
-        stand_in_note = f"validated on a stand-in: the {manifest.target} runtime itself did not run ({e.problem})"
+        try:
+            backend, backend_label, stand_in_note = open_backend(folder, manifest), None, None
+        except BackendUnavailableError as e:
+            if target.stand_in is None:
+                return Validation(validated=False, passed=None, reason=str(e))
+            # the target's own runtime cannot run here: check the numerics of what it will run on a CPU stand-in
+            stand_in, what = target.stand_in
+            backend = open_backend(folder, manifest, backend=stand_in)
+            backend_label = f"{backend.name} ({what})"
+            stand_in_note = f"validated on a stand-in: the {manifest.target} runtime itself did not run ({e.problem})"
+    except UnsupportedError as e:  # e.g. an op the reference executor does not implement: the artifact stays
+        return Validation(validated=False, passed=None, reason=f"could not run the artifact here: {e}")
     with Model(folder, manifest, backend) as artifact:
         result = _check_samples(
             artifact, backend, backend_label, target, manifest, sample_feeds, sample_reference, progress

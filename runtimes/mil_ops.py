@@ -113,6 +113,19 @@ def clip(a):
 
 
 @op()
+def sigmoid_hard(a):
+    """min(max(alpha * x + beta, 0), 1); coremltools lowers hardsigmoid and hardswish to it."""
+    return np.clip(_arg(a, "alpha", 0.2) * a["x"] + _arg(a, "beta", 0.5), 0, 1).astype(a["x"].dtype, copy=False)
+
+
+@op()
+def thresholded_relu(a):
+    """x where x > alpha, else 0."""
+    x = a["x"]
+    return np.where(x > _arg(a, "alpha", 1.0), x, np.zeros_like(x))
+
+
+@op()
 def leaky_relu(a):
     x = a["x"]
     return np.where(x >= 0, x, x * _arg(a, "alpha", 0.01))

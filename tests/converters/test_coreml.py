@@ -139,3 +139,23 @@ def test_light_import_keeps_coremltools_out():
         "assert 'coremltools' not in sys.modules and 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_op_the_reference_executor_lacks_leaves_the_artifact_unvalidated(tmp_path):
+    """The conversion itself succeeded: the artifact is written, `validated: false` naming the op."""
+    import torch
+
+    import bmsdk
+
+    class Flipped(torch.nn.Module):  # an image classifier whose graph reverses its channels
+        def forward(self, x):
+            return torch.flip(x, dims=[1]).mean((2, 3))
+
+    path = tmp_path / "flip.pt2"
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(Flipped(), (torch.randn(2, 3, 8, 8),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    result = bmsdk.convert(path, target="coreml", precision="fp32", output=tmp_path / "flip.bmsdk")
+    v = result.manifest.validation
+    assert (result.path / "model.mlpackage").is_dir()
+    assert v.validated is False and v.passed is None and "reverse" in v.reason

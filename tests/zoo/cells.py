@@ -45,7 +45,7 @@ class Cell:
 
 
 def run_cell(
-    architecture: str, checkpoint: Path, target: str, precision: str, out: Path, calibration: Path | None = None
+    architecture: str, checkpoint: Path | str, target: str, precision: str, out: Path, calibration: Path | None = None
 ) -> Cell:
     cell = Cell(architecture, target, precision, "fail")
     start = time.perf_counter()
