@@ -159,3 +159,18 @@ def test_an_op_the_reference_executor_lacks_leaves_the_artifact_unvalidated(tmp_
     v = result.manifest.validation
     assert (result.path / "model.mlpackage").is_dir()
     assert v.validated is False and v.passed is None and "reverse" in v.reason
+
+
+def test_a_pt2_exported_from_channels_last_examples_converts(tmp_path):
+    import torch
+
+    import bmsdk
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    example = torch.randn(2, 3, 8, 8).to(memory_format=torch.channels_last)
+    batch = torch.export.Dim("batch", min=1, max=64)
+    path = tmp_path / "cl.pt2"
+    torch.export.save(torch.export.export(net, (example,), dynamic_shapes=({0: batch},)), str(path))
+    result = bmsdk.convert(path, target="coreml", precision="fp32", output=tmp_path / "cl.bmsdk")
+    assert result.passed and result.manifest.validation.backend == "mil-reference"

@@ -53,7 +53,10 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     compression = COMPRESSION[precision]
     with_state = bool(options.get("coreml_state"))
     deployment = _deployment_target(options.get("minimum_deployment_target"), compression, options, with_state)
-    frontend = options.get("coreml_frontend") or ("export" if source.format == "torch.export" else "trace")
+    # a .pt2 goes through coremltools' export front end, unless it was exported from channels-last examples: their
+    # dim order stays in the program and coremltools refuses it ("non-contiguous dim order"); trace its module then
+    exported = source.format == "torch.export" and _contiguous_inputs(source.exported_program)
+    frontend = options.get("coreml_frontend") or ("export" if exported else "trace")
     if frontend not in FRONTENDS:
         raise UnsupportedError(f"unknown CoreML front end '{frontend}'", f"use one of: {', '.join(FRONTENDS)}")
     if with_state:
@@ -218,6 +221,13 @@ def _exported(source: Source):
     }
     program = torch.export.export(source.module, (), kwargs=feeds, dynamic_shapes=dynamic_shapes)
     return program.run_decompositions({})
+
+
+def _contiguous_inputs(program) -> bool:
+    import torch
+
+    values = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"]
+    return all(v.is_contiguous() for v in values if isinstance(v, torch.Tensor))
 
 
 class _Positional:
