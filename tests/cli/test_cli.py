@@ -94,6 +94,20 @@ def test_doctor_lists_runtimes(capsys):
     assert "onnxruntime" in out and "GPU:" in out and "onnx (ready)" in out
 
 
+def test_tasks_lists_every_registered_task_with_its_targets(capsys):
+    import json
+
+    from bmsdk.tasks import task_names
+
+    assert main(["tasks", "--json"]) == 0
+    rows = {r["task"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(task_names())
+    assert "*ForSequenceClassification" in rows["text-classification"]["huggingface"]["architectures"]
+    assert "onnx" in rows["image-classification"]["targets"]
+    assert main(["tasks"]) == 0
+    assert "text-generation" in capsys.readouterr().out
+
+
 def test_validate_exits_1_when_the_artifact_drifts(tmp_path, cnn_onnx_artifact, capsys):
     """Outputs that disagree with the stored source outputs fail validation with exit code 1."""
     import shutil
