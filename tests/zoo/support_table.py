@@ -42,6 +42,18 @@ def run(names: list[str], columns=COLUMNS, progress=print) -> list[Cell]:
     return cells
 
 
+def recorded(files: list[Path], names: list[str]) -> list[Cell]:
+    """Cells from JSON-lines files, a later record of the same cell replacing an earlier one, in zoo order."""
+    latest = {}
+    for file in files:
+        for line in file.read_text().splitlines():
+            if line.strip():
+                cell = Cell(**json.loads(line))
+                latest[(cell.architecture, cell.target, cell.precision)] = cell
+    order = {(n, t, p): i for i, (n, (t, p)) in enumerate((n, c) for n in names for c in COLUMNS)}
+    return [latest[k] for k in sorted(latest.keys() & order.keys(), key=order.get)]
+
+
 def markdown(cells: list[Cell], columns=COLUMNS) -> str:
     """The table: ✓ validated and passed (✓* on a CPU stand-in of the target's runtime), ✗n a failure, its reason
     numbered below the table."""
@@ -93,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--architectures", help="comma-separated (default: the whole zoo)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "zoo")
     parser.add_argument("--write", action="store_true", help="update README.md and sdk/tasks/support.json")
+    parser.add_argument(
+        "--cells", nargs="+", type=Path, help="render cells recorded earlier (JSON lines of Cell) instead of running"
+    )
     args = parser.parse_args(argv)
     names = args.architectures.split(",") if args.architectures else list(ARCHITECTURES)
     unknown = sorted(set(names) - set(ARCHITECTURES))
     if unknown:
         parser.error(f"unknown architectures {unknown}; the zoo has {', '.join(ARCHITECTURES)}")
-    cells = run(names)
+    cells = recorded(args.cells, names) if args.cells else run(names)
     args.out.mkdir(parents=True, exist_ok=True)
     table = markdown(cells)
     (args.out / "support.json").write_text(json.dumps(registry(cells), indent=1) + "\n")
