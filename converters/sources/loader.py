@@ -21,6 +21,7 @@ import numpy as np
 
 from bmsdk import cleanup
 from bmsdk.converters.sources import causal_lm
+from bmsdk.converters.sources.image_processors import checkpoint_pipeline, option_pipeline
 from bmsdk.converters.sources.limits import check_hf_config, check_shape
 from bmsdk.errors import SourceError
 from bmsdk.manifest import TensorSpec, data_kind, dim_size, sha256_file
@@ -367,20 +368,26 @@ def _tokenizer_files(folder: Path) -> dict[str, Path]:
 def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> Source:
     import torch
 
-    pre = (
-        _read_json(path / "preprocessor_config.json", "preprocessor config")
-        if (path / "preprocessor_config.json").is_file()
-        else {}
-    )
-    size = pre.get("size", config.get("image_size", 224))
-    if isinstance(size, dict):
-        height = size.get("height") or size.get("shortest_edge")
-        width = size.get("width") or size.get("shortest_edge")
-    else:
-        height = width = int(size)
     channels = int(config.get("num_channels", 3))
+    if (path / "preprocessor_config.json").is_file():
+        fields = checkpoint_pipeline(path, channels)
+        if fields["size"] is None:  # do_resize false and no crop: the checkpoint's own image size
+            fields["size"] = [int(config.get("image_size", 224))] * 2
+        if mean or std:
+            fields.update(mean=mean or fields["mean"], std=std or fields["std"], normalization="option")
+    else:
+        side = int(config.get("image_size", 224))
+        fields = option_pipeline(side, side, channels, mean, std, f"{path} (no preprocessor_config.json)")
+        fields["size"] = [side, side]
+    height, width = fields["size"]
     if "pixel_values" in (input_shapes or {}):
-        _, channels, height, width = input_shapes["pixel_values"]
+        _, shape_channels, shape_height, shape_width = input_shapes["pixel_values"]
+        if [shape_channels, shape_height, shape_width] != [channels, height, width]:
+            raise SourceError(
+                f"--input-shape pixel_values {shape_channels}x{shape_height}x{shape_width} disagrees with the "
+                f"checkpoint's image pre-processing, which gives {channels}x{height}x{width}",
+                "drop --input-shape, or change size/crop_size in preprocessor_config.json",
+            )
 
     class ImageWrapper(torch.nn.Module):
         def __init__(self, inner):
@@ -397,15 +404,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
         task="image-classification",
         inputs=[TensorSpec("pixel_values", "float32", ["batch", channels, int(height), int(width)])],
         outputs=[TensorSpec("logits", "float32", ["batch", num_classes])],
-        preprocessing=_image_preprocessing(
-            "pixel_values",
-            channels,
-            height,
-            width,
-            mean or pre.get("image_mean") if pre.get("do_normalize", True) else None,
-            std or pre.get("image_std") if pre.get("do_normalize", True) else None,
-            pre.get("rescale_factor", 1 / 255) if pre.get("do_rescale", True) else 1.0,
-        ),
+        preprocessing={"kind": "image", "input_name": "pixel_values", "channels": channels, "layout": "NCHW", **fields},
         postprocessing=get_task("image-classification").postprocessing("logits", labels),
         module=ImageWrapper(model).eval(),
         info=_source_info(path, "huggingface", config.get("architectures")),
@@ -414,6 +413,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
 
 
 def _image_preprocessing(name, channels, height, width, mean, std, scale=1 / 255) -> dict:
+    """Image pre-processing of a source without an image processor: resize to the model's size, then mean/std."""
     return {
         "kind": "image",
         "input_name": name,
@@ -421,8 +421,7 @@ def _image_preprocessing(name, channels, height, width, mean, std, scale=1 / 255
         "channels": int(channels),
         "layout": "NCHW",
         "scale": float(scale),
-        "mean": [float(m) for m in (mean or [0.0] * channels)],
-        "std": [float(s) for s in (std or [1.0] * channels)],
+        **option_pipeline(int(height), int(width), int(channels), mean, std, f"input '{name}'"),
     }
 
 

@@ -1,0 +1,240 @@
+"""A checkpoint's image processor, applied by bmsdk as transformers applies it.
+
+For each processor class (PIL backend, the one transformers uses without torchvision), saved with
+`save_pretrained` at its defaults and with other sizes / crop_pct / options, bmsdk's ImagePreprocessor built from
+the manifest section the loader writes must give transformers' `pixel_values` for random images of many sizes and
+aspect ratios (smaller than the crop, non-square, extreme): the same Pillow resize on the same uint8 pixels and
+the same float32 arithmetic, so the difference is held to TOLERANCE (measured: 0 for every case).
+Then one tiny MobileNetV2 checkpoint end to end: converted to ONNX, `Model.predict` gives transformers' answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from conftest import softmax
+
+import bmsdk
+from bmsdk.converters.sources.image_processors import checkpoint_pipeline
+from bmsdk.errors import SourceError
+from bmsdk.image_pipeline import pipeline_problem
+from bmsdk.manifest import TensorSpec
+from bmsdk.tasks.preprocessing import ImagePreprocessor
+
+TOLERANCE = 1e-6  # on normalised values; PIL does the resampling on both sides, so nothing but float32 rounding
+# (height, width): square, portrait, landscape, smaller than every crop, tiny, extreme aspect ratios
+IMAGE_SIZES = [(224, 224), (300, 200), (240, 320), (37, 53), (9, 5), (500, 90), (64, 700), (257, 255)]
+IMAGENET_DEFAULT = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+
+CASES = {
+    # ResNet checkpoints (microsoft/resnet-*) save a ConvNextImageProcessor: shortest edge 224 / crop_pct, crop 224
+    "resnet": ("ConvNextImageProcessor", {"size": {"shortest_edge": 224}, "crop_pct": 0.875, **IMAGENET_DEFAULT}),
+    "convnext-default": ("ConvNextImageProcessor", {}),  # shortest_edge 384: warps to 384x384
+    "convnext-crop-pct-0.95": ("ConvNextImageProcessor", {"size": {"shortest_edge": 160}, "crop_pct": 0.95}),
+    "convnext-bilinear": ("ConvNextImageProcessor", {"size": {"shortest_edge": 224}, "crop_pct": 0.9, "resample": 2}),
+    "mobilenet_v2-default": ("MobileNetV2ImageProcessor", {}),
+    "mobilenet_v2-sizes": (
+        "MobileNetV2ImageProcessor",
+        {"size": {"shortest_edge": 180}, "crop_size": {"height": 160, "width": 144}},
+    ),
+    "mobilenet_v1-default": ("MobileNetV1ImageProcessor", {}),
+    "efficientnet-default": ("EfficientNetImageProcessor", {}),  # include_top: normalised twice
+    "efficientnet-nearest-crop-offset": (
+        "EfficientNetImageProcessor",
+        {"resample": 0, "do_center_crop": True, "rescale_offset": True, "size": {"height": 300, "width": 280}},
+    ),
+    "efficientnet-no-top": ("EfficientNetImageProcessor", {"include_top": False, "resample": 0}),
+    "vit-default": ("ViTImageProcessor", {}),
+    "swin": ("ViTImageProcessor", {"resample": 3, **IMAGENET_DEFAULT}),  # what microsoft/swin-* checkpoints save
+    "vit-384": ("ViTImageProcessor", {"size": {"height": 384, "width": 384}}),
+    "deit-default": ("DeiTImageProcessor", {}),
+    "mobilevit-default": ("MobileViTImageProcessor", {}),  # no normalize, BGR, crop 256 after shortest edge 224
+    "mobilevit-sizes": (
+        "MobileViTImageProcessor",
+        {"size": {"shortest_edge": 288}, "crop_size": {"height": 256, "width": 256}},
+    ),
+    "mobilevit-rgb": ("MobileViTImageProcessor", {"do_flip_channel_order": False}),
+    "beit-default": ("BeitImageProcessor", {}),
+    "beit-crop": ("BeitImageProcessor", {"do_center_crop": True, "size": {"height": 256, "width": 256}}),
+    "segformer": ("SegformerImageProcessor", {"size": {"height": 128, "width": 96}}),
+    "bit-default": ("BitImageProcessor", {}),
+    "vit-no-rescale-no-normalize": ("ViTImageProcessor", {"do_rescale": False, "do_normalize": False}),
+}
+
+
+def processor_class(name: str):
+    """The PIL-backend class of transformers 5 (`XImageProcessorPil`), or the class itself in transformers 4."""
+    import transformers
+
+    return getattr(transformers, f"{name}Pil", None) or getattr(transformers, name)
+
+
+def saved(tmp_path, name: str, options: dict):
+    processor_class(name)(**options).save_pretrained(tmp_path)
+    return json.loads((tmp_path / "preprocessor_config.json").read_text())
+
+
+def bmsdk_preprocessor(folder, channels: int = 3) -> tuple[ImagePreprocessor, dict]:
+    fields = checkpoint_pipeline(folder, channels)
+    config = {"kind": "image", "input_name": "pixel_values", "channels": channels, "layout": "NCHW", **fields}
+    assert pipeline_problem(config, config["size"], channels) is None
+    spec = TensorSpec("pixel_values", "float32", ["batch", channels, *config["size"]])
+    return ImagePreprocessor(config, [spec]), config
+
+
+def random_images(seed: int = 0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in IMAGE_SIZES]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bmsdk_preprocessing_equals_transformers(case, tmp_path):
+    name, options = CASES[case]
+    saved(tmp_path, name, options)
+    reference = processor_class(name).from_pretrained(tmp_path)
+    pre, config = bmsdk_preprocessor(tmp_path)
+    assert config["processor"] == name
+    for image in random_images():
+        want = reference(images=[image], return_tensors="np")["pixel_values"][0]
+        got = pre([image])["pixel_values"][0]
+        assert got.shape == want.shape == (3, *config["size"]), (case, image.size)
+        assert float(np.abs(got - want).max()) <= TOLERANCE, (case, image.size)
+
+
+def test_what_the_manifest_records(tmp_path):
+    saved(tmp_path, "ConvNextImageProcessor", CASES["resnet"][1])
+    _, config = bmsdk_preprocessor(tmp_path)
+    assert config["resize"] == {"mode": "shortest_edge", "size": 256, "resample": 3}  # int(224 / 0.875)
+    assert config["center_crop"] == config["size"] == [224, 224]
+    assert config["normalization"] == "checkpoint" and config["mean"] == IMAGENET_DEFAULT["image_mean"]
+    efficient = tmp_path / "efficientnet"
+    saved(efficient, "EfficientNetImageProcessor", {"rescale_offset": True})
+    _, config = bmsdk_preprocessor(efficient)
+    assert config["offset"] == -1.0 and config["renormalize_std"] == config["std"]
+    mobilevit = tmp_path / "mobilevit"
+    saved(mobilevit, "MobileViTImageProcessor", {})
+    _, config = bmsdk_preprocessor(mobilevit)
+    assert config["channel_order"] == "BGR" and config["normalization"] == "none"
+    assert config["mean"] == [0.0] * 3 and config["std"] == [1.0] * 3
+
+
+def test_legacy_configs_resolve_as_transformers_does(tmp_path):
+    """An old feature-extractor file (int sizes, no image_processor_type key) reads as transformers reads it."""
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "feature_extractor_type": "ConvNextFeatureExtractor",
+                "size": 224,
+                "crop_pct": 0.875,
+                "resample": 3,
+                "do_resize": True,
+                "do_normalize": True,
+                **IMAGENET_DEFAULT,
+            }
+        )
+    )
+    reference = processor_class("ConvNextImageProcessor").from_pretrained(tmp_path)
+    pre, config = bmsdk_preprocessor(tmp_path)
+    assert config["size"] == [224, 224]
+    for image in random_images(1):
+        want = reference(images=[image], return_tensors="np")["pixel_values"][0]
+        assert float(np.abs(pre([image])["pixel_values"][0] - want).max()) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "name, options, match",
+    [
+        ("DPTImageProcessor", {}, "does not implement the pre-processing of DPTImageProcessor"),
+        ("ViTImageProcessor", {"size": {"shortest_edge": 224}}, "varying sizes"),
+        ("ViTImageProcessor", {"size": {"shortest_edge": 200, "longest_edge": 300}}, "longest_edge"),
+        ("ConvNextImageProcessor", {"do_center_crop": True, "crop_size": {"height": 200, "width": 200}}, "twice"),
+        ("ViTImageProcessor", {"do_pad": True, "pad_size": {"height": 240, "width": 240}}, "do_pad"),
+    ],
+)
+def test_what_bmsdk_cannot_apply_is_refused(tmp_path, name, options, match):
+    saved(tmp_path, name, options)
+    with pytest.raises(SourceError, match=match):
+        checkpoint_pipeline(tmp_path, 3)
+
+
+def test_option_sources_record_default_normalization(cnn_factory, caplog, tmp_path):
+    """A factory/.pt2/ONNX image model without mean/std: normalization 'default-0-1' and a warning on how to fix."""
+    from bmsdk.converters.sources.loader import load_source
+
+    with caplog.at_level(logging.WARNING, logger="bmsdk"):
+        src = load_source(cnn_factory, input_shapes=None)
+    spec_mean = src.preprocessing["normalization"]
+    assert spec_mean == "option"  # the test factory declares its mean/std in bmsdk_spec
+    plain = tmp_path / "plain.onnx"
+    _write_plain_onnx(plain)
+    with caplog.at_level(logging.WARNING, logger="bmsdk"):
+        src = load_source(plain)
+    assert src.preprocessing["normalization"] == "default-0-1"
+    assert src.preprocessing["mean"] == [0.0] * 3 and src.preprocessing["std"] == [1.0] * 3
+    assert any("--mean" in r.getMessage() and "default-0-1" in r.getMessage() for r in caplog.records)
+    with caplog.at_level(logging.WARNING, logger="bmsdk"):
+        caplog.clear()
+        src = load_source(plain, mean=[0.5] * 3, std=[0.25] * 3)
+    assert src.preprocessing["normalization"] == "option" and not caplog.records
+
+
+def _write_plain_onnx(path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [3 * 8 * 8, 4], np.ones(3 * 8 * 8 * 4, np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["logits"])],
+        "plain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_tiny_mobilenet_v2_end_to_end(tmp_path):
+    """save_pretrained model + processor -> ONNX artifact: predict() answers as transformers' processor + model."""
+    import torch
+    from transformers import MobileNetV2Config, MobileNetV2ForImageClassification
+
+    folder = tmp_path / "tiny-mobilenet"
+    torch.manual_seed(0)
+    labels = ["a", "b", "c"]
+    config = MobileNetV2Config(
+        image_size=96,
+        depth_multiplier=0.35,
+        num_labels=3,
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
+    model = MobileNetV2ForImageClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(30.0)  # spread the logits so the scores say something
+    model.save_pretrained(folder)
+    processor = processor_class("MobileNetV2ImageProcessor")(
+        size={"shortest_edge": 110}, crop_size={"height": 96, "width": 96}
+    )
+    processor.save_pretrained(folder)
+
+    result = bmsdk.convert(str(folder), output=tmp_path / "mnv2.bmsdk", target="onnx")
+    assert result.passed and result.manifest.preprocessing["center_crop"] == [96, 96]
+    assert result.manifest.inputs[0].shape == ["batch", 3, 96, 96]
+    artifact = bmsdk.load(result.path)
+    images = random_images(2)
+    pixel_values = processor(images=images, return_tensors="np")["pixel_values"]
+    with torch.no_grad():
+        want = model(pixel_values=torch.from_numpy(pixel_values)).logits.numpy()
+    feeds = artifact.preprocess(images)
+    assert float(np.abs(feeds["pixel_values"] - pixel_values).max()) <= TOLERANCE
+    got = artifact.run(feeds)["logits"]
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+    predictions = artifact.predict(images)
+    scores = np.array([[p["scores"][n] for n in labels] for p in predictions])
+    np.testing.assert_allclose(scores, softmax(want), atol=1e-5)
+    assert [p["label"] for p in predictions] == [labels[i] for i in want.argmax(1)]
