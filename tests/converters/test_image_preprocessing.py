@@ -35,6 +35,10 @@ CASES = {
     "convnext-default": ("ConvNextImageProcessor", {}),  # shortest_edge 384: warps to 384x384
     "convnext-crop-pct-0.95": ("ConvNextImageProcessor", {"size": {"shortest_edge": 160}, "crop_pct": 0.95}),
     "convnext-bilinear": ("ConvNextImageProcessor", {"size": {"shortest_edge": 224}, "crop_pct": 0.9, "resample": 2}),
+    "convnext-warp-then-crop": (  # 384 and more warps; do_center_crop then crops
+        "ConvNextImageProcessor",
+        {"do_center_crop": True, "crop_size": {"height": 200, "width": 180}},
+    ),
     "mobilenet_v2-default": ("MobileNetV2ImageProcessor", {}),
     "mobilenet_v2-sizes": (
         "MobileNetV2ImageProcessor",
@@ -152,7 +156,11 @@ def test_legacy_configs_resolve_as_transformers_does(tmp_path):
         ("DPTImageProcessor", {}, "does not implement the pre-processing of DPTImageProcessor"),
         ("ViTImageProcessor", {"size": {"shortest_edge": 224}}, "varying sizes"),
         ("ViTImageProcessor", {"size": {"shortest_edge": 200, "longest_edge": 300}}, "longest_edge"),
-        ("ConvNextImageProcessor", {"do_center_crop": True, "crop_size": {"height": 200, "width": 200}}, "twice"),
+        (
+            "ConvNextImageProcessor",
+            {"size": {"shortest_edge": 224}, "do_center_crop": True, "crop_size": {"height": 200, "width": 200}},
+            "twice",
+        ),
         ("ViTImageProcessor", {"do_pad": True, "pad_size": {"height": 240, "width": 240}}, "do_pad"),
     ],
 )
@@ -214,8 +222,10 @@ def test_tiny_mobilenet_v2_end_to_end(tmp_path):
         label2id={n: i for i, n in enumerate(labels)},
     )
     model = MobileNetV2ForImageClassification(config).eval()
-    with torch.no_grad():
-        model.classifier.weight.mul_(30.0)  # spread the logits so the scores say something
+    with torch.no_grad():  # transformers' init (std 0.02) fades the activations out layer by layer: He init instead
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight)
     model.save_pretrained(folder)
     processor = processor_class("MobileNetV2ImageProcessor")(
         size={"shortest_edge": 110}, crop_size={"height": 96, "width": 96}
@@ -232,6 +242,7 @@ def test_tiny_mobilenet_v2_end_to_end(tmp_path):
         want = model(pixel_values=torch.from_numpy(pixel_values)).logits.numpy()
     feeds = artifact.preprocess(images)
     assert float(np.abs(feeds["pixel_values"] - pixel_values).max()) <= TOLERANCE
+    assert float(np.ptp(want)) > 0.1, want  # logits that say something
     got = artifact.run(feeds)["logits"]
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
     predictions = artifact.predict(images)
