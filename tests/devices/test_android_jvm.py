@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import TEXTS, digit_images
 from generation_fixture import write_generation_folders
+from image_pipeline_fixture import write_image_pipeline_folders
 
 import bmsdk
 from bmsdk.cli import main as cli
@@ -140,6 +141,7 @@ def vectors_dir(tmp_path_factory, converted, bert_classifier_dir, text_jsonl, cn
     )
     _minilm_cases(root)
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTest
+    write_image_pipeline_folders(root)  # checkpoint image processors: offset, include_top, BGR, crops
     return root
 
 

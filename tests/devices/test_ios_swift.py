@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from generation_fixture import write_generation_folders
+from image_pipeline_fixture import write_image_pipeline_folders
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
@@ -108,6 +109,7 @@ def vectors_dir(converted, bert_classifier_dir, cnn_factory, calib_npz, tmp_path
     write_fixture(cnn.path, root / "tiny-cnn")
     minilm_tokenizer_fixture(root / "minilm-tokenizer")
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTests
+    write_image_pipeline_folders(root)  # checkpoint image processors: offset, include_top, BGR, crops
     return root
 
 
