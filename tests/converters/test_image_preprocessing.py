@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +20,10 @@ from conftest import softmax
 
 import bmsdk
 from bmsdk.converters.sources.image_processors import checkpoint_pipeline
-from bmsdk.errors import SourceError
+from bmsdk.errors import InputError, ManifestError, SourceError
 from bmsdk.image_pipeline import pipeline_problem
-from bmsdk.manifest import TensorSpec
+from bmsdk.manifest import Manifest, TensorSpec
+from bmsdk.tasks.image_ops import center_crop
 from bmsdk.tasks.preprocessing import ImagePreprocessor
 
 TOLERANCE = 1e-6  # on normalised values; PIL does the resampling on both sides, so nothing but float32 rounding
@@ -249,3 +251,70 @@ def test_tiny_mobilenet_v2_end_to_end(tmp_path):
     scores = np.array([[p["scores"][n] for n in labels] for p in predictions])
     np.testing.assert_allclose(scores, softmax(want), atol=1e-5)
     assert [p["label"] for p in predictions] == [labels[i] for i in want.argmax(1)]
+
+
+# --- the manifest's pipeline fields ------------------------------------------------------------------------------
+
+V1_IMAGE = Path(__file__).resolve().parents[1] / "unit" / "fixtures" / "v1" / "onnx-fp16.json"
+
+
+def test_a_v1_manifest_resizes_straight_to_its_size_as_before():
+    """bmsdk 0.1 manifests have no resize/crop fields: BILINEAR straight to `size`, (pixel * scale - mean) / std."""
+    from PIL import Image
+
+    manifest = Manifest.from_dict(json.loads(V1_IMAGE.read_text()))
+    pre = ImagePreprocessor(manifest.preprocessing, manifest.inputs)
+    image = Image.fromarray(np.random.default_rng(4).integers(0, 256, (45, 31), dtype=np.uint8))
+    old = np.asarray(image.resize((28, 28), Image.BILINEAR), dtype=np.float32) * np.float32(1 / 255)
+    old = (old - np.float32(0.1307)) / np.float32(0.3081)
+    got = pre([image])["input"][0, 0]
+    assert float(np.abs(got - old).max()) <= TOLERANCE  # the scale product is now float64 (transformers): <= 1 ulp
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("resize", {"mode": "fit"}, "'mode' is one of exact, shortest_edge, none"),
+        ("resize", {"mode": "exact", "size": [28]}, "needs 'size' \\[height, width\\]"),
+        ("resize", {"mode": "exact", "size": [30, 30]}, "must equal 'size'"),
+        ("resize", {"mode": "shortest_edge", "size": 32}, "varying size"),
+        ("resize", {"mode": "exact", "size": [28, 28], "resample": 9}, "PIL filter"),
+        ("center_crop", [20, 20], "must equal 'size'"),
+        ("center_crop", [0, 28], "'center_crop' must be"),
+        ("offset", float("nan"), "'offset'"),
+        ("renormalize_std", [0.0], "'renormalize_std'"),
+        ("renormalize_std", [1.0, 1.0], "'renormalize_std' must be 1"),
+        ("channel_order", "BGR", "BGR for 3 channels"),
+        ("normalization", "guessed", "'normalization' must be one of"),
+    ],
+)
+def test_bad_pipeline_fields_are_refused(field, value, match):
+    d = json.loads(V1_IMAGE.read_text())
+    d["preprocessing"][field] = value
+    with pytest.raises(ManifestError, match=match):
+        Manifest.from_dict(d)
+
+
+def test_shortest_edge_resize_with_a_crop_loads():
+    d = json.loads(V1_IMAGE.read_text())
+    d["preprocessing"] |= {"resize": {"mode": "shortest_edge", "size": 32, "resample": 3}, "center_crop": [28, 28]}
+    assert Manifest.from_dict(d).preprocessing["center_crop"] == [28, 28]
+
+
+@pytest.mark.parametrize("height, width", [(40, 40), (41, 30), (28, 28), (27, 29), (3, 100), (1, 1)])
+def test_center_crop_is_transformers_center_crop(height, width):
+    from transformers.image_transforms import center_crop as reference
+
+    pixels = np.arange(height * width * 3, dtype=np.float32).reshape(height, width, 3) + 1
+    want = reference(pixels, (28, 28), input_data_format="channels_last")
+    np.testing.assert_array_equal(center_crop(pixels, 28, 28), want)
+
+
+def test_a_fixed_size_model_without_resize_refuses_other_sizes():
+    d = json.loads(V1_IMAGE.read_text())
+    d["preprocessing"]["resize"] = {"mode": "none"}
+    manifest = Manifest.from_dict(d)
+    pre = ImagePreprocessor(manifest.preprocessing, manifest.inputs)
+    assert pre([np.zeros((28, 28), np.uint8)])["input"].shape == (1, 1, 28, 28)
+    with pytest.raises(InputError, match="does not resize"):
+        pre([np.zeros((30, 28), np.uint8)])
