@@ -108,7 +108,7 @@ def option_pipeline(height: int, width: int, channels: int, mean, std, what: str
     }
     if not (mean or std):
         log.warning(
-            "%s has no image mean/std (no preprocessor_config.json, no --mean/--std): images go to the model as "
+            "%s has no mean/std (no preprocessor_config.json, no --mean/--std): images go to the model as "
             "pixel/255 with mean 0 and std 1, and bmsdk.json records normalization 'default-0-1'; if the model "
             "was trained on normalised images, %s",
             what,

@@ -377,7 +377,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
             fields.update(mean=mean or fields["mean"], std=std or fields["std"], normalization="option")
     else:
         side = int(config.get("image_size", 224))
-        fields = option_pipeline(side, side, channels, mean, std, f"{path} (no preprocessor_config.json)")
+        fields = option_pipeline(side, side, channels, mean, std, f"checkpoint {path}")
         fields["size"] = [side, side]
     height, width = fields["size"]
     if "pixel_values" in (input_shapes or {}):
@@ -421,7 +421,7 @@ def _image_preprocessing(name, channels, height, width, mean, std, scale=1 / 255
         "channels": int(channels),
         "layout": "NCHW",
         "scale": float(scale),
-        **option_pipeline(int(height), int(width), int(channels), mean, std, f"input '{name}'"),
+        **option_pipeline(int(height), int(width), int(channels), mean, std, f"image input '{name}'"),
     }
 
 
