@@ -369,25 +369,24 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
     import torch
 
     channels = int(config.get("num_channels", 3))
+    side = int(config.get("image_size", 224))
+    shape = (input_shapes or {}).get("pixel_values")
     if (path / "preprocessor_config.json").is_file():
         fields = checkpoint_pipeline(path, channels)
-        if fields["size"] is None:  # do_resize false and no crop: the checkpoint's own image size
-            fields["size"] = [int(config.get("image_size", 224))] * 2
+        if fields["size"] is None:  # do_resize false and no crop: images must come at the model's own size
+            fields["size"] = list(shape[2:]) if shape else [side, side]
         if mean or std:
             fields.update(mean=mean or fields["mean"], std=std or fields["std"], normalization="option")
-    else:
-        side = int(config.get("image_size", 224))
-        fields = option_pipeline(side, side, channels, mean, std, f"checkpoint {path}")
-        fields["size"] = [side, side]
-    height, width = fields["size"]
-    if "pixel_values" in (input_shapes or {}):
-        _, shape_channels, shape_height, shape_width = input_shapes["pixel_values"]
-        if [shape_channels, shape_height, shape_width] != [channels, height, width]:
+        if shape and list(shape[1:]) != [channels, *fields["size"]]:
             raise SourceError(
-                f"--input-shape pixel_values {shape_channels}x{shape_height}x{shape_width} disagrees with the "
-                f"checkpoint's image pre-processing, which gives {channels}x{height}x{width}",
+                f"--input-shape pixel_values={'x'.join(map(str, shape))} disagrees with the checkpoint's image "
+                f"pre-processing, which gives {channels}x{fields['size'][0]}x{fields['size'][1]} images",
                 "drop --input-shape, or change size/crop_size in preprocessor_config.json",
             )
+    else:
+        channels, height, width = shape[1:] if shape else (channels, side, side)
+        fields = {"size": [height, width], **option_pipeline(height, width, channels, mean, std, f"checkpoint {path}")}
+    height, width = fields["size"]
 
     class ImageWrapper(torch.nn.Module):
         def __init__(self, inner):

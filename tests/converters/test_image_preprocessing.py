@@ -318,3 +318,45 @@ def test_a_fixed_size_model_without_resize_refuses_other_sizes():
     assert pre([np.zeros((28, 28), np.uint8)])["input"].shape == (1, 1, 28, 28)
     with pytest.raises(InputError, match="does not resize"):
         pre([np.zeros((30, 28), np.uint8)])
+
+
+@pytest.fixture(scope="module")
+def tiny_resnet(tmp_path_factory):
+    """A tiny ResNet checkpoint saved without a preprocessor_config.json."""
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    folder = tmp_path_factory.mktemp("tiny-resnet")
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3)
+    ResNetForImageClassification(config).eval().save_pretrained(folder)
+    return folder
+
+
+def test_a_checkpoint_without_processor_config_records_default_normalization(tiny_resnet, caplog):
+    from bmsdk.converters.sources.loader import load_source
+
+    with caplog.at_level(logging.WARNING, logger="bmsdk"):
+        src = load_source(tiny_resnet, input_shapes={"pixel_values": [1, 3, 64, 48]})
+    pre = src.preprocessing
+    assert pre["size"] == [64, 48] and src.inputs[0].shape == ["batch", 3, 64, 48]
+    assert pre["resize"] == {"mode": "exact", "size": [64, 48], "resample": 2}
+    assert pre["normalization"] == "default-0-1"
+    assert any(str(tiny_resnet) in r.getMessage() and "--mean" in r.getMessage() for r in caplog.records)
+
+
+def test_input_shape_must_agree_with_the_checkpoint_processor(tiny_resnet, tmp_path):
+    import shutil
+
+    from bmsdk.converters.sources.loader import load_source
+
+    folder = tmp_path / "resnet"
+    shutil.copytree(tiny_resnet, folder)
+    saved(folder, "ConvNextImageProcessor", CASES["resnet"][1])
+    src = load_source(folder)
+    assert src.preprocessing["center_crop"] == [224, 224] and src.inputs[0].shape == ["batch", 3, 224, 224]
+    assert load_source(folder, input_shapes={"pixel_values": [1, 3, 224, 224]}).preprocessing["size"] == [224, 224]
+    with pytest.raises(SourceError, match="disagrees with the checkpoint's image pre-processing"):
+        load_source(folder, input_shapes={"pixel_values": [1, 3, 160, 160]})
+    src = load_source(folder, mean=[0.5] * 3, std=[0.5] * 3)
+    assert src.preprocessing["normalization"] == "option" and src.preprocessing["mean"] == [0.5] * 3
