@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bmsdk.errors import SourceError
-from bmsdk.image_pipeline import BILINEAR, DEFAULT_0_1, RESAMPLE, default_resize
+from bmsdk.image_pipeline import BILINEAR, DEFAULT_0_1, RESAMPLE, default_resize, pipeline_problem
 
 log = logging.getLogger("bmsdk.converters.sources")
 
@@ -55,9 +55,10 @@ MEAN_STD_FIX = (
 )
 
 
-def checkpoint_pipeline(folder: Path, channels: int) -> dict:
+def checkpoint_pipeline(folder: Path, channels: int, unresized: list[int]) -> dict:
     """The image pipeline fields (size, resize, center_crop, scale, offset, mean, std, renormalize_std,
-    channel_order, normalization, processor) of the processor saved in `folder`."""
+    channel_order, normalization, processor) of the processor saved in `folder`; `unresized` is the model's size
+    when the processor neither resizes nor crops (images must then come at that size)."""
     proc = _load(folder)
     name = type(proc).__name__.removesuffix("Pil").removesuffix("Fast")
     where = f"{folder / 'preprocessor_config.json'} ({name})"
@@ -73,7 +74,7 @@ def checkpoint_pipeline(folder: Path, channels: int) -> dict:
     fields: dict[str, Any] = {"processor": name, "resize": resize}
     if crop is not None:
         fields["center_crop"] = crop
-    fields["size"] = crop or (resize["size"] if resize["mode"] == "exact" else None)
+    fields["size"] = crop or (resize["size"] if resize["mode"] == "exact" else [int(v) for v in unresized])
     fields["scale"] = float(attr["rescale_factor"]) if attr.get("do_rescale") else 1.0
     if name == "EfficientNetImageProcessor" and attr.get("do_rescale") and attr.get("rescale_offset"):
         fields["offset"] = -1.0  # transformers: image * scale - 1
@@ -94,6 +95,9 @@ def checkpoint_pipeline(folder: Path, channels: int) -> dict:
                 "set do_flip_channel_order to false",
             )
         fields["channel_order"] = "BGR"
+    problem = pipeline_problem(fields, fields["size"], channels)  # a stranger's file may declare any size
+    if problem:
+        raise SourceError(f"{where}: {problem}", "fix or re-save the processor config")
     return fields
 
 

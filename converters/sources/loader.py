@@ -372,9 +372,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
     side = int(config.get("image_size", 224))
     shape = (input_shapes or {}).get("pixel_values")
     if (path / "preprocessor_config.json").is_file():
-        fields = checkpoint_pipeline(path, channels)
-        if fields["size"] is None:  # do_resize false and no crop: images must come at the model's own size
-            fields["size"] = list(shape[2:]) if shape else [side, side]
+        fields = checkpoint_pipeline(path, channels, list(shape[2:]) if shape else [side, side])
         if mean or std:
             fields.update(mean=mean or fields["mean"], std=std or fields["std"], normalization="option")
         if shape and list(shape[1:]) != [channels, *fields["size"]]:
@@ -387,6 +385,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
         channels, height, width = shape[1:] if shape else (channels, side, side)
         fields = {"size": [height, width], **option_pipeline(height, width, channels, mean, std, f"checkpoint {path}")}
     height, width = fields["size"]
+    check_shape("pixel_values", ["batch", channels, height, width], "checkpoint")
 
     class ImageWrapper(torch.nn.Module):
         def __init__(self, inner):

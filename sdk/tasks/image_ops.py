@@ -8,7 +8,10 @@ from math import ceil
 
 import numpy as np
 
+from bmsdk.errors import InputError
 from bmsdk.image_pipeline import BILINEAR
+
+MAX_PIXELS = 1 << 26  # after the resize: 8192 x 8192
 
 
 def resized_size(height: int, width: int, resize: dict) -> tuple[int, int]:
@@ -29,6 +32,12 @@ def resized_size(height: int, width: int, resize: dict) -> tuple[int, int]:
 def resize_image(image, resize: dict):
     """A PIL image resized as `resize` says (Pillow's own filter, on its uint8 pixels, as transformers does)."""
     height, width = resized_size(image.height, image.width, resize)
+    if height * width > MAX_PIXELS:  # an extreme aspect ratio under a shortest-edge resize
+        raise InputError(
+            f"an image of {image.height}x{image.width} would be resized to {height}x{width}, over "
+            f"{MAX_PIXELS:,} pixels",
+            "crop the image to a less extreme aspect ratio first",
+        )
     if (width, height) == image.size:
         return image
     return image.resize((width, height), resample=int(resize.get("resample", BILINEAR)))

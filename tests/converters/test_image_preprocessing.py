@@ -84,7 +84,7 @@ def saved(tmp_path, name: str, options: dict):
 
 
 def bmsdk_preprocessor(folder, channels: int = 3) -> tuple[ImagePreprocessor, dict]:
-    fields = checkpoint_pipeline(folder, channels)
+    fields = checkpoint_pipeline(folder, channels, [224, 224])
     config = {"kind": "image", "input_name": "pixel_values", "channels": channels, "layout": "NCHW", **fields}
     assert pipeline_problem(config, config["size"], channels) is None
     spec = TensorSpec("pixel_values", "float32", ["batch", channels, *config["size"]])
@@ -164,12 +164,14 @@ def test_legacy_configs_resolve_as_transformers_does(tmp_path):
             "twice",
         ),
         ("ViTImageProcessor", {"do_pad": True, "pad_size": {"height": 240, "width": 240}}, "do_pad"),
+        ("ViTImageProcessor", {"size": {"height": 100000, "width": 100000}}, "from 1 to 16384"),  # hostile sizes
+        ("MobileNetV2ImageProcessor", {"crop_size": {"height": 0, "width": 224}}, "'center_crop' must be"),
     ],
 )
 def test_what_bmsdk_cannot_apply_is_refused(tmp_path, name, options, match):
     saved(tmp_path, name, options)
     with pytest.raises(SourceError, match=match):
-        checkpoint_pipeline(tmp_path, 3)
+        checkpoint_pipeline(tmp_path, 3, [224, 224])
 
 
 def test_option_sources_record_default_normalization(cnn_factory, caplog, tmp_path):
@@ -360,3 +362,10 @@ def test_input_shape_must_agree_with_the_checkpoint_processor(tiny_resnet, tmp_p
         load_source(folder, input_shapes={"pixel_values": [1, 3, 160, 160]})
     src = load_source(folder, mean=[0.5] * 3, std=[0.5] * 3)
     assert src.preprocessing["normalization"] == "option" and src.preprocessing["mean"] == [0.5] * 3
+
+
+def test_an_extreme_aspect_ratio_is_refused_before_resizing(tmp_path):
+    saved(tmp_path, "MobileNetV2ImageProcessor", {})
+    pre, _ = bmsdk_preprocessor(tmp_path)
+    with pytest.raises(InputError, match="would be resized to 256x2560000"):
+        pre([np.zeros((1, 10000, 3), np.uint8)])

@@ -46,7 +46,7 @@ def write_image_pipeline_folders(root: Path, layouts=("NCHW", "NHWC")) -> list[P
         cls = getattr(transformers, f"{cls_name}Pil", None) or getattr(transformers, cls_name)
         with tempfile.TemporaryDirectory() as saved:
             cls(**options).save_pretrained(saved)
-            fields = checkpoint_pipeline(Path(saved), 3)
+            fields = checkpoint_pipeline(Path(saved), 3, [32, 32])
         for layout in layouts:
             folder = root / f"{name}-{layout.lower()}"
             folder.mkdir(parents=True)
