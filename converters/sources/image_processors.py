@@ -160,9 +160,10 @@ def _refuse_unknown_options(proc, where: str) -> None:
 
 def _geometry(attr: dict, name: str, where: str) -> tuple[dict, list[int] | None]:
     """(resize, center_crop) of the processor, as transformers' `_preprocess` of that class applies them."""
-    resample = BILINEAR if attr.get("resample") is None else int(attr["resample"])
-    if resample not in RESAMPLE:
+    resample = BILINEAR if attr.get("resample") is None else attr["resample"]
+    if isinstance(resample, bool) or not isinstance(resample, int) or int(resample) not in RESAMPLE:
         raise SourceError(f"{where}: resample={attr['resample']!r} is not a PIL filter", "use a PIL filter 0-5")
+    resample = int(resample)  # PILImageResampling is an IntEnum
     size = dict(attr.get("size") or {})
     crop = None
     if not attr.get("do_resize"):

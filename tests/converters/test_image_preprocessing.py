@@ -67,6 +67,7 @@ CASES = {
     "beit-crop": ("BeitImageProcessor", {"do_center_crop": True, "size": {"height": 256, "width": 256}}),
     "segformer": ("SegformerImageProcessor", {"size": {"height": 128, "width": 96}}),
     "bit-default": ("BitImageProcessor", {}),
+    "clip-default": ("CLIPImageProcessor", {}),
     "vit-no-rescale-no-normalize": ("ViTImageProcessor", {"do_rescale": False, "do_normalize": False}),
 }
 
