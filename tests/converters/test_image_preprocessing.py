@@ -219,13 +219,7 @@ def test_tiny_mobilenet_v2_end_to_end(tmp_path):
     folder = tmp_path / "tiny-mobilenet"
     torch.manual_seed(0)
     labels = ["a", "b", "c"]
-    config = MobileNetV2Config(
-        image_size=96,
-        depth_multiplier=0.35,
-        num_labels=3,
-        id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)},
-    )
+    config = MobileNetV2Config(image_size=96, depth_multiplier=0.35, id2label=dict(enumerate(labels)))
     model = MobileNetV2ForImageClassification(config).eval()
     with torch.no_grad():  # transformers' init (std 0.02) fades the activations out layer by layer: He init instead
         for module in model.modules():
