@@ -9,6 +9,7 @@ or option it cannot reproduce exactly rather than approximate it.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def checkpoint_pipeline(folder: Path, channels: int, unresized: list[int]) -> di
     if crop is not None:
         fields["center_crop"] = crop
     fields["size"] = crop or (resize["size"] if resize["mode"] == "exact" else [int(v) for v in unresized])
-    fields["scale"] = float(attr["rescale_factor"]) if attr.get("do_rescale") else 1.0
+    fields["scale"] = _number(attr.get("rescale_factor"), "rescale_factor", where) if attr.get("do_rescale") else 1.0
     if name == "EfficientNetImageProcessor" and attr.get("do_rescale") and attr.get("rescale_offset"):
         fields["offset"] = -1.0  # transformers: image * scale - 1
     normalizes = bool(attr.get("do_normalize")) and name != "MobileViTImageProcessor"  # MobileViT never normalizes
@@ -217,11 +218,22 @@ def _convnext_resize(size: dict, crop_pct, resample: int, where: str) -> tuple[d
 
 
 def _per_channel(values, channels: int, key: str, where: str) -> list[float]:
-    if isinstance(values, (int, float)):
-        return [float(values)] * channels
-    if not isinstance(values, (list, tuple)) or len(values) != channels:
+    if not isinstance(values, (list, tuple)):
+        return [_number(values, key, where)] * channels
+    if len(values) != channels:
         raise SourceError(
             f"{where}: {key} must give {channels} values (one per channel of the model), got {values!r}",
             f"fix {key} in preprocessor_config.json",
         )
-    return [float(v) for v in values]
+    numbers = [_number(v, key, where) for v in values]
+    if key == "image_std" and 0 in numbers:
+        raise SourceError(f"{where}: image_std {values!r} holds a 0", "fix image_std in preprocessor_config.json")
+    return numbers
+
+
+def _number(value, key: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SourceError(
+            f"{where}: {key} must be a finite number, got {str(value)[:60]!r}", f"fix {key} in preprocessor_config.json"
+        )
+    return float(value)

@@ -167,6 +167,10 @@ def test_legacy_configs_resolve_as_transformers_does(tmp_path):
         ("ViTImageProcessor", {"do_pad": True, "pad_size": {"height": 240, "width": 240}}, "do_pad"),
         ("ViTImageProcessor", {"size": {"height": 100000, "width": 100000}}, "from 1 to 16384"),  # hostile sizes
         ("MobileNetV2ImageProcessor", {"crop_size": {"height": 0, "width": 224}}, "'center_crop' must be"),
+        ("ViTImageProcessor", {"rescale_factor": "1/255"}, "rescale_factor must be a finite number"),
+        ("ViTImageProcessor", {"image_std": [0.5, 0.0, 0.5]}, "image_std .* holds a 0"),
+        ("ViTImageProcessor", {"image_mean": [0.5, 0.5]}, "image_mean must give 3 values"),
+        ("ConvNextImageProcessor", {"size": {"shortest_edge": 224}, "crop_pct": 1e-9}, "from 1 to 16384"),
     ],
 )
 def test_what_bmsdk_cannot_apply_is_refused(tmp_path, name, options, match):
