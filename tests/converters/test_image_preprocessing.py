@@ -130,27 +130,77 @@ def test_what_the_manifest_records(tmp_path):
     assert config["mean"] == [0.0] * 3 and config["std"] == [1.0] * 3
 
 
-def test_legacy_configs_resolve_as_transformers_does(tmp_path):
-    """An old feature-extractor file (int sizes, no image_processor_type key) reads as transformers reads it."""
-    (tmp_path / "preprocessor_config.json").write_text(
-        json.dumps(
-            {
-                "feature_extractor_type": "ConvNextFeatureExtractor",
-                "size": 224,
-                "crop_pct": 0.875,
-                "resample": 3,
-                "do_resize": True,
-                "do_normalize": True,
-                **IMAGENET_DEFAULT,
-            }
-        )
-    )
-    reference = processor_class("ConvNextImageProcessor").from_pretrained(tmp_path)
+HUB_STYLE = {  # preprocessor_config.json as hub checkpoints of these families hold them (older writers' keys)
+    "microsoft/resnet-50": {
+        "feature_extractor_type": "ConvNextFeatureExtractor",
+        "size": 224,
+        "crop_pct": 0.875,
+        "resample": 3,
+        "do_resize": True,
+        "do_normalize": True,
+        **IMAGENET_DEFAULT,
+    },
+    "google/vit-base-patch16-224": {
+        "feature_extractor_type": "ViTFeatureExtractor",
+        "size": 224,
+        "resample": 2,
+        "do_resize": True,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    },
+    "google/mobilenet_v2_1.0_224": {
+        "image_processor_type": "MobileNetV2ImageProcessor",
+        "crop_pct": 0.875,  # not an option of this class: transformers ignores it, so must bmsdk
+        "crop_size": {"height": 224, "width": 224},
+        "do_center_crop": True,
+        "do_normalize": True,
+        "do_resize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "resample": 2,
+        "size": {"shortest_edge": 256},
+    },
+    "google/efficientnet-b0": {
+        "image_processor_type": "EfficientNetImageProcessor",
+        "crop_size": {"height": 289, "width": 289},
+        "do_center_crop": False,
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "image_mean": [0.485, 0.456, 0.406],
+        "image_std": [0.47853944, 0.4732864, 0.47434163],
+        "include_top": True,
+        "resample": 0,
+        "rescale_factor": 1 / 255,
+        "rescale_offset": False,
+        "size": {"height": 224, "width": 224},
+    },
+    "apple/mobilevit-small": {
+        "feature_extractor_type": "MobileViTFeatureExtractor",
+        "crop_size": 256,
+        "do_center_crop": True,
+        "do_flip_channel_order": True,
+        "do_resize": True,
+        "resample": 2,
+        "size": 288,
+    },
+}
+
+
+@pytest.mark.parametrize("hub_name", sorted(HUB_STYLE))
+def test_hub_style_configs_resolve_as_transformers_does(tmp_path, hub_name):
+    """Old feature-extractor files (int sizes, feature_extractor_type) and extra keys read as transformers reads
+    them."""
+    from transformers import AutoImageProcessor
+
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(HUB_STYLE[hub_name]))
+    reference = AutoImageProcessor.from_pretrained(tmp_path)
     pre, config = bmsdk_preprocessor(tmp_path)
-    assert config["size"] == [224, 224]
     for image in random_images(1):
         want = reference(images=[image], return_tensors="np")["pixel_values"][0]
-        assert float(np.abs(pre([image])["pixel_values"][0] - want).max()) <= TOLERANCE
+        got = pre([image])["pixel_values"][0]
+        assert got.shape == want.shape and float(np.abs(got - want).max()) <= TOLERANCE, (hub_name, image.size)
 
 
 @pytest.mark.parametrize(
