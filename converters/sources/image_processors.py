@@ -13,8 +13,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bmsdk.errors import SourceError
 from bmsdk.image_pipeline import BILINEAR, DEFAULT_0_1, RESAMPLE, default_resize, pipeline_problem
+from bmsdk.manifest import TensorSpec
+from bmsdk.tasks.preprocessing import ImagePreprocessor
 
 log = logging.getLogger("bmsdk.converters.sources")
 
@@ -50,6 +54,7 @@ HANDLED = {
     "include_top",
     "do_flip_channel_order",
 }
+CHECK_TOLERANCE = 1e-5  # measured 0 (the same Pillow resize and float32 arithmetic); a bug would be far larger
 CONVNEXT_WARP = 384  # ConvNextImageProcessor: shortest_edge >= 384 warps to a square instead of resize + crop
 MEAN_STD_FIX = (
     "pass --mean and --std (per channel, on 0-1 pixels), e.g. --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225"
@@ -99,7 +104,41 @@ def checkpoint_pipeline(folder: Path, channels: int, unresized: list[int]) -> di
     problem = pipeline_problem(fields, fields["size"], channels)  # a stranger's file may declare any size
     if problem:
         raise SourceError(f"{where}: {problem}", "fix or re-save the processor config")
+    if channels == 3:
+        fields["processor_check"] = _check_against_transformers(folder, name, proc, fields, where)
     return fields
+
+
+def _check_against_transformers(folder: Path, name: str, proc, fields: dict, where: str) -> dict:
+    """bmsdk's pipeline against transformers' own (PIL backend) on a few random images of other sizes and shapes:
+    they must agree to CHECK_TOLERANCE, else the conversion stops (a bmsdk bug, never shipped silently)."""
+    import transformers
+    from PIL import Image
+
+    pil = getattr(transformers, f"{name}Pil", None)  # transformers 5; in 4.x the class itself is the PIL one
+    reference = pil.from_pretrained(str(folder), local_files_only=True) if pil is not None else proc
+    height, width = fields["size"]
+    config = {"kind": "image", "input_name": "pixel_values", "channels": 3, "layout": "NCHW", **fields}
+    ours = ImagePreprocessor(config, [TensorSpec("pixel_values", "float32", ["batch", 3, height, width])])
+    rng = np.random.default_rng(0)
+    shapes = [(height * 4 // 3 + 1, width), (height, width * 2 + 3), (max(height // 3, 1), max(width // 2, 1))]
+    if fields["resize"]["mode"] == "none" and "center_crop" not in fields:  # images must come at the model's size
+        shapes = [(height, width)]
+    worst = 0.0
+    for shape in shapes:
+        image = Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8))
+        want = reference(images=[image], return_tensors="np")["pixel_values"][0]
+        got = ours([image])["pixel_values"][0]
+        if got.shape != want.shape:
+            worst = float("inf")
+            break
+        worst = max(worst, float(np.abs(got - want).max()))
+    if not worst <= CHECK_TOLERANCE:
+        raise SourceError(
+            f"{where}: bmsdk's image pre-processing differs from transformers' by {worst:.3g} on a test image",
+            "report it as a bmsdk bug; meanwhile export the model to ONNX and pre-process images yourself",
+        )
+    return {"against": f"transformers {transformers.__version__} {type(reference).__name__}", "max_abs_error": worst}
 
 
 def option_pipeline(height: int, width: int, channels: int, mean, std, what: str) -> dict:

@@ -229,6 +229,21 @@ def test_what_bmsdk_cannot_apply_is_refused(tmp_path, name, options, match):
         checkpoint_pipeline(tmp_path, 3, [224, 224])
 
 
+def test_the_conversion_checks_itself_against_transformers(tmp_path, monkeypatch):
+    """A pipeline that drifted from transformers' (here: an offset nobody asked for) stops the conversion."""
+    from bmsdk.converters.sources import image_processors
+
+    class Drifted(ImagePreprocessor):
+        def normalize(self, pixels):
+            return super().normalize(pixels) + np.float32(0.01)
+
+    saved(tmp_path, "MobileNetV2ImageProcessor", {})
+    assert checkpoint_pipeline(tmp_path, 3, [224, 224])["processor_check"]["max_abs_error"] == 0.0
+    monkeypatch.setattr(image_processors, "ImagePreprocessor", Drifted)
+    with pytest.raises(SourceError, match="differs from transformers' by 0.01"):
+        checkpoint_pipeline(tmp_path, 3, [224, 224])
+
+
 def test_option_sources_record_default_normalization(cnn_factory, caplog, tmp_path):
     """A factory/.pt2/ONNX image model without mean/std: normalization 'default-0-1' and a warning on how to fix."""
     from bmsdk.converters.sources.loader import load_source
@@ -287,6 +302,7 @@ def test_tiny_mobilenet_v2_end_to_end(tmp_path):
 
     result = bmsdk.convert(str(folder), output=tmp_path / "mnv2.bmsdk", target="onnx")
     assert result.passed and result.manifest.preprocessing["center_crop"] == [96, 96]
+    assert result.manifest.preprocessing["processor_check"]["max_abs_error"] == 0.0
     assert result.manifest.inputs[0].shape == ["batch", 3, 96, 96]
     artifact = bmsdk.load(result.path)
     images = random_images(2)
