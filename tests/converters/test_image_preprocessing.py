@@ -434,3 +434,14 @@ def test_an_extreme_aspect_ratio_is_refused_before_resizing(tmp_path):
     pre, _ = bmsdk_preprocessor(tmp_path)
     with pytest.raises(InputError, match="would be resized to 256x2560000"):
         pre([np.zeros((1, 10000, 3), np.uint8)])
+
+
+def test_inspect_says_when_mean_and_std_were_left_at_0_1(tmp_path, capsys):
+    from bmsdk.cli import main as cli
+
+    _write_plain_onnx(tmp_path / "plain.onnx")
+    result = bmsdk.convert(str(tmp_path / "plain.onnx"), output=tmp_path / "plain.bmsdk", target="onnx")
+    assert result.manifest.preprocessing["normalization"] == "default-0-1"
+    capsys.readouterr()
+    assert cli(["inspect", str(result.path)]) == 0
+    assert "mean/std were left at 0/1" in capsys.readouterr().out
