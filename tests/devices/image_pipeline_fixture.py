@@ -37,12 +37,15 @@ PROCESSORS = {  # small sizes keep the JSON small; every step of the pipeline ap
 }
 
 
-def write_image_pipeline_folders(root: Path, layouts=("NCHW", "NHWC")) -> list[Path]:
+def write_image_pipeline_folders(root: Path, layouts=("NCHW", "NHWC"), names=None, cases: int = 3) -> list[Path]:
+    """One folder per processor and layout under `root` (`names`: only those of PROCESSORS)."""
     import transformers
 
     folders = []
     rng = np.random.default_rng(11)
     for name, (cls_name, options) in PROCESSORS.items():
+        if names is not None and name not in names:
+            continue
         cls = getattr(transformers, f"{cls_name}Pil", None) or getattr(transformers, cls_name)
         with tempfile.TemporaryDirectory() as saved:
             cls(**options).save_pretrained(saved)
@@ -51,12 +54,17 @@ def write_image_pipeline_folders(root: Path, layouts=("NCHW", "NHWC")) -> list[P
             folder = root / f"{name}-{layout.lower()}"
             folder.mkdir(parents=True)
             pre = {"kind": "image", "input_name": "pixel_values", "channels": 3, "layout": layout, **fields}
-            _write(folder, pre, rng)
+            _write(folder, pre, rng, cases)
             folders.append(folder)
     return folders
 
 
-def _write(folder: Path, pre: dict, rng) -> None:
+def _float32s(array: np.ndarray) -> list[float]:
+    """Flat values, each written as its shortest float32 repr (exact once read back as float32)."""
+    return [float(str(v)) for v in np.asarray(array, dtype=np.float32).ravel()]
+
+
+def _write(folder: Path, pre: dict, rng, cases: int) -> None:
     height, width = pre["size"]
     shape = ["batch", 3, height, width] if pre["layout"] == "NCHW" else ["batch", height, width, 3]
     inputs = [TensorSpec("pixel_values", "float32", shape)]
@@ -75,17 +83,17 @@ def _write(folder: Path, pre: dict, rng) -> None:
         "postprocessing": post,
     }
     processor = ImagePreprocessor(pre, inputs)
-    cases = []
-    for h, w in SIZES[:3]:
+    rows = []
+    for h, w in SIZES[:cases]:
         pixels = processor.load(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         feeds = processor.normalize(pixels[None])
         logits = rng.normal(size=(1, len(LABELS))).astype(np.float32)
         prediction = get_task("image-classification").vector_prediction(post, {"logits": logits}, {})
-        cases.append(
+        rows.append(
             {
                 "pixels_hwc": pixels.astype(np.uint8).tolist(),
-                "feeds": {"pixel_values": feeds[0].tolist()},
-                "outputs": {"logits": logits[0].tolist()},
+                "feeds": {"pixel_values": _float32s(feeds[0])},
+                "outputs": {"logits": _float32s(logits[0])},
                 "prediction": prediction,
             }
         )
@@ -101,8 +109,16 @@ def _write(folder: Path, pre: dict, rng) -> None:
         "name": folder.name,
         "task": "image-classification",
         "preprocessing": pre,
-        "cases": cases,
+        "cases": rows,
         "geometry": geometry,
     }
     (folder / "bmsdk.json").write_text(json.dumps(manifest) + "\n")
     (folder / "vectors.json").write_text(json.dumps(vectors) + "\n")
+
+
+if __name__ == "__main__":  # refresh the committed Swift fixtures: python tests/devices/image_pipeline_fixture.py DIR
+    import sys
+
+    out = Path(sys.argv[1])
+    write_image_pipeline_folders(out, ("NCHW",), ["image-efficientnet-offset-top"], cases=1)
+    write_image_pipeline_folders(out, ("NHWC",), ["image-mobilevit-bgr"], cases=1)
