@@ -78,7 +78,8 @@ def sample_feeds(model: Model, data: Dataset | None, n: int) -> tuple[dict[str, 
     if kind == "image":
         pre = model.manifest.preprocessing
         images = np.random.default_rng(0).integers(0, 256, (n, *pre["size"], pre["channels"]), dtype=np.uint8)
-        return model.preprocess(list(images)), images
+        # the raw pixels are the model-size ones the pipeline's resize and crop make (what a phone app hands over)
+        return model.preprocess(list(images)), np.stack([model.preprocessor.load(i) for i in images]).astype(np.uint8)
     return example_feeds(model.manifest.inputs, batch=n), None
 
 

@@ -13,6 +13,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bmsdk.errors import ManifestError
+from bmsdk.image_pipeline import MAX_SIDE as MAX_IMAGE_SIDE
+from bmsdk.image_pipeline import pipeline_problem
 from bmsdk.plugins import plugin_names
 from bmsdk.sections import REMAKE, Compression, TargetConfig, Validation, target_config_from_dict
 from bmsdk.sections import show as _show
@@ -29,7 +31,6 @@ MAX_DIM = 2**20
 MAX_ELEMENTS = 2**31  # product of a tensor's fixed dims
 MAX_NAME = 256
 MAX_TEXT_LENGTH = 65536
-MAX_IMAGE_SIDE = 16384
 DIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:+\-*/() ]{0,63}")  # "batch", "sequence", ONNX dim_params like "s0 + 1"
 FREE_FORM = ("source", "toolchain")
 SECTIONS = ("compression", "validation", "target_config")
@@ -436,6 +437,9 @@ def _check_image(pre: dict, inputs: list[TensorSpec]) -> None:
             raise _pre_error(f"'{key}' must be {channels} finite numbers (one per channel), got {_show(values)}")
     if 0 in pre["std"]:
         raise _pre_error(f"'std' must not contain 0, got {_show(pre['std'])}")
+    problem = pipeline_problem(pre, size, channels)
+    if problem:
+        raise _pre_error(problem)
 
 
 def _check_image_input(spec: TensorSpec, size: list[int], channels: int, layout: str) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from bmsdk import cleanup
 from bmsdk.converters.sources import causal_lm, hub
+from bmsdk.converters.sources.image_processors import checkpoint_pipeline, option_pipeline
 from bmsdk.converters.sources.limits import check_hf_config, check_shape
 from bmsdk.converters.sources.rewrites import whole_input_pools
 from bmsdk.errors import SourceError
@@ -432,20 +433,24 @@ def _tokenizer_files(folder: Path) -> dict[str, Path]:
 def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> Source:
     import torch
 
-    pre = (
-        _read_json(path / "preprocessor_config.json", "preprocessor config")
-        if (path / "preprocessor_config.json").is_file()
-        else {}
-    )
-    size = pre.get("size", config.get("image_size", 224))
-    if isinstance(size, dict):
-        height = size.get("height") or size.get("shortest_edge")
-        width = size.get("width") or size.get("shortest_edge")
-    else:
-        height = width = int(size)
     channels = int(config.get("num_channels", 3))
-    if "pixel_values" in (input_shapes or {}):
-        _, channels, height, width = input_shapes["pixel_values"]
+    side = int(config.get("image_size", 224))
+    shape = (input_shapes or {}).get("pixel_values")
+    if (path / "preprocessor_config.json").is_file():
+        fields = checkpoint_pipeline(path, channels, list(shape[2:]) if shape else [side, side])
+        if mean or std:
+            fields.update(mean=mean or fields["mean"], std=std or fields["std"], normalization="option")
+        if shape and list(shape[1:]) != [channels, *fields["size"]]:
+            raise SourceError(
+                f"--input-shape pixel_values={'x'.join(map(str, shape))} disagrees with the checkpoint's image "
+                f"pre-processing, which gives {channels}x{fields['size'][0]}x{fields['size'][1]} images",
+                "drop --input-shape, or change size/crop_size in preprocessor_config.json",
+            )
+    else:
+        channels, height, width = shape[1:] if shape else (channels, side, side)
+        fields = {"size": [height, width], **option_pipeline(height, width, channels, mean, std, f"checkpoint {path}")}
+    height, width = fields["size"]
+    check_shape("pixel_values", ["batch", channels, height, width], "checkpoint")
 
     class ImageWrapper(torch.nn.Module):
         def __init__(self, inner):
@@ -462,15 +467,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
         task="image-classification",
         inputs=[TensorSpec("pixel_values", "float32", ["batch", channels, int(height), int(width)])],
         outputs=[TensorSpec("logits", "float32", ["batch", num_classes])],
-        preprocessing=_image_preprocessing(
-            "pixel_values",
-            channels,
-            height,
-            width,
-            mean or pre.get("image_mean") if pre.get("do_normalize", True) else None,
-            std or pre.get("image_std") if pre.get("do_normalize", True) else None,
-            pre.get("rescale_factor", 1 / 255) if pre.get("do_rescale", True) else 1.0,
-        ),
+        preprocessing={"kind": "image", "input_name": "pixel_values", "channels": channels, "layout": "NCHW", **fields},
         postprocessing=get_task("image-classification").postprocessing("logits", labels),
         module=ImageWrapper(model).eval(),
         info=_source_info(path, "huggingface", config.get("architectures")),
@@ -479,6 +476,7 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
 
 
 def _image_preprocessing(name, channels, height, width, mean, std, scale=1 / 255) -> dict:
+    """Image pre-processing of a source without an image processor: resize to the model's size, then mean/std."""
     return {
         "kind": "image",
         "input_name": name,
@@ -486,8 +484,7 @@ def _image_preprocessing(name, channels, height, width, mean, std, scale=1 / 255
         "channels": int(channels),
         "layout": "NCHW",
         "scale": float(scale),
-        "mean": [float(m) for m in (mean or [0.0] * channels)],
-        "std": [float(s) for s in (std or [1.0] * channels)],
+        **option_pipeline(int(height), int(width), int(channels), mean, std, f"image input '{name}'"),
     }
 
 

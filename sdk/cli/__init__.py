@@ -21,6 +21,7 @@ from bmsdk.converters.sources.loader import parse_input_shapes
 from bmsdk.converters.validate import delta, validate_artifact
 from bmsdk.data import IMAGE_SUFFIXES, load_dataset, read_npy
 from bmsdk.errors import BmsdkError, DataError, InputError, SourceError, UnsupportedError
+from bmsdk.image_pipeline import DEFAULT_0_1
 from bmsdk.logs import configure_logging, third_party_output
 from bmsdk.manifest import SIGNATURE_NAME
 from bmsdk.progress import Progress
@@ -640,6 +641,8 @@ def cmd_inspect(args) -> int:
             print(f"  {kind:6} {spec.describe()}")
     pre = {k: v for k, v in m.preprocessing.items() if k != "kind"}
     print(f"  pre-processing {m.preprocessing.get('kind', 'none')}: {json.dumps(pre)}")
+    if m.preprocessing.get("normalization") == DEFAULT_0_1:
+        print("  note: image mean/std were left at 0/1 (none given at conversion: --mean/--std)")
     if m.labels:
         print(f"  labels: {', '.join(m.labels)}")
     q = m.compression.quantization

@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from bmsdk.errors import InputError
+from bmsdk.image_pipeline import default_resize
 from bmsdk.manifest import TensorSpec
 
 from .generation import GenerationPreprocessor
+from .image_ops import center_crop, resize_image
 from .tokenizer import load_tokenizer
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -68,21 +70,29 @@ def _is_text_list(texts: Any) -> bool:
 
 
 class ImagePreprocessor:
-    """Resize, scale, normalise and lay out images as the model expects."""
+    """Resize, crop, scale, normalise and lay out images as the manifest says (bmsdk.image_pipeline): the steps and
+    arithmetic of transformers' image processors (PIL backend)."""
 
     def __init__(self, config: dict, inputs: Sequence[TensorSpec]):
         self.input_name = config.get("input_name", inputs[0].name)
         self.height, self.width = (int(v) for v in config["size"])
         self.channels = int(config.get("channels", 3))
         self.layout = config.get("layout", "NCHW")
+        self.resize = config.get("resize") or default_resize([self.height, self.width])
+        self.crop = config.get("center_crop")
         self.scale = float(config.get("scale", 1 / 255))
+        self.offset = float(config.get("offset", 0.0))
         self.mean = np.asarray(config.get("mean", [0.0] * self.channels), dtype=np.float32)
         self.std = np.asarray(config.get("std", [1.0] * self.channels), dtype=np.float32)
+        again = config.get("renormalize_std")
+        self.renormalize_std = None if again is None else np.asarray(again, dtype=np.float32)
+        self.bgr = config.get("channel_order", "RGB") == "BGR"
         spec = next(t for t in inputs if t.name == self.input_name)
         self.dtype = spec.dtype
 
     def load(self, image: Any) -> np.ndarray:
-        """One image (path, PIL image or HxW / HxWxC array of pixel values 0-255) as HxWxC float32 pixels."""
+        """One image (path, PIL image or HxW / HxWxC array of pixel values 0-255), resized and cropped to the
+        model's size, as HxWxC float32 pixels 0-255."""
         from PIL import Image
 
         if isinstance(image, (str, Path)):
@@ -100,18 +110,35 @@ class ImagePreprocessor:
             raise InputError(
                 f"cannot read an image from {type(image).__name__}", "pass a path, a PIL image or a numpy array"
             )
-        image = image.convert("L" if self.channels == 1 else "RGB")
-        if image.size != (self.width, self.height):
-            image = image.resize((self.width, self.height), Image.BILINEAR)
-        pixels = np.asarray(image, dtype=np.float32)
+        pixels = np.asarray(resize_image(image.convert("L" if self.channels == 1 else "RGB"), self.resize))
+        if self.crop is not None:
+            pixels = center_crop(pixels, *self.crop)
+        if pixels.shape[:2] != (self.height, self.width):
+            raise InputError(
+                f"the model takes images of {self.height}x{self.width} and does not resize them, got "
+                f"{pixels.shape[0]}x{pixels.shape[1]}",
+                f"resize the image to {self.width}x{self.height} (width x height) first",
+            )
+        pixels = pixels.astype(np.float32)
         return pixels[..., None] if pixels.ndim == 2 else pixels
 
     def __call__(self, images: Sequence[Any]) -> dict[str, np.ndarray]:
-        batch = np.stack([self.load(img) for img in images]) * self.scale
+        return {self.input_name: self.normalize(np.stack([self.load(img) for img in images]))}
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """NxHxWxC pixels 0-255 to the model's input: transformers' rescale (the product in float64, then float32),
+        normalize and flip, in its order and float32 arithmetic, then the layout."""
+        batch = (pixels.astype(np.float64) * self.scale).astype(np.float32)
+        if self.offset:  # EfficientNet's rescale_offset: transformers subtracts 1 in float32
+            batch += np.float32(self.offset)
         batch = (batch - self.mean) / self.std
+        if self.renormalize_std is not None:
+            batch = batch / self.renormalize_std
+        if self.bgr:
+            batch = batch[..., ::-1]
         if self.layout == "NCHW":
             batch = batch.transpose(0, 3, 1, 2)
-        return {self.input_name: np.ascontiguousarray(batch, dtype=self.dtype)}
+        return np.ascontiguousarray(batch, dtype=self.dtype)
 
 
 def pixels_hwc(array: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import pytest
 from conftest import TEXT_GOLD, TEXTS, digit_images
 from generation_fixture import write_generation_folders
 from tokenizer_fixtures import demo_tweets, tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
+from image_pipeline_fixture import write_image_pipeline_folders
 
 import bmsdk
 from bmsdk.cli import main as cli
@@ -147,6 +148,7 @@ def vectors_dir(
     write_tokenizer_cases(root, TEXTS + TRICKY + demo_tweets(), tmp_path_factory.mktemp("tokenizers"))
     write_minilm_cases(root, demo_tweets() + TRICKY)  # the real MiniLM vocabulary, when the demo cached it
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTest
+    write_image_pipeline_folders(root)  # checkpoint image processors: offset, include_top, BGR, crops
     return root
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from generation_fixture import write_generation_folders
 from tokenizer_fixtures import demo_tweets, tiny_classifiers, write_minilm_cases, write_tokenizer_cases
+from image_pipeline_fixture import write_image_pipeline_folders
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
@@ -114,6 +115,7 @@ def vectors_dir(converted, bert_classifier_dir, subword_classifiers, cnn_factory
     write_minilm_cases(root, demo_tweets() + TRICKY_TEXTS)  # the real MiniLM vocabulary, when the demo cached it
     minilm_tokenizer_fixture(root / "minilm-tokenizer")
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTests
+    write_image_pipeline_folders(root)  # checkpoint image processors: offset, include_top, BGR, crops
     return root
 
 

@@ -36,7 +36,8 @@ public struct TensorSpec: Decodable, Equatable {
     public let shape: [Dim]
 }
 
-/// Pre-processing as bmsdk.json records it (text: tokenizer and max length; image: size, scale, mean/std).
+/// Pre-processing as bmsdk.json records it (text: tokenizer and max length; image: size, resize and centre crop,
+/// scale, offset, mean/std, renormalize_std, channel order).
 public struct Preprocessing: Decodable {
     public let kind: String?
     public let tokenizer: String?
@@ -46,13 +47,42 @@ public struct Preprocessing: Decodable {
     public let size: [Int]?
     public let channels: Int?
     public let layout: String?
-    public let scale: Float?
+    public let scale: Double?
     public let mean: [Float]?
     public let std: [Float]?
+    public let resize: Resize?
+    public let centerCrop: [Int]?
+    public let offset: Float?
+    public let renormalizeStd: [Float]?
+    public let channelOrder: String?
 
     enum CodingKeys: String, CodingKey {
-        case kind, tokenizer, size, channels, layout, scale, mean, std
-        case maxLength = "max_length", padId = "pad_id", inputName = "input_name"
+        case kind, tokenizer, size, channels, layout, scale, mean, std, resize, offset
+        case maxLength = "max_length", padId = "pad_id", inputName = "input_name", centerCrop = "center_crop"
+        case renormalizeStd = "renormalize_std", channelOrder = "channel_order"
+    }
+}
+
+/// How the image is resized before the centre crop: "exact" to size [h, w], "shortest_edge" to size n (aspect
+/// kept), or "none"; `resample` is the Pillow filter bmsdk uses (2 bilinear, 3 bicubic, 0 nearest...).
+public struct Resize: Decodable {
+    public let mode: String
+    public let size: [Int]
+    public let resample: Int?
+
+    enum CodingKeys: String, CodingKey { case mode, size, resample }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        mode = try c.decode(String.self, forKey: .mode)
+        resample = try c.decodeIfPresent(Int.self, forKey: .resample)
+        if let pair = try? c.decode([Int].self, forKey: .size) {
+            size = pair
+        } else if let edge = try c.decodeIfPresent(Int.self, forKey: .size) {
+            size = [edge]
+        } else {
+            size = []
+        }
     }
 }
 

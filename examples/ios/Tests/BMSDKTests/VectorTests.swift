@@ -89,6 +89,23 @@ final class VectorTests: XCTestCase {
         XCTAssertGreaterThan(checked, 0)
     }
 
+    func testImageGeometryMatchesPython() throws {
+        var checked = 0
+        for fixture in try Self.fixtures() where fixture.manifest.preprocessing.kind == "image" {
+            let data = try Data(contentsOf: fixture.folder.appendingPathComponent("vectors.json"))
+            let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+            guard let geometry = json["geometry"] as? [[String: [Int]]] else { continue }
+            let pre = try ImagePreprocessor(fixture.manifest.preprocessing)
+            for g in geometry {
+                let image = g["image"]!, resized = g["resized"]!
+                XCTAssertEqual(pre.resizedSize(height: image[0], width: image[1]), resized, "\(fixture.folder.lastPathComponent) \(image)")
+                XCTAssertEqual(pre.cropOrigin(height: resized[0], width: resized[1]), g["crop_origin"]!)
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 0, "no fixture has image geometry cases")
+    }
+
     func testPostprocessingMatchesPython() throws {
         var checked = 0
         for fixture in try Self.fixtures() where fixture.manifest.task.hasSuffix("classification") {

@@ -144,6 +144,28 @@ public class VectorsTest {
     }
 
     @Test
+    public void imageGeometryMatchesPython() {
+        int checked = 0;
+        for (File folder : folders("vectors.json")) {
+            Map<String, Object> vectors = json(new File(folder, "vectors.json"));
+            if (vectors.get("geometry") == null) {
+                continue;
+            }
+            ImagePreprocessor pre = new ImagePreprocessor(Json.object(vectors.get("preprocessing")));
+            for (Object g : Json.array(vectors.get("geometry"))) {
+                Map<String, Object> kase = Json.object(g);
+                int[] image = ints(kase.get("image"));
+                int[] resized = ints(kase.get("resized"));
+                String where = folder.getName() + " " + Arrays.toString(image);
+                assertArrayEquals(where, resized, pre.resizedSize(image[0], image[1]));
+                assertArrayEquals(where, ints(kase.get("crop_origin")), pre.cropOrigin(resized[0], resized[1]));
+                checked++;
+            }
+        }
+        assertTrue("no folder has image geometry cases", checked > 0);
+    }
+
+    @Test
     public void boundaryConversionsMatchThePythonRuntime() {
         int checked = 0;
         for (File folder : folders("boundary.json")) {
