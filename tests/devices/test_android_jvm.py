@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from conftest import TEXT_GOLD, TEXTS, digit_images
 from generation_fixture import write_generation_folders
-from tokenizer_fixtures import demo_tweets, tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
 from image_pipeline_fixture import write_image_pipeline_folders
+from tokenizer_fixtures import demo_tweets, tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
 
 import bmsdk
 from bmsdk.cli import main as cli

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from generation_fixture import write_generation_folders
-from tokenizer_fixtures import demo_tweets, tiny_classifiers, write_minilm_cases, write_tokenizer_cases
 from image_pipeline_fixture import write_image_pipeline_folders
+from tokenizer_fixtures import demo_tweets, tiny_classifiers, write_minilm_cases, write_tokenizer_cases
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
