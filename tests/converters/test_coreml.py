@@ -174,3 +174,22 @@ def test_a_pt2_exported_from_channels_last_examples_converts(tmp_path):
     torch.export.save(torch.export.export(net, (example,), dynamic_shapes=({0: batch},)), str(path))
     result = bmsdk.convert(path, target="coreml", precision="fp32", output=tmp_path / "cl.bmsdk")
     assert result.passed and result.manifest.validation.backend == "mil-reference"
+
+
+def test_a_failed_conversion_does_not_break_the_next_one(tmp_path, cnn_factory):
+    """coremltools keeps flexible-dim symbols in a global registry that only a successful conversion clears."""
+    import torch
+
+    import bmsdk
+
+    class Broken(torch.nn.Module):  # fails inside coremltools, after the "batch" symbol was registered
+        def forward(self, x):
+            return torch.linalg.svd(x.flatten(2)).S
+
+    path = tmp_path / "broken.pt2"
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.export.save(torch.export.export(Broken(), (torch.randn(2, 3, 4, 4),), dynamic_shapes=({0: batch},)), path)
+    with pytest.raises(bmsdk.BmsdkError):
+        bmsdk.convert(path, target="coreml", output=tmp_path / "broken.bmsdk", coreml_frontend="trace")
+    result = bmsdk.convert(cnn_factory, target="coreml", output=tmp_path / "cnn.bmsdk")
+    assert result.passed

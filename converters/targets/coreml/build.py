@@ -67,9 +67,10 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     try:
         with causal_lm.transformers_attention(source.module) if source.module is not None else nullcontext():
             mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment), with_state)
-    except (UnsupportedError, ConversionError):
-        raise
     except Exception as e:
+        _reset_coremltools()
+        if isinstance(e, (UnsupportedError, ConversionError)):
+            raise
         raise ConversionError(
             f"coremltools conversion ({frontend}) failed: {_first_line(e)}",
             "run with --debug for the converter's report; try --coreml-frontend export or trace",
@@ -94,6 +95,17 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
         target_config=target_config,
         toolchain={"coremltools": ct.__version__},
     )
+
+
+def _reset_coremltools() -> None:
+    """coremltools keeps the symbols of flexible dims ("batch") in a module-level registry that only a successful
+    conversion clears: after a failed one, every later conversion in the process would fail ("Symbol `batch` is
+    used already"). Its own reset, a private function, is the only way to clear it."""
+    from coremltools.converters.mil import converter
+
+    reset = getattr(converter, "_reset_conversion_state", None)
+    if reset is not None:
+        reset()
 
 
 def _deployment_target(requested: str | None, compression: dict | None, options: dict, with_state: bool) -> str:
