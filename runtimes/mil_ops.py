@@ -112,6 +112,36 @@ def clip(a):
     return np.clip(a["x"], a["alpha"], a["beta"])
 
 
+def _bilinear_grid(size_in: int, size_out: int, align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source rows (or columns) below and above each output one and the weight of the upper, as MIL defines them."""
+    i = np.arange(size_out, dtype=np.float64)
+    if align_corners:
+        grid = i * ((size_in - 1) / (size_out - 1)) if size_out > 1 else np.zeros(1)
+    else:
+        spacing = size_in / size_out
+        grid = i * spacing + 0.5 * spacing - 0.5
+    grid = np.clip(grid, 0, size_in - 1)
+    low = np.floor(grid).astype(np.int64)
+    high = np.minimum(low + 1, size_in - 1)
+    return low, high, grid - low
+
+
+@op()
+def upsample_bilinear(a):
+    """The last two dims scaled by `scale_factor_height/width` (output size floored), bilinear on MIL's grid."""
+    x = a["x"]
+    height, width = x.shape[-2:]
+    out_h = int(np.floor(height * float(_arg(a, "scale_factor_height", 1))))
+    out_w = int(np.floor(width * float(_arg(a, "scale_factor_width", 1))))
+    corners = bool(_arg(a, "align_corners", False))
+    top, bottom, wy = _bilinear_grid(height, out_h, corners)
+    left, right, wx = _bilinear_grid(width, out_w, corners)
+    xf = x.astype(np.float64)
+    rows = xf[..., top, :] * (1 - wy)[:, None] + xf[..., bottom, :] * wy[:, None]
+    out = rows[..., left] * (1 - wx) + rows[..., right] * wx
+    return out.astype(x.dtype)
+
+
 @op()
 def sigmoid_hard(a):
     """min(max(alpha * x + beta, 0), 1); coremltools lowers hardsigmoid and hardswish to it."""

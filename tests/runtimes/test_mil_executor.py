@@ -200,3 +200,20 @@ def test_iOS18_blockwise_lut_and_sparse_match_coremltools():
     values = rng.standard_normal(int(mask.sum())).astype(np.float32)
     want = _iOS18().constexpr_sparse_to_dense.decompress(values, mask)
     np.testing.assert_array_equal(OPS["constexpr_sparse_to_dense"]({"nonzero_data": values, "mask": mask}), want)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("scale", [2, 3])
+def test_upsample_bilinear_matches_torch(align_corners, scale):
+    import torch
+
+    from bmsdk.runtimes.mil_ops import OPS
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 5, 4)).astype(np.float32)
+    got = OPS["upsample_bilinear"](
+        {"x": x, "scale_factor_height": scale, "scale_factor_width": scale, "align_corners": align_corners}
+    )
+    want = torch.nn.functional.interpolate(
+        torch.from_numpy(x), scale_factor=scale, mode="bilinear", align_corners=align_corners
+    ).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
