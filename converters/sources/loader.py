@@ -303,11 +303,11 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
 
     wrapper = _named_forward(TextWrapper(model), names)
     hidden = int(config.get("hidden_size", 0))
-    out_shape = (
-        ["batch", len(labels) if labels else int(config.get("num_labels", 2))]
-        if output == "logits"
-        else ["batch", "sequence", hidden]
-    )
+    classes = len(labels) if labels else int(config.get("num_labels", 2))
+    if output != "logits":
+        out_shape = ["batch", "sequence", hidden]
+    else:
+        out_shape = ["batch", "sequence", classes] if get_task(task).per_token else ["batch", classes]
     pad_token, pad_id = _pad_token(files, tok_config, config.get("pad_token_id"))
     return Source(
         format="huggingface",
