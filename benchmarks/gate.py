@@ -115,7 +115,7 @@ def check(
         if old.get("status") in ("validated", "converted") and cell.get("status") not in ("validated", "converted"):
             problems.append(f"{name}: was {old['status']}, now {cell.get('status')} ({cell.get('reason', '')})")
             continue
-        old_acc, new_acc = (old.get("metric") or {}).get("accuracy"), (cell.get("metric") or {}).get("accuracy")
+        old_acc, new_acc = _task_metric(old), _task_metric(cell)
         if max_accuracy_drop_pt is not None and old_acc is not None and new_acc is not None:
             drop = 100 * (old_acc - new_acc)
             if not fits(drop, max_accuracy_drop_pt):
@@ -140,3 +140,9 @@ def check(
                         f"{allowed:.0f}% with the measured noise)"
                     )
     return problems
+
+
+def _task_metric(cell: dict) -> float | None:
+    """The metric the accuracy budget applies to: accuracy, or a token classifier's entity F1."""
+    metric = cell.get("metric") or {}
+    return metric.get("accuracy", metric.get("entity_f1"))

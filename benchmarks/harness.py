@@ -274,6 +274,11 @@ def _scores(manifest, path: Path) -> dict:
         cell["metric"] = {"perplexity": ev.perplexity, "tokens": ev.tokens}
         if ev.perplexity_change is not None:
             cell["perplexity_change_pct"] = 100 * ev.perplexity_change
+    if ev and ev.entity_f1 is not None:
+        cell["metric"] = entity_metric(ev)
+        if ev.source_entity_f1 is not None:
+            cell["source_metric"] = {"entity_f1": ev.source_entity_f1}
+            cell["accuracy_change_pt"] = 100 * (ev.entity_f1 - ev.source_entity_f1)  # the task metric: entity F1
     if v.greedy:
         cell["greedy"] = v.greedy.to_dict()
     if v.speed and v.speed.measured:
@@ -287,6 +292,16 @@ def _scores(manifest, path: Path) -> dict:
             cell["source_metric"] = original.to_dict()
             cell["accuracy_change_pt"] = 100 * (ev.artifact.accuracy - original.accuracy)
     return cell
+
+
+def entity_metric(ev) -> dict:
+    """A token classifier's metric in a cell: seqeval's entity-level scores."""
+    return {
+        "entity_f1": ev.entity_f1,
+        "entity_precision": ev.entity_precision,
+        "entity_recall": ev.entity_recall,
+        "entities": ev.entities,
+    }
 
 
 def _size(path: Path) -> int:
@@ -329,6 +344,8 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
         result["metric"] = ev.source.to_dict()
     if ev and ev.source_perplexity is not None:
         result["metric"] = {"perplexity": ev.source_perplexity, "tokens": ev.tokens}
+    if ev and ev.source_entity_f1 is not None:
+        result["metric"] = {"entity_f1": ev.source_entity_f1}
     return result
 
 
