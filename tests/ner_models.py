@@ -53,35 +53,24 @@ def _corpus() -> list[str]:
 
 
 def _wordpiece():
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import BertWordPieceTokenizer
+    from tokenizers.processors import BertProcessing
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(_corpus(), trainers.WordPieceTrainer(vocab_size=120, special_tokens=specials))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-    )
-    tok.decoder = decoders.WordPiece()
+    tok = BertWordPieceTokenizer(lowercase=True)
+    tok.train_from_iterator(_corpus(), vocab_size=120)  # small: longer words split into pieces
+    tok.post_processor = BertProcessing(*[(t, tok.token_to_id(t)) for t in ("[SEP]", "[CLS]")])
     return tok, dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
 def _byte_level_bpe():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(_corpus(), trainer)
-    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    specials = dict(bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", cls_token="<s>")
-    return tok, {**specials, "sep_token": "</s>", "mask_token": "<mask>"}
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(_corpus(), vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    tok.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0), add_prefix_space=False)
+    names = dict(bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", cls_token="<s>")
+    return tok, {**names, "sep_token": "</s>", "mask_token": "<mask>"}
 
 
 def build_tagger(arch: str, folder: Path) -> Path:
@@ -91,7 +80,7 @@ def build_tagger(arch: str, folder: Path) -> Path:
     from transformers import PreTrainedTokenizerFast
 
     made, specials = {"bert": _wordpiece, "roberta": _byte_level_bpe}[arch]()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=made, model_max_length=64, **specials)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=made._tokenizer, model_max_length=64, **specials)
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
     labels = dict(id2label=dict(enumerate(NER_LABELS)), label2id={n: i for i, n in enumerate(NER_LABELS)})
     if arch == "bert":

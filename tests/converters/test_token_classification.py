@@ -140,16 +140,12 @@ def test_bad_predict_options_are_refused(artifacts):
 # --- targets ---------------------------------------------------------------------------------------------------
 
 CELLS = [
-    ("bert", "onnx", "fp32"),
-    ("bert", "onnx", "int8"),
-    ("bert", "tflite", "fp32"),
-    ("bert", "tflite", "int8-dynamic"),
-    ("bert", "coreml", "fp32"),
-    ("bert", "coreml", "int8"),
-    ("roberta", "onnx", "fp32"),
-    ("roberta", "tflite", "fp32"),
-    ("roberta", "coreml", "fp32"),
-]
+    tuple(cell.split())
+    for cell in (
+        "bert onnx fp32", "bert onnx int8", "bert tflite fp32", "bert tflite int8-dynamic", "bert coreml fp32",
+        "bert coreml int8", "roberta onnx fp32", "roberta tflite fp32", "roberta coreml fp32",
+    )
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("arch,target,precision", CELLS)
