@@ -86,7 +86,7 @@ class Model:
             )
         if self.manifest.input_kind == "generation":
             return self.generate(x).text if isinstance(x, str) else [self.generate(p).text for p in x]
-        items, single = self.batch_of(x)
+        items, single = self.task_spec.batch_of(x) or self.batch_of(x)
         if self.manifest.input_kind == "text":
             results = self._predict_texts(items, options)
         else:
@@ -153,8 +153,8 @@ class Model:
         return self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)
 
     def _predict_texts(self, texts: list, options: dict):
-        pre = self.preprocessor
-        rows = pre.encode(texts)
+        pre, task = self.preprocessor, self.task_spec
+        rows, owners = task.split(pre.encode(texts))
         order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
         results: list = [None] * len(rows)
         for start in range(0, len(order), self.batch_size):
@@ -165,6 +165,7 @@ class Model:
             answers = self.task_spec.postprocess_text(post, self.run(feeds), feeds, batch, pre, options)
             for i, result in zip(chunk, answers):
                 results[i] = result
+        results = task.merge(results, owners, len(texts))
         return np.stack(results) if isinstance(results[0], np.ndarray) else results
 
     def generate(
@@ -218,9 +219,10 @@ class Model:
         chunks, post = [], self.manifest.postprocessing
         for batch in data.batches(batch_size):
             if data.kind == "text" and self.manifest.input_kind == "text":
-                rows = self.preprocessor.encode(list(batch))
+                rows, owners = self.task_spec.split(self.preprocessor.encode(list(batch)))
                 feeds = self.preprocessor.pad(rows)
-                chunks.append(self.task_spec.primary_text(post, self.run(feeds), feeds, rows))
+                primary = self.task_spec.primary_text(post, self.run(feeds), feeds, rows)
+                chunks.append(self.task_spec.merge(primary, owners, len(batch)))
                 continue
             feeds = self.preprocess(batch if data.kind != "text" else list(batch))
             chunks.append(self.task_spec.primary(post, self.run(feeds), feeds))

@@ -53,6 +53,8 @@ def compare_outputs(
         mask = (token_masks or {}).get(name)
         if mask is not None and ref.ndim >= 3 and mask.shape == ref.shape[:2]:
             ref, got = ref[mask], got[mask]  # [real tokens, ...]
+        elif mask is not None and mask.shape == ref.shape:  # one value per token (start/end logits)
+            ref, got = np.where(mask, ref, 0.0), np.where(mask, got, 0.0)
         if not np.isfinite(got).all():  # max()/min() would silently drop NaNs
             return refused(f"output '{name}' has NaN or infinite values")
         diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0

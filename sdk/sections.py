@@ -187,6 +187,10 @@ class EvalReport(Section):
     entity_recall: float | None = None
     entities: int | None = None  # gold entities in the data
     source_entity_f1: float | None = None
+    exact_match: float | None = None  # question answering (SQuAD's); top1_agreement is then the share of questions
+    answer_f1: float | None = None  # given the same answer span as the source
+    source_exact_match: float | None = None
+    source_answer_f1: float | None = None
 
 
 @dataclass(kw_only=True)

@@ -22,6 +22,8 @@ class Task:
     hf_output: ClassVar[str] = "logits"
     fallback: ClassVar[bool] = False  # the task of a checkpoint no other task recognises
     per_token: ClassVar[bool] = False  # its output has a row per token: [batch, sequence, ...]
+    hf_outputs: ClassVar[tuple[str, ...]] = ()  # several outputs kept, each [batch, sequence] (start/end logits)
+    sample_texts: ClassVar[tuple] = ()  # inputs for samples.npz when no data is given (default: a few sentences)
     predict_options: ClassVar[tuple[str, ...]] = ()  # keyword options predict() takes (token-classification: ...)
 
     @classmethod
@@ -39,6 +41,24 @@ class Task:
     def postprocess(self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> Any:
         """What predict() returns for a batch: a list of one result per input, or an (N, ...) array."""
         return self.primary(post, outputs, feeds)
+
+    def batch_of(self, x: Any) -> tuple[list, bool] | None:
+        """(the batch predict(x) runs, whether x is one input) for tasks with inputs of their own (question
+        answering: {"question", "context"} dicts); None: the Model decides."""
+        return None
+
+    def text_preprocessing(self, max_length: int) -> dict:
+        """Extra text pre-processing settings of this task (question answering: the window stride)."""
+        return {}
+
+    def split(self, rows: Sequence) -> tuple[list, list[int]]:
+        """The model rows of encoded inputs and the input each comes from (question answering: one row per window
+        of a long context); by default one row per input."""
+        return list(rows), list(range(len(rows)))
+
+    def merge(self, results: list, owners: list[int], count: int) -> list:
+        """One result per input from the results of its rows (the inverse of split)."""
+        return results
 
     def postprocess_text(
         self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], rows: Sequence, pre, options

@@ -39,7 +39,11 @@ class TextPreprocessor:
         self.pad_id = int(config.get("pad_id", 0))
         self.tokenizer = load_tokenizer(folder / config["tokenizer"])
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.max_length)
+        self.stride = int(config.get("stride", 0))  # question answering: tokens shared by consecutive windows
+        if self.stride:  # a (question, context) pair: the context is cut into overlapping windows
+            self.tokenizer.enable_truncation(self.max_length, stride=self.stride, strategy="only_second")
+        else:
+            self.tokenizer.enable_truncation(self.max_length)
         self.inputs = {t.name: t for t in inputs if t.name in TEXT_INPUTS}
         if "input_ids" not in self.inputs:
             raise InputError("a text model needs an 'input_ids' input", "convert it with --task text-classification")
@@ -50,12 +54,23 @@ class TextPreprocessor:
 
     def encode(self, texts: Sequence[str]) -> list[TextRow]:
         """Each text's tokens, truncated to max_length and not padded."""
-        if not _is_text_list(texts):
+        if not _is_text_list(texts, pairs=bool(self.stride)):
+            if self.stride:
+                raise InputError(
+                    "a question-answering model takes (question, context) pairs",
+                    "pass predict({'question': ..., 'context': ...}) or a list of them",
+                )
             raise InputError("text input must be a list of strings", "pass predict('text') or predict(['a', 'b'])")
         rows = []
         for start in range(0, len(texts), self.encode_chunk):
-            chunk = list(texts[start : start + self.encode_chunk])
-            for text, e in zip(chunk, self.tokenizer.encode_batch(chunk)):
+            chunk = [tuple(t) if self.stride else t for t in texts[start : start + self.encode_chunk]]
+            try:
+                encoded = self.tokenizer.encode_batch(chunk)
+            except Exception as e:  # tokenizers raises a bare Exception, e.g. a question longer than max_length
+                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                fix = "shorten the question" if self.stride else "check the input texts"
+                raise InputError(f"cannot tokenize the input ({reason})", fix) from None
+            for text, e in zip(chunk, encoded):
                 rows.append(TextRow(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64), text, e))
         return rows
 
@@ -94,7 +109,12 @@ class TextPreprocessor:
         return {name: columns[name].astype(spec.dtype, copy=False) for name, spec in self.inputs.items()}
 
 
-def _is_text_list(texts: Any) -> bool:
+def _is_text_list(texts: Any, pairs: bool = False) -> bool:
+    """A list of strings, or with `pairs` of (question, context) string pairs."""
+    if pairs:
+        return isinstance(texts, (list, tuple)) and all(
+            isinstance(t, (list, tuple)) and len(t) == 2 and all(isinstance(v, str) for v in t) for t in texts
+        )
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
         return False
     return isinstance(texts, (list, tuple, np.ndarray)) and all(isinstance(t, str) for t in texts)
