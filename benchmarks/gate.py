@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bmsdk.benchmarks.report import task_metric
 from bmsdk.converters.budget import fits
 from bmsdk.errors import DataError
 
@@ -143,6 +144,5 @@ def check(
 
 
 def _task_metric(cell: dict) -> float | None:
-    """The metric the accuracy budget applies to: accuracy, or a token classifier's entity F1."""
-    metric = cell.get("metric") or {}
-    return metric.get("accuracy", metric.get("entity_f1"))
+    """The metric the accuracy budget applies to (see report.task_metric)."""
+    return task_metric(cell.get("metric") or {})

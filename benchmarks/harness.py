@@ -81,9 +81,9 @@ def environment(threads: int) -> dict:
 
 
 def probe_input(data):
-    """A typical single input: the median-length text, or the first image."""
+    """A typical single input: the median-length text (or question and context), or the first image."""
     if data.kind == "text":
-        return sorted(data.items, key=len)[len(data.items) // 2]
+        return sorted(data.items, key=lambda t: len(t) if isinstance(t, str) else len(t[1]))[len(data.items) // 2]
     return data.items[0]
 
 
@@ -274,6 +274,11 @@ def _scores(manifest, path: Path) -> dict:
         cell["metric"] = {"perplexity": ev.perplexity, "tokens": ev.tokens}
         if ev.perplexity_change is not None:
             cell["perplexity_change_pct"] = 100 * ev.perplexity_change
+    if ev and ev.exact_match is not None:
+        cell["metric"] = {"exact_match": ev.exact_match, "answer_f1": ev.answer_f1}
+        if ev.source_answer_f1 is not None:
+            cell["source_metric"] = {"exact_match": ev.source_exact_match, "answer_f1": ev.source_answer_f1}
+            cell["accuracy_change_pt"] = 100 * (ev.answer_f1 - ev.source_answer_f1)  # the task metric: SQuAD F1
     if ev and ev.entity_f1 is not None:
         cell["metric"] = entity_metric(ev)
         if ev.source_entity_f1 is not None:
@@ -346,6 +351,8 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
         result["metric"] = {"perplexity": ev.source_perplexity, "tokens": ev.tokens}
     if ev and ev.source_entity_f1 is not None:
         result["metric"] = {"entity_f1": ev.source_entity_f1}
+    if ev and ev.source_answer_f1 is not None:
+        result["metric"] = {"exact_match": ev.source_exact_match, "answer_f1": ev.source_answer_f1}
     return result
 
 

@@ -52,13 +52,13 @@ def build_reader(arch: str, folder: Path) -> Path:
     else:
         config = transformers.RobertaConfig(vocab_size=vocab, max_position_embeddings=66, pad_token_id=1, **small)
         model = (torch.manual_seed(0), transformers.RobertaForQuestionAnswering(config))[1]
-    _train(model, tokenizer, questions(64, seed=1))
+    _train(model, tokenizer, questions(128, seed=1))
     model.eval().save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
 
 
-def _train(model, tokenizer, examples: list[dict], steps: int = 120) -> None:
+def _train(model, tokenizer, examples: list[dict], steps: int = 300) -> None:
     import torch
 
     batch = tokenizer(
