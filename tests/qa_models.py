@@ -67,6 +67,7 @@ def _train(model, tokenizer, examples: list[dict], steps: int = 300) -> None:
         padding=True,
         truncation="only_second",
         max_length=64,
+        return_token_type_ids=True,  # what bmsdk feeds a model that takes them (the generic tokenizer lists none)
         return_offsets_mapping=True,
         return_tensors="pt",
     )

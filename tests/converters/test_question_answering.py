@@ -3,6 +3,7 @@ long contexts (several windows) equal to transformers 4's QuestionAnsweringPipel
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -44,14 +45,19 @@ def artifacts(tmp_path_factory, readers, qa_data):
     return get
 
 
+@functools.cache
+def _hf(folder: str):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder), AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+
+
 def reference_answer(folder, question, context, top_k=1, max_answer_len=15, handle_impossible_answer=False):
     """transformers 4's QuestionAnsweringPipeline (removed in transformers 5), its own select_starts_ends."""
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
     from transformers.pipelines.document_question_answering import select_starts_ends
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    model = AutoModelForQuestionAnswering.from_pretrained(str(folder)).eval()
+    tokenizer, model = _hf(str(folder))
     enc = tokenizer(
         question, context, truncation="only_second", max_length=64, stride=32, return_token_type_ids=True,
         return_overflowing_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True,
@@ -61,7 +67,7 @@ def reference_answer(folder, question, context, top_k=1, max_answer_len=15, hand
         ids = enc["input_ids"][span]
         p_mask = np.asarray([tok != 1 for tok in enc.sequence_ids(span)], dtype=np.int64)
         p_mask[np.asarray(ids) == tokenizer.cls_token_id] = 0
-        feeds = {k: torch.tensor([enc[k][span]]) for k in tokenizer.model_input_names if k in enc}
+        feeds = {k: torch.tensor([enc[k][span]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
         with torch.no_grad():
             out = model(**feeds)
         starts, ends, scores, min_null = select_starts_ends(
