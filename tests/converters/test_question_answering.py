@@ -186,3 +186,14 @@ def test_cli_predict_and_validate(artifacts, qa_data, capsys, tmp_path):
     assert "exact match" in capsys.readouterr().out
     assert cli(["export-vectors", path, "-o", str(tmp_path / "v.json")]) == 0
     assert len(json.loads((tmp_path / "v.json").read_text())["cases"][0]["prediction"]) == 2
+
+
+def test_bench_reports_exact_match_and_f1(readers, qa_data, tmp_path):
+    report = bmsdk.benchmark(
+        str(readers["bert"]), tmp_path / "bench", targets=["onnx"], precisions=["fp32"], eval_data=str(qa_data),
+        batches=[1], repeats=1, iterations=3, warmup=1, seconds=0.5,
+    )  # fmt: skip
+    cell = report.report["cells"][0]
+    assert cell["status"] == "validated", cell.get("reason")
+    assert cell["metric"]["answer_f1"] > 0.1 and cell["accuracy_change_pt"] == 0
+    assert report.report["source_model"]["metric"] == cell["metric"]
