@@ -23,6 +23,7 @@ from bmsdk.errors import BackendUnavailableError, BmsdkError
 from bmsdk.progress import SILENT, Progress
 from bmsdk.runtimes.model import Model
 from bmsdk.sections import to_plain
+from bmsdk.tasks import get_task
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -138,7 +139,7 @@ def run_cell(cfg: BenchConfig, spec: tuple, ctx: CellContext, progress: Progress
         return cell
     cell.update(_scores(manifest, path))
     if ctx.probe is None:
-        ctx.probe = _sample_probe(path)
+        ctx.probe = _sample_probe(path, manifest)
     try:
         with progress.step("measuring"):
             cell.update((runner or LocalRunner()).measure(path, ctx.probe, cfg))
@@ -313,10 +314,13 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def _sample_probe(path: Path):
+def _sample_probe(path: Path, manifest=None):
     inputs, _, raw = load_samples(path)
     if raw is not None:
         return str(raw[0]) if raw.dtype.kind in "US" else raw[0]
+    own = get_task(manifest.task).sample_texts if manifest is not None else ()
+    if own:  # inputs samples.npz keeps no raw form of (question answering's pairs)
+        return tuple(own[0])
     return next(iter(inputs.values()))[:1]
 
 

@@ -37,6 +37,8 @@ class QuestionAnswering(Task):
     def batch_of(self, x):
         if isinstance(x, dict):
             return [_pair(x)], True
+        if isinstance(x, tuple) and len(x) == 2 and all(isinstance(v, str) for v in x):
+            return [_pair({"question": x[0], "context": x[1]})], True  # (question, context), as data holds it
         if isinstance(x, (list, tuple)) and x and all(isinstance(v, dict) for v in x):
             return [_pair(v) for v in x], False
         raise InputError(f"a question-answering model cannot take {type(x).__name__}", ASK)
