@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from ner_models import build_all, checked_eval, conversions, quick_bench
 from qa_models import build_reader, questions, write_questions
 
 import bmsdk
@@ -21,8 +22,7 @@ LONG = questions(4, seed=4, facts=7)  # about 100 tokens: three windows of 64 wi
 
 @pytest.fixture(scope="module")
 def readers(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("readers")
-    return {arch: build_reader(arch, root / arch) for arch in ("bert", "roberta")}
+    return build_all(build_reader, tmp_path_factory.mktemp("readers"))
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +32,7 @@ def qa_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory, readers, qa_data):
-    root, cache = tmp_path_factory.mktemp("qa-artifacts"), {}
-
-    def get(arch, target, precision="fp32"):
-        key = (arch, target, precision)
-        if key not in cache:
-            out = root / f"{arch}-{target}-{precision}.bmsdk"
-            source = str(readers[arch])
-            cache[key] = bmsdk.convert(source, target=target, precision=precision, eval_data=qa_data, output=out)
-        return cache[key]
-
-    return get
+    return conversions(tmp_path_factory.mktemp("qa-artifacts"), readers, qa_data)
 
 
 @functools.cache
@@ -155,11 +145,7 @@ CELLS = [
 @pytest.mark.parametrize("arch,target,precision", CELLS)
 def test_targets_validate_with_squad_scores(artifacts, arch, target, precision):
     result = artifacts(arch, target, precision)
-    v = result.manifest.validation
-    assert v.validated and v.passed, v.reason
-    if precision == "fp32":
-        assert v.samples.max_abs_error < 1e-4
-    ev = v.eval
+    ev = checked_eval(result, precision)
     assert ev.source_answer_f1 > 0.1  # the toy reader learnt something
     if precision == "fp32":
         assert ev.top1_agreement == 1.0 and ev.answer_f1 == ev.source_answer_f1
@@ -189,11 +175,6 @@ def test_cli_predict_and_validate(artifacts, qa_data, capsys, tmp_path):
 
 
 def test_bench_reports_exact_match_and_f1(readers, qa_data, tmp_path):
-    report = bmsdk.benchmark(
-        str(readers["bert"]), tmp_path / "bench", targets=["onnx"], precisions=["fp32"], eval_data=str(qa_data),
-        batches=[1], repeats=1, iterations=3, warmup=1, seconds=0.5,
-    )  # fmt: skip
-    cell = report.report["cells"][0]
-    assert cell["status"] == "validated", cell.get("reason")
+    cell, source = quick_bench(readers["bert"], qa_data, tmp_path / "bench")
     assert cell["metric"]["answer_f1"] > 0.1 and cell["accuracy_change_pt"] == 0
-    assert report.report["source_model"]["metric"] == cell["metric"]
+    assert source["metric"] == cell["metric"]

@@ -8,7 +8,16 @@ import random
 
 import numpy as np
 import pytest
-from ner_models import NER_LABELS, build_tagger, tagged_sentences, write_tagged
+from ner_models import (
+    NER_LABELS,
+    build_all,
+    build_tagger,
+    checked_eval,
+    conversions,
+    quick_bench,
+    tagged_sentences,
+    write_tagged,
+)
 
 import bmsdk
 from bmsdk.cli import main as cli
@@ -29,8 +38,7 @@ STRATEGIES = ("none", "simple", "first", "average", "max")
 
 @pytest.fixture(scope="module")
 def taggers(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("taggers")
-    return {arch: build_tagger(arch, root / arch) for arch in ("bert", "roberta")}
+    return build_all(build_tagger, tmp_path_factory.mktemp("taggers"))
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +48,7 @@ def tagged(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory, taggers, tagged):
-    """convert(arch, target, precision) once each."""
-    root, cache = tmp_path_factory.mktemp("ner-artifacts"), {}
-
-    def get(arch, target, precision="fp32"):
-        key = (arch, target, precision)
-        if key not in cache:
-            out = root / f"{arch}-{target}-{precision}.bmsdk"
-            cache[key] = bmsdk.convert(
-                str(taggers[arch]), target=target, precision=precision, eval_data=tagged, output=out
-            )
-        return cache[key]
-
-    return get
+    return conversions(tmp_path_factory.mktemp("ner-artifacts"), taggers, tagged)
 
 
 def _same_entities(ours: list[dict], theirs: list[dict]) -> None:
@@ -151,13 +147,9 @@ CELLS = [
 @pytest.mark.parametrize("arch,target,precision", CELLS)
 def test_targets_validate_with_entity_f1(artifacts, arch, target, precision):
     result = artifacts(arch, target, precision)
-    v = result.manifest.validation
-    assert v.validated and v.passed, v.reason
+    ev = checked_eval(result, precision)
     assert result.manifest.outputs[0].shape == ["batch", "sequence", len(NER_LABELS)]
-    assert v.samples.top1_agreement == 1.0  # per real token
-    if precision == "fp32":
-        assert v.samples.max_abs_error < 1e-4
-    ev = v.eval
+    assert result.manifest.validation.samples.top1_agreement == 1.0  # per real token
     assert ev.entities > 0 and ev.source_entity_f1 > 0.5  # the toy tagger learnt something
     assert ev.top1_agreement >= (1.0 if precision == "fp32" else 0.98)
     assert abs(ev.entity_f1 - ev.source_entity_f1) <= (0 if precision == "fp32" else 0.05)
@@ -207,11 +199,6 @@ def test_cli_predict_validate_and_vectors(artifacts, tagged, capsys, tmp_path):
 
 
 def test_bench_reports_entity_f1(taggers, tagged, tmp_path):
-    report = bmsdk.benchmark(
-        str(taggers["bert"]), tmp_path / "bench", targets=["onnx"], precisions=["fp32"], eval_data=str(tagged),
-        batches=[1], repeats=1, iterations=3, warmup=1, seconds=0.5,
-    )  # fmt: skip
-    cell = report.report["cells"][0]
-    assert cell["status"] == "validated", cell.get("reason")
+    cell, source = quick_bench(taggers["bert"], tagged, tmp_path / "bench")
     assert cell["metric"]["entity_f1"] > 0.5 and cell["accuracy_change_pt"] == 0
-    assert report.report["source_model"]["metric"]["entity_f1"] == cell["metric"]["entity_f1"]
+    assert source["metric"]["entity_f1"] == cell["metric"]["entity_f1"]
