@@ -20,8 +20,9 @@ TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class TextRow(NamedTuple):
-    """One encoded text: its token ids and token type ids (not padded), the text, and the tokenizers `Encoding`
-    (tokens, character offsets into the text, special-token mask) for tasks that answer in spans of the text."""
+    """One encoded text: its token ids and token type ids (not padded), the text (question answering: the
+    (question, context) pair), and the tokenizers `Encoding` (tokens, character offsets into the text, special-token
+    mask, overflowing windows) for tasks that answer in spans of the text."""
 
     ids: np.ndarray
     type_ids: np.ndarray
