@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bmsdk.benchmarks.report import task_metric
 from bmsdk.converters.budget import fits
 from bmsdk.errors import DataError
 
@@ -115,7 +116,7 @@ def check(
         if old.get("status") in ("validated", "converted") and cell.get("status") not in ("validated", "converted"):
             problems.append(f"{name}: was {old['status']}, now {cell.get('status')} ({cell.get('reason', '')})")
             continue
-        old_acc, new_acc = (old.get("metric") or {}).get("accuracy"), (cell.get("metric") or {}).get("accuracy")
+        old_acc, new_acc = _task_metric(old), _task_metric(cell)
         if max_accuracy_drop_pt is not None and old_acc is not None and new_acc is not None:
             drop = 100 * (old_acc - new_acc)
             if not fits(drop, max_accuracy_drop_pt):
@@ -140,3 +141,8 @@ def check(
                         f"{allowed:.0f}% with the measured noise)"
                     )
     return problems
+
+
+def _task_metric(cell: dict) -> float | None:
+    """The metric the accuracy budget applies to (see report.task_metric)."""
+    return task_metric(cell.get("metric") or {})

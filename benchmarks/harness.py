@@ -23,6 +23,7 @@ from bmsdk.errors import BackendUnavailableError, BmsdkError
 from bmsdk.progress import SILENT, Progress
 from bmsdk.runtimes.model import Model
 from bmsdk.sections import to_plain
+from bmsdk.tasks import get_task
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -81,9 +82,9 @@ def environment(threads: int) -> dict:
 
 
 def probe_input(data):
-    """A typical single input: the median-length text, or the first image."""
+    """A typical single input: the median-length text (or question and context), or the first image."""
     if data.kind == "text":
-        return sorted(data.items, key=len)[len(data.items) // 2]
+        return sorted(data.items, key=lambda t: len(t) if isinstance(t, str) else len(t[1]))[len(data.items) // 2]
     return data.items[0]
 
 
@@ -138,7 +139,7 @@ def run_cell(cfg: BenchConfig, spec: tuple, ctx: CellContext, progress: Progress
         return cell
     cell.update(_scores(manifest, path))
     if ctx.probe is None:
-        ctx.probe = _sample_probe(path)
+        ctx.probe = _sample_probe(path, manifest)
     try:
         with progress.step("measuring"):
             cell.update((runner or LocalRunner()).measure(path, ctx.probe, cfg))
@@ -274,6 +275,16 @@ def _scores(manifest, path: Path) -> dict:
         cell["metric"] = {"perplexity": ev.perplexity, "tokens": ev.tokens}
         if ev.perplexity_change is not None:
             cell["perplexity_change_pct"] = 100 * ev.perplexity_change
+    if ev and ev.exact_match is not None:
+        cell["metric"] = {"exact_match": ev.exact_match, "answer_f1": ev.answer_f1}
+        if ev.source_answer_f1 is not None:
+            cell["source_metric"] = {"exact_match": ev.source_exact_match, "answer_f1": ev.source_answer_f1}
+            cell["accuracy_change_pt"] = 100 * (ev.answer_f1 - ev.source_answer_f1)  # the task metric: SQuAD F1
+    if ev and ev.entity_f1 is not None:
+        cell["metric"] = entity_metric(ev)
+        if ev.source_entity_f1 is not None:
+            cell["source_metric"] = {"entity_f1": ev.source_entity_f1}
+            cell["accuracy_change_pt"] = 100 * (ev.entity_f1 - ev.source_entity_f1)  # the task metric: entity F1
     if v.greedy:
         cell["greedy"] = v.greedy.to_dict()
     if v.speed and v.speed.measured:
@@ -289,14 +300,27 @@ def _scores(manifest, path: Path) -> dict:
     return cell
 
 
+def entity_metric(ev) -> dict:
+    """A token classifier's metric in a cell: seqeval's entity-level scores."""
+    return {
+        "entity_f1": ev.entity_f1,
+        "entity_precision": ev.entity_precision,
+        "entity_recall": ev.entity_recall,
+        "entities": ev.entities,
+    }
+
+
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def _sample_probe(path: Path):
+def _sample_probe(path: Path, manifest=None):
     inputs, _, raw = load_samples(path)
     if raw is not None:
         return str(raw[0]) if raw.dtype.kind in "US" else raw[0]
+    own = get_task(manifest.task).sample_texts if manifest is not None else ()
+    if own:  # inputs samples.npz keeps no raw form of (question answering's pairs)
+        return tuple(own[0])
     return next(iter(inputs.values()))[:1]
 
 
@@ -329,6 +353,10 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
         result["metric"] = ev.source.to_dict()
     if ev and ev.source_perplexity is not None:
         result["metric"] = {"perplexity": ev.source_perplexity, "tokens": ev.tokens}
+    if ev and ev.source_entity_f1 is not None:
+        result["metric"] = {"entity_f1": ev.source_entity_f1}
+    if ev and ev.source_answer_f1 is not None:
+        result["metric"] = {"exact_match": ev.source_exact_match, "answer_f1": ev.source_answer_f1}
     return result
 
 

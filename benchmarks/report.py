@@ -9,6 +9,11 @@ import json
 from pathlib import Path
 
 
+def task_metric(metric: dict) -> float | None:
+    """What the accuracy column shows: accuracy, a token classifier's entity F1 or a reader's SQuAD F1."""
+    return metric.get("accuracy", metric.get("entity_f1", metric.get("answer_f1")))
+
+
 def rows(report: dict) -> list[dict]:
     """The source model first, then every cell: one flat row each, for tables and plots."""
     batch = str(report["batches"][0])
@@ -35,7 +40,7 @@ def rows(report: dict) -> list[dict]:
                 "throughput": latency.get("throughput_per_s"),
                 "rss_mb": entry.get("rss_delta_mb"),
                 "e2e": entry.get("end_to_end", {}).get("p50_ms"),
-                "accuracy": metric.get("accuracy"),
+                "accuracy": task_metric(metric),
                 "macro_f1": metric.get("macro_f1"),
                 "delta_pt": entry.get("accuracy_change_pt", 0.0 if entry is report.get("source_model") else None),
                 "agreement": entry.get("top1_agreement", entry.get("mean_cosine")),

@@ -73,8 +73,9 @@ def sample_feeds(model: Model, data: Dataset | None, n: int) -> tuple[dict[str, 
         return _feeds_from_data(model, data.head(n))
     kind = model.manifest.data_kind
     if kind == "text":
-        texts = (SAMPLE_TEXTS * (n // len(SAMPLE_TEXTS) + 1))[:n]
-        return model.preprocess(texts), np.asarray(texts, dtype=str)
+        own = list(model.task_spec.sample_texts) or SAMPLE_TEXTS
+        texts = (own * (n // len(own) + 1))[:n]
+        return model.preprocess(texts), _raw_texts(texts)
     if kind == "image":
         pre = model.manifest.preprocessing
         images = np.random.default_rng(0).integers(0, 256, (n, *pre["size"], pre["channels"]), dtype=np.uint8)
@@ -86,7 +87,12 @@ def sample_feeds(model: Model, data: Dataset | None, n: int) -> tuple[dict[str, 
 def _feeds_from_data(model: Model, head: Dataset) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     feeds = checked_feeds(model, head.items, head, "sample")
     if head.kind == "text":
-        return feeds, np.asarray(head.items, dtype=str)
+        return feeds, _raw_texts(head.items)
     if head.kind == "image":
         return feeds, np.stack([model.preprocessor.load(item) for item in head.items]).astype(np.uint8)
     return feeds, None
+
+
+def _raw_texts(texts) -> np.ndarray | None:
+    """The texts samples.npz keeps; None for (question, context) pairs, whose windows are not one row each."""
+    return np.asarray(texts, dtype=str) if all(isinstance(t, str) for t in texts) else None

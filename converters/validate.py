@@ -98,7 +98,8 @@ def _check_samples(artifact, backend, label, target, manifest, feeds: dict, refe
             outputs = artifact.run(feeds)
         except UnsupportedError as e:  # e.g. an op the reference executor does not implement
             return Validation(validated=False, passed=None, reason=f"{backend.name} cannot run this artifact: {e}")
-        samples = compare_outputs(reference, outputs, target.artifact_tolerance(manifest))
+        masks = artifact.task_spec.sample_masks(manifest.postprocessing, feeds)
+        samples = compare_outputs(reference, outputs, target.artifact_tolerance(manifest), masks)
     return Validation(
         validated=True,
         backend=label or backend.name,
@@ -130,6 +131,7 @@ def _evaluate(
         if source_outputs is not None:
             source_outputs[key] = src_out
     report = dataclasses.replace(report, **task.agreement(src_out, art_out))
+    report = dataclasses.replace(report, **task.source_scores(src_out, eval_data.labels, manifest.labels))
     floor = target.artifact_tolerance(manifest).min_top1_agreement
     if task.classifier and floor is not None and report.top1_agreement is not None and report.top1_agreement < floor:
         result.passed = False

@@ -27,6 +27,7 @@ from bmsdk.runtimes.litert_io import (
     to_signature,
 )
 from bmsdk.sections import LiteRTConfig, SampleCheck
+from bmsdk.tasks import get_task
 
 PRIMARY = "ai-edge-litert"
 FIX = "pip install 'bmsdk[litert]' (ai-edge-litert==2.3.0)"
@@ -174,7 +175,8 @@ class LiteRTBackend(Backend):
         """Run samples.npz and compare with the source's outputs; refuse an interpreter that disagrees."""
         inputs, reference, _ = load_samples(self.folder)
         try:
-            stats = compare_outputs(reference, self.run(inputs), recorded_tolerance(self.manifest))
+            masks = get_task(self.manifest.task).sample_masks(self.manifest.postprocessing, inputs)
+            stats = compare_outputs(reference, self.run(inputs), recorded_tolerance(self.manifest), masks)
         except RunError as e:
             raise BackendUnavailableError(f"{self.runtime} fails to run this model: {e.problem}", FIX) from None
         if not stats.passed:

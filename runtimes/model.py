@@ -71,17 +71,24 @@ class Model:
             raise InputError("this model has no pre-processing", "call run({name: array}) with the model's inputs")
         return self.preprocessor(items)
 
-    def predict(self, x: Any):
+    def predict(self, x: Any, **options):
         """A single input gives one prediction; a batch gives a list (feature extraction: an (N, D) array).
 
         What is one input and what is a batch is decided by `batch_of`. Batches run `batch_size` inputs at a time
         (texts sorted by token count, so that little padding is computed); results keep the input order.
+        `options` are the task's (token-classification: `aggregation_strategy`, `ignore_labels`).
         """
+        unknown = sorted(set(options) - set(self.task_spec.predict_options))
+        if unknown:
+            takes = ", ".join(self.task_spec.predict_options) or "no options"
+            raise InputError(
+                f"predict() got unknown option(s) {', '.join(unknown)}", f"a {self.task} model takes {takes}"
+            )
         if self.manifest.input_kind == "generation":
             return self.generate(x).text if isinstance(x, str) else [self.generate(p).text for p in x]
-        items, single = self.batch_of(x)
+        items, single = self.task_spec.batch_of(x) or self.batch_of(x)
         if self.manifest.input_kind == "text":
-            results = self._predict_texts(items)
+            results = self._predict_texts(items, options)
         else:
             parts = [self._predict_batch(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
             results = np.concatenate(parts) if isinstance(parts[0], np.ndarray) else [r for part in parts for r in part]
@@ -145,17 +152,20 @@ class Model:
         feeds = self.preprocess(items)
         return self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)
 
-    def _predict_texts(self, texts: list):
-        rows = self.preprocessor.encode(texts)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    def _predict_texts(self, texts: list, options: dict):
+        pre, task = self.preprocessor, self.task_spec
+        rows, owners = task.split(pre.encode(texts))
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
         results: list = [None] * len(rows)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            feeds = self.preprocessor.pad([rows[i] for i in chunk])
-            for i, result in zip(
-                chunk, self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)
-            ):
+            batch = [rows[i] for i in chunk]
+            feeds = pre.pad(batch)
+            post = self.manifest.postprocessing
+            answers = self.task_spec.postprocess_text(post, self.run(feeds), feeds, batch, pre, options)
+            for i, result in zip(chunk, answers):
                 results[i] = result
+        results = task.merge(results, owners, len(texts))
         return np.stack(results) if isinstance(results[0], np.ndarray) else results
 
     def generate(
@@ -206,10 +216,16 @@ class Model:
 
     def primary_outputs(self, data: Dataset, batch_size: int = 32) -> np.ndarray:
         """Class logits (classification) or pooled embeddings (feature extraction) for a whole dataset."""
-        chunks = []
+        chunks, post = [], self.manifest.postprocessing
         for batch in data.batches(batch_size):
+            if data.kind == "text" and self.manifest.input_kind == "text":
+                rows, owners = self.task_spec.split(self.preprocessor.encode(list(batch)))
+                feeds = self.preprocessor.pad(rows)
+                primary = self.task_spec.primary_text(post, self.run(feeds), feeds, rows)
+                chunks.append(self.task_spec.merge(primary, owners, len(batch)))
+                continue
             feeds = self.preprocess(batch if data.kind != "text" else list(batch))
-            chunks.append(self.task_spec.primary(self.manifest.postprocessing, self.run(feeds), feeds))
+            chunks.append(self.task_spec.primary(post, self.run(feeds), feeds))
         return np.concatenate(chunks)
 
     def evaluate(self, data: Dataset, batch_size: int = 32) -> dict[str, float] | None:

@@ -26,8 +26,17 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.clip(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12, None)
 
 
-def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], tol: Tolerance) -> SampleCheck:
-    """Error statistics over all outputs, and whether they are within the tolerance."""
+def compare_outputs(
+    reference: dict[str, np.ndarray],
+    actual: dict[str, np.ndarray],
+    tol: Tolerance,
+    token_masks: dict[str, np.ndarray] | None = None,
+) -> SampleCheck:
+    """Error statistics over all outputs, and whether they are within the tolerance.
+
+    `token_masks` ({output: [batch, sequence] bool}) marks the real tokens of per-token outputs: their padding
+    positions are left out, and each real token is judged as one sample (a token classifier's logits).
+    """
     n = int(len(next(iter(reference.values()))))
 
     def refused(reason: str) -> SampleCheck:
@@ -41,6 +50,11 @@ def compare_outputs(reference: dict[str, np.ndarray], actual: dict[str, np.ndarr
         ref = np.asarray(ref, dtype=np.float64)
         if got.shape != ref.shape:
             return refused(f"output '{name}' has shape {list(got.shape)}, source {list(ref.shape)}")
+        mask = (token_masks or {}).get(name)
+        if mask is not None and ref.ndim >= 3 and mask.shape == ref.shape[:2]:
+            ref, got = ref[mask], got[mask]  # [real tokens, ...]
+        elif mask is not None and mask.shape == ref.shape:  # one value per token (start/end logits)
+            ref, got = np.where(mask, ref, 0.0), np.where(mask, got, 0.0)
         if not np.isfinite(got).all():  # max()/min() would silently drop NaNs
             return refused(f"output '{name}' has NaN or infinite values")
         diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0

@@ -107,6 +107,10 @@ def _label(value: Any, path: Path, row: int) -> Any:
 
 
 def _rows_to_dataset(rows: list[dict], path: Path) -> Dataset:
+    if rows and "tokens" in rows[0] and "text" not in rows[0]:
+        return _tagged_words(rows, path)
+    if rows and "question" in rows[0] and "text" not in rows[0]:
+        return _questions(rows, path)
     if not rows or "text" not in rows[0]:
         raise DataError(f"{path} has no 'text' field", "each row needs 'text' and, for evaluation, 'label'")
     texts, labels = [], []
@@ -117,6 +121,48 @@ def _rows_to_dataset(rows: list[dict], path: Path) -> Dataset:
         labels.append(_label(row.get("label"), path, i + 1))
     has_labels = all(label is not None and label != "" for label in labels)
     return Dataset("text", texts, labels if has_labels else None, str(path))
+
+
+def _tagged_words(rows: list[dict], path: Path) -> Dataset:
+    """Token classification data: `{"tokens": [words], "tags": [one tag per word]}`; the text is the words joined
+    by single spaces, the labels are the tag lists (None when no row has tags)."""
+    fix = 'write one object per line: {"tokens": ["John", "lives"], "tags": ["B-PER", "O"]}, words without spaces'
+    texts, labels = [], []
+    for i, row in enumerate(rows):
+        words, tags = row.get("tokens"), row.get("tags")
+        if not isinstance(words, list) or not words or not all(_is_word(w) for w in words):
+            raise DataError(f"{path} row {i + 1} has no list of words without whitespace in 'tokens'", fix)
+        if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) and t for t in tags)):
+            raise DataError(f"{path} row {i + 1} has 'tags' that are not a list of tag names", fix)
+        if tags is not None and len(tags) != len(words):
+            raise DataError(f"{path} row {i + 1} has {len(words)} words but {len(tags)} tags", fix)
+        texts.append(" ".join(words))
+        labels.append(tags)
+    has_labels = all(tags is not None for tags in labels)
+    return Dataset("text", texts, labels if has_labels else None, str(path))
+
+
+def _questions(rows: list[dict], path: Path) -> Dataset:
+    """Question answering data: `{"question", "context", "answers": [texts]}` (SQuAD's `{"text": [...]}` form of
+    answers too); items are (question, context) pairs, labels the answer lists (None when no row has answers)."""
+    fix = 'write one object per line: {"question": "...", "context": "...", "answers": ["..."]}'
+    items, labels = [], []
+    for i, row in enumerate(rows):
+        question, context, answers = row.get("question"), row.get("context"), row.get("answers")
+        if not (isinstance(question, str) and question.strip() and isinstance(context, str) and context.strip()):
+            raise DataError(f"{path} row {i + 1} needs a 'question' and a 'context' string", fix)
+        if isinstance(answers, dict):
+            answers = answers.get("text")
+        if answers is not None and not (isinstance(answers, list) and all(isinstance(a, str) for a in answers)):
+            raise DataError(f"{path} row {i + 1} has 'answers' that are not a list of strings", fix)
+        items.append((question, context))
+        labels.append(answers)
+    has_labels = all(a is not None for a in labels)
+    return Dataset("text", items, labels if has_labels else None, str(path))
+
+
+def _is_word(word: Any) -> bool:
+    return isinstance(word, str) and bool(word) and not any(c.isspace() for c in word)
 
 
 def _jsonl(path: Path) -> Dataset:

@@ -388,6 +388,8 @@ def _check_text(pre: dict, inputs: list[TensorSpec], files: dict) -> None:
         raise _pre_error(f"'max_length' must be an int from 1 to {MAX_TEXT_LENGTH}, got {_show(pre.get('max_length'))}")
     if "pad_id" in pre and not _is_int(pre["pad_id"], 0):
         raise _pre_error(f"'pad_id' must be an int >= 0, got {_show(pre['pad_id'])}")
+    if "stride" in pre and not _is_int(pre["stride"], 0, pre["max_length"] - 1):
+        raise _pre_error(f"'stride' must be an int from 0 to max_length - 1, got {_show(pre['stride'])}")
     if "pad_token" in pre and not isinstance(pre["pad_token"], str):
         raise _pre_error(f"'pad_token' must be a string, got {_show(pre['pad_token'])}")
     if not any(t.name == "input_ids" for t in inputs):

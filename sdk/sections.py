@@ -182,6 +182,15 @@ class EvalReport(Section):
     perplexity_change: float | None = None  # artifact / source - 1
     perplexity_budget: float | None = None  # the largest change this precision may have
     tokens: int | None = None  # tokens scored
+    entity_f1: float | None = None  # token classification (seqeval's entity-level scores); top1_agreement is then
+    entity_precision: float | None = None  # token-level argmax agreement
+    entity_recall: float | None = None
+    entities: int | None = None  # gold entities in the data
+    source_entity_f1: float | None = None
+    exact_match: float | None = None  # question answering (SQuAD's); top1_agreement is then the share of questions
+    answer_f1: float | None = None  # given the same answer span as the source
+    source_exact_match: float | None = None
+    source_answer_f1: float | None = None
 
 
 @dataclass(kw_only=True)

@@ -292,7 +292,8 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
     positions = int(config.get("max_position_embeddings") or 10**6) - _position_offset(model)
     limit = min(int(tok_config.get("model_max_length") or 10**6), positions)
     max_length = min(max_length or DEFAULT_MAX_LENGTH, limit)
-    output = get_task(task).hf_output
+    spec = get_task(task)
+    output, kept = spec.hf_output, spec.hf_outputs
 
     class TextWrapper(torch.nn.Module):
         def __init__(self, inner):
@@ -300,22 +301,24 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
             self.inner = inner
 
         def forward(self, **feeds):
-            return getattr(self.inner(**feeds, return_dict=True), output)
+            result = self.inner(**feeds, return_dict=True)
+            return tuple(getattr(result, n) for n in kept) if kept else getattr(result, output)
 
     wrapper = _named_forward(TextWrapper(model), names)
     hidden = int(config.get("hidden_size", 0))
-    out_shape = (
-        ["batch", len(labels) if labels else int(config.get("num_labels", 2))]
-        if output == "logits"
-        else ["batch", "sequence", hidden]
-    )
+    classes = len(labels) if labels else int(config.get("num_labels", 2))
+    if output != "logits":
+        out_shape = ["batch", "sequence", hidden]
+    else:
+        out_shape = ["batch", "sequence", classes] if spec.per_token else ["batch", classes]
     pad_token, pad_id = _pad_token(files, tok_config, config.get("pad_token_id"))
     return Source(
         format="huggingface",
         path=str(path),
         task=task,
         inputs=_text_input_specs(names, config, limit),
-        outputs=[TensorSpec(output, "float32", out_shape)],
+        outputs=[TensorSpec(n, "float32", ["batch", "sequence"]) for n in kept]
+        or [TensorSpec(output, "float32", out_shape)],
         preprocessing={
             "kind": "text",
             "tokenizer": "tokenizer/tokenizer.json",
@@ -323,6 +326,7 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
             "pad_id": pad_id,
             "pad_token": pad_token,
             "lowercase": bool(tok_config.get("do_lower_case", True)),
+            **spec.text_preprocessing(max_length),
         },
         postprocessing=get_task(task).postprocessing(output, labels),
         module=wrapper,

@@ -218,6 +218,14 @@ def _predict_parser(sub, common) -> None:
         default="refuse",
         help="when the KV cache is full: stop with an error (default) or drop the oldest tokens",
     )
+    g = p.add_argument_group("token classification")
+    g.add_argument(
+        "--aggregation-strategy",
+        choices=("none", "simple", "first", "average", "max"),
+        help="how tokens make entities (default: the artifact's, simple): as transformers' pipeline",
+    )
+    g = p.add_argument_group("question answering")
+    g.add_argument("--context", help="the text each INPUT question is asked about")
     _public_key_option(p)
     p.set_defaults(func=cmd_predict)
 
@@ -524,6 +532,19 @@ def validation_summary(v: Validation) -> str:
             )
     elif ev and ev.mean_cosine is not None:
         line += f"\neval on {ev.n} examples: mean cosine to source {ev.mean_cosine:.6f}"
+    elif ev and ev.exact_match is not None:
+        line += f"\neval on {ev.n} questions: exact match {ev.exact_match:.4f}, F1 {ev.answer_f1:.4f}"
+        if ev.source_exact_match is not None:
+            agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
+            line += f" (source {ev.source_exact_match:.4f} / {ev.source_answer_f1:.4f}, same answer span {agreement})"
+    elif ev and ev.entity_f1 is not None:
+        line += (
+            f"\neval on {ev.n} examples ({ev.entities} entities): entity F1 {ev.entity_f1:.4f}, precision "
+            f"{ev.entity_precision:.4f}, recall {ev.entity_recall:.4f}"
+        )
+        if ev.source_entity_f1 is not None:
+            agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
+            line += f" (source F1 {ev.source_entity_f1:.4f}, token agreement {agreement})"
     return line + speed_summary(v.speed)
 
 
@@ -540,7 +561,22 @@ def speed_summary(speed) -> str:
     )
 
 
-def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
+def _entities_lines(text: str, entities: list[dict]) -> str:
+    """A text, then one line per entity: label, score, character span and the span's text."""
+    lines = [text]
+    for e in entities:
+        label = e.get("entity_group", e.get("entity"))
+        lines.append(f"  {label}\t{e['score']:.4f}\t{e['start']}-{e['end']}\t{text[e['start'] : e['end']]!r}")
+    return "\n".join(lines if entities else [text, "  (no entities)"])
+
+
+def _answer_each(model, questions: list[str], context: str | None) -> list[tuple[str, dict]]:
+    if not context:
+        raise InputError("a question-answering model needs the text to answer from", 'pass --context "..."')
+    return [(q, model.predict({"question": q, "context": context})) for q in questions]
+
+
+def _predict_each(model, inputs: list[str], options: dict | None = None) -> list[tuple[str, object]]:
     """(shown name, prediction) for each input; a .npy batch gives one row per item."""
 
     rows = []
@@ -555,7 +591,7 @@ def _predict_each(model, inputs: list[str]) -> list[tuple[str, object]]:
         elif path.suffix.lower() in IMAGE_SUFFIXES and not is_text:
             rows.append((str(path), model.predict(path)))
         elif is_text:
-            rows.append((text, model.predict(text)))
+            rows.append((text, model.predict(text, **(options or {}))))
         else:
             raise InputError(
                 f"'{text[:80]}' is not an image file or .npy array",
@@ -605,13 +641,25 @@ def cmd_predict(args) -> int:
     with load(args.artifact, backend=args.backend, threads=args.threads, public_key=args.public_key) as model:
         if model.manifest.input_kind == "generation":
             return _generate_each(model, args)
-        rows = _predict_each(model, args.inputs)
+        options = {"aggregation_strategy": args.aggregation_strategy} if args.aggregation_strategy else {}
+        if options and "aggregation_strategy" not in model.task_spec.predict_options:
+            raise InputError(f"--aggregation-strategy applies to token classifiers, not to {model.task}", "drop it")
+        if model.task == "question-answering":
+            rows = _answer_each(model, args.inputs, args.context)
+        elif args.context is not None:
+            raise InputError(f"--context applies to question-answering models, not to {model.task}", "drop it")
+        else:
+            rows = _predict_each(model, args.inputs, options)
     rows = [(name, r.tolist() if isinstance(r, np.ndarray) else r) for name, r in rows]
     if args.json:
         print(json.dumps([{"input": name, "output": r} for name, r in rows], indent=2))
         return 0
     for name, result in rows:
-        if isinstance(result, dict):
+        if model.task_spec.name == "token-classification":
+            print(_entities_lines(name, result))
+        elif model.task_spec.name == "question-answering":
+            print(f"{result['answer']}\t{result['score']:.4f}\t{result['start']}-{result['end']}\t{name}")
+        elif isinstance(result, dict):
             print(f"{result['label']}\t{result['score']:.4f}\t{name}")
         else:
             print(f"[{', '.join(f'{v:.4f}' for v in result[:4])}, ...] (dim {len(result)})\t{name}")
@@ -667,6 +715,9 @@ def cmd_validate(args) -> int:
     if ev and ev.artifact and recorded and recorded.source and recorded.data == ev.data:
         ev.source, ev.delta = recorded.source, delta(ev.artifact, recorded.source)
         ev.top1_agreement = recorded.top1_agreement
+    if ev and (ev.entity_f1 is not None or ev.exact_match is not None) and recorded and recorded.data == ev.data:
+        ev.source_entity_f1, ev.top1_agreement = recorded.source_entity_f1, recorded.top1_agreement
+        ev.source_exact_match, ev.source_answer_f1 = recorded.source_exact_match, recorded.source_answer_f1
     print(validation_summary(result).replace("top-1 agreement n/a", "top-1 agreement as recorded: n/a"))
     if not result.validated:
         return 1

@@ -21,6 +21,10 @@ class Task:
     hf_inputs: ClassVar[str] = "text"
     hf_output: ClassVar[str] = "logits"
     fallback: ClassVar[bool] = False  # the task of a checkpoint no other task recognises
+    per_token: ClassVar[bool] = False  # its output has a row per token: [batch, sequence, ...]
+    hf_outputs: ClassVar[tuple[str, ...]] = ()  # several outputs kept, each [batch, sequence] (start/end logits)
+    sample_texts: ClassVar[tuple] = ()  # inputs for samples.npz when no data is given (default: a few sentences)
+    predict_options: ClassVar[tuple[str, ...]] = ()  # keyword options predict() takes (token-classification: ...)
 
     @classmethod
     def detects(cls, architectures: Sequence[str]) -> bool:
@@ -38,6 +42,41 @@ class Task:
         """What predict() returns for a batch: a list of one result per input, or an (N, ...) array."""
         return self.primary(post, outputs, feeds)
 
+    def batch_of(self, x: Any) -> tuple[list, bool] | None:
+        """(the batch predict(x) runs, whether x is one input) for tasks with inputs of their own (question
+        answering: {"question", "context"} dicts); None: the Model decides."""
+        return None
+
+    def text_preprocessing(self, max_length: int) -> dict:
+        """Extra text pre-processing settings of this task (question answering: the window stride)."""
+        return {}
+
+    def split(self, rows: Sequence) -> tuple[list, list[int]]:
+        """The model rows of encoded inputs and the input each comes from (question answering: one row per window
+        of a long context); by default one row per input."""
+        return list(rows), list(range(len(rows)))
+
+    def merge(self, results: list, owners: list[int], count: int) -> list:
+        """One result per input from the results of its rows (the inverse of split)."""
+        return results
+
+    def postprocess_text(
+        self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], rows: Sequence, pre, options
+    ) -> Any:
+        """predict() for a batch of texts: `rows` are their TextRows (text, tokens, offsets), `pre` the
+        TextPreprocessor, `options` predict()'s keyword options. By default the outputs alone decide."""
+        return self.postprocess(post, outputs, feeds)
+
+    def primary_text(
+        self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], rows: Sequence
+    ) -> np.ndarray:
+        """primary() for a batch of texts, with their TextRows."""
+        return self.primary(post, outputs, feeds)
+
+    def sample_masks(self, post: dict, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{output: [batch, sequence] bool} for per-token outputs whose padding positions a sample check skips."""
+        return {}
+
     def metrics(self, primary: np.ndarray, labels: Sequence, label_names: Sequence[str] | None) -> dict | None:
         """The task metric against data labels; None where the task has no labels to score."""
         return None
@@ -45,6 +84,10 @@ class Task:
     def agreement(self, reference: np.ndarray, actual: np.ndarray) -> dict:
         """How closely an artifact's primary outputs follow the source's over a dataset."""
         raise NotImplementedError
+
+    def source_scores(self, primary: np.ndarray, labels: Sequence, label_names: Sequence[str] | None) -> dict:
+        """The source's task metric as eval report fields, for tasks whose agreement() does not give it."""
+        return {}
 
     def eval_failure(self, report, precision: str) -> str | None:
         """Why an artifact's eval report fails beyond the target's tolerance (text generation: its perplexity

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,6 +21,17 @@ from .tokenizer import load_tokenizer
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+class TextRow(NamedTuple):
+    """One encoded text: its token ids and token type ids (not padded), the text (question answering: the
+    (question, context) pair), and the tokenizers `Encoding` (tokens, character offsets into the text, special-token
+    mask, overflowing windows) for tasks that answer in spans of the text."""
+
+    ids: np.ndarray
+    type_ids: np.ndarray
+    text: str
+    encoding: Any
+
+
 class TextPreprocessor:
     """WordPiece, BPE or Unigram tokenization from the artifact's `tokenizer.json`, padded to a batch's longest text."""
 
@@ -29,7 +42,11 @@ class TextPreprocessor:
         self.pad_id = int(config.get("pad_id", 0))
         self.tokenizer = load_tokenizer(folder / config["tokenizer"])
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.max_length)
+        self.stride = int(config.get("stride", 0))  # question answering: tokens shared by consecutive windows
+        if self.stride:  # a (question, context) pair: the context is cut into overlapping windows
+            self.tokenizer.enable_truncation(self.max_length, stride=self.stride, strategy="only_second")
+        else:
+            self.tokenizer.enable_truncation(self.max_length)
         self.inputs = {t.name: t for t in inputs if t.name in TEXT_INPUTS}
         if "input_ids" not in self.inputs:
             raise InputError("a text model needs an 'input_ids' input", "convert it with --task text-classification")
@@ -38,32 +55,69 @@ class TextPreprocessor:
         """Tokenize, padded to the longest text of the batch (runtimes with fixed lengths pad further themselves)."""
         return self.pad(self.encode(texts))
 
-    def encode(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(token ids, token type ids) of each text, truncated to max_length and not padded."""
-        if not _is_text_list(texts):
+    def encode(self, texts: Sequence[str]) -> list[TextRow]:
+        """Each text's tokens, truncated to max_length and not padded."""
+        if not _is_text_list(texts, pairs=bool(self.stride)):
+            if self.stride:
+                raise InputError(
+                    "a question-answering model takes (question, context) pairs",
+                    "pass predict({'question': ..., 'context': ...}) or a list of them",
+                )
             raise InputError("text input must be a list of strings", "pass predict('text') or predict(['a', 'b'])")
         rows = []
         for start in range(0, len(texts), self.encode_chunk):
-            for e in self.tokenizer.encode_batch(list(texts[start : start + self.encode_chunk])):
-                rows.append((np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64)))
+            chunk = [tuple(t) if self.stride else t for t in texts[start : start + self.encode_chunk]]
+            try:
+                encoded = self.tokenizer.encode_batch(chunk)
+            except Exception as e:  # tokenizers raises a bare Exception, e.g. a question longer than max_length
+                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                fix = "shorten the question" if self.stride else "check the input texts"
+                raise InputError(f"cannot tokenize the input ({reason})", fix) from None
+            for text, e in zip(chunk, encoded):
+                rows.append(TextRow(np.asarray(e.ids, dtype=np.int64), np.asarray(e.type_ids, dtype=np.int64), text, e))
         return rows
 
-    def pad(self, rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    def join_tokens(self, tokens: Sequence[str]) -> str:
+        """Tokens back to a string as transformers' `convert_tokens_to_string` does (the tokenizer's decoder)."""
+        decoder = self.tokenizer.decoder
+        return decoder.decode(list(tokens)) if decoder is not None else " ".join(tokens)
+
+    @functools.cached_property
+    def unk_id(self) -> int | None:
+        """The id of the tokenizer model's unknown token (None where it has none)."""
+        model = json.loads(self.tokenizer.to_str()).get("model") or {}
+        if isinstance(model.get("unk_id"), int):  # Unigram
+            return model["unk_id"]
+        token = model.get("unk_token")  # WordPiece, BPE
+        return self.tokenizer.token_to_id(token) if isinstance(token, str) else None
+
+    @property
+    def word_aware(self) -> bool:
+        """Whether the tokenizer marks the pieces that continue a word (WordPiece's '##')."""
+        return bool(getattr(self.tokenizer.model, "continuing_subword_prefix", None))
+
+    def pad(self, rows: Sequence[tuple[np.ndarray, np.ndarray] | TextRow]) -> dict[str, np.ndarray]:
         """Model feeds for encoded texts: padded on the right with pad_id (attention mask 0) to the longest."""
-        width = max((len(ids) for ids, _ in rows), default=0)
+        width = max((len(row[0]) for row in rows), default=0)
         columns = {
             "input_ids": np.full((len(rows), width), self.pad_id, dtype=np.int64),
             "attention_mask": np.zeros((len(rows), width), dtype=np.int64),
             "token_type_ids": np.zeros((len(rows), width), dtype=np.int64),
         }
-        for r, (ids, types) in enumerate(rows):
+        for r, row in enumerate(rows):
+            ids, types = row[0], row[1]
             columns["input_ids"][r, : len(ids)] = ids
             columns["attention_mask"][r, : len(ids)] = 1
             columns["token_type_ids"][r, : len(ids)] = types
         return {name: columns[name].astype(spec.dtype, copy=False) for name, spec in self.inputs.items()}
 
 
-def _is_text_list(texts: Any) -> bool:
+def _is_text_list(texts: Any, pairs: bool = False) -> bool:
+    """A list of strings, or with `pairs` of (question, context) string pairs."""
+    if pairs:
+        return isinstance(texts, (list, tuple)) and all(
+            isinstance(t, (list, tuple)) and len(t) == 2 and all(isinstance(v, str) for v in t) for t in texts
+        )
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
         return False
     return isinstance(texts, (list, tuple, np.ndarray)) and all(isinstance(t, str) for t in texts)

@@ -33,9 +33,19 @@ def ner_dir(tmp_path_factory, bert_classifier_dir):
     return _save(model, bert_classifier_dir, tmp_path_factory.mktemp("ner") / "bert-ner")
 
 
-def test_a_head_without_a_task_is_named_not_guessed(ner_dir):
-    with pytest.raises(bmsdk.SourceError, match="TokenClassification head, which no bmsdk task supports") as e:
-        load_source(ner_dir)
+@pytest.fixture(scope="module")
+def choice_dir(tmp_path_factory, bert_classifier_dir):
+    import torch
+    from transformers import BertForMultipleChoice
+
+    torch.manual_seed(0)
+    model = BertForMultipleChoice(_bert_config())
+    return _save(model, bert_classifier_dir, tmp_path_factory.mktemp("choice") / "bert-choice")
+
+
+def test_a_head_without_a_task_is_named_not_guessed(choice_dir):
+    with pytest.raises(bmsdk.SourceError, match="MultipleChoice head, which no bmsdk task supports") as e:
+        load_source(choice_dir)
     assert "text-classification" not in e.value.fix.split("(")[0]  # no hint towards the wrong head
 
 
