@@ -3,6 +3,8 @@ rewrites and checks the zoo needed (whole-input pools, models that refuse their 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import TEXT_LABELS, _bert_config
@@ -128,8 +130,15 @@ def test_a_pool_over_the_whole_input_becomes_a_global_average():
 
 
 def test_a_model_that_refuses_its_inputs_is_a_source_error(vit_dir, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "vit-40"  # its processor makes 40x40 images; the model was built for 32x32
+    shutil.copytree(vit_dir, folder)
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config["size"] = {"height": 40, "width": 40}
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
     out = tmp_path / "a.bmsdk"
-    code = cli(["convert", str(vit_dir), "--input-shape", "pixel_values=1x3x40x40", "-o", str(out), "-q"])
+    code = cli(["convert", str(folder), "-o", str(out), "-q"])
     err = capsys.readouterr().err
     assert code != 0 and "the source model fails on inputs of pixel_values [1, 3, 40, 40]" in err, err
     assert "Traceback" not in err and not out.exists()
