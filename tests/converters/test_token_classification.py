@@ -149,9 +149,10 @@ def test_targets_validate_with_entity_f1(artifacts, arch, target, precision):
     result = artifacts(arch, target, precision)
     ev = checked_eval(result, precision)
     assert result.manifest.outputs[0].shape == ["batch", "sequence", len(NER_LABELS)]
-    assert result.manifest.validation.samples.top1_agreement == 1.0  # per real token
+    floor = 1.0 if precision == "fp32" else 0.98  # int8 may flip a token whose two best labels nearly tie
+    assert result.manifest.validation.samples.top1_agreement >= floor  # per real token
     assert ev.entities > 0 and ev.source_entity_f1 > 0.5  # the toy tagger learnt something
-    assert ev.top1_agreement >= (1.0 if precision == "fp32" else 0.98)
+    assert ev.top1_agreement >= floor
     assert abs(ev.entity_f1 - ev.source_entity_f1) <= (0 if precision == "fp32" else 0.05)
     with bmsdk.load(result.path) as model:
         fp32 = artifacts(arch, "onnx")
