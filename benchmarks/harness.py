@@ -280,6 +280,15 @@ def _scores(manifest, path: Path) -> dict:
         if ev.source_answer_f1 is not None:
             cell["source_metric"] = {"exact_match": ev.source_exact_match, "answer_f1": ev.source_answer_f1}
             cell["accuracy_change_pt"] = 100 * (ev.answer_f1 - ev.source_answer_f1)  # the task metric: SQuAD F1
+    if ev and ev.mean_iou is not None:
+        cell["metric"] = {
+            "mean_iou": ev.mean_iou,
+            "pixel_accuracy": ev.pixel_accuracy,
+            "mean_accuracy": ev.mean_accuracy,
+        }
+        if ev.source_mean_iou is not None:
+            cell["source_metric"] = {"mean_iou": ev.source_mean_iou, "pixel_accuracy": ev.source_pixel_accuracy}
+            cell["accuracy_change_pt"] = 100 * (ev.mean_iou - ev.source_mean_iou)  # the task metric: mean IoU
     if ev and ev.entity_f1 is not None:
         cell["metric"] = entity_metric(ev)
         if ev.source_entity_f1 is not None:
@@ -355,6 +364,8 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
         result["metric"] = {"perplexity": ev.source_perplexity, "tokens": ev.tokens}
     if ev and ev.source_entity_f1 is not None:
         result["metric"] = {"entity_f1": ev.source_entity_f1}
+    if ev and ev.source_mean_iou is not None:
+        result["metric"] = {"mean_iou": ev.source_mean_iou, "pixel_accuracy": ev.source_pixel_accuracy}
     if ev and ev.source_answer_f1 is not None:
         result["metric"] = {"exact_match": ev.source_exact_match, "answer_f1": ev.source_answer_f1}
     return result

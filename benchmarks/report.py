@@ -10,8 +10,9 @@ from pathlib import Path
 
 
 def task_metric(metric: dict) -> float | None:
-    """What the accuracy column shows: accuracy, a token classifier's entity F1 or a reader's SQuAD F1."""
-    return metric.get("accuracy", metric.get("entity_f1", metric.get("answer_f1")))
+    """What the accuracy column shows: accuracy, a token classifier's entity F1, a reader's SQuAD F1 or a
+    segmenter's mean IoU."""
+    return metric.get("accuracy", metric.get("entity_f1", metric.get("answer_f1", metric.get("mean_iou"))))
 
 
 def rows(report: dict) -> list[dict]:

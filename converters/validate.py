@@ -133,7 +133,12 @@ def _evaluate(
     report = dataclasses.replace(report, **task.agreement(src_out, art_out))
     report = dataclasses.replace(report, **task.source_scores(src_out, eval_data.labels, manifest.labels))
     floor = target.artifact_tolerance(manifest).min_top1_agreement
-    if task.classifier and floor is not None and report.top1_agreement is not None and report.top1_agreement < floor:
+    if (
+        (task.classifier or task.agreement_floor)
+        and floor is not None
+        and report.top1_agreement is not None
+        and report.top1_agreement < floor
+    ):
         result.passed = False
         result.reason = f"top-1 agreement {report.top1_agreement:.4f} < {floor} on {eval_data.origin}"
     failure = task.eval_failure(report, manifest.precision)

@@ -15,7 +15,7 @@ from bmsdk.manifest import Manifest
 from bmsdk.runtimes import open_backend
 from bmsdk.tasks import Task, get_task
 from bmsdk.tasks.generation import GenerationResult, GenerationStream, Generator, Sampling
-from bmsdk.tasks.preprocessing import make_preprocessor
+from bmsdk.tasks.preprocessing import ImagePreprocessor, make_preprocessor
 
 
 class Model:
@@ -70,6 +70,18 @@ class Model:
         if self.preprocessor is None:
             raise InputError("this model has no pre-processing", "call run({name: array}) with the model's inputs")
         return self.preprocessor(items)
+
+    def preprocess_images(self, items: Sequence[Any]) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
+        """preprocess(items) of an image model and each image's own (height, width); an already pre-processed
+        batch counts as images of the model's input size."""
+        if isinstance(self.preprocessor, ImagePreprocessor) and not (
+            isinstance(items, np.ndarray) and items.dtype.kind == "f" and items.ndim == 4
+        ):
+            return self.preprocessor.encode(items)
+        feeds = self.preprocess(items)
+        pre = self.manifest.preprocessing
+        size = tuple(int(v) for v in pre.get("size", next(iter(feeds.values())).shape[2:4]))
+        return feeds, [size] * len(next(iter(feeds.values())))
 
     def predict(self, x: Any, **options):
         """A single input gives one prediction; a batch gives a list (feature extraction: an (N, D) array).
@@ -149,6 +161,9 @@ class Model:
         return "pass a numpy array batch, or call run({name: array}) with the model's inputs"
 
     def _predict_batch(self, items: Any):
+        if self.manifest.input_kind == "image":
+            feeds, sizes = self.preprocess_images(items)
+            return self.task_spec.postprocess_images(self.manifest.postprocessing, self.run(feeds), feeds, sizes)
         feeds = self.preprocess(items)
         return self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)
 
@@ -223,6 +238,10 @@ class Model:
                 feeds = self.preprocessor.pad(rows)
                 primary = self.task_spec.primary_text(post, self.run(feeds), feeds, rows)
                 chunks.append(self.task_spec.merge(primary, owners, len(batch)))
+                continue
+            if self.manifest.input_kind == "image" and data.kind != "text":
+                feeds, sizes = self.preprocess_images(batch)
+                chunks.append(self.task_spec.primary_images(post, self.run(feeds), feeds, sizes))
                 continue
             feeds = self.preprocess(batch if data.kind != "text" else list(batch))
             chunks.append(self.task_spec.primary(post, self.run(feeds), feeds))

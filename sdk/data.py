@@ -54,7 +54,9 @@ def load_dataset(path: str | Path, require_labels: bool = False) -> Dataset:
         raise DataError(f"{path} holds no examples", "pass a file with at least one example")
     if require_labels and data.labels is None:
         raise DataError(
-            f"{path} has no labels", "evaluation data needs a 'label' column (JSONL/CSV) or a 'y' array (.npz)"
+            f"{path} has no labels",
+            "evaluation data needs a 'label' column (JSONL/CSV), a 'y' array (.npz) or, for segmentation, a 'mask' "
+            "per image",
         )
     return data
 
@@ -107,6 +109,8 @@ def _label(value: Any, path: Path, row: int) -> Any:
 
 
 def _rows_to_dataset(rows: list[dict], path: Path) -> Dataset:
+    if rows and "image" in rows[0] and "text" not in rows[0]:
+        return _segmentation_rows(rows, path)
     if rows and "tokens" in rows[0] and "text" not in rows[0]:
         return _tagged_words(rows, path)
     if rows and "question" in rows[0] and "text" not in rows[0]:
@@ -161,6 +165,62 @@ def _questions(rows: list[dict], path: Path) -> Dataset:
     return Dataset("text", items, labels if has_labels else None, str(path))
 
 
+def _segmentation_rows(rows: list[dict], path: Path) -> Dataset:
+    """Semantic segmentation data: `{"image": path, "mask": path}` (paths relative to the JSONL file's folder), the
+    mask a one-channel image (PNG, mode L, P or I) of label indices at the image's size, 255 where no label counts;
+    items are the image paths, labels the masks as H x W int arrays (None when no row has a mask)."""
+    fix = 'write one object per line: {"image": "img/0.png", "mask": "masks/0.png"}, paths relative to the file'
+    items, labels = [], []
+    for i, row in enumerate(rows):
+        image, mask = row.get("image"), row.get("mask")
+        if not isinstance(image, str) or not image or (mask is not None and not (isinstance(mask, str) and mask)):
+            raise DataError(f"{path} row {i + 1} needs an 'image' path (and a 'mask' path to score)", fix)
+        image_path = _inside(path, image, i + 1, fix)
+        if not image_path.is_file():
+            raise DataError(f"{path} row {i + 1}: image {image_path} does not exist", fix)
+        items.append(image_path)
+        labels.append(None if mask is None else read_mask(_inside(path, mask, i + 1, fix), image_path))
+    has_labels = all(m is not None for m in labels)
+    return Dataset("image", items, labels if has_labels else None, str(path))
+
+
+def _inside(path: Path, name: str, row: int, fix: str) -> Path:
+    """A path of a data row, relative to the data file's folder unless absolute."""
+    target = Path(name)
+    return target if target.is_absolute() else path.parent / target
+
+
+def read_mask(path: Path, image: Path | None = None) -> np.ndarray:
+    """A label mask: a one-channel image of label indices as an H x W int64 array; it must have its image's size."""
+    from PIL import Image
+
+    fix = "save each mask as a one-channel PNG (mode L, P or I) of label indices, 255 for pixels to ignore"
+    if not path.is_file():
+        raise DataError(f"mask {path} does not exist", fix)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode, size = img.mode, img.size
+            mask = np.asarray(img)
+    except Exception as e:  # Pillow raises several types for unreadable files
+        raise DataError(f"mask {path} is not a readable image ({_reason(e)})", fix) from None
+    if mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L") or mask.ndim != 2:
+        raise DataError(f"mask {path} is a {mode} image, not one channel of label indices", fix)
+    if image is not None:
+        try:
+            with Image.open(image) as img:
+                image_size = img.size
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"{image} is not a readable image ({_reason(e)})", "pass PNG/JPEG images") from None
+        if image_size != size:
+            raise DataError(
+                f"mask {path} is {size[0]}x{size[1]} but its image {image} is {image_size[0]}x{image_size[1]} "
+                "(width x height)",
+                "give each mask the size of its image",
+            )
+    return mask.astype(np.int64)
+
+
 def _is_word(word: Any) -> bool:
     return isinstance(word, str) and bool(word) and not any(c.isspace() for c in word)
 
@@ -200,12 +260,27 @@ def _csv(path: Path) -> Dataset:
 def _npz(path: Path) -> Dataset:
     x, y = _npz_arrays(path)
     _check_x(x, path)
+    if y is not None and y.ndim == 3:
+        return _npz_masks(x, y, path)
     labels = _npz_labels(y, len(x), path) if y is not None else None
     if x.dtype.kind in "US":
         return Dataset("text", _strings(x, path, "x"), labels, str(path))
     # 4-D float arrays are taken as preprocessed model inputs; anything else as images (pixel values)
     kind = "tensor" if (x.ndim == 4 and x.dtype.kind == "f" and x.shape[-1] not in (1, 3)) else "image"
     return Dataset(kind, x, labels, str(path))
+
+
+def _npz_masks(x: np.ndarray, y: np.ndarray, path: Path) -> Dataset:
+    """Semantic segmentation arrays: x images N x H x W x C (or N x H x W) of pixels, y masks N x H x W of label
+    indices (255 for pixels to ignore)."""
+    fix = "save x as N x H x W x 3 uint8 images and y as N x H x W integer label masks of the same H x W"
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{path}: y holds {y.dtype} masks, not integer label indices", fix)
+    if x.ndim not in (3, 4) or x.dtype.kind not in "uif" or x.shape[:3] != y.shape:
+        raise DataError(
+            f"{path}: x of shape {x.shape} and masks y of shape {y.shape} do not pair up (N x H x W each)", fix
+        )
+    return Dataset("image", x, [m.astype(np.int64) for m in y], str(path))
 
 
 def _npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

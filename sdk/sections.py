@@ -191,6 +191,12 @@ class EvalReport(Section):
     answer_f1: float | None = None  # given the same answer span as the source
     source_exact_match: float | None = None
     source_answer_f1: float | None = None
+    mean_iou: float | None = None  # semantic segmentation (evaluate's mean_iou); top1_agreement is then the share of
+    mean_accuracy: float | None = None  # pixels given the same label as the source
+    pixel_accuracy: float | None = None
+    pixels: int | None = None  # labelled pixels scored (ignore index left out)
+    source_mean_iou: float | None = None
+    source_pixel_accuracy: float | None = None
 
 
 @dataclass(kw_only=True)

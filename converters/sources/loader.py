@@ -244,7 +244,7 @@ def _from_huggingface(
     model.eval()
     label_names = labels or _hf_labels(config)
     if spec.hf_inputs == "image":
-        return _hf_image_source(path, model, config, label_names, input_shapes, mean, std)
+        return _hf_image_source(path, model, config, task, label_names, input_shapes, mean, std)
     if task == "text-generation":
         return _hf_causal_lm_source(path, model, config, max_length, tokenizer)
     return _hf_text_source(path, model, config, task, label_names, max_length, tokenizer)
@@ -434,7 +434,7 @@ def _tokenizer_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> Source:
+def _hf_image_source(path, model, config, task, labels, input_shapes, mean, std) -> Source:
     import torch
 
     channels = int(config.get("num_channels", 3))
@@ -465,15 +465,20 @@ def _hf_image_source(path, model, config, labels, input_shapes, mean, std) -> So
             return self.inner(pixel_values=pixel_values, return_dict=True).logits
 
     num_classes = len(labels) if labels else int(config.get("num_labels", 2))
+    wrapper = ImageWrapper(model).eval()
+    out_shape = ["batch", num_classes]
+    if task == "semantic-segmentation":  # logits [batch, labels, h, w] at the resolution the model's head gives
+        (logits,) = _run_module(wrapper, {"pixel_values": np.zeros((1, channels, int(height), int(width)), np.float32)})
+        out_shape = ["batch", *(int(d) for d in logits.shape[1:])]
     return Source(
         format="huggingface",
         path=str(path),
-        task="image-classification",
+        task=task,
         inputs=[TensorSpec("pixel_values", "float32", ["batch", channels, int(height), int(width)])],
-        outputs=[TensorSpec("logits", "float32", ["batch", num_classes])],
+        outputs=[TensorSpec("logits", "float32", out_shape)],
         preprocessing={"kind": "image", "input_name": "pixel_values", "channels": channels, "layout": "NCHW", **fields},
-        postprocessing=get_task("image-classification").postprocessing("logits", labels),
-        module=ImageWrapper(model).eval(),
+        postprocessing=get_task(task).postprocessing("logits", labels),
+        module=wrapper,
         info=_source_info(path, "huggingface", config.get("architectures")),
         name=path.name,
     )

@@ -537,6 +537,17 @@ def validation_summary(v: Validation) -> str:
         if ev.source_exact_match is not None:
             agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
             line += f" (source {ev.source_exact_match:.4f} / {ev.source_answer_f1:.4f}, same answer span {agreement})"
+    elif ev and ev.mean_iou is not None:
+        line += (
+            f"\neval on {ev.n} images ({ev.pixels} labelled pixels): mean IoU {ev.mean_iou:.4f}, pixel accuracy "
+            f"{ev.pixel_accuracy:.4f}, mean accuracy {ev.mean_accuracy:.4f}"
+        )
+        if ev.source_mean_iou is not None:
+            agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
+            line += (
+                f" (source mean IoU {ev.source_mean_iou:.4f}, pixel accuracy {ev.source_pixel_accuracy:.4f}, "
+                f"pixel agreement {agreement})"
+            )
     elif ev and ev.entity_f1 is not None:
         line += (
             f"\neval on {ev.n} examples ({ev.entities} entities): entity F1 {ev.entity_f1:.4f}, precision "
@@ -651,12 +662,17 @@ def cmd_predict(args) -> int:
         else:
             rows = _predict_each(model, args.inputs, options)
     rows = [(name, r.tolist() if isinstance(r, np.ndarray) else r) for name, r in rows]
+    rows = [(name, {**r, "mask": r["mask"].tolist()} if isinstance(r, dict) and "mask" in r else r) for name, r in rows]
     if args.json:
         print(json.dumps([{"input": name, "output": r} for name, r in rows], indent=2))
         return 0
     for name, result in rows:
         if model.task_spec.name == "token-classification":
             print(_entities_lines(name, result))
+        elif model.task_spec.name == "semantic-segmentation":
+            height, width = len(result["mask"]), len(result["mask"][0])
+            shares = ", ".join(f"{k} {v:.3f}" for k, v in result["fractions"].items())
+            print(f"{height}x{width} mask: {shares}\t{name}")
         elif model.task_spec.name == "question-answering":
             print(f"{result['answer']}\t{result['score']:.4f}\t{result['start']}-{result['end']}\t{name}")
         elif isinstance(result, dict):
@@ -715,6 +731,9 @@ def cmd_validate(args) -> int:
     if ev and ev.artifact and recorded and recorded.source and recorded.data == ev.data:
         ev.source, ev.delta = recorded.source, delta(ev.artifact, recorded.source)
         ev.top1_agreement = recorded.top1_agreement
+    if ev and ev.mean_iou is not None and recorded and recorded.data == ev.data:
+        ev.source_mean_iou, ev.top1_agreement = recorded.source_mean_iou, recorded.top1_agreement
+        ev.source_pixel_accuracy = recorded.source_pixel_accuracy
     if ev and (ev.entity_f1 is not None or ev.exact_match is not None) and recorded and recorded.data == ev.data:
         ev.source_entity_f1, ev.top1_agreement = recorded.source_entity_f1, recorded.top1_agreement
         ev.source_exact_match, ev.source_answer_f1 = recorded.source_exact_match, recorded.source_answer_f1

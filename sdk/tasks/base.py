@@ -25,6 +25,7 @@ class Task:
     hf_outputs: ClassVar[tuple[str, ...]] = ()  # several outputs kept, each [batch, sequence] (start/end logits)
     sample_texts: ClassVar[tuple] = ()  # inputs for samples.npz when no data is given (default: a few sentences)
     predict_options: ClassVar[tuple[str, ...]] = ()  # keyword options predict() takes (token-classification: ...)
+    agreement_floor: ClassVar[bool] = False  # the target's min_top1_agreement applies to agreement() (classifiers do)
 
     @classmethod
     def detects(cls, architectures: Sequence[str]) -> bool:
@@ -40,6 +41,19 @@ class Task:
 
     def postprocess(self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> Any:
         """What predict() returns for a batch: a list of one result per input, or an (N, ...) array."""
+        return self.primary(post, outputs, feeds)
+
+    def postprocess_images(
+        self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], sizes: Sequence[tuple[int, int]]
+    ) -> Any:
+        """predict() for a batch of images whose own (height, width) before pre-processing are `sizes`
+        (semantic segmentation answers at each image's size). By default the outputs alone decide."""
+        return self.postprocess(post, outputs, feeds)
+
+    def primary_images(
+        self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], sizes: Sequence[tuple[int, int]]
+    ) -> np.ndarray:
+        """primary() for a batch of images of (height, width) `sizes` before pre-processing."""
         return self.primary(post, outputs, feeds)
 
     def batch_of(self, x: Any) -> tuple[list, bool] | None:

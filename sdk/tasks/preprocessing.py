@@ -147,6 +147,10 @@ class ImagePreprocessor:
     def load(self, image: Any) -> np.ndarray:
         """One image (path, PIL image or HxW / HxWxC array of pixel values 0-255), resized and cropped to the
         model's size, as HxWxC float32 pixels 0-255."""
+        return self.load_sized(image)[0]
+
+    def load_sized(self, image: Any) -> tuple[np.ndarray, tuple[int, int]]:
+        """load(image) and the image's own (height, width) before any resize or crop."""
         from PIL import Image
 
         if isinstance(image, (str, Path)):
@@ -164,6 +168,7 @@ class ImagePreprocessor:
             raise InputError(
                 f"cannot read an image from {type(image).__name__}", "pass a path, a PIL image or a numpy array"
             )
+        size = (int(image.height), int(image.width))
         pixels = np.asarray(resize_image(image.convert("L" if self.channels == 1 else "RGB"), self.resize))
         if self.crop is not None:
             pixels = center_crop(pixels, *self.crop)
@@ -174,10 +179,15 @@ class ImagePreprocessor:
                 f"resize the image to {self.width}x{self.height} (width x height) first",
             )
         pixels = pixels.astype(np.float32)
-        return pixels[..., None] if pixels.ndim == 2 else pixels
+        return (pixels[..., None] if pixels.ndim == 2 else pixels), size
 
     def __call__(self, images: Sequence[Any]) -> dict[str, np.ndarray]:
-        return {self.input_name: self.normalize(np.stack([self.load(img) for img in images]))}
+        return self.encode(images)[0]
+
+    def encode(self, images: Sequence[Any]) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
+        """The feeds of a batch of images and each image's own (height, width) before pre-processing."""
+        loaded = [self.load_sized(img) for img in images]
+        return {self.input_name: self.normalize(np.stack([p for p, _ in loaded]))}, [s for _, s in loaded]
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
         """NxHxWxC pixels 0-255 to the model's input: transformers' rescale (the product in float64, then float32),
