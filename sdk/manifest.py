@@ -466,7 +466,14 @@ def _check_postprocessing(post: dict, outputs: list[TensorSpec]) -> None:
             f"bmsdk.json postprocessing 'labels' must be a list of strings, got {_show(labels)}", REMAKE
         )
     spec = next(t for t in outputs if t.name == name) if name is not None else outputs[0]
-    classes = spec.shape[-1] if spec.shape else None
+    axis = post.get("label_axis", -1)  # the output's label dimension (semantic segmentation: 1, [N, labels, h, w])
+    if (
+        isinstance(axis, bool)
+        or not isinstance(axis, int)
+        or not -len(spec.shape or [0]) <= axis < len(spec.shape or [0])
+    ):
+        raise ManifestError(f"bmsdk.json postprocessing 'label_axis' {_show(axis)} is not a dim of {spec.name}", REMAKE)
+    classes = spec.shape[axis] if spec.shape else None
     if isinstance(classes, int) and len(labels) != classes:
         raise ManifestError(
             f"bmsdk.json has {len(labels)} labels but output {_show(spec.name)} has {classes} classes", REMAKE

@@ -34,7 +34,7 @@ class SemanticSegmentation(Task):
     agreement_floor = True  # the target's min_top1_agreement applies to the pixel agreement
 
     def postprocessing(self, output, labels):
-        return {"output": output, "labels": labels}
+        return {"output": output, "labels": labels, "label_axis": 1}
 
     def postprocess_images(self, post, outputs, feeds, sizes):
         logits = self.primary(post, outputs, feeds)
