@@ -175,16 +175,16 @@ def _segmentation_rows(rows: list[dict], path: Path) -> Dataset:
         image, mask = row.get("image"), row.get("mask")
         if not isinstance(image, str) or not image or (mask is not None and not (isinstance(mask, str) and mask)):
             raise DataError(f"{path} row {i + 1} needs an 'image' path (and a 'mask' path to score)", fix)
-        image_path = _inside(path, image, i + 1, fix)
+        image_path = _inside(path, image)
         if not image_path.is_file():
             raise DataError(f"{path} row {i + 1}: image {image_path} does not exist", fix)
         items.append(image_path)
-        labels.append(None if mask is None else read_mask(_inside(path, mask, i + 1, fix), image_path))
+        labels.append(None if mask is None else read_mask(_inside(path, mask), image_path))
     has_labels = all(m is not None for m in labels)
     return Dataset("image", items, labels if has_labels else None, str(path))
 
 
-def _inside(path: Path, name: str, row: int, fix: str) -> Path:
+def _inside(path: Path, name: str) -> Path:
     """A path of a data row, relative to the data file's folder unless absolute."""
     target = Path(name)
     return target if target.is_absolute() else path.parent / target
