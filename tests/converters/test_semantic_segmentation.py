@@ -220,6 +220,12 @@ def test_cli_predict_validate_and_bench(artifacts, segmenters, eval_set, capsys,
     assert cli(["validate", path, "--eval", str(eval_set)]) == 0
     out = capsys.readouterr().out
     assert "mean IoU" in out and "source mean IoU" in out
+    assert cli(["export-vectors", path, "-o", str(tmp_path / "v.json")]) == 0
+    case = json.loads((tmp_path / "v.json").read_text())["cases"][0]  # what a device port must reproduce
+    want = upsample_argmax(
+        np.asarray(case["outputs"]["logits"], dtype=np.float32), np.asarray(case["pixels_hwc"]).shape[:2]
+    )
+    assert case["prediction"]["mask"] == want.tolist()
     cell, source = quick_bench(segmenters["segformer"], eval_set, tmp_path / "bench")
     assert cell["metric"]["mean_iou"] == source["metric"]["mean_iou"] > 0.5
     assert cell["accuracy_change_pt"] == 0
