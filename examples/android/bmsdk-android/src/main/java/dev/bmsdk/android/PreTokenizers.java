@@ -36,8 +36,12 @@ final class PreTokenizers {
         }
 
         /** The parts of `piece` before byte-level spelling (the first with the prefix space when one is added). */
+        boolean prepends(String piece) {
+            return prefixSpace && !piece.isEmpty() && !piece.startsWith(" ");
+        }
+
         List<String> parts(String piece) {
-            String s = prefixSpace && !piece.isEmpty() && !piece.startsWith(" ") ? " " + piece : piece;
+            String s = prepends(piece) ? " " + piece : piece;
             return re == null ? List.of(s) : split(s, re, "Isolated");
         }
 
