@@ -35,11 +35,14 @@ STRATEGIES = ("none", "simple", "first", "average", "max")
 def _qa_cases() -> list[dict]:
     from qa_models import questions
 
-    cases = [{"question": q, "context": c} for q, c in (
-        ("Where does Mary live?", "Mary lives in Paris and works in London."),
-        ("Who works at Acme?", "John works at Acme. Alice works at Initech."),
-        ("Where does Zoë work?", "Zoë works at Umbrella Labs; Bob lives in New York."),
-    )]
+    cases = [
+        {"question": q, "context": c}
+        for q, c in (
+            ("Where does Mary live?", "Mary lives in Paris and works in London."),
+            ("Who works at Acme?", "John works at Acme. Alice works at Initech."),
+            ("Where does Zoë work?", "Zoë works at Umbrella Labs; Bob lives in New York."),
+        )
+    ]
     for e in questions(2, seed=3, facts=3):
         cases.append({"question": e["question"], "context": e["context"]})
     for e in questions(3, seed=5, facts=7):  # long: several windows of 64 tokens with stride 32
