@@ -2,8 +2,8 @@
 test_ios_swift.py).
 
 For the tiny NER taggers and QA readers of tests/ner_models.py and tests/qa_models.py (a BERT with WordPiece and a
-RoBERTa with byte-level BPE each), converted to ONNX fp32, one folder each with bmsdk.json, tokenizer.json and
-spans.json. Each case holds the input, every window the Python pre-processing made (ids, type ids, tokens, character
+RoBERTa with byte-level BPE each), converted to ONNX fp32, one folder each with bmsdk.json, tokenizer/tokenizer.json
+and spans.json. Each case holds the input, every window the Python pre-processing made (ids, type ids, tokens, character
 offsets, special-tokens mask, sequence ids, word ids) with the model's raw outputs for it, and what `predict()`
 returned: the entities for every aggregation strategy (and with `ignore_labels=[]`), the answers for several
 `top_k` / `max_answer_len` / `handle_impossible_answer` settings, long contexts cut into several stride windows
@@ -117,8 +117,8 @@ def span_artifacts(work: Path) -> dict[str, Path]:
 
 
 def write_span_folders(root: Path, work: Path) -> list[Path]:
-    """One folder per tiny NER/QA artifact under `root` (spans-ner-bert, ...) with bmsdk.json, tokenizer.json and
-    spans.json."""
+    """One folder per tiny NER/QA artifact under `root` (spans-ner-bert, ...) with bmsdk.json, tokenizer/tokenizer.json
+    and spans.json."""
     import bmsdk
 
     folders = []
@@ -126,7 +126,8 @@ def write_span_folders(root: Path, work: Path) -> list[Path]:
         folder = root / f"spans-{name}"
         folder.mkdir()
         shutil.copyfile(artifact / "bmsdk.json", folder / "bmsdk.json")
-        shutil.copyfile(artifact / "tokenizer" / "tokenizer.json", folder / "tokenizer.json")
+        (folder / "tokenizer").mkdir()
+        shutil.copyfile(artifact / "tokenizer" / "tokenizer.json", folder / "tokenizer" / "tokenizer.json")
         with bmsdk.load(artifact) as model:
             cases = _ner_folder(model) if name.startswith("ner") else _qa_folder(model)
             task = model.manifest.task

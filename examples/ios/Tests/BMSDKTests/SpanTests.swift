@@ -35,7 +35,7 @@ final class SpanTests: XCTestCase {
 
     static func tokenizer(_ f: Folder) throws -> TextTokenizer {
         let pre = f.manifest["preprocessing"] as! [String: Any]
-        return try TextTokenizer(tokenizerJSON: f.url.appendingPathComponent("tokenizer.json"), maxLength: pre["max_length"] as! Int)
+        return try TextTokenizer(tokenizerJSON: f.url.appendingPathComponent("tokenizer/tokenizer.json"), maxLength: pre["max_length"] as! Int)
     }
 
     static func floats(_ v: Any?) -> [Float] { (v as! [Any]).map { Float(($0 as! NSNumber).doubleValue) } }
@@ -96,6 +96,58 @@ final class SpanTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(checked, 50)
+    }
+
+    /// Replays the recorded raw outputs of each window, found by its input ids (and checks the feeds' shapes).
+    struct ReplayRunner: Runner {
+        let outputs: [[Int]: [String: [Float]]]
+
+        init(_ cases: [[String: Any]]) {
+            var outputs: [[Int]: [String: [Float]]] = [:]
+            for item in cases {
+                for w in item["windows"] as! [[String: Any]] {
+                    var flat: [String: [Float]] = [:]
+                    for (name, value) in w["outputs"] as! [String: Any] {
+                        flat[name] = (value as! [Any]).flatMap { v in (v as? [Any]).map(SpanTests.floats) ?? [Float((v as! NSNumber).doubleValue)] }
+                    }
+                    outputs[w["ids"] as! [Int]] = flat
+                }
+            }
+            self.outputs = outputs
+        }
+
+        func run(_ feeds: [String: Tensor]) throws -> [String: [Float]] {
+            guard case .int32(let ids)? = feeds["input_ids"]?.values, let out = outputs[ids.map(Int.init)] else {
+                throw BMSDKError.input("no recorded outputs for these input ids")
+            }
+            return out
+        }
+    }
+
+    /// BMSDKModel end to end (tokenizer, feeds, one runner call per window, post-processing with the manifest's
+    /// defaults) over the replayed outputs: the default-option predict() results.
+    func testModelPredictsEntitiesAndAnswers() throws {
+        var checked = 0
+        for f in try Self.folders(task: "token-classification") + Self.folders(task: "question-answering") {
+            let cases = f.spans["cases"] as! [[String: Any]]
+            let model = try BMSDKModel(folder: f.url, runner: ReplayRunner(cases))
+            for item in cases {
+                if let text = item["text"] as? String {
+                    let expected = (item["entities"] as! [String: Any])["simple"] as! [[String: Any]]
+                    checkEntities("\(f.url.lastPathComponent) model '\(text)'", expected, try model.entities(text: text))
+                } else {
+                    let got = try model.answers(question: item["question"] as! String, context: item["context"] as! String)
+                    let run = (item["answers"] as! [[String: Any]]).first { ($0["options"] as! [String: Any]).isEmpty }!
+                    let e = run["expected"] as! [String: Any]
+                    XCTAssertEqual(got.count, 1)
+                    XCTAssertEqual(e["answer"] as? String, got.first?.answer, "\(f.url.lastPathComponent) model \(item["question"]!)")
+                    XCTAssertEqual(e["start"] as? Int, got.first?.start)
+                    XCTAssertEqual((e["score"] as! NSNumber).doubleValue, got.first?.score ?? -1, accuracy: Self.tolerance)
+                }
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 30)
     }
 
     func testQuestionAnsweringGivesPythonsAnswers() throws {

@@ -33,6 +33,12 @@ public class SpansTest {
         return out;
     }
 
+    /** tokenizer/tokenizer.json as in an artifact (older vector folders: tokenizer.json beside bmsdk.json). */
+    private static File tokenizerFile(File folder) {
+        File nested = new File(new File(folder, "tokenizer"), "tokenizer.json");
+        return nested.isFile() ? nested : new File(folder, "tokenizer.json");
+    }
+
     private static int[] ints(Object list) {
         List<Object> l = Json.array(list);
         int[] out = new int[l.size()];
@@ -106,7 +112,7 @@ public class SpansTest {
         int checked = 0;
         for (File folder : folders("token-classification")) {
             Manifest manifest = new Manifest(VectorsTest.read(new File(folder, "bmsdk.json")));
-            TextTokenizer tokenizer = TextTokenizer.fromJson(VectorsTest.read(new File(folder, "tokenizer.json")), manifest.maxLength());
+            TextTokenizer tokenizer = TextTokenizer.fromJson(VectorsTest.read(tokenizerFile(folder)), manifest.maxLength());
             List<String> ignore = strings(manifest.postprocessing.get("ignore_labels"));
             for (Object c : Json.array(VectorsTest.json(new File(folder, "spans.json")).get("cases"))) {
                 Map<String, Object> item = Json.object(c);
@@ -144,13 +150,89 @@ public class SpansTest {
         return s;
     }
 
+    /** Replays each window's recorded outputs, found by its input ids. */
+    private static ModelRunner replay(List<Object> cases) {
+        Map<String, Map<String, TensorData>> recorded = new java.util.HashMap<>();
+        for (Object c : cases) {
+            for (Object w : Json.array(Json.object(c).get("windows"))) {
+                Map<String, Object> window = Json.object(w);
+                Map<String, TensorData> out = new java.util.HashMap<>();
+                for (Map.Entry<String, Object> e : Json.object(window.get("outputs")).entrySet()) {
+                    List<Float> values = new ArrayList<>();
+                    for (Object v : Json.array(e.getValue())) {
+                        if (v instanceof List) {
+                            for (float f : floats(v)) {
+                                values.add(f);
+                            }
+                        } else {
+                            values.add((float) Json.number(v));
+                        }
+                    }
+                    float[] flat = new float[values.size()];
+                    for (int i = 0; i < flat.length; i++) {
+                        flat[i] = values.get(i);
+                    }
+                    out.put(e.getKey(), TensorData.of(flat));
+                }
+                recorded.put(java.util.Arrays.toString(longs(window.get("ids"))), out);
+            }
+        }
+        return new ModelRunner() {
+            @Override
+            public Map<String, TensorData> run(String signature, Map<String, TensorData> inputs) {
+                TensorData ids = inputs.get("input_ids");
+                assertArrayEquals(new int[] {1, ids.longs.length}, ids.shape);
+                Map<String, TensorData> out = recorded.get(java.util.Arrays.toString(ids.longs));
+                assertTrue("no recorded outputs for these input ids", out != null);
+                return out;
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+    }
+
+    /** SpanModel end to end over the replayed outputs, with the manifest's defaults: predict()'s default results. */
+    @Test
+    public void spanModelPredictsEntitiesAndAnswers() {
+        int checked = 0;
+        List<File> all = new ArrayList<>(folders("token-classification"));
+        all.addAll(folders("question-answering"));
+        for (File folder : all) {
+            Manifest manifest = new Manifest(VectorsTest.read(new File(folder, "bmsdk.json")));
+            List<Object> cases = Json.array(VectorsTest.json(new File(folder, "spans.json")).get("cases"));
+            try (SpanModel model = new SpanModel(manifest, VectorsTest.read(tokenizerFile(folder)), replay(cases))) {
+                for (Object c : cases) {
+                    Map<String, Object> item = Json.object(c);
+                    if (item.containsKey("text")) {
+                        String text = (String) item.get("text");
+                        checkEntities(folder.getName() + " model '" + text + "'",
+                                Json.array(Json.object(item.get("entities")).get("simple")), model.entities(text));
+                    } else {
+                        List<AnswerSpans.Answer> got = model.answers((String) item.get("question"), (String) item.get("context"));
+                        Map<String, Object> run = Json.object(Json.array(item.get("answers")).get(0));
+                        assertTrue(Json.object(run.get("options")).isEmpty());
+                        Map<String, Object> e = Json.object(run.get("expected"));
+                        assertEquals(1, got.size());
+                        assertEquals(folder.getName() + " model " + item.get("question"), e.get("answer"), got.get(0).answer);
+                        assertEquals((int) Json.number(e.get("start")), got.get(0).start);
+                        assertEquals(Json.number(e.get("score")), got.get(0).score, TOLERANCE);
+                    }
+                    checked++;
+                }
+            }
+        }
+        assertTrue("inputs run: " + checked, checked > 30);
+    }
+
     @Test
     public void questionAnsweringGivesPythonsAnswers() {
         int windowsSeen = 0;
         int multiWindow = 0;
         for (File folder : folders("question-answering")) {
             Manifest manifest = new Manifest(VectorsTest.read(new File(folder, "bmsdk.json")));
-            TextTokenizer tokenizer = TextTokenizer.fromJson(VectorsTest.read(new File(folder, "tokenizer.json")), manifest.maxLength());
+            TextTokenizer tokenizer = TextTokenizer.fromJson(VectorsTest.read(tokenizerFile(folder)), manifest.maxLength());
             int stride = (int) Json.number(manifest.preprocessing.get("stride"));
             for (Object c : Json.array(VectorsTest.json(new File(folder, "spans.json")).get("cases"))) {
                 Map<String, Object> item = Json.object(c);
