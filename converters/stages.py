@@ -307,6 +307,8 @@ class Build:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(ctx.manifest, precision=ctx.precision)
         spec, float_layers = ctx.target, ctx.float_layers or None
+        if float_layers is None and ctx.precision != "fp32" and ctx.source.float_layers:
+            float_layers = list(ctx.source.float_layers)  # the source's own default (audio: the conv encoder)
         with ctx.progress.step(f"building {ctx.request.target} {ctx.precision}"), typed_build_errors(spec):
             built = spec.build(
                 ctx.source, ctx.folder, ctx.precision, ctx.calibration_feeds, ctx.request.options, float_layers

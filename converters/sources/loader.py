@@ -51,6 +51,9 @@ class Source:
     files: dict[str, Path] = field(default_factory=dict)  # extra files for the artifact: name -> path
     info: dict = field(default_factory=dict)
     name: str = "source"
+    # layers (module names) that int8 builds keep in float unless a budget search chooses: wav2vec2's conv
+    # feature encoder, whose first layers read the raw waveform and lose the signal when quantized
+    float_layers: list[str] = field(default_factory=list)
     _session: Any = None
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -540,6 +543,58 @@ def _without_weight_norm(model) -> list[str]:
     return changed
 
 
+def _direct_frame_masks(model) -> None:
+    """wav2vec2-family models turn the sample mask into a frame mask by scattering a 1 at each clip's last frame and
+    summing the reversed row (a scatter litert-torch cannot type and the MIL executor needed two ops for). The same
+    mask, computed directly: frame t is attended where t < the clip's frame count (all frames for a count of 0,
+    as the original's index -1 gives)."""
+    import types
+
+    import torch
+
+    def frame_mask(self, feature_vector_length, attention_mask, **kwargs):
+        lengths = self._get_feat_extract_output_lengths(attention_mask.sum(-1), **kwargs).to(torch.long)
+        lengths = torch.where(lengths > 0, lengths, torch.full_like(lengths, feature_vector_length))
+        frames = torch.arange(feature_vector_length, device=attention_mask.device)
+        return frames[None, :] < lengths[:, None]
+
+    for module in model.modules():
+        if hasattr(module, "_get_feature_vector_attention_mask"):
+            module._get_feature_vector_attention_mask = types.MethodType(frame_mask, module)
+
+
+def _masked_assignments_mode():
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class MaskedAssignments(TorchFunctionMode):
+        """`x[mask] = value` with a boolean mask of x's own shape (wav2vec2/HuBERT encoders zero their padded frames
+        this way) as `x.masked_fill_(mask, value)`: the same numbers, and an op every exporter lowers (a boolean
+        index_put is data-dependent for litert-torch and refused by coremltools)."""
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.Tensor.__setitem__ and len(args) == 3:
+                x, index, value = args
+                whole = isinstance(index, torch.Tensor) and index.dtype == torch.bool and index.shape == x.shape
+                if whole and (not isinstance(value, torch.Tensor) or value.dim() == 0):
+                    return x.masked_fill_(index, value)
+            return func(*args, **kwargs)
+
+    return MaskedAssignments
+
+
+class _MaskedAssignments:
+    """Context manager: the TorchFunctionMode of _masked_assignments_mode (torch imported on first use)."""
+
+    def __enter__(self):
+        self.mode = _masked_assignments_mode()()
+        return self.mode.__enter__()
+
+    def __exit__(self, *exc):
+        return self.mode.__exit__(*exc)
+
+
 def _hf_audio_source(path, model, config, task, labels, input_shapes, extractor) -> Source:
     import torch
 
@@ -560,6 +615,8 @@ def _hf_audio_source(path, model, config, task, labels, input_shapes, extractor)
         )
     folded = _without_weight_norm(model)
     mask = extractor["attention_mask"]
+    if mask:
+        _direct_frame_masks(model)
     names = ["input_values", "attention_mask"] if mask else ["input_values"]
 
     class AudioWrapper(torch.nn.Module):
@@ -568,7 +625,8 @@ def _hf_audio_source(path, model, config, task, labels, input_shapes, extractor)
             self.inner = inner
 
         def forward(self, **feeds):
-            return self.inner(**feeds, return_dict=True).logits
+            with _MaskedAssignments():
+                return self.inner(**feeds, return_dict=True).logits
 
     classes = len(labels) if labels else int(config.get("num_labels", 2))
     inputs = [TensorSpec("input_values", "float32", ["batch", samples])]
@@ -577,15 +635,18 @@ def _hf_audio_source(path, model, config, task, labels, input_shapes, extractor)
     info = _source_info(path, "huggingface", config.get("architectures"))
     if folded:
         info["rewrites"] = [f"{name}: weight norm folded into the weight" for name in folded]
+    module = _named_forward(AudioWrapper(model), names)
+    encoder = [n for n, m in module.named_modules() if ".feature_extractor." in n and isinstance(m, torch.nn.Conv1d)]
     return Source(
         format="huggingface",
         path=str(path),
         task=task,
         inputs=inputs,
         outputs=[TensorSpec("logits", "float32", ["batch", classes])],
+        float_layers=encoder,
         preprocessing={"kind": "audio", "input_name": "input_values", "samples": samples, **extractor},
         postprocessing=get_task(task).postprocessing("logits", labels),
-        module=_named_forward(AudioWrapper(model), names),
+        module=module,
         files={"preprocessor_config.json": path / "preprocessor_config.json"},
         info=info,
         name=path.name,
