@@ -309,3 +309,26 @@ def test_cli_convert_validate_predict_bench(classifiers, eval_folder, eval_jsonl
     assert cell["status"] == "validated", cell.get("reason")
     assert cell["metric"]["accuracy"] == report["source_model"]["metric"]["accuracy"] > 0.5
     assert cell["accuracy_change_pt"] == 0
+
+
+def test_mil_reverse_and_scatter_nd_equal_torch():
+    import torch
+
+    from bmsdk.runtimes.mil_ops import OPS
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5)).astype(np.float32)
+    np.testing.assert_array_equal(OPS["reverse"]({"x": x, "axes": [-1]}), torch.from_numpy(x).flip([-1]).numpy())
+    np.testing.assert_array_equal(OPS["reverse"]({"x": x, "axes": [0, 2]}), torch.from_numpy(x).flip([0, 2]).numpy())
+    data = rng.standard_normal((4, 6)).astype(np.float32)
+    indices = np.array([[0, 5], [3, 1], [0, 5]], dtype=np.int32)
+    updates = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    rows, cols = torch.from_numpy(indices[:, 0]).long(), torch.from_numpy(indices[:, 1]).long()
+    added = torch.from_numpy(data).index_put((rows, cols), torch.from_numpy(updates), accumulate=True).numpy()
+    arguments = {"data": data, "indices": indices, "updates": updates}
+    np.testing.assert_allclose(OPS["scatter_nd"]({**arguments, "mode": "add"}), added, rtol=0, atol=1e-6)
+    unique = {"data": data, "indices": indices[:2], "updates": updates[:2], "mode": "update"}
+    put = torch.from_numpy(data).index_put((rows[:2], cols[:2]), torch.from_numpy(updates[:2])).numpy()
+    np.testing.assert_array_equal(OPS["scatter_nd"](unique), put)
+    slices = OPS["scatter_nd"]({"data": data, "indices": np.array([[2]]), "updates": np.ones((1, 6)), "mode": "update"})
+    assert (slices[2] == 1).all() and (slices[[0, 1, 3]] == data[[0, 1, 3]]).all()
