@@ -103,7 +103,8 @@ class ConversionContext:
     calibration_data: Dataset | None = None
     eval_data: Dataset | None = None
     precision: str = "fp32"  # the precision being built (the latency objective also builds fp32)
-    float_layers: list[str] = field(default_factory=list)  # source layers the build keeps in float
+    # source layers the build keeps in float; None: the source's default (audio int8: the conv feature encoder)
+    float_layers: list[str] | None = None
     source: Source | None = None
     name: str | None = None
     out: Path | None = None  # where the artifact lands
@@ -306,9 +307,10 @@ class Build:
     def run(self, ctx: ConversionContext) -> ConversionContext:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(ctx.manifest, precision=ctx.precision)
-        spec, float_layers = ctx.target, ctx.float_layers or None
-        if float_layers is None and ctx.precision != "fp32" and ctx.source.float_layers:
-            float_layers = list(ctx.source.float_layers)  # the source's own default (audio: the conv encoder)
+        spec, float_layers = ctx.target, ctx.float_layers
+        if float_layers is None and ctx.precision != "fp32" and spec.capabilities.float_fallback:
+            float_layers = list(ctx.source.float_layers)  # an accuracy-budget trial sets its own list, [] included
+        float_layers = float_layers or None
         with ctx.progress.step(f"building {ctx.request.target} {ctx.precision}"), typed_build_errors(spec):
             built = spec.build(
                 ctx.source, ctx.folder, ctx.precision, ctx.calibration_feeds, ctx.request.options, float_layers
