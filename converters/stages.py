@@ -103,8 +103,10 @@ class ConversionContext:
     calibration_data: Dataset | None = None
     eval_data: Dataset | None = None
     precision: str = "fp32"  # the precision being built (the latency objective also builds fp32)
-    # source layers the build keeps in float; None: the source's default (audio int8: the conv feature encoder)
-    float_layers: list[str] | None = None
+    float_layers: list[str] = field(default_factory=list)  # source layers the build keeps in float
+    # whether float_layers was chosen (an accuracy-budget trial); if not, int8 builds keep the source's default
+    # float layers (audio: the conv feature encoder) on targets that can
+    float_layers_chosen: bool = False
     source: Source | None = None
     name: str | None = None
     out: Path | None = None  # where the artifact lands
@@ -307,10 +309,9 @@ class Build:
     def run(self, ctx: ConversionContext) -> ConversionContext:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(ctx.manifest, precision=ctx.precision)
-        spec, float_layers = ctx.target, ctx.float_layers
-        if float_layers is None and ctx.precision != "fp32" and spec.capabilities.float_fallback:
-            float_layers = list(ctx.source.float_layers)  # an accuracy-budget trial sets its own list, [] included
-        float_layers = float_layers or None
+        spec, float_layers = ctx.target, ctx.float_layers or None
+        if not ctx.float_layers_chosen and ctx.precision != "fp32" and spec.capabilities.float_fallback:
+            float_layers = sorted({*(float_layers or []), *ctx.source.float_layers}) or None
         with ctx.progress.step(f"building {ctx.request.target} {ctx.precision}"), typed_build_errors(spec):
             built = spec.build(
                 ctx.source, ctx.folder, ctx.precision, ctx.calibration_feeds, ctx.request.options, float_layers
@@ -382,7 +383,9 @@ class Rebuild:
     stages: tuple[Stage, ...] = BUILD_STAGES
 
     def __call__(self, folder: Path, precision: str, float_layers: list[str]) -> Manifest:
-        trial = dataclasses.replace(self.ctx, folder=folder, precision=precision, float_layers=list(float_layers))
+        trial = dataclasses.replace(
+            self.ctx, folder=folder, precision=precision, float_layers=list(float_layers), float_layers_chosen=True
+        )
         stages = self.stages if folder == self.ctx.folder else (CopySourceFiles(), *self.stages)
         return run_stages(trial, stages).manifest
 
