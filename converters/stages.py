@@ -104,9 +104,6 @@ class ConversionContext:
     eval_data: Dataset | None = None
     precision: str = "fp32"  # the precision being built (the latency objective also builds fp32)
     float_layers: list[str] = field(default_factory=list)  # source layers the build keeps in float
-    # whether float_layers was chosen (an accuracy-budget trial); if not, int8 builds keep the source's default
-    # float layers (audio: the conv feature encoder) on targets that can
-    float_layers_chosen: bool = False
     source: Source | None = None
     name: str | None = None
     out: Path | None = None  # where the artifact lands
@@ -310,8 +307,13 @@ class Build:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(ctx.manifest, precision=ctx.precision)
         spec, float_layers = ctx.target, ctx.float_layers or None
-        if not ctx.float_layers_chosen and ctx.precision != "fp32" and spec.capabilities.float_fallback:
-            float_layers = sorted({*(float_layers or []), *ctx.source.float_layers}) or None
+        if ctx.precision.startswith("int") and spec.capabilities.float_fallback and ctx.source.float_layers:
+            # the source's own float layers (audio: the conv feature encoder) stay float in every build, an
+            # accuracy-budget search choosing among the rest
+            float_layers = [
+                *(float_layers or []),
+                *(n for n in ctx.source.float_layers if n not in (float_layers or [])),
+            ]
         with ctx.progress.step(f"building {ctx.request.target} {ctx.precision}"), typed_build_errors(spec):
             built = spec.build(
                 ctx.source, ctx.folder, ctx.precision, ctx.calibration_feeds, ctx.request.options, float_layers
@@ -383,9 +385,7 @@ class Rebuild:
     stages: tuple[Stage, ...] = BUILD_STAGES
 
     def __call__(self, folder: Path, precision: str, float_layers: list[str]) -> Manifest:
-        trial = dataclasses.replace(
-            self.ctx, folder=folder, precision=precision, float_layers=list(float_layers), float_layers_chosen=True
-        )
+        trial = dataclasses.replace(self.ctx, folder=folder, precision=precision, float_layers=list(float_layers))
         stages = self.stages if folder == self.ctx.folder else (CopySourceFiles(), *self.stages)
         return run_stages(trial, stages).manifest
 
