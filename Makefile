@@ -28,13 +28,15 @@ demo: install
 
 # Lint and the fast unit tier (no conversion) first, then the benchmark gate against the committed baseline (loose
 # budget; report kept in reports/ci-bench), then the conversion tests. pytest exits 5 when it collects no test:
-# that is a failure of the suite, not a pass.
+# that is a failure of the suite, not a pass. The conversion tests run file by file on TEST_WORKERS processes (each
+# uses one torch thread), so a file's session fixtures are built once.
+TEST_WORKERS ?= 2
 test: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -ra tests/unit
 	$(BIN)/bmsdk bench benchmarks/cases/ci-smoke.json --baseline benchmarks/baselines/ci-smoke.json \
 		--max-accuracy-drop 0.5 --max-latency-regression 100 -o reports/ci-bench -q
-	$(BIN)/python -m pytest -q -ra tests --ignore=tests/unit; rc=$$?; \
+	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile tests --ignore=tests/unit; rc=$$?; \
 		if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # The project's own benchmarks: every case in benchmarks/cases (but the CI smoke case), reports in reports/bench/CASE

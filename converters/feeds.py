@@ -64,7 +64,8 @@ def checked_feeds(model: Model, batch, data: Dataset, what: str) -> dict[str, np
 
 
 def sample_feeds(model: Model, data: Dataset | None, n: int) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Inputs for samples.npz and the raw inputs they came from (texts, or uint8 HxWxC pixels after resizing).
+    """Inputs for samples.npz and the raw inputs they came from (texts, uint8 HxWxC pixels after resizing, or float32
+    waveforms at the model's rate and clip length).
 
     Taken from the first examples of the given data, else built-in texts or random images.
     """
@@ -76,6 +77,9 @@ def sample_feeds(model: Model, data: Dataset | None, n: int) -> tuple[dict[str, 
         own = list(model.task_spec.sample_texts) or SAMPLE_TEXTS
         texts = (own * (n // len(own) + 1))[:n]
         return model.preprocess(texts), _raw_texts(texts)
+    if kind == "audio":
+        clips = synthetic_clips(model.manifest.preprocessing, n)
+        return model.preprocess(list(clips)), clips
     if kind == "image":
         pre = model.manifest.preprocessing
         images = np.random.default_rng(0).integers(0, 256, (n, *pre["size"], pre["channels"]), dtype=np.uint8)
@@ -90,7 +94,19 @@ def _feeds_from_data(model: Model, head: Dataset) -> tuple[dict[str, np.ndarray]
         return feeds, _raw_texts(head.items)
     if head.kind == "image":
         return feeds, np.stack([model.preprocessor.load(item) for item in head.items]).astype(np.uint8)
+    if head.kind == "audio":  # the waveforms at the model's rate and clip length (what a phone app hands over)
+        return feeds, np.stack([model.preprocessor.clip(item) for item in head.items]).astype(np.float32)
     return feeds, None
+
+
+def synthetic_clips(pre: dict, n: int, seed: int = 0) -> np.ndarray:
+    """`n` clips of the model's length and rate: tones of different pitch with a little noise, float32 [n, samples]."""
+    rng = np.random.default_rng(seed)
+    rate, samples = int(pre["sampling_rate"]), int(pre["samples"])
+    t = np.arange(samples) / rate
+    pitch = rng.uniform(100.0, min(4000.0, rate / 4), (n, 1))
+    clips = 0.5 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal((n, samples))
+    return clips.astype(np.float32)
 
 
 def _raw_texts(texts) -> np.ndarray | None:

@@ -307,6 +307,13 @@ class Build:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(ctx.manifest, precision=ctx.precision)
         spec, float_layers = ctx.target, ctx.float_layers or None
+        if ctx.precision.startswith("int") and spec.capabilities.float_fallback and ctx.source.float_layers:
+            # the source's own float layers (audio: the conv feature encoder) stay float in every build, an
+            # accuracy-budget search choosing among the rest
+            float_layers = [
+                *(float_layers or []),
+                *(n for n in ctx.source.float_layers if n not in (float_layers or [])),
+            ]
         with ctx.progress.step(f"building {ctx.request.target} {ctx.precision}"), typed_build_errors(spec):
             built = spec.build(
                 ctx.source, ctx.folder, ctx.precision, ctx.calibration_feeds, ctx.request.options, float_layers

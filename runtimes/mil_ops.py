@@ -682,3 +682,42 @@ def constexpr_sparse_to_dense(a):
 @op()
 def constexpr_cast(a):
     return a["source_val"]
+
+
+# --- audio models (wav2vec2 / HuBERT feature masks: lengths scattered, flipped, summed) -----------------------------
+
+
+@op()
+def reverse(a):
+    x = a["x"]
+    axes = _arg(a, "axes")
+    return np.flip(x, axis=None if axes is None else _axes(axes, x.ndim)).copy()
+
+
+SCATTER_MODES = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "max": np.maximum,
+    "min": np.minimum,
+}
+
+
+@op()
+def scatter_nd(a):
+    """MIL scatter_nd: indices [..., K] name positions of data's first K dims; updates [..., *data.shape[K:]]."""
+    data, indices, updates = a["data"], a["indices"].astype(np.int64), np.asarray(a["updates"])
+    mode = str(_arg(a, "mode", "add"))
+    k = indices.shape[-1]
+    flat = indices.reshape(-1, k)
+    rows = updates.reshape(len(flat), *data.shape[k:]).astype(data.dtype, copy=False)
+    where = tuple(flat.T)
+    out = data.copy()
+    if mode == "update":
+        out[where] = rows  # repeated positions: the last update wins, as CoreML's sequential semantics
+    elif mode in SCATTER_MODES:
+        SCATTER_MODES[mode].at(out, where, rows)
+    else:
+        raise NotImplementedError(f"scatter_nd mode {mode!r}")
+    return out

@@ -51,14 +51,15 @@ class Model:
         return self.runner.run(feeds)
 
     # --- with pre/post-processing -------------------------------------------
-    def preprocess(self, items: Sequence[Any]) -> dict[str, np.ndarray]:
-        """Feeds for a batch of raw inputs: strings for text models, images (paths, PIL, arrays) for image models."""
+    def preprocess(self, items: Sequence[Any], **options) -> dict[str, np.ndarray]:
+        """Feeds for a batch of raw inputs: strings for text models, images (paths, PIL, arrays) for image models,
+        WAV paths or waveforms for audio models (`options`: the preprocessor's, audio: sampling_rate)."""
         if (
             isinstance(items, np.ndarray)
             and items.ndim == len(self.manifest.inputs[0].shape)
             and items.dtype.kind == "f"
             and len(self.manifest.inputs) == 1
-            and self.manifest.data_kind != "text"
+            and self.manifest.data_kind not in ("text", "audio")  # a 2-D float array is a batch of raw waveforms
         ):
             if not np.isfinite(items).all():
                 raise InputError(
@@ -69,7 +70,7 @@ class Model:
             }  # already a batch
         if self.preprocessor is None:
             raise InputError("this model has no pre-processing", "call run({name: array}) with the model's inputs")
-        return self.preprocessor(items)
+        return self.preprocessor(items, **options)
 
     def preprocess_images(self, items: Sequence[Any]) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
         """preprocess(items) of an image model and each image's own (height, width); an already pre-processed
@@ -102,14 +103,16 @@ class Model:
         if self.manifest.input_kind == "text":
             results = self._predict_texts(items, options)
         else:
-            parts = [self._predict_batch(items[i : i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
+            size, given = self.batch_size, {k: v for k, v in options.items() if v is not None}
+            parts = [self._predict_batch(items[i : i + size], given) for i in range(0, len(items), size)]
             results = np.concatenate(parts) if isinstance(parts[0], np.ndarray) else [r for part in parts for r in part]
         return results[0] if single else results
 
     def batch_of(self, x: Any) -> tuple[Any, bool]:
         """(the batch `predict(x)` runs, whether x is one input).
 
-        A list or tuple is a batch. A string, a path or a PIL image is one input. For image models an ndarray is one
+        A list or tuple is a batch. A string, a path or a PIL image is one input. For audio models an ndarray is one
+        waveform. For image models an ndarray is one
         image if it is HxW, HxWxC (C = 1, 3 or 4) or CxHxW (C = 1 or 3), and a batch if it is 4-D (NxHxWxC or NxCxHxW of
         pixels, or a float array shaped like the model input, taken as already pre-processed); a 1-channel model also
         reads NxHxW at its own HxW as N images (N > 1). Any other array is refused. For models without pre-processing
@@ -130,6 +133,8 @@ class Model:
             raise InputError(f"predict() cannot take {_describe(x)}", self._what_to_pass())
         if kind == "text":
             raise InputError(f"a text model cannot take an array (shape {x.shape})", self._what_to_pass())
+        if kind == "audio":
+            return [x], True  # one waveform; the preprocessor refuses any array that is not 1-D
         if kind != "image":
             return x, False
         if self._is_image_batch(x):
@@ -158,13 +163,15 @@ class Model:
             return "pass a string or a list of strings"
         if kind == "image":
             return "pass an image path, a PIL image, a numpy pixel array, or a list of them"
+        if kind == "audio":
+            return "pass a .wav path, a 1-D float waveform array, or a list of them"
         return "pass a numpy array batch, or call run({name: array}) with the model's inputs"
 
-    def _predict_batch(self, items: Any):
+    def _predict_batch(self, items: Any, options: dict | None = None):
         if self.manifest.input_kind == "image":
             feeds, sizes = self.preprocess_images(items)
             return self.task_spec.postprocess_images(self.manifest.postprocessing, self.run(feeds), feeds, sizes)
-        feeds = self.preprocess(items)
+        feeds = self.preprocess(items, **(options or {}))
         return self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)
 
     def _predict_texts(self, texts: list, options: dict):

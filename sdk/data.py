@@ -1,4 +1,5 @@
-"""Evaluation and calibration data: JSONL/CSV of texts, an image folder, or .npz arrays."""
+"""Evaluation and calibration data: JSONL/CSV of texts, an image or audio folder, JSONL of audio paths, or .npz
+arrays."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from bmsdk.errors import DataError, InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+AUDIO_SUFFIXES = {".wav", ".wave"}
 FILE_SUFFIXES = (".jsonl", ".csv", ".npz")
 MAX_LINE_BYTES = 10 * 2**20
 ROW_FIX = 'write one object per line: {"text": ..., "label": ...}'
@@ -24,7 +26,8 @@ ARRAY_ERRORS = (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, 
 
 @dataclass
 class Dataset:
-    """`kind` is "text" (items are strings), "image" (paths or pixel arrays) or "tensor" (a preprocessed batch)."""
+    """`kind` is "text" (items are strings), "image" (paths or pixel arrays), "audio" (WAV paths or waveforms) or
+    "tensor" (a preprocessed batch)."""
 
     kind: str
     items: Any
@@ -115,6 +118,8 @@ def _rows_to_dataset(rows: list[dict], path: Path) -> Dataset:
         return _tagged_words(rows, path)
     if rows and "question" in rows[0] and "text" not in rows[0]:
         return _questions(rows, path)
+    if rows and "audio" in rows[0] and "text" not in rows[0]:
+        return _audio_rows(rows, path)
     if not rows or "text" not in rows[0]:
         raise DataError(f"{path} has no 'text' field", "each row needs 'text' and, for evaluation, 'label'")
     texts, labels = [], []
@@ -219,6 +224,25 @@ def read_mask(path: Path, image: Path | None = None) -> np.ndarray:
                 "give each mask the size of its image",
             )
     return mask.astype(np.int64)
+
+
+def _audio_rows(rows: list[dict], path: Path) -> Dataset:
+    """Audio data: `{"audio": "clips/a.wav", "label": "yes"}`, paths relative to the data file's folder."""
+    fix = 'write one object per line: {"audio": "clips/yes_01.wav", "label": "yes"} (paths relative to this file)'
+    items, labels = [], []
+    for i, row in enumerate(rows):
+        audio = row.get("audio")
+        if not isinstance(audio, str) or not audio.strip():
+            raise DataError(f"{path} row {i + 1} has no 'audio' path", fix)
+        file = path.parent / audio
+        if file.suffix.lower() not in AUDIO_SUFFIXES:
+            raise DataError(f"{path} row {i + 1}: {audio[:100]} is not a .wav file", fix)
+        if not file.is_file():
+            raise DataError(f"{path} row {i + 1}: audio file {file} does not exist", fix)
+        items.append(file)
+        labels.append(_label(row.get("label"), path, i + 1))
+    has_labels = all(label is not None and label != "" for label in labels)
+    return Dataset("audio", items, labels if has_labels else None, str(path))
 
 
 def _is_word(word: Any) -> bool:
@@ -327,16 +351,26 @@ def _strings(array: np.ndarray, path: Path, name: str) -> list[str]:
 
 
 def _image_folder(path: Path) -> Dataset:
+    """A folder of class subfolders of images (DATA/<label>/<image>.png) or of WAV clips (DATA/<label>/<clip>.wav)."""
     classes = sorted(d for d in path.iterdir() if d.is_dir())
     if not classes:
-        raise DataError(f"{path} has no class subfolders", "lay images out as DATA/<label>/<image>.png")
-    items, labels = [], []
+        raise DataError(
+            f"{path} has no class subfolders",
+            "lay images out as DATA/<label>/<image>.png, audio as DATA/<label>/<clip>.wav",
+        )
+    found: dict[str, tuple[list, list]] = {"image": ([], []), "audio": ([], [])}
     for class_dir in classes:
         for file in sorted(class_dir.iterdir()):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
-                items.append(file)
-                labels.append(class_dir.name)
-    return Dataset("image", items, labels, str(path))
+            suffix = file.suffix.lower()
+            kind = "image" if suffix in IMAGE_SUFFIXES else "audio" if suffix in AUDIO_SUFFIXES else None
+            if kind:
+                found[kind][0].append(file)
+                found[kind][1].append(class_dir.name)
+    if found["image"][0] and found["audio"][0]:
+        raise DataError(f"{path} holds both images and audio clips", "keep one kind of example per data folder")
+    kind = "audio" if found["audio"][0] else "image"
+    items, labels = found[kind]
+    return Dataset(kind, items, labels, str(path))
 
 
 def read_npy(path: str | Path) -> np.ndarray:

@@ -35,6 +35,8 @@ DIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:+\-*/() ]{0,63}")  # "batch", "seq
 FREE_FORM = ("source", "toolchain")
 SECTIONS = ("compression", "validation", "target_config")
 LAYOUTS = ("NCHW", "NHWC")
+MAX_SAMPLING_RATE = 384_000
+MAX_CLIP_SAMPLES = 1 << 24
 
 
 def sha256_file(path: str | Path) -> str:
@@ -374,10 +376,12 @@ def _check_preprocessing(pre: dict, inputs: list[TensorSpec], files: dict) -> No
         _check_text(pre, inputs, files)
     elif kind == "image":
         _check_image(pre, inputs)
+    elif kind == "audio":
+        _check_audio(pre, inputs)
     elif kind == "generation":
         _check_generation(pre, inputs, files)
     else:
-        raise _pre_error(f"unknown kind {_show(kind)} (kinds are 'text', 'image' and 'generation')")
+        raise _pre_error(f"unknown kind {_show(kind)} (kinds are 'text', 'image', 'audio' and 'generation')")
 
 
 def _check_text(pre: dict, inputs: list[TensorSpec], files: dict) -> None:
@@ -442,6 +446,29 @@ def _check_image(pre: dict, inputs: list[TensorSpec]) -> None:
     problem = pipeline_problem(pre, size, channels)
     if problem:
         raise _pre_error(problem)
+
+
+def _check_audio(pre: dict, inputs: list[TensorSpec]) -> None:
+    """A fixed-length waveform input [batch, samples] (and an attention mask of the same shape) at a sampling rate."""
+    rate, samples = pre.get("sampling_rate"), pre.get("samples")
+    if not _is_int(rate, 1, MAX_SAMPLING_RATE):
+        raise _pre_error(f"'sampling_rate' must be an int from 1 to {MAX_SAMPLING_RATE}, got {_show(rate)}")
+    if not _is_int(samples, 1, MAX_CLIP_SAMPLES):
+        raise _pre_error(f"'samples' must be an int from 1 to {MAX_CLIP_SAMPLES}, got {_show(samples)}")
+    if not isinstance(pre.get("do_normalize", True), bool):
+        raise _pre_error(f"'do_normalize' must be true or false, got {_show(pre.get('do_normalize'))}")
+    if not _is_number(pre.get("padding_value", 0.0)):
+        raise _pre_error(f"'padding_value' must be a finite number, got {_show(pre.get('padding_value'))}")
+    spec = next((t for t in inputs if t.name == pre.get("input_name")), None)
+    if spec is None:
+        raise _pre_error(f"'input_name' {_show(pre.get('input_name'))} is not one of the inputs")
+    for t in inputs:
+        if t.name not in (spec.name, "attention_mask"):
+            raise _pre_error(f"audio pre-processing feeds {_show(spec.name)} and 'attention_mask', not {_show(t.name)}")
+        if len(t.shape) != 2 or t.shape[1] != samples:
+            raise _pre_error(f"audio input {_show(t.name)} must be [batch, {samples}], got {_show(t.shape)}")
+    if not spec.dtype.startswith("float"):
+        raise _pre_error(f"audio input {_show(spec.name)} must be float, got {_show(spec.dtype)}")
 
 
 def _check_image_input(spec: TensorSpec, size: list[int], channels: int, layout: str) -> None:

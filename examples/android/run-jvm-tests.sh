@@ -5,7 +5,8 @@
 # boundary.json, tokenizer-cases.json); tests/test_android_jvm.py writes it. The LiteRT Interpreter class
 # (src/main/java/dev/bmsdk/android/litert/) is Android-only and is not compiled here. Text-generation folders hold
 # tokenizer.json with vectors.json (task text-generation) or bpe-cases.json; tests/devices/generation_fixture.py
-# writes them. JUNIT_TESTS="dev.bmsdk.android.GenerationTest ..." runs only those test classes (default: all).
+# writes them. Token-classification and question-answering folders hold spans.json (tests/devices/span_fixtures.py).
+# JUNIT_TESTS="dev.bmsdk.android.GenerationTest ..." runs only those test classes (default: all).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 vectors="${1:?usage: run-jvm-tests.sh VECTORS_DIR}"

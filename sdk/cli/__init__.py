@@ -19,7 +19,7 @@ from bmsdk.converters import all_targets, target_names
 from bmsdk.converters.pipeline import convert
 from bmsdk.converters.sources.loader import parse_input_shapes
 from bmsdk.converters.validate import delta, validate_artifact
-from bmsdk.data import IMAGE_SUFFIXES, load_dataset, read_npy
+from bmsdk.data import AUDIO_SUFFIXES, IMAGE_SUFFIXES, load_dataset, read_npy
 from bmsdk.errors import BmsdkError, DataError, InputError, SourceError, UnsupportedError
 from bmsdk.image_pipeline import DEFAULT_0_1
 from bmsdk.logs import configure_logging, third_party_output
@@ -599,14 +599,14 @@ def _predict_each(model, inputs: list[str], options: dict | None = None) -> list
             _, single = model.batch_of(array)
             result = model.predict(array)
             rows.extend([(str(path), result)] if single else [(f"{path}[{i}]", r) for i, r in enumerate(result)])
-        elif path.suffix.lower() in IMAGE_SUFFIXES and not is_text:
+        elif path.suffix.lower() in IMAGE_SUFFIXES | AUDIO_SUFFIXES and not is_text:
             rows.append((str(path), model.predict(path)))
         elif is_text:
             rows.append((text, model.predict(text, **(options or {}))))
         else:
             raise InputError(
-                f"'{text[:80]}' is not an image file or .npy array",
-                "this model takes images: pass image paths or .npy files",
+                f"'{text[:80]}' is not an image, .wav or .npy file",
+                f"this model takes {model.manifest.data_kind or 'arrays'}: pass image or .wav paths, or .npy files",
             )
     return rows
 

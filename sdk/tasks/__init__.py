@@ -21,10 +21,12 @@ def task_names() -> list[str]:
     return plugin_names(GROUP)
 
 
-def detect_task(architectures: Sequence[str]) -> Task | None:
-    """The task of a Hugging Face checkpoint from its config.json `architectures` (None: not recognised)."""
-    tasks = sorted((get_task(n) for n in task_names()), key=lambda t: t.fallback)  # a fallback task is tried last
-    return next((t for t in tasks if t.detects(architectures)), None)
+def detect_task(architectures: Sequence[str], config: dict | None = None) -> Task | None:
+    """The task of a Hugging Face checkpoint from its config.json `architectures` and, where known, the config
+    itself (its "preprocessor" key: the preprocessor_config.json); None: not recognised."""
+    # a fallback task is tried last; higher priority first (audio-classification before text-classification)
+    tasks = sorted((get_task(n) for n in task_names()), key=lambda t: (t.fallback, -t.priority))
+    return next((t for t in tasks if t.detects(architectures, config)), None)
 
 
 __all__ = ["Task", "detect_task", "get_task", "task_names"]

@@ -21,6 +21,9 @@ class Task:
     hf_inputs: ClassVar[str] = "text"
     hf_output: ClassVar[str] = "logits"
     fallback: ClassVar[bool] = False  # the task of a checkpoint no other task recognises
+    priority: ClassVar[int] = (
+        0  # tried before tasks of lower priority (audio before text: both *ForSequenceClassification)
+    )
     per_token: ClassVar[bool] = False  # its output has a row per token: [batch, sequence, ...]
     hf_outputs: ClassVar[tuple[str, ...]] = ()  # several outputs kept, each [batch, sequence] (start/end logits)
     sample_texts: ClassVar[tuple] = ()  # inputs for samples.npz when no data is given (default: a few sentences)
@@ -28,7 +31,9 @@ class Task:
     agreement_floor: ClassVar[bool] = False  # the target's min_top1_agreement applies to agreement() (classifiers do)
 
     @classmethod
-    def detects(cls, architectures: Sequence[str]) -> bool:
+    def detects(cls, architectures: Sequence[str], config: dict | None = None) -> bool:
+        """Whether a checkpoint is this task's: its config.json `architectures`, and `config` (config.json, with
+        the checkpoint's preprocessor_config.json under "preprocessor" when it has one) where known."""
         return any(a.endswith(s) for a in architectures for s in cls.hf_suffixes)
 
     def postprocessing(self, output: str, labels: list[str] | None) -> dict:

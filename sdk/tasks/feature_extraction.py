@@ -21,7 +21,7 @@ class FeatureExtraction(Task):
     fallback = True
 
     @classmethod
-    def detects(cls, architectures):
+    def detects(cls, architectures, config=None):
         return any(a.endswith("Model") and not re.search(r"For[A-Z]|Head|PreTrain", a) for a in architectures)
 
     def postprocessing(self, output, labels):

@@ -1,4 +1,4 @@
-"""Turning raw inputs (texts, images) into model feeds. numpy, tokenizers and Pillow only: no torch."""
+"""Turning raw inputs (texts, images, audio) into model feeds. numpy, tokenizers and Pillow only: no torch."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bmsdk.errors import InputError
 from bmsdk.image_pipeline import default_resize
 from bmsdk.manifest import TensorSpec
 
+from .audio_ops import WAV_SUFFIXES, extract, read_wav, resample, waveform
 from .generation import GenerationPreprocessor
 from .image_ops import center_crop, resize_image
 from .tokenizer import load_tokenizer
@@ -232,12 +233,62 @@ def pixels_hwc(array: np.ndarray) -> np.ndarray:
     return np.clip(array, 0, 255).round().astype(np.uint8)
 
 
+class AudioPreprocessor:
+    """Waveforms to `input_values` (and `attention_mask`) as the manifest says: read (WAV path) or take (1-D float
+    array at the model's rate, or at `sampling_rate`), resample, then transformers' Wav2Vec2FeatureExtractor steps
+    at a fixed clip length (bmsdk.tasks.audio_ops.extract)."""
+
+    def __init__(self, config: dict, inputs: Sequence[TensorSpec]):
+        self.input_name = config.get("input_name", "input_values")
+        self.sampling_rate = int(config["sampling_rate"])
+        self.samples = int(config["samples"])
+        self.do_normalize = bool(config.get("do_normalize", True))
+        self.padding_value = float(config.get("padding_value", 0.0))
+        self.specs = {t.name: t for t in inputs}
+        self.mask = "attention_mask" in self.specs and bool(config.get("attention_mask", True))
+
+    def load(self, item: Any, sampling_rate: int | None = None) -> np.ndarray:
+        """One input as a mono float32 waveform at the model's sampling rate (not yet cut to the clip length)."""
+        if isinstance(item, (str, Path)):
+            path = Path(item)
+            if path.suffix.lower() not in WAV_SUFFIXES:
+                raise InputError(f"{path} is not a .wav file", "pass a PCM .wav file or a 1-D float array")
+            if sampling_rate is not None:
+                raise InputError(
+                    "sampling_rate= applies to arrays; a WAV file carries its own", "drop sampling_rate for WAV paths"
+                )
+            samples, rate = read_wav(path)
+        else:
+            samples, rate = waveform(item), self.sampling_rate if sampling_rate is None else sampling_rate
+        return resample(samples, rate, self.sampling_rate)
+
+    def __call__(self, items: Sequence[Any], sampling_rate: int | None = None) -> dict[str, np.ndarray]:
+        if isinstance(items, np.ndarray) and items.ndim == 2:
+            items = list(items)  # a batch of equal-length clips (eval .npz, samples)
+        return self.features([self.load(item, sampling_rate) for item in items])
+
+    def features(self, clips: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Model feeds from mono float32 clips at the model's rate."""
+        values, mask = extract(list(clips), self.samples, self.do_normalize, self.padding_value, self.mask)
+        feeds = {self.input_name: values.astype(self.specs[self.input_name].dtype, copy=False)}
+        if mask is not None:
+            feeds["attention_mask"] = mask.astype(self.specs["attention_mask"].dtype, copy=False)
+        return feeds
+
+    def clip(self, item: Any) -> np.ndarray:
+        """One input as the raw waveform the model sees: at its rate, trimmed or padded to the clip length."""
+        samples = self.load(item)[: self.samples]
+        return np.pad(samples, (0, self.samples - len(samples)), constant_values=self.padding_value)
+
+
 def make_preprocessor(config: dict, folder: Path, inputs: Sequence[TensorSpec]):
     kind = config.get("kind")
     if kind == "text":
         return TextPreprocessor(config, folder, inputs)
     if kind == "image":
         return ImagePreprocessor(config, inputs)
+    if kind == "audio":
+        return AudioPreprocessor(config, inputs)
     if kind == "generation":
         return GenerationPreprocessor(config, folder, inputs)
     return None

@@ -1,6 +1,6 @@
 """Test vectors for on-device runtimes (`bmsdk export-vectors`): raw inputs, the exact model feeds bmsdk's
 pre-processing makes from them, and the source model's outputs, so an Android or iOS port can check its
-tokenizer, image pre-processing and post-processing against the Python side."""
+tokenizer, image and audio pre-processing and post-processing against the Python side."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def export_vectors(artifact: str | Path, public_key: str | Path | bytes | None =
             case["feeds"] = {k: v[0].tolist() for k, v in pre([text]).items()}  # one text alone: no batch padding
         elif kind == "image" and raw is not None:
             case["pixels_hwc"] = raw[i].tolist()
+            case["feeds"] = {k: v[i].tolist() for k, v in inputs.items()}
+        elif kind == "audio" and raw is not None:
+            case["waveform"] = raw[i].tolist()  # mono float32 at the model's rate and clip length
             case["feeds"] = {k: v[i].tolist() for k, v in inputs.items()}
         else:
             case["feeds"] = {k: v[i].tolist() for k, v in inputs.items()}

@@ -19,6 +19,7 @@ import pytest
 from conftest import TEXT_GOLD, TEXTS, digit_images
 from generation_fixture import write_generation_folders
 from image_pipeline_fixture import write_image_pipeline_folders
+from span_fixtures import write_span_folders
 from tokenizer_fixtures import demo_tweets, tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
 
 import bmsdk
@@ -149,6 +150,7 @@ def vectors_dir(
     write_minilm_cases(root, demo_tweets() + TRICKY)  # the real MiniLM vocabulary, when the demo cached it
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTest
     write_image_pipeline_folders(root)  # checkpoint image processors: offset, include_top, BGR, crops
+    write_span_folders(root, tmp_path_factory.mktemp("span-models"))  # NER and QA: windows, raw outputs, predict()
     return root
 
 
@@ -158,6 +160,8 @@ def test_android_jvm_core_passes_its_junit_tests(vectors_dir):
         assert (vectors_dir / f"tflite-{kind}" / "vectors.json").is_file(), kind
     cases = json.loads((vectors_dir / "tflite-xlmr-fp32" / "vectors.json").read_text())["cases"]
     assert [c["text"] for c in cases] == TEXTS + TRICKY
+    for kind in ("ner-bert", "ner-roberta", "qa-bert", "qa-roberta"):  # SpansTest: entities and answers
+        assert (vectors_dir / f"spans-{kind}" / "spans.json").is_file(), kind
     for kind in (
         "roberta",
         "roberta-prefix-space",

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from generation_fixture import write_generation_folders
 from image_pipeline_fixture import write_image_pipeline_folders
+from span_fixtures import write_span_folders
 from tokenizer_fixtures import demo_tweets, tiny_classifiers, write_minilm_cases, write_tokenizer_cases
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
@@ -116,12 +117,15 @@ def vectors_dir(converted, bert_classifier_dir, subword_classifiers, cnn_factory
     minilm_tokenizer_fixture(root / "minilm-tokenizer")
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTests
     write_image_pipeline_folders(root)  # checkpoint image processors: offset, include_top, BGR, crops
+    write_span_folders(root, tmp_path_factory.mktemp("span-models"))  # NER and QA: windows, raw outputs, predict()
     return root
 
 
 @pytest.mark.skipif(not Path(SWIFT).exists(), reason="no Swift toolchain (install Swift 6 or put it on PATH)")
 def test_swift_package_passes_against_fresh_vectors(vectors_dir):
     assert (vectors_dir / "tiny-bert" / "vectors.json").is_file()
+    for kind in ("ner-bert", "ner-roberta", "qa-bert", "qa-roberta"):  # SpanTests: entities and answers
+        assert (vectors_dir / f"spans-{kind}" / "spans.json").is_file(), kind
     env = {
         **os.environ,
         "BMSDK_VECTORS_DIR": str(vectors_dir),

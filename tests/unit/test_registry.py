@@ -102,6 +102,8 @@ def test_tasks_detect_hugging_face_architectures():
     assert detect_task(["ViTForImageClassification"]).name == "image-classification"
     assert detect_task(["BertModel"]).name == "feature-extraction"
     assert detect_task(["SomethingElse"]) is None
+    assert detect_task(["HubertForSequenceClassification"]).name == "audio-classification"
+    assert detect_task(["BertForSequenceClassification"], {"model_type": "bert"}).name == "text-classification"
     assert get_task("text-classification").classifier and not get_task("feature-extraction").classifier
 
 

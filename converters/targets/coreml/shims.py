@@ -6,6 +6,11 @@
   coremltools only accepts booleans. MIL has no bitwise op, so integers go through `logical_and` and back,
   exact for the 0/1 masks transformers builds (and refused nowhere else: a wider int mask would be wrong).
 
+- `group_norm` with a dynamic batch (wav2vec2's conv feature encoder): coremltools reshapes to a list holding the
+  symbolic batch and fails ("Cannot add const [batch, 8, 1, 1599]"); the batch becomes -1 here.
+- `index_put` with one boolean mask as large as the tensor (`hidden[~mask] = 0` in wav2vec2/HuBERT encoders):
+  coremltools compares the symbolic shapes of two traced tensors and refuses; it is a `select` (others as before).
+
 `register()` is idempotent and runs before every conversion.
 """
 
@@ -25,6 +30,7 @@ def register() -> None:
     from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY, register_torch_op
     from coremltools.converters.mil.frontend.torch.utils import NUM_TO_NUMPY_DTYPE
     from coremltools.converters.mil.mil import types
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
 
     @register_torch_op(torch_alias=["alias.default"], override=True)
     def alias(context, node):
@@ -58,5 +64,48 @@ def register() -> None:
 
     # torch.export graphs name the operator "__and__"; the registry refuses names ending in "_", so set it directly
     _TORCH_OPS_REGISTRY.set_func_by_name(bitwise_and, "__and__")
+
+    original_group_norm = _TORCH_OPS_REGISTRY["group_norm"]
+
+    @register_torch_op(override=True)
+    def group_norm(context, node):
+        inputs = _get_inputs(context, node)
+        x = inputs[0]
+        if not (any_symbolic(x.shape[:1]) and not any_symbolic(x.shape[1:]) and len(inputs) >= 5):
+            return original_group_norm(context, node)
+        groups, weight, bias, eps = int(inputs[1].val), inputs[2], inputs[3], float(inputs[4].val)
+        c, rest = int(x.shape[1]), [int(d) for d in x.shape[2:]]
+        grouped = mb.reshape(x=x, shape=[-1, groups, c // groups, *rest])
+        axes = list(range(2, 3 + len(rest)))
+        mean = mb.reduce_mean(x=grouped, axes=axes, keep_dims=True)
+        centred = mb.sub(x=grouped, y=mean)
+        var = mb.reduce_mean(x=mb.mul(x=centred, y=centred), axes=axes, keep_dims=True)
+        y = mb.reshape(x=mb.real_div(x=centred, y=mb.sqrt(x=mb.add(x=var, y=eps))), shape=[-1, c, *rest])
+        if weight is not None:
+            y = mb.mul(x=y, y=mb.reshape(x=weight, shape=[1, c] + [1] * len(rest)))
+        if bias is not None:
+            y = mb.add(x=y, y=mb.reshape(x=bias, shape=[1, c] + [1] * len(rest)))
+        context.add(mb.identity(x=y, name=node.name))
+
+    original_index_put = _TORCH_OPS_REGISTRY["index_put"]
+
+    @register_torch_op(override=True)
+    def index_put(context, node):
+        inputs = _get_inputs(context, node)
+        x, indices, values = inputs[0], inputs[1], inputs[2]
+        accumulate = len(inputs) > 3 and inputs[3] is not None and bool(getattr(inputs[3], "val", False))
+        whole_mask = (
+            isinstance(indices, list)
+            and len(indices) == 1
+            and indices[0] is not None
+            and types.is_bool(indices[0].dtype)
+            and indices[0].rank == x.rank
+            and values.rank == 0
+            and not accumulate
+        )
+        if not whole_mask:
+            return original_index_put(context, node)
+        fill = mb.cast(x=values, dtype=types.builtin_to_string(x.dtype)) if values.dtype != x.dtype else values
+        context.add(mb.select(cond=indices[0], a=fill, b=x, name=node.name))
 
     _REGISTERED = True

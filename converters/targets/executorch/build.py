@@ -53,7 +53,7 @@ def int8_scheme(source: Source, requested: str | None, has_calibration: bool) ->
         raise UnsupportedError(f"unknown quantization scheme '{requested}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
     if requested:
         return requested
-    if source.data_kind == "text":
+    if source.data_kind in ("text", "audio"):
         return "dynamic"
     return "static" if has_calibration else "dynamic"
 

@@ -205,8 +205,8 @@ def to_int4(src: Path, dst: Path, options: dict) -> Quantization:
 
 
 def int8_scheme(source: Source, scheme: str | None) -> str:
-    """The int8 scheme: as asked, else dynamic for transformers (text) and static QDQ for CNNs."""
-    scheme = scheme or ("dynamic" if source.data_kind == "text" else "static")
+    """The int8 scheme: as asked, else dynamic for transformers (text, audio) and static QDQ for CNNs."""
+    scheme = scheme or ("dynamic" if source.data_kind in ("text", "audio") else "static")
     if scheme not in QUANT_SCHEMES:
         raise UnsupportedError(f"unknown quantization scheme '{scheme}'", f"use one of: {', '.join(QUANT_SCHEMES)}")
     return scheme

@@ -83,6 +83,22 @@ public final class BPETokenizer {
         post.prefix + tokens(text) + post.suffix
     }
 
+    /// The tokens of `text` with character offsets and word indices, without special tokens around it.
+    func alignedTokens(_ text: String) throws -> [AlignedToken] {
+        guard !byteFallback else { throw BMSDKError.tokenizer("character offsets of BPE with byte fallback are not supported") }
+        return try pipeline.encodeAligned(text, ids: { piece in
+            let key = Array(piece.unicodeScalars)
+            if let hit = cache[key] { return hit }
+            let word = bpe(key)
+            cache[key] = word
+            return word
+        }, lengths: { _, ids in
+            ids.map { $0 == self.unkId ? 1 : self.strings[$0].unicodeScalars.count }
+        }, token: { self.strings[$0] })
+    }
+
+    var unknownId: Int? { unkId }
+
     /// The ids of `text` without special tokens around it.
     func tokens(_ text: String) -> [Int] {
         pipeline.encode(text) { piece in

@@ -55,9 +55,11 @@ public struct Preprocessing: Decodable {
     public let offset: Float?
     public let renormalizeStd: [Float]?
     public let channelOrder: String?
+    /// Question answering: context tokens shared by consecutive windows.
+    public let stride: Int?
 
     enum CodingKeys: String, CodingKey {
-        case kind, tokenizer, size, channels, layout, scale, mean, std, resize, offset
+        case kind, tokenizer, size, channels, layout, scale, mean, std, resize, offset, stride
         case maxLength = "max_length", padId = "pad_id", inputName = "input_name", centerCrop = "center_crop"
         case renormalizeStd = "renormalize_std", channelOrder = "channel_order"
     }
@@ -93,6 +95,30 @@ public struct Postprocessing: Decodable {
     public let softmax: Bool?
     public let pooling: String?
     public let normalize: Bool?
+    /// Token classification: how tokens become entities, and the labels left out.
+    public let aggregationStrategy: String?
+    public let ignoreLabels: [String]?
+    /// Question answering defaults.
+    public let topK: Int?
+    public let maxAnswerLen: Int?
+    public let handleImpossibleAnswer: Bool?
+    public let alignToWords: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case output, labels, softmax, pooling, normalize
+        case aggregationStrategy = "aggregation_strategy", ignoreLabels = "ignore_labels", topK = "top_k"
+        case maxAnswerLen = "max_answer_len", handleImpossibleAnswer = "handle_impossible_answer", alignToWords = "align_to_words"
+    }
+
+    /// The question-answering options this manifest records (defaults where it records none).
+    public var answerOptions: AnswerSpans.Options {
+        var o = AnswerSpans.Options()
+        if let v = topK { o.topK = v }
+        if let v = maxAnswerLen { o.maxAnswerLen = v }
+        if let v = handleImpossibleAnswer { o.handleImpossibleAnswer = v }
+        if let v = alignToWords { o.alignToWords = v }
+        return o
+    }
 }
 
 /// The part of `bmsdk.json` a device needs.

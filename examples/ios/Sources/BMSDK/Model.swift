@@ -80,6 +80,53 @@ public final class BMSDKModel {
         return (Postprocessor.classify(logits: logits, labels: manifest.postprocessing.labels), latency)
     }
 
+    /// The feeds of one span encoding (a text, or one window of a question + context pair).
+    public func feeds(encoding e: SpanEncoding) throws -> [String: Tensor] {
+        let columns = ["input_ids": e.ids, "attention_mask": e.attentionMask, "token_type_ids": e.typeIds]
+        var feeds: [String: Tensor] = [:]
+        for spec in manifest.inputs {
+            guard let column = columns[spec.name] else { throw BMSDKError.input("unknown text input \(spec.name)") }
+            feeds[spec.name] = Tensor(shape: [1, column.count], values: .int32(column.map(Int32.init)))
+        }
+        return feeds
+    }
+
+    private func run(_ feeds: [String: Tensor], _ name: String) throws -> [Float] {
+        guard let runner else { throw BMSDKError.unavailable("CoreML is not available on this platform: pass a Runner") }
+        guard let values = try runner.run(feeds)[name] else { throw BMSDKError.input("the model returned no output \(name)") }
+        return values
+    }
+
+    /// Token classification (NER): the entities of `text`, aggregated by `strategy` (default: the manifest's,
+    /// else simple), labels in `ignore` (default: the manifest's, else ["O"]) left out.
+    public func entities(text: String, strategy: String? = nil, ignore: [String]? = nil) throws -> [Entities.Entity] {
+        guard let tokenizer, let labels = manifest.postprocessing.labels else {
+            throw BMSDKError.input("\(manifest.name) is not a token classifier with labels")
+        }
+        let enc = try tokenizer.encodeWithOffsets(text)
+        let flat = try run(feeds(encoding: enc), manifest.postprocessing.output ?? "logits")
+        guard flat.count >= enc.ids.count * labels.count else { throw BMSDKError.input("logits of \(flat.count) values for \(enc.ids.count) tokens") }
+        let logits = (0..<enc.ids.count).map { Array(flat[$0 * labels.count..<($0 + 1) * labels.count]) }
+        return try Entities.of(text: text, encoding: enc, logits: logits, labels: labels, tokenizer: tokenizer,
+                               strategy: strategy ?? manifest.postprocessing.aggregationStrategy ?? "simple",
+                               ignore: ignore ?? manifest.postprocessing.ignoreLabels ?? ["O"])
+    }
+
+    /// Extractive question answering: the best answers (at most options.topK) to `question` in `context`, over
+    /// every window of a long context (one model call per window).
+    public func answers(question: String, context: String, options: AnswerSpans.Options? = nil) throws -> [AnswerSpans.Answer] {
+        guard let tokenizer else { throw BMSDKError.input("\(manifest.name) does not take text") }
+        let windows = try tokenizer.encodePair(question: question, context: context, stride: manifest.preprocessing.stride ?? 0)
+        var starts: [[Float]] = [], ends: [[Float]] = []
+        for w in windows {
+            let f = try feeds(encoding: w)
+            starts.append(try run(f, "start_logits"))
+            ends.append(try run(f, "end_logits"))
+        }
+        return try AnswerSpans.answers(context: context, windows: windows, startLogits: starts, endLogits: ends,
+                                       options: options ?? manifest.postprocessing.answerOptions)
+    }
+
     public func predict(text: String) throws -> (prediction: Prediction, latencyMs: Double) {
         try classify(feeds(text: text))
     }

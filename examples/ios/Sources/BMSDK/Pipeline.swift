@@ -15,10 +15,10 @@ struct Pipeline {
     }
 
     let added: [Added]
-    private let raw: [Added]
-    private let afterNormalizer: [Added]
-    private let normalizer: Normalizers.Normalize
-    private let preTokenizer: [PreTokenizers.Step]
+    let raw: [Added]
+    let afterNormalizer: [Added]
+    let normalizer: Normalizers.Normalize
+    let preTokenizer: [PreTokenizers.Step]
 
     init(_ root: [String: Any]) throws {
         var added: [Added] = []
@@ -71,7 +71,7 @@ struct Pipeline {
         }
     }
 
-    private static func next(_ s: [Unicode.Scalar], from: Int, _ tokens: [Added]) -> (begin: Int, end: Int, index: Int)? {
+    static func next(_ s: [Unicode.Scalar], from: Int, _ tokens: [Added]) -> (begin: Int, end: Int, index: Int)? {
         var i = from
         while i < s.count {
             for (k, a) in tokens.enumerated() where i + a.content.count <= s.count && s[i..<i + a.content.count].elementsEqual(a.content) {

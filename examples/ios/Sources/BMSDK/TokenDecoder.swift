@@ -129,6 +129,16 @@ public struct TokenDecoder {
         case "ByteFallback":
             byteFallback = true
             chain.append(Self.byteFallback)
+        case "WordPiece":  // "##" pieces glued to the previous token, others after a space; cleanup
+            let prefix = d["prefix"] as? String ?? "##"
+            let cleanup = d["cleanup"] as? Bool ?? true
+            chain.append { tokens in
+                tokens.enumerated().map { i, t in
+                    var s = t
+                    if i != 0 { s = t.hasPrefix(prefix) ? String(t.unicodeScalars.dropFirst(prefix.unicodeScalars.count)) : " " + t }
+                    return cleanup ? Self.cleanup(s) : s
+                }
+            }
         case "Fuse":
             chain.append { [$0.joined()] }
         case "Replace":
@@ -159,6 +169,16 @@ public struct TokenDecoder {
         default:
             throw BMSDKError.tokenizer("unsupported tokenizer decoder \(type)")
         }
+    }
+
+    /// Hugging Face's clean_up_tokenization: no space before punctuation and English contractions.
+    static func cleanup(_ s: String) -> String {
+        var out = s
+        for (a, b) in [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+                       (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")] {
+            out = replace(out, a, b)
+        }
+        return out
     }
 
     /// The text of `tokens` (special tokens already left out), as Hugging Face's decode.

@@ -27,6 +27,17 @@ struct WordPieceTokenizer {
         pipeline = try Pipeline(root)
     }
 
+    /// The tokens of one text with character offsets and word indices, without special tokens around it.
+    func alignedTokens(_ text: String, strings: [Int: String]) throws -> [AlignedToken] {
+        try pipeline.encodeAligned(text, ids: { wordPiece(Array($0.unicodeScalars)) }, lengths: { piece, ids in
+            if ids == [unkId] { return [piece.unicodeScalars.count] }
+            return ids.enumerated().map { t, id in
+                let token = Array((strings[id] ?? "").unicodeScalars)
+                return t > 0 && token.starts(with: prefix) ? token.count - prefix.count : token.count
+            }
+        }, token: { strings[$0] ?? "" })
+    }
+
     /// The ids of one text, without special tokens around it.
     func tokens(_ text: String) -> [Int] {
         pipeline.encode(text) { wordPiece(Array($0.unicodeScalars)) }

@@ -93,6 +93,38 @@ public final class BpeTokenizer {
         return ids.stream().mapToInt(Integer::intValue).toArray();
     }
 
+    /** The tokens of `text` with character offsets and word indices, without special tokens around it. */
+    List<Pipeline.Token> alignedTokens(String text) {
+        if (byteFallback) {
+            throw new IllegalArgumentException("character offsets of BPE with byte fallback are not supported");
+        }
+        return pipeline.encodeAligned(text, new Pipeline.AlignedModel() {
+            @Override
+            public List<Integer> ids(String piece) {
+                return wordCache.computeIfAbsent(piece, BpeTokenizer.this::bpe);
+            }
+
+            @Override
+            public int[] lengths(String piece, List<Integer> ids) {
+                int[] out = new int[ids.size()];
+                for (int t = 0; t < out.length; t++) {
+                    String token = tokens[ids.get(t)];
+                    out[t] = unkId != null && ids.get(t).equals(unkId) ? 1 : token.codePointCount(0, token.length());
+                }
+                return out;
+            }
+
+            @Override
+            public String token(int id) {
+                return tokens[id];
+            }
+        });
+    }
+
+    Integer unkId() {
+        return unkId;
+    }
+
     /** The ids of `text` without special tokens around it. */
     List<Integer> tokens(String text) {
         return pipeline.encode(text, piece -> wordCache.computeIfAbsent(piece, this::bpe));

@@ -25,6 +25,36 @@ final class PreTokenizers {
         List<String> apply(String piece, boolean first);
     }
 
+    /** ByteLevel: an optional prefix space, GPT-2's regex split, then each part spelled in the byte alphabet. */
+    static final class ByteLevelStep implements Step {
+        private final boolean prefixSpace;
+        private final Pattern re;
+
+        ByteLevelStep(boolean prefixSpace, Pattern re) {
+            this.prefixSpace = prefixSpace;
+            this.re = re;
+        }
+
+        /** The parts of `piece` before byte-level spelling (the first with the prefix space when one is added). */
+        boolean prepends(String piece) {
+            return prefixSpace && !piece.isEmpty() && !piece.startsWith(" ");
+        }
+
+        List<String> parts(String piece) {
+            String s = prepends(piece) ? " " + piece : piece;
+            return re == null ? List.of(s) : split(s, re, "Isolated");
+        }
+
+        @Override
+        public List<String> apply(String piece, boolean first) {
+            List<String> out = new ArrayList<>();
+            for (String part : parts(piece)) {
+                out.add(ByteLevel.encode(part));
+            }
+            return out;
+        }
+    }
+
     private PreTokenizers() {
     }
 
@@ -45,19 +75,10 @@ final class PreTokenizers {
                     add(Json.object(inner), steps);
                 }
                 break;
-            case "ByteLevel": {
-                boolean prefixSpace = Boolean.TRUE.equals(p.get("add_prefix_space"));
-                Pattern re = Boolean.FALSE.equals(p.get("use_regex")) ? null : regex(GPT2_SPLIT);
-                steps.add((piece, first) -> {
-                    String s = prefixSpace && !piece.isEmpty() && !piece.startsWith(" ") ? " " + piece : piece;
-                    List<String> out = new ArrayList<>();
-                    for (String part : re == null ? List.of(s) : split(s, re, "Isolated")) {
-                        out.add(ByteLevel.encode(part));
-                    }
-                    return out;
-                });
+            case "ByteLevel":
+                steps.add(new ByteLevelStep(Boolean.TRUE.equals(p.get("add_prefix_space")),
+                        Boolean.FALSE.equals(p.get("use_regex")) ? null : regex(GPT2_SPLIT)));
                 break;
-            }
             case "Split": {
                 Map<String, Object> pattern = Json.object(p.get("pattern"));
                 Pattern re = pattern.containsKey("Regex") ? regex((String) pattern.get("Regex"))

@@ -43,6 +43,22 @@ public final class TokenDecoder {
                 byteFallback = true;
                 chain.add(TokenDecoder::byteFallback);
                 return;
+            case "WordPiece": {  // "##" pieces glued to the previous token, others after a space; cleanup
+                String prefix = d.get("prefix") == null ? "##" : (String) d.get("prefix");
+                boolean cleanup = !Boolean.FALSE.equals(d.get("cleanup"));
+                chain.add(tokens -> {
+                    List<String> out = new ArrayList<>();
+                    for (int i = 0; i < tokens.size(); i++) {
+                        String t = tokens.get(i);
+                        if (i != 0) {
+                            t = t.startsWith(prefix) ? t.substring(prefix.length()) : " " + t;
+                        }
+                        out.add(cleanup ? cleanup(t) : t);
+                    }
+                    return out;
+                });
+                return;
+            }
             case "Fuse":
                 chain.add(tokens -> List.of(String.join("", tokens)));
                 return;
@@ -87,6 +103,13 @@ public final class TokenDecoder {
             default:
                 throw new IllegalArgumentException("unsupported tokenizer decoder " + type);
         }
+    }
+
+    /** Hugging Face's clean_up_tokenization: no space before punctuation and English contractions. */
+    static String cleanup(String s) {
+        return s.replace(" .", ".").replace(" ?", "?").replace(" !", "!").replace(" ,", ",").replace(" ' ", "'")
+                .replace(" n't", "n't").replace(" 'm", "'m").replace(" do not", " don't").replace(" 's", "'s")
+                .replace(" 've", "'ve").replace(" 're", "'re");
     }
 
     /** The text of `tokens` (special tokens already left out), as Hugging Face's decode. */

@@ -36,6 +36,49 @@ final class WordPieceTokenizer {
         pipeline = new Pipeline(root);
     }
 
+    /** The tokens of one text with character offsets and word indices, without special tokens around it. */
+    List<Pipeline.Token> alignedTokens(String text) {
+        Map<Integer, String> byId = new HashMap<>();
+        vocab.forEach((token, id) -> byId.put(id, token));
+        for (Pipeline.Added a : pipeline.added) {
+            byId.put(a.id, a.content);
+        }
+        return pipeline.encodeAligned(text, new Pipeline.AlignedModel() {
+            @Override
+            public List<Integer> ids(String piece) {
+                return wordPiece(piece);
+            }
+
+            @Override
+            public int[] lengths(String piece, List<Integer> ids) {
+                if (ids.size() == 1 && ids.get(0) == unkId) {
+                    return new int[] {piece.codePointCount(0, piece.length())};
+                }
+                int[] out = new int[ids.size()];
+                for (int t = 0; t < out.length; t++) {
+                    String token = byId.get(ids.get(t));
+                    String bare = t > 0 && token.startsWith(prefix) ? token.substring(prefix.length()) : token;
+                    out[t] = bare.codePointCount(0, bare.length());
+                }
+                return out;
+            }
+
+            @Override
+            public String token(int id) {
+                return byId.get(id);
+            }
+        });
+    }
+
+    /** Whether pieces that continue a word are marked (the continuing_subword_prefix, "##"). */
+    boolean wordAware() {
+        return !prefix.isEmpty();
+    }
+
+    int unkId() {
+        return unkId;
+    }
+
     /** The ids of one text, without special tokens around it. */
     List<Integer> tokens(String text) {
         return pipeline.encode(text, this::wordPiece);
