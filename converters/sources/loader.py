@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import keyword
 import re
 import sys
@@ -20,15 +19,15 @@ from typing import Any
 import numpy as np
 
 from bmsdk import cleanup
-from bmsdk.converters.sources import causal_lm, hub
+from bmsdk.converters.sources import audio, causal_lm, hub
+from bmsdk.converters.sources.files import read_json
 from bmsdk.converters.sources.image_processors import checkpoint_pipeline, option_pipeline
 from bmsdk.converters.sources.limits import check_hf_config, check_shape
 from bmsdk.converters.sources.rewrites import whole_input_pools
 from bmsdk.errors import SourceError
-from bmsdk.manifest import MAX_SAMPLING_RATE, TensorSpec, data_kind, dim_size, sha256_file
+from bmsdk.manifest import TensorSpec, data_kind, dim_size, sha256_file
 from bmsdk.runtimes.pt2_archive import load_exported_program
 from bmsdk.tasks import detect_task, get_task, task_names
-from bmsdk.tasks.audio_classification import WAVEFORM_EXTRACTORS
 from bmsdk.tasks.preprocessing import TEXT_INPUTS
 
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -191,9 +190,7 @@ def _hf_task(config: dict, path: Path) -> str:
     architectures = config.get("architectures") or []
     preprocessor = path / "preprocessor_config.json"
     known = (
-        {**config, "preprocessor": _read_json(preprocessor, "preprocessor config")}
-        if preprocessor.is_file()
-        else config
+        {**config, "preprocessor": read_json(preprocessor, "preprocessor config")} if preprocessor.is_file() else config
     )
     task = detect_task(architectures, known)
     if task is not None:
@@ -210,25 +207,13 @@ def _hf_task(config: dict, path: Path) -> str:
     )
 
 
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError, OSError) as e:  # ValueError covers JSONDecodeError and UnicodeDecodeError
-        raise SourceError(
-            f"{path} is not valid JSON ({str(e)[:160] or type(e).__name__})", f"repair or re-save the {what}"
-        ) from None
-    if not isinstance(data, dict):
-        raise SourceError(f"{path} is not a JSON object", f"repair or re-save the {what}")
-    return data
-
-
 def _from_huggingface(
     path: Path, task=None, input_shapes=None, max_length=None, labels=None, mean=None, std=None, tokenizer=None
 ) -> Source:
-    config = _read_json(path / "config.json", "checkpoint's config.json")
+    config = read_json(path / "config.json", "checkpoint's config.json")
     task = task or _hf_task(config, path)
     spec = get_task(task)
-    extractor = _audio_extractor(path) if spec.hf_inputs == "audio" else None  # refused before the model is built
+    extractor = audio.read_extractor(path) if spec.hf_inputs == "audio" else None  # refused before the model is built
     weights = [p for p in path.iterdir() if p.name.endswith((".safetensors", ".bin"))]
     if not weights:
         raise SourceError(f"{path} has no weights (model.safetensors)", "save the model with save_pretrained()")
@@ -300,7 +285,7 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
     accepted = inspect.signature(model.forward).parameters
     names = [n for n in TEXT_INPUTS if n in accepted]
     tok_config = (
-        _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+        read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
     )
     positions = int(config.get("max_position_embeddings") or 10**6) - _position_offset(model)
     limit = min(int(tok_config.get("model_max_length") or 10**6), positions)
@@ -352,7 +337,7 @@ def _hf_text_source(path, model, config, task, labels, max_length, tokenizer_dir
 def _hf_causal_lm_source(path, model, config, max_length, tokenizer_dir) -> Source:
     files = _tokenizer_files(tokenizer_dir or path)
     tok_config = (
-        _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+        read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
     )
     layers, heads, head_dim, argument = causal_lm.cache_layout(model)
     length = causal_lm.cache_length(max_length, config)
@@ -497,109 +482,6 @@ def _hf_image_source(path, model, config, task, labels, input_shapes, mean, std)
     )
 
 
-def _audio_extractor(path: Path) -> dict:
-    """The checkpoint's waveform feature extractor settings (preprocessor_config.json); spectrogram front ends
-    (AST's fbank, Whisper's log-mel) are refused."""
-    file = path / "preprocessor_config.json"
-    if not file.is_file():
-        raise SourceError(
-            f"the audio checkpoint in {path} has no preprocessor_config.json (its sampling rate and normalisation)",
-            "save the feature extractor next to the model: Wav2Vec2FeatureExtractor(...).save_pretrained(folder)",
-        )
-    fe = _read_json(file, "preprocessor config")
-    kind = fe.get("feature_extractor_type", "Wav2Vec2FeatureExtractor")
-    if kind not in WAVEFORM_EXTRACTORS:
-        raise SourceError(
-            f"{path} reads audio through {str(kind)[:80]}, which bmsdk does not implement",
-            f"audio-classification supports raw-waveform models ({', '.join(WAVEFORM_EXTRACTORS)}: wav2vec2, "
-            "HuBERT, WavLM, ...)",
-        )
-    if fe.get("feature_size", 1) != 1:
-        raise SourceError(f"{file} sets feature_size {fe.get('feature_size')!r}", "a waveform model has feature_size 1")
-    rate = fe.get("sampling_rate", 16000)
-    if not (isinstance(rate, int) and 0 < rate <= MAX_SAMPLING_RATE):
-        raise SourceError(f"{file} sets sampling_rate {rate!r}", "set an integer rate in Hz, e.g. 16000")
-    padding = fe.get("padding_value", 0.0)
-    if isinstance(padding, bool) or not isinstance(padding, (int, float)) or not np.isfinite(padding):
-        raise SourceError(f"{file} sets padding_value {padding!r}", "set a finite number, e.g. 0.0")
-    return {
-        "sampling_rate": rate,
-        "do_normalize": bool(fe.get("do_normalize", True)),
-        "padding_value": float(padding),
-        "attention_mask": bool(fe.get("return_attention_mask", False)),
-        "feature_extractor": kind,
-    }
-
-
-def _without_weight_norm(model) -> list[str]:
-    """Fold weight-norm reparametrizations (wav2vec2's positional conv embedding) into plain weights: the same
-    numbers, and a graph exporters see as one convolution. Returns the modules changed."""
-    import torch
-    from torch.nn.utils import parametrize
-
-    changed = []
-    for name, module in model.named_modules():
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-            changed.append(name)
-        elif hasattr(module, "weight_g") and hasattr(module, "weight_v"):
-            torch.nn.utils.remove_weight_norm(module)
-            changed.append(name)
-    return changed
-
-
-def _direct_frame_masks(model) -> None:
-    """wav2vec2-family models turn the sample mask into a frame mask by scattering a 1 at each clip's last frame and
-    summing the reversed row (a scatter litert-torch cannot type and the MIL executor needed two ops for). The same
-    mask, computed directly: frame t is attended where t < the clip's frame count (all frames for a count of 0,
-    as the original's index -1 gives)."""
-    import types
-
-    import torch
-
-    def frame_mask(self, feature_vector_length, attention_mask, **kwargs):
-        lengths = self._get_feat_extract_output_lengths(attention_mask.sum(-1), **kwargs).to(torch.long)
-        lengths = torch.where(lengths > 0, lengths, torch.full_like(lengths, feature_vector_length))
-        frames = torch.arange(feature_vector_length, device=attention_mask.device)
-        return frames[None, :] < lengths[:, None]
-
-    for module in model.modules():
-        if hasattr(module, "_get_feature_vector_attention_mask"):
-            module._get_feature_vector_attention_mask = types.MethodType(frame_mask, module)
-
-
-def _masked_assignments_mode():
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    class MaskedAssignments(TorchFunctionMode):
-        """`x[mask] = value` with a boolean mask of x's own shape (wav2vec2/HuBERT encoders zero their padded frames
-        this way) as `x.masked_fill_(mask, value)`: the same numbers, and an op every exporter lowers (a boolean
-        index_put is data-dependent for litert-torch and refused by coremltools)."""
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if func is torch.Tensor.__setitem__ and len(args) == 3:
-                x, index, value = args
-                whole = isinstance(index, torch.Tensor) and index.dtype == torch.bool and index.shape == x.shape
-                if whole and (not isinstance(value, torch.Tensor) or value.dim() == 0):
-                    return x.masked_fill_(index, value)
-            return func(*args, **kwargs)
-
-    return MaskedAssignments
-
-
-class _MaskedAssignments:
-    """Context manager: the TorchFunctionMode of _masked_assignments_mode (torch imported on first use)."""
-
-    def __enter__(self):
-        self.mode = _masked_assignments_mode()()
-        return self.mode.__enter__()
-
-    def __exit__(self, *exc):
-        return self.mode.__exit__(*exc)
-
-
 def _hf_audio_source(path, model, config, task, labels, input_shapes, extractor) -> Source:
     import torch
 
@@ -618,20 +500,11 @@ def _hf_audio_source(path, model, config, task, labels, input_shapes, extractor)
             f"a clip of {samples} samples is shorter than the model's convolutional feature encoder reads",
             f"pass a longer clip, e.g. --input-shape input_values=1x{rate}",
         )
-    folded = _without_weight_norm(model)
+    folded = audio.fold_weight_norm(model)
     mask = extractor["attention_mask"]
     if mask:
-        _direct_frame_masks(model)
+        audio.direct_frame_masks(model)
     names = ["input_values", "attention_mask"] if mask else ["input_values"]
-
-    class AudioWrapper(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, **feeds):
-            with _MaskedAssignments():
-                return self.inner(**feeds, return_dict=True).logits
 
     classes = len(labels) if labels else int(config.get("num_labels", 2))
     inputs = [TensorSpec("input_values", "float32", ["batch", samples])]
@@ -640,7 +513,7 @@ def _hf_audio_source(path, model, config, task, labels, input_shapes, extractor)
     info = _source_info(path, "huggingface", config.get("architectures"))
     if folded:
         info["rewrites"] = [f"{name}: weight norm folded into the weight" for name in folded]
-    module = _named_forward(AudioWrapper(model), names)
+    module = _named_forward(audio.logits_module(model), names)
     encoder = [n for n, m in module.named_modules() if ".feature_extractor." in n and isinstance(m, torch.nn.Conv1d)]
     return Source(
         format="huggingface",
@@ -766,7 +639,7 @@ def _generic_source(
         files = _tokenizer_files(tokenizer)
         src.files = {f"tokenizer/{k}": v for k, v in files.items()}
         tok_config = (
-            _read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
+            read_json(files["tokenizer_config.json"], "tokenizer config") if "tokenizer_config.json" in files else {}
         )
         pad_token, pad_id = _pad_token(files, tok_config, None)
         src.preprocessing = {
