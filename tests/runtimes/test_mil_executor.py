@@ -105,12 +105,12 @@ def test_unknown_op_is_named(tmp_path):
     from bmsdk.errors import UnsupportedError
     from bmsdk.runtimes.mil_executor import MilProgram
 
-    class Flipped(torch.nn.Module):
+    class Shuffled(torch.nn.Module):
         def forward(self, x):
-            return torch.flip(x, dims=[1])
+            return torch.nn.functional.pixel_shuffle(x, 2)
 
-    path = _convert(Flipped(), torch.randn(2, 4), tmp_path)
-    with pytest.raises(UnsupportedError, match="reverse"):
+    path = _convert(Shuffled(), torch.randn(2, 4, 2, 2), tmp_path)
+    with pytest.raises(UnsupportedError, match="pixel_shuffle"):
         MilProgram(path)
 
 

@@ -153,8 +153,8 @@ def test_manifest_bad_image_preprocessing_is_refused(cnn_onnx_artifact, field, v
 
 def test_manifest_unknown_preprocessing_kind_is_refused(cnn_onnx_artifact):
     d = manifest_dict(cnn_onnx_artifact)
-    d["preprocessing"]["kind"] = "audio"
-    refused(d, "unknown kind 'audio'")
+    d["preprocessing"]["kind"] = "video"
+    refused(d, "unknown kind 'video'")
 
 
 def test_manifest_without_preprocessing_kind_is_a_raw_tensor_model(cnn_onnx_artifact):
