@@ -47,7 +47,7 @@ bench: install
 	done
 
 # The whole test zoo (tests/zoo: every architecture x every target at fp32 and its default int8); writes the README's
-# support table and sdk/tasks/support.json (what `bmsdk tasks` lists). CI runs a rotation of it (tests/zoo/test_zoo.py).
+# support table and sdk/tasks/support.json (what `bmsdk tasks` lists). CI runs one cell per architecture (tests/zoo/test_zoo.py).
 zoo: install
 	$(BIN)/python tests/zoo/support_table.py --write
 

@@ -137,7 +137,7 @@ CELLS = [
     tuple(cell.split())
     for cell in (
         "bert onnx fp32", "bert onnx int8", "bert tflite fp32", "bert coreml fp32", "roberta onnx fp32",
-        "roberta tflite fp32", "roberta coreml fp32",
+        "roberta coreml fp32",
     )
 ]  # fmt: skip
 

@@ -80,8 +80,8 @@ def generated(result) -> dict[str, list[int]]:
     return {p: model.generate(p, max_new_tokens=NEW_TOKENS).token_ids for p in PROMPTS}
 
 
-@pytest.mark.parametrize("target", ["executorch", "tflite"])
-@pytest.mark.parametrize("arch", ARCHS)
+# each architecture on one target (llama meets both through the int8 test below)
+@pytest.mark.parametrize("arch,target", [("llama", "executorch"), ("qwen2", "tflite"), ("gpt2", "tflite")])
 def test_fp32_greedy_tokens_equal_transformers(artifact, reference, arch, target):
     result = artifact(arch, target)
     validation = result.manifest.validation
