@@ -100,6 +100,29 @@ CNN_SOURCE = textwrap.dedent('''
 ''')
 
 
+# --- order ---------------------------------------------------------------------------
+
+# The longest files (minutes each on two cores) first: `make test` runs files on two processes, and a long file
+# collected last would leave one core idle while it runs.
+LONGEST_FIRST = (
+    "tests/zoo/test_zoo.py",
+    "tests/converters/test_text_generation_targets.py",
+    "tests/converters/test_question_answering.py",
+    "tests/converters/test_tensorrt.py",
+    "tests/converters/test_executorch.py",
+    "tests/devices/test_android_jvm.py",
+    "tests/converters/test_semantic_segmentation.py",
+    "tests/converters/test_tflite.py",
+    "tests/converters/test_text_generation.py",
+    "tests/converters/test_token_classification.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 # --- tiny models -----------------------------------------------------------------------
 
 
