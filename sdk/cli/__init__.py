@@ -522,10 +522,10 @@ def validation_summary(v: Validation) -> str:
     if not v.passed:
         line += f" ({s.reason or v.reason or ''})"
     ev = v.eval
+    agreement = "n/a" if ev is None or ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
     if ev and ev.artifact:
         line += f"\neval on {ev.n} examples: accuracy {ev.artifact.accuracy:.4f}, macro-F1 {ev.artifact.macro_f1:.4f}"
         if ev.source and ev.delta:
-            agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
             line += (
                 f" (source {ev.source.accuracy:.4f} / {ev.source.macro_f1:.4f}, "
                 f"accuracy change {ev.delta.accuracy * 100:+.2f} pt, top-1 agreement {agreement})"
@@ -535,7 +535,6 @@ def validation_summary(v: Validation) -> str:
     elif ev and ev.exact_match is not None:
         line += f"\neval on {ev.n} questions: exact match {ev.exact_match:.4f}, F1 {ev.answer_f1:.4f}"
         if ev.source_exact_match is not None:
-            agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
             line += f" (source {ev.source_exact_match:.4f} / {ev.source_answer_f1:.4f}, same answer span {agreement})"
     elif ev and ev.mean_iou is not None:
         line += (
@@ -543,7 +542,6 @@ def validation_summary(v: Validation) -> str:
             f"{ev.pixel_accuracy:.4f}, mean accuracy {ev.mean_accuracy:.4f}"
         )
         if ev.source_mean_iou is not None:
-            agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
             line += (
                 f" (source mean IoU {ev.source_mean_iou:.4f}, pixel accuracy {ev.source_pixel_accuracy:.4f}, "
                 f"pixel agreement {agreement})"
@@ -554,7 +552,6 @@ def validation_summary(v: Validation) -> str:
             f"{ev.entity_precision:.4f}, recall {ev.entity_recall:.4f}"
         )
         if ev.source_entity_f1 is not None:
-            agreement = "n/a" if ev.top1_agreement is None else f"{ev.top1_agreement:.4f}"
             line += f" (source F1 {ev.source_entity_f1:.4f}, token agreement {agreement})"
     return line + speed_summary(v.speed)
 
