@@ -49,6 +49,11 @@ CASES = [  # name, source, eval data, calibration data (zoo names, built on firs
 ]
 GENERATION_CASE = ("tweet-llama", "zoo:tweet-llama", "zoo:tweet-text-test", "zoo:tweet-text-calibration")
 GENERATION_EVAL_TEXTS = 300  # held-out tweets scored for perplexity
+TASK_CASES = [  # the newer tasks: tiny models trained on labelled sets made in code (zoo.task_case)
+    (name, f"zoo:{name}", f"zoo:{name}-test", f"zoo:{name}-calibration" if zoo.TASK_CASES[name][2] else None)
+    for name in zoo.TASK_CASES
+]
+TASK_ROWS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8-dynamic"), ("coreml", "fp16")]
 
 
 @dataclass
@@ -84,17 +89,23 @@ def run(
     generation = []
     if not models or GENERATION_CASE[0] in models:
         generation = _bench_case(demo, *GENERATION_CASE, generation_variants())
-    text = markdown_table(table) + "\n\n" + generation_table(generation)
+    tasks = []
+    for name, source, eval_data, calibration in TASK_CASES:
+        if not models or name in models:
+            tasks += _bench_case(demo, name, source, eval_data, calibration, TASK_ROWS)
+    tables = [(table, markdown_table), (generation, generation_table), (tasks, task_table)]
+    text = "\n\n".join(make(part) for part, make in tables if part)
     (out / "demo.md").write_text(text + "\n")
-    (out / "demo.json").write_text(json.dumps(table + generation, indent=2) + "\n")
+    (out / "demo.json").write_text(json.dumps(table + generation + tasks, indent=2) + "\n")
     print(text)
-    return table + generation
+    return table + generation + tasks
 
 
 def _bench_case(demo: DemoRun, name, source, eval_data, calibration, cells) -> list[dict]:
     """One model's rows through the benchmark harness, serially or as Ray tasks on a cluster; its report.json."""
     demo.progress.info(f"== {name}")
     generation = name == GENERATION_CASE[0]
+    small = name in zoo.TASK_CASES  # a tiny model: shorter timing runs suffice
     with demo.progress.step(f"preparing {name} and its data (built once, then cached)"):
         data = zoo.resolve(eval_data)
         cfg = BenchConfig(
@@ -104,11 +115,11 @@ def _bench_case(demo: DemoRun, name, source, eval_data, calibration, cells) -> l
             cells=[c for c in cells if not demo.targets or c[0] in demo.targets],
             name=name,
             eval_data=load_dataset(data).head(GENERATION_EVAL_TEXTS) if generation else data,
-            calibration=zoo.resolve(calibration),
+            calibration=zoo.resolve(calibration) if calibration else None,
             threads=demo.threads,
             warmup=2 if generation else 10,  # a warm-up generation is 32 decode steps
             iterations=20 if generation else 100,
-            seconds=5.0,
+            seconds=2.0 if small else 5.0,
             repeats=3,
             artifacts_dir=demo.artifacts,
         )
@@ -117,7 +128,9 @@ def _bench_case(demo: DemoRun, name, source, eval_data, calibration, cells) -> l
     else:
         report = run_benchmark(cfg, demo.out / name, demo.progress)
     (demo.out / name / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    return [{"model": name, **row} for row in rows(report)]
+    table = rows(report)
+    task = next((r["task"] for r in table if r["task"]), "")  # the source's row has none of its own
+    return [{"model": name, **row, "task": task} for row in table]
 
 
 def pruned_rows(recovery_data: str) -> list[tuple]:
@@ -186,6 +199,18 @@ def generation_table(table: list[dict]) -> str:
     return _table(header, "llllrrrrrrr", cells)
 
 
+def task_table(table: list[dict]) -> str:
+    header = ["model", "task", "target", "precision", "status", "size (MB)", "metric", "value", "Δ (pt)"]
+    header += ["agreement", "p50 latency (ms)", "speed-up vs torch"]
+    cells = [
+        [r["model"], r["task"], r["target"], r["precision"], _status(r), _fmt(r["size_mb"], ".2f")]
+        + [r["metric_name"] or "–", _fmt(r["accuracy"], ".4f"), _fmt(r["delta_pt"], "+.2f")]
+        + [_fmt(r["agreement"], ".4f"), _fmt(r["p50"], ".3f"), _fmt(r["speedup"], ".2f") + "×"]
+        for r in table
+    ]
+    return _table(header, "lllllrlrrrrr", cells)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bmsdk.benchmarks.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -196,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="intra-op threads for every runtime, torch included (default 1)"
     )
     parser.add_argument("--targets", help="only these targets' rows, comma-separated (e.g. onnx for a quick first run)")
-    parser.add_argument("--models", help="only these models' rows, comma-separated (mnist-cnn, minilm-sentiment, ...)")
+    parser.add_argument(
+        "--models",
+        help="only these models' rows, comma-separated (mnist-cnn, minilm-sentiment, tweet-llama, bert-ner, "
+        "bert-qa, wav2vec2-keywords, segformer-shapes)",
+    )
     parser.add_argument(
         "--cluster",
         metavar="local[:N]|ADDRESS",
@@ -221,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         args.targets.split(",") if args.targets else None,
         args.cluster,
         args.artifacts,
+        args.models.split(",") if args.models else None,
     )
     where = f"Ray cluster {args.cluster}" if args.cluster else "serial"
     print(

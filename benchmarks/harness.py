@@ -137,7 +137,7 @@ def run_cell(cfg: BenchConfig, spec: tuple, ctx: CellContext, progress: Progress
         cell.update(status="failed", reason=one_line(e))
         progress.info(f"    failed: {cell['reason']}")
         return cell
-    cell.update(_scores(manifest, path))
+    cell.update(task=manifest.task, **_scores(manifest, path))
     if ctx.probe is None:
         ctx.probe = _sample_probe(path, manifest)
     try:

@@ -8,11 +8,18 @@ import html
 import json
 from pathlib import Path
 
+TASK_METRICS = ("accuracy", "entity_f1", "answer_f1", "mean_iou")  # what each task's accuracy column shows
+
+
+def task_metric_name(metric: dict) -> str | None:
+    """Which metric the accuracy column shows: accuracy, a token classifier's entity F1, a reader's SQuAD F1 or a
+    segmenter's mean IoU."""
+    return next((name for name in TASK_METRICS if name in metric), None)
+
 
 def task_metric(metric: dict) -> float | None:
-    """What the accuracy column shows: accuracy, a token classifier's entity F1, a reader's SQuAD F1 or a
-    segmenter's mean IoU."""
-    return metric.get("accuracy", metric.get("entity_f1", metric.get("answer_f1", metric.get("mean_iou"))))
+    name = task_metric_name(metric)
+    return metric[name] if name else None
 
 
 def rows(report: dict) -> list[dict]:
@@ -26,6 +33,7 @@ def rows(report: dict) -> list[dict]:
         out.append(
             {
                 "target": entry["target"],
+                "task": entry.get("task", ""),
                 "precision": entry["precision"],
                 "variant": entry.get("variant", ""),
                 "status": entry.get("status", "reference"),
@@ -42,6 +50,7 @@ def rows(report: dict) -> list[dict]:
                 "rss_mb": entry.get("rss_delta_mb"),
                 "e2e": entry.get("end_to_end", {}).get("p50_ms"),
                 "accuracy": task_metric(metric),
+                "metric_name": task_metric_name(metric),
                 "macro_f1": metric.get("macro_f1"),
                 "delta_pt": entry.get("accuracy_change_pt", 0.0 if entry is report.get("source_model") else None),
                 "agreement": entry.get("top1_agreement", entry.get("mean_cosine")),

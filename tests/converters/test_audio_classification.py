@@ -10,7 +10,9 @@ import wave
 
 import numpy as np
 import pytest
-from audio_models import (
+
+import bmsdk
+from bmsdk.benchmarks.task_models.audio import (
     ARCHS,
     AUDIO_LABELS,
     RATE,
@@ -19,8 +21,6 @@ from audio_models import (
     write_folder,
     write_jsonl,
 )
-
-import bmsdk
 from bmsdk.cli import main as cli
 from bmsdk.data import load_dataset
 from bmsdk.errors import DataError, InputError, ManifestError, SourceError

@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-from ner_models import build_all, checked_eval, conversions, quick_bench
-from qa_models import build_reader, questions, write_questions
+from task_checks import build_all, checked_eval, conversions, quick_bench
 
 import bmsdk
+from bmsdk.benchmarks.task_models.qa import build_reader, questions, write_questions
 from bmsdk.cli import main as cli
 from bmsdk.converters.sources.loader import load_source
 from bmsdk.runtimes.model import Model

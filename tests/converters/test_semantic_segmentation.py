@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from ner_models import checked_eval, quick_bench
-from seg_models import EVAL_SIZES, SEG_LABELS, build_all, scenes, write_eval_set
+from task_checks import checked_eval, quick_bench
 
 import bmsdk
+from bmsdk.benchmarks.task_models.segmentation import EVAL_SIZES, SEG_LABELS, build_all, scenes, write_eval_set
 from bmsdk.cli import main as cli
 from bmsdk.data import load_dataset
 from bmsdk.tasks.semantic_segmentation import mean_iou, upsample, upsample_argmax

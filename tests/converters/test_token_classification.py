@@ -8,18 +8,10 @@ import random
 
 import numpy as np
 import pytest
-from ner_models import (
-    NER_LABELS,
-    build_all,
-    build_tagger,
-    checked_eval,
-    conversions,
-    quick_bench,
-    tagged_sentences,
-    write_tagged,
-)
+from task_checks import build_all, checked_eval, conversions, quick_bench
 
 import bmsdk
+from bmsdk.benchmarks.task_models.ner import NER_LABELS, build_tagger, tagged_sentences, write_tagged
 from bmsdk.cli import main as cli
 from bmsdk.converters.sources.loader import load_source
 from bmsdk.data import load_dataset

@@ -1,7 +1,7 @@
 """Token-classification (NER) and question-answering vectors for the device libraries' tests (test_android_jvm.py,
 test_ios_swift.py).
 
-For the tiny NER taggers and QA readers of tests/ner_models.py and tests/qa_models.py (a BERT with WordPiece and a
+For the tiny NER taggers and QA readers of bmsdk.benchmarks.task_models (ner, qa) (a BERT with WordPiece and a
 RoBERTa with byte-level BPE each), converted to ONNX fp32, one folder each with bmsdk.json, tokenizer/tokenizer.json
 and spans.json. Each case holds the input, every window the Python pre-processing made (ids, type ids, tokens, character
 offsets, special-tokens mask, sequence ids, word ids) with the model's raw outputs for it, and what `predict()`
@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bmsdk.benchmarks.task_models.ner import build_tagger
+from bmsdk.benchmarks.task_models.qa import build_reader, questions
+
 NER_TEXTS = [
     "John lives in Paris",
     "Kimberly works for Globex Corp in San Francisco",
@@ -33,7 +36,6 @@ STRATEGIES = ("none", "simple", "first", "average", "max")
 
 
 def _qa_cases() -> list[dict]:
-    from qa_models import questions
 
     cases = [
         {"question": q, "context": c}
@@ -102,8 +104,6 @@ def _qa_folder(model) -> list[dict]:
 
 def span_artifacts(work: Path) -> dict[str, Path]:
     """{name: artifact folder}: ONNX fp32 artifacts of the tiny NER and QA models (bert, roberta)."""
-    from ner_models import build_tagger
-    from qa_models import build_reader
 
     import bmsdk
 

@@ -1,7 +1,7 @@
-"""Tiny semantic segmentation models built in code for the semantic-segmentation tests: a synthetic labelled set
-(a red rectangle, a green disc and a blue triangle on a noisy gray background, each mask drawn with the shape), and
-a SegFormer and a MobileViT (DeepLabV3 head) trained on it for a few seconds, so that their masks are meaningful.
-Saved with save_pretrained and the image processor, 48x48 inputs (SegFormer's default is 512x512)."""
+"""Tiny semantic segmentation models built in code for the semantic-segmentation tests and the demo: a synthetic
+labelled set (a red rectangle, a green disc and a blue triangle on a noisy gray background, each mask drawn with the
+shape), and a SegFormer and a MobileViT (DeepLabV3 head) trained on it for a few seconds, so that their masks are
+meaningful. Saved with save_pretrained and the image processor, 48x48 inputs (SegFormer's default is 512x512)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Tiny audio classifiers built in code for the audio-classification tests: a synthetic keyword-spotting-like set
-(16 kHz clips of 0.5-1 s: a low tone, a high tone, a rising and a falling chirp, each with noise, random loudness and
-onset), and a wav2vec2 (group-norm conv feature encoder, no attention mask) and a HuBERT (layer-norm feature encoder,
-stable layer norm, attention mask) sequence classifier trained on it for a few seconds."""
+"""Tiny audio classifiers built in code for the audio-classification tests and the demo: a synthetic keyword-spotting-
+like set (16 kHz clips of 0.5-1 s: a low tone, a high tone, a rising and a falling chirp, each with noise, random
+loudness and onset), and a wav2vec2 (group-norm conv feature encoder, no attention mask) and a HuBERT (layer-norm
+feature encoder, stable layer norm, attention mask) sequence classifier trained on it for a few seconds."""
 
 from __future__ import annotations
 

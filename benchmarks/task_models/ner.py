@@ -1,6 +1,6 @@
-"""Tiny token classifiers built in code for the token-classification tests: a tagged toy corpus (IOB2), a BERT
-with a WordPiece tokenizer and a RoBERTa with a byte-level BPE tokenizer trained on it, each trained a few steps so
-that its entities are not random."""
+"""Tiny token classifiers built in code for the token-classification tests and the demo: a tagged toy corpus (IOB2), a
+BERT with a WordPiece tokenizer and a RoBERTa with a byte-level BPE tokenizer trained on it, each trained a few
+steps so that its entities are not random."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _corpus() -> list[str]:
     return [" ".join(w) for w, _ in tagged_sentences(200, seed=7)]
 
 
-def _wordpiece():
+def wordpiece():
     from tokenizers import BertWordPieceTokenizer
     from tokenizers.processors import BertProcessing
 
@@ -62,7 +62,7 @@ def _wordpiece():
     return tok, dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
-def _byte_level_bpe():
+def byte_level_bpe():
     from tokenizers import ByteLevelBPETokenizer
     from tokenizers.processors import RobertaProcessing
 
@@ -79,7 +79,7 @@ def build_tagger(arch: str, folder: Path) -> Path:
     import transformers
     from transformers import PreTrainedTokenizerFast
 
-    made, specials = {"bert": _wordpiece, "roberta": _byte_level_bpe}[arch]()
+    made, specials = {"bert": wordpiece, "roberta": byte_level_bpe}[arch]()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=made._tokenizer, model_max_length=64, **specials)
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
     labels = dict(id2label=dict(enumerate(NER_LABELS)), label2id={n: i for i, n in enumerate(NER_LABELS)})
@@ -123,44 +123,3 @@ def _train(model, tokenizer, sentences, steps: int = 80) -> None:
         logits = model(**batch).logits
         torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1)).backward()
         optimizer.step()
-
-
-def conversions(root: Path, sources: dict, eval_data: Path):
-    """`get(arch, target, precision="fp32")`: the ConversionResult of sources[arch], converted once with eval_data."""
-    import bmsdk
-
-    cache: dict = {}
-
-    def get(arch: str, target: str, precision: str = "fp32"):
-        if (arch, target, precision) not in cache:
-            out = root / f"{arch}-{target}-{precision}.bmsdk"
-            made = bmsdk.convert(
-                str(sources[arch]), target=target, precision=precision, eval_data=eval_data, output=out
-            )
-            cache[arch, target, precision] = made
-        return cache[arch, target, precision]
-
-    return get
-
-
-def build_all(build, root: Path) -> dict[str, Path]:
-    """{arch: folder} of one tiny model per architecture (a BERT and a RoBERTa) made by `build(arch, folder)`."""
-    return {arch: build(arch, root / arch) for arch in ("bert", "roberta")}
-
-
-def checked_eval(result, precision: str):
-    """The eval report of a conversion that must have validated and passed (fp32: logits within 1e-4)."""
-    v = result.manifest.validation
-    assert v.validated and v.passed, v.reason
-    assert precision != "fp32" or v.samples.max_abs_error < 1e-4
-    return v.eval
-
-
-def quick_bench(source: Path, eval_data: Path, out: Path) -> tuple[dict, dict]:
-    """(the ONNX fp32 cell, the source model's row) of a short `bmsdk bench` run with eval data."""
-    import bmsdk
-
-    options = dict(targets=["onnx"], precisions=["fp32"], batches=[1], repeats=1, iterations=3, warmup=1, seconds=0.5)
-    report = bmsdk.benchmark(str(source), out, eval_data=str(eval_data), **options).report
-    assert report["cells"][0]["status"] == "validated", report["cells"][0].get("reason")
-    return report["cells"][0], report["source_model"]

@@ -1,5 +1,5 @@
-"""Tiny extractive QA models built in code for the question-answering tests: contexts of facts ("Mary lives in
-Paris."), questions about one of them, and a BERT and a RoBERTa trained a few steps to point at the answer."""
+"""Tiny extractive QA models built in code for the question-answering tests and the demo: contexts of facts ("Mary
+lives in Paris."), questions about one of them, and a BERT and a RoBERTa trained a few steps to point at the answer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from ner_models import ORGS, PEOPLE, PLACES, _byte_level_bpe, _wordpiece
+from .ner import ORGS, PEOPLE, PLACES, byte_level_bpe, wordpiece
 
 
 def questions(n: int, seed: int, facts: int = 3) -> list[dict]:
@@ -42,7 +42,7 @@ def build_reader(arch: str, folder: Path) -> Path:
     import transformers
     from transformers import PreTrainedTokenizerFast
 
-    made, specials = {"bert": _wordpiece, "roberta": _byte_level_bpe}[arch]()
+    made, specials = {"bert": wordpiece, "roberta": byte_level_bpe}[arch]()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=made._tokenizer, model_max_length=64, **specials)
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
     vocab = made.get_vocab_size()
