@@ -30,6 +30,20 @@ def _states(manifest) -> dict[str, list[int]] | None:
     return getattr(manifest.target_config, "states", None) or None
 
 
+def _one_row(manifest) -> bool:
+    """A program converted at a fixed batch of 1 (target_config.flexible_shapes batch [1, 1]: some graphs trace
+    only so); its backends run a batch row by row."""
+    return (getattr(manifest.target_config, "flexible_shapes", None) or {}).get("batch") == [1, 1]
+
+
+def _row_by_row(run, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    batch = len(next(iter(feeds.values())))
+    if batch == 1:
+        return run(feeds)
+    rows = [run({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(batch)]
+    return {k: np.concatenate([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+
+
 class _MLModelProgram:
     """coremltools' MLModel as the stateful program the adapter drives (macOS 15: MLState)."""
 
@@ -78,7 +92,10 @@ class CoreMLBackend(Backend):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = _to_coreml(feeds)
-        result = self.steps(feeds) if self.steps else self.model.predict(feeds)
+        if self.steps:
+            result = self.steps(feeds)
+        else:
+            result = _row_by_row(self.model.predict, feeds) if _one_row(self.manifest) else self.model.predict(feeds)
         return {s.name: np.asarray(result[s.name]).astype(s.dtype, copy=False) for s in self.outputs}
 
     def close(self) -> None:
@@ -115,7 +132,10 @@ class MilReferenceBackend(Backend):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = _to_coreml(feeds)
-        result = self.steps(feeds) if self.steps else self.program.run(feeds)
+        if self.steps:
+            result = self.steps(feeds)
+        else:
+            result = _row_by_row(self.program.run, feeds) if _one_row(self.manifest) else self.program.run(feeds)
         return {s.name: np.asarray(result[s.name]).astype(s.dtype, copy=False) for s in self.outputs}
 
     def close(self) -> None:

@@ -120,6 +120,27 @@ def _trained_like(model):
     return model.eval()
 
 
+def _batch_norms_from_data(model, pixels):
+    """Running statistics measured on `pixels`, as training leaves them: with statistics that do not fit its
+    activations a deep random CNN forgets its input (a tiny EfficientNet's logits then vary by 1e-10 across images,
+    so any int8 rounding flips its top class)."""
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if not norms:
+        return model
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches below
+    model.train()
+    with torch.no_grad():
+        for batch in pixels.split(8):
+            model(pixel_values=batch)
+    for norm in norms:
+        norm.momentum = 0.1
+    return model.eval()
+
+
 def _save_tokenizer(folder: Path, made, max_length: int = 64) -> int:
     from transformers import PreTrainedTokenizerFast
 
@@ -176,7 +197,9 @@ def _vision(config_class, model_class, processor_class, config: dict, processor:
             **config,
         )
         torch.manual_seed(SEED)
-        _trained_like(getattr(transformers, model_class)(cfg)).save_pretrained(str(folder))
+        model = _trained_like(getattr(transformers, model_class)(cfg))
+        _batch_norms_from_data(model, torch.rand(32, 3, IMAGE_SIZE, IMAGE_SIZE) * 4 - 2)  # normalised pixels
+        model.save_pretrained(str(folder))
         getattr(transformers, processor_class)(**processor).save_pretrained(str(folder))
 
     return make

@@ -9,9 +9,12 @@ pass); the reason is in the assertion message.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from architectures import ARCHITECTURES, build, calibration_data
 from cells import COLUMNS, run_cell
+
+import bmsdk
 
 # One cell per architecture, every column met by one or two architectures; the slowest cells of the full matrix
 # (ExecuTorch int8 of large-vocabulary and depthwise models) and its known failures stay in `make zoo`.
@@ -32,7 +35,7 @@ CI_COLUMNS = {
     "convnext": ("tensorrt", "int8"),
     "vit": ("coreml", "fp16"),
     "deit": ("executorch", "fp32"),
-    "swin": ("onnx", "fp32"),
+    "swin": ("coreml", "fp16"),  # traced at a fixed batch of 1, run row by row
     "mobilevit": ("tensorrt", "fp32"),
 }
 
@@ -75,3 +78,22 @@ def test_zoo_cell(name, target, precision, checkpoint, zoo_dir):
         calibration_data(kind, zoo_dir / f"calibration-{kind}"),
     )
     assert cell.status == "pass", f"{name} {target} {precision}: {cell.reason}"
+
+
+def test_a_model_that_traces_only_at_batch_one_runs_a_batch_row_by_row(checkpoint, zoo_dir):
+    """Swin's window partition traces for CoreML only at a fixed batch: the program takes one row, and the backend
+    runs a batch of three row by row, equal to the checkpoint in transformers."""
+    import torch
+    import transformers
+
+    folder = checkpoint("swin")
+    result = bmsdk.convert(folder, target="coreml", precision="fp32", output=zoo_dir / "swin-batch-one.bmsdk")
+    assert result.manifest.target_config.flexible_shapes["batch"] == [1, 1]
+    pixels = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    with bmsdk.load(result.path) as model:
+        got = model.run({"pixel_values": pixels})["logits"]
+    source = transformers.SwinForImageClassification.from_pretrained(str(folder)).eval()
+    with torch.no_grad():
+        want = source(pixel_values=torch.from_numpy(pixels)).logits.numpy()
+    assert got.shape == (3, 2)
+    np.testing.assert_allclose(got, want, atol=1e-4)

@@ -8,6 +8,8 @@ activations stay fp16, as on the Neural Engine): int8 / int4 linear, 4/6/8-bit p
 
 from __future__ import annotations
 
+import functools
+import logging
 import shutil
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,6 +39,7 @@ MODEL_FILE = "model.mlpackage"
 DEPLOYMENT_TARGETS = ("iOS16", "iOS17", "iOS18", "macOS13", "macOS14", "macOS15")
 DEFAULT_DEPLOYMENT_TARGET = "iOS17"
 FRONTENDS = ("trace", "export")
+log = logging.getLogger("bmsdk.coreml")
 MAX_BATCH = 1024  # upper bound of the flexible batch dim (a bounded range lets CoreML plan memory)
 WEIGHT_THRESHOLD = 2048  # weights with fewer elements stay float (coremltools' default)
 INT16_MAX = 32767
@@ -64,17 +67,17 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
     coreml_shims.register()
     coreml_passes.register()
     compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
+    convert = functools.partial(_convert, ct, source, frontend, compute, getattr(ct.target, deployment), with_state)
+    fixed_batch = False
     try:
-        with causal_lm.transformers_attention(source.module) if source.module is not None else nullcontext():
-            mlmodel = _convert(ct, source, frontend, compute, getattr(ct.target, deployment), with_state)
-    except Exception as e:
-        _reset_coremltools()
-        if isinstance(e, (UnsupportedError, ConversionError)):
+        mlmodel = _converted(source, frontend, convert)
+    except ConversionError:
+        # some graphs trace only at a fixed batch (Swin's window partition: "Cannot add const [batch, 32, 16]"):
+        # the program then takes one row and the backends run a batch row by row (flexible_shapes batch [1, 1])
+        if frontend != "trace" or with_state or "batch" not in _flexible_dims(source):
             raise
-        raise ConversionError(
-            f"coremltools conversion ({frontend}) failed: {_first_line(e)}",
-            "run with --debug for the converter's report; try --coreml-frontend export or trace",
-        ) from e
+        mlmodel, fixed_batch = _converted(source, frontend, functools.partial(convert, fixed_batch=True)), True
+        log.info("coremltools converted the model at a fixed batch of 1 only: batches run row by row")
     quantization = Quantization(scheme=precision, compute_precision="float32" if precision == "fp32" else "float16")
     if compression:
         mlmodel, quantization.weights = _compress(mlmodel, compression, options)
@@ -85,7 +88,7 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
         minimum_deployment_target=deployment,
         frontend=frontend,
         model_type="mlprogram",
-        flexible_shapes=_flexible_dims(source) if not with_state else stateful.flexible_dims(source),
+        flexible_shapes=_flexible_dims(source, fixed_batch) if not with_state else stateful.flexible_dims(source),
         io_dtypes=_io_dtypes(source) if not with_state else stateful.IO_DTYPES,
         states=stateful.states(source) if with_state else None,
     )
@@ -95,6 +98,21 @@ def build(source: Source, folder: Path, precision: str, calibration, options: di
         target_config=target_config,
         toolchain={"coremltools": ct.__version__},
     )
+
+
+def _converted(source: Source, frontend: str, convert):
+    """convert() with the source's transformers attention settings; its failure a ConversionError."""
+    try:
+        with causal_lm.transformers_attention(source.module) if source.module is not None else nullcontext():
+            return convert()
+    except Exception as e:
+        _reset_coremltools()
+        if isinstance(e, (UnsupportedError, ConversionError)):
+            raise
+        raise ConversionError(
+            f"coremltools conversion ({frontend}) failed: {_first_line(e)}",
+            "run with --debug for the converter's report; try --coreml-frontend export or trace",
+        ) from e
 
 
 def _reset_coremltools() -> None:
@@ -127,12 +145,14 @@ def _deployment_target(requested: str | None, compression: dict | None, options:
     return target
 
 
-def _flexible_dims(source: Source) -> dict:
+def _flexible_dims(source: Source, fixed_batch: bool = False) -> dict:
     """dim name -> [lowest, highest]. A derived dim ("sequence+128": the attention mask of a step graph over a KV
-    cache of 128 slots) is its base dim's range shifted; a step graph's sequence is at most its cache window."""
+    cache of 128 slots) is its base dim's range shifted; a step graph's sequence is at most its cache window.
+    `fixed_batch`: a program converted at batch 1 ([1, 1])."""
     pre = source.preprocessing
     longest = int(pre.get("cache_length") or 0) if pre.get("kind") == "generation" else 0
-    bounds = {"batch": [1, MAX_BATCH], "sequence": [1, longest or int(pre.get("max_length") or 512)]}
+    sequence = [1, longest or int(pre.get("max_length") or 512)]
+    bounds = {"batch": [1, 1 if fixed_batch else MAX_BATCH], "sequence": sequence}
     names = {d for s in source.inputs for d in s.shape if isinstance(d, str)}
     dims = {}
     for name in sorted(names):
@@ -172,7 +192,7 @@ def _io_dtypes(source: Source) -> dict:
     return {s.name: ("int32" if s.dtype.startswith("int") else "float32") for s in source.inputs}
 
 
-def _convert(ct, source: Source, frontend: str, compute, deployment, with_state: bool = False):
+def _convert(ct, source: Source, frontend: str, compute, deployment, with_state: bool, fixed_batch: bool = False):
     import numpy as np
 
     out_types = [ct.TensorType(name=s.name) for s in source.outputs]
@@ -190,8 +210,8 @@ def _convert(ct, source: Source, frontend: str, compute, deployment, with_state:
     import torch
 
     dims = {
-        name: ct.RangeDim(low, high, default=_default_size(name), symbol=name)
-        for name, (low, high) in _flexible_dims(source).items()
+        name: 1 if high == 1 else ct.RangeDim(low, high, default=_default_size(name), symbol=name)
+        for name, (low, high) in _flexible_dims(source, fixed_batch).items()
     }
     dtypes = _io_dtypes(source)
     inputs = [
@@ -202,7 +222,7 @@ def _convert(ct, source: Source, frontend: str, compute, deployment, with_state:
         )
         for s in source.inputs
     ]
-    feeds = example_feeds(source.inputs, batch=2, sequence=8)
+    feeds = example_feeds(source.inputs, batch=1 if fixed_batch else 2, sequence=8)
     module = source.script_module if source.script_module is not None else source.module
     with torch.inference_mode(False), torch.no_grad():
         args = tuple(torch.from_numpy(feeds[s.name]) for s in source.inputs)
