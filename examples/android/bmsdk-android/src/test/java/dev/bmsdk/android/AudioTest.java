@@ -66,6 +66,40 @@ public class AudioTest {
         assertTrue("no model with an attention mask among the audio vectors", masked);
     }
 
+    /** bmsdk.json of an ONNX audio artifact given the signature record a TFLite one has (int32 mask, as LiteRT takes it). */
+    private static Manifest asTflite(String bmsdkJson, Manifest onnx, int samples) {
+        String mask = onnx.inputNames.contains("attention_mask")
+                ? ", \"attention_mask\": {\"tensor\": \"mask:0\", \"dtype\": \"int32\", \"shape\": [1, " + samples + "]}" : "";
+        String config = "\"target\": \"tflite\", \"target_config\": {\"signatures\": {\"serving_default\": {\"inputs\": "
+                + "{\"input_values\": {\"tensor\": \"values:0\", \"dtype\": \"float32\", \"shape\": [1, " + samples + "]}" + mask
+                + "}, \"outputs\": {\"logits\": {\"tensor\": \"out:0\", \"dtype\": \"float32\", \"shape\": [1, 4]}}}}, "
+                + "\"sequence_buckets\": [], \"pad_values\": {}}";
+        assertTrue(bmsdkJson.contains("\"target\": \"onnx\""));
+        String renamed = bmsdkJson.replace("\"target_config\":", "\"onnx_target_config\":");  // its own, set aside
+        return new Manifest(renamed.replace("\"target\": \"onnx\"", config));
+    }
+
+    @Test
+    public void classifierFeedsTheSignatureAndClassifies() {
+        for (File folder : VectorsTest.folders("audio.json", true)) {
+            String text = VectorsTest.read(new File(folder, "bmsdk.json"));
+            Manifest onnx = new Manifest(text);
+            AudioPreprocessor pre = new AudioPreprocessor(onnx.preprocessing, onnx.inputNames);
+            Manifest m = asTflite(text, onnx, pre.samples);
+            Map<String, Object> kase = Json.object(Json.array(VectorsTest.json(new File(folder, "audio.json")).get("cases")).get(0));
+            ReplayRunner runner = new ReplayRunner("out:0", VectorsTest.floats(Json.object(kase.get("outputs")).get("logits")));
+            Prediction p = new Classifier(m, null, runner).classifyAudio(VectorsTest.floats(kase.get("waveform")), pre.samplingRate);
+            String where = folder.getName();
+            assertEquals(where, Json.object(kase.get("prediction")).get("label"), p.label);
+            assertEquals(where, "serving_default", runner.signature);
+            Map<String, Object> feeds = Json.object(kase.get("feeds"));
+            assertArrayEquals(where, VectorsTest.floats(feeds.get("input_values")), runner.inputs.get("values:0").floats, TOLERANCE);
+            if (pre.mask) {
+                assertArrayEquals(where, VectorsTest.ints(feeds.get("attention_mask")), runner.inputs.get("mask:0").ints);
+            }
+        }
+    }
+
     @Test
     public void anotherSamplingRateIsRefused() {
         File folder = VectorsTest.folders("audio.json", true).get(0);

@@ -88,6 +88,21 @@ public class SegmentationTest {
     }
 
     @Test
+    public void segmenterRunsTheModelAndUpsamples() {
+        File folder = VectorsTest.folders("segmentation.json", true).get(0);
+        Manifest m = new Manifest(VectorsTest.read(new File(folder, "bmsdk.json")));
+        Map<String, Object> kase = Json.object(Json.array(VectorsTest.json(new File(folder, "segmentation.json")).get("cases")).get(0));
+        ReplayRunner runner = new ReplayRunner(m.primaryOutput(), VectorsTest.floats(Json.object(kase.get("outputs")).get(m.primaryOutput())));
+        Segmenter segmenter = new Segmenter(m, runner);
+        int[] size = VectorsTest.ints(kase.get("size"));
+        int[] pixels = new int[segmenter.images.height * segmenter.images.width * segmenter.images.channels];
+        Segmentation.Result got = segmenter.segment(pixels, size[0], size[1]);
+        assertArrayEquals(VectorsTest.ints(kase.get("mask")), got.mask);
+        TensorData fed = runner.inputs.get(m.inputNames.get(0));
+        assertArrayEquals(new int[] {1, 3, segmenter.images.height, segmenter.images.width}, fed.shape);
+    }
+
+    @Test
     public void upsamplingFollowsTorchAtTheEdges() {
         // one label, logits 0 1 2 3 along x: 2 -> 8 columns, align_corners=False (torch: clamped at both ends)
         float[] row = {0f, 1f};
