@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from vector_folders import float32s, made_once, write_vectors_folder
+from vector_folders import float32s, made_once, write_by_hand, write_vectors_folder
 
 CLIP = 2000  # samples of the converted models' input (16 kHz)
 LENGTHS = (37, 1200, CLIP - 1, CLIP, CLIP + 1, 5000)
@@ -72,11 +72,4 @@ def _write(root: Path, work: Path, archs, max_cases) -> list[Path]:
 
 
 if __name__ == "__main__":  # refresh the committed Swift fixture: python tests/devices/audio_fixtures.py DIR
-    import sys
-    import tempfile
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    target = Path(sys.argv[1])
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        print(write_audio_folders(target, Path(tmp), ("hubert",), max_cases=1))
+    write_by_hand(lambda root, work: write_audio_folders(root, work, ("hubert",), max_cases=1))

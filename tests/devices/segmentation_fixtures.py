@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vector_folders import float32s, made_once, write_vectors_folder
+from vector_folders import float32s, made_once, write_by_hand, write_vectors_folder
 
 SIZES = ((48, 48), (56, 56), (40, 64), (72, 72), (7, 5), (13, 100), (12, 12))
 
@@ -60,11 +60,4 @@ def _write(root: Path, work: Path, max_cases) -> list[Path]:
 
 
 if __name__ == "__main__":  # refresh the committed Swift fixture: python tests/devices/segmentation_fixtures.py DIR
-    import sys
-    import tempfile
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    target = Path(sys.argv[1])
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        print(write_segmentation_folders(target, Path(tmp), max_cases=1))
+    write_by_hand(lambda root, work: write_segmentation_folders(root, work, max_cases=1))

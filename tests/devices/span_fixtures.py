@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from vector_folders import made_once
+from vector_folders import made_once, write_by_hand
 
 NER_TEXTS = [
     "John lives in Paris",
@@ -143,11 +143,4 @@ def _write_span_folders(root: Path, work: Path) -> list[Path]:
 
 
 if __name__ == "__main__":  # write the folders by hand: python tests/devices/span_fixtures.py OUT
-    import sys
-    import tempfile
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    target = Path(sys.argv[1])
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        print(write_span_folders(target, Path(tmp)))
+    write_by_hand(write_span_folders)

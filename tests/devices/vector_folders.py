@@ -11,6 +11,18 @@ from pathlib import Path
 import numpy as np
 
 
+def write_by_hand(write: Callable[[Path, Path], list[Path]]) -> None:
+    """`python tests/devices/<fixture>.py DIR`: `write(DIR, work)`'s folders, the models built in a temporary folder."""
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the model builders
+    target = Path(sys.argv[1])
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        print(write(target, Path(tmp)))
+
+
 def float32s(array) -> list[float]:
     """Flat values, each written as its shortest float32 repr (exact once read back as float32)."""
     return [float(str(v)) for v in np.asarray(array, dtype=np.float32).ravel()]

@@ -20,15 +20,9 @@ import org.junit.Test;
  */
 public class SegmentationTest {
     /** {labels, h, w} of the model's logits, from bmsdk.json's output shape [batch, labels, h, w]. */
-    private static int[] logitsShape(File folder, Manifest m) {
-        for (Object o : Json.array(VectorsTest.json(new File(folder, "bmsdk.json")).get("outputs"))) {
-            Map<String, Object> spec = Json.object(o);
-            if (m.primaryOutput().equals(spec.get("name"))) {
-                List<Object> shape = Json.array(spec.get("shape"));
-                return new int[] {(int) Json.number(shape.get(1)), (int) Json.number(shape.get(2)), (int) Json.number(shape.get(3))};
-            }
-        }
-        throw new AssertionError("no output " + m.primaryOutput());
+    private static int[] logitsShape(Manifest m) {
+        int[] shape = m.outputShapes.get(m.primaryOutput());
+        return new int[] {shape[1], shape[2], shape[3]};
     }
 
     private static void check(String where, Segmentation.Result got, Object mask, Map<String, Object> fractions, List<String> order) {
@@ -44,7 +38,7 @@ public class SegmentationTest {
         int checked = 0;
         for (File folder : VectorsTest.folders("segmentation.json", true)) {
             Manifest m = new Manifest(VectorsTest.read(new File(folder, "bmsdk.json")));
-            int[] shape = logitsShape(folder, m);
+            int[] shape = logitsShape(m);
             int i = 0;
             for (Object c : Json.array(VectorsTest.json(new File(folder, "segmentation.json")).get("cases"))) {
                 Map<String, Object> kase = Json.object(c);
@@ -68,7 +62,7 @@ public class SegmentationTest {
         int checked = 0;
         for (File folder : VectorsTest.folders("segmentation.json", true)) {
             Manifest m = new Manifest(VectorsTest.read(new File(folder, "bmsdk.json")));
-            int[] shape = logitsShape(folder, m);
+            int[] shape = logitsShape(m);
             ImagePreprocessor pre = new ImagePreprocessor(m.preprocessing);
             int i = 0;
             for (Object c : Json.array(VectorsTest.json(new File(folder, "vectors.json")).get("cases"))) {
