@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from vector_folders import float32s
 
 from bmsdk.converters.sources.image_processors import checkpoint_pipeline
 from bmsdk.manifest import TensorSpec
@@ -59,11 +60,6 @@ def write_image_pipeline_folders(root: Path, layouts=("NCHW", "NHWC"), names=Non
     return folders
 
 
-def _float32s(array: np.ndarray) -> list[float]:
-    """Flat values, each written as its shortest float32 repr (exact once read back as float32)."""
-    return [float(str(v)) for v in np.asarray(array, dtype=np.float32).ravel()]
-
-
 def _write(folder: Path, pre: dict, rng, cases: int) -> None:
     height, width = pre["size"]
     shape = ["batch", 3, height, width] if pre["layout"] == "NCHW" else ["batch", height, width, 3]
@@ -92,8 +88,8 @@ def _write(folder: Path, pre: dict, rng, cases: int) -> None:
         rows.append(
             {
                 "pixels_hwc": pixels.astype(np.uint8).tolist(),
-                "feeds": {"pixel_values": _float32s(feeds[0])},
-                "outputs": {"logits": _float32s(logits[0])},
+                "feeds": {"pixel_values": float32s(feeds[0])},
+                "outputs": {"logits": float32s(logits[0])},
                 "prediction": prediction,
             }
         )

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from vector_folders import made_once, write_by_hand
 
 from bmsdk.benchmarks.task_models.ner import build_tagger
 from bmsdk.benchmarks.task_models.qa import build_reader, questions
@@ -116,20 +117,11 @@ def span_artifacts(work: Path) -> dict[str, Path]:
     return out
 
 
-_MADE: dict[str, list[Path]] = {}  # the folders written first in this process, copied for later callers
-
-
 def write_span_folders(root: Path, work: Path) -> list[Path]:
     """One folder per tiny NER/QA artifact under `root` (spans-ner-bert, ...) with bmsdk.json, tokenizer/tokenizer.json
     and spans.json. The models are built and converted once per process (test_android_jvm and test_ios_swift share
     them in one pytest run)."""
-    if "folders" in _MADE and all(f.is_dir() for f in _MADE["folders"]):
-        copies = [root / f.name for f in _MADE["folders"]]
-        for made, copy in zip(_MADE["folders"], copies):
-            shutil.copytree(made, copy)
-        return copies
-    _MADE["folders"] = _write_span_folders(root, work)
-    return _MADE["folders"]
+    return made_once("spans", root, lambda: _write_span_folders(root, work))
 
 
 def _write_span_folders(root: Path, work: Path) -> list[Path]:
@@ -151,11 +143,4 @@ def _write_span_folders(root: Path, work: Path) -> list[Path]:
 
 
 if __name__ == "__main__":  # write the folders by hand: python tests/devices/span_fixtures.py OUT
-    import sys
-    import tempfile
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    target = Path(sys.argv[1])
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        print(write_span_folders(target, Path(tmp)))
+    write_by_hand(write_span_folders)

@@ -2,8 +2,9 @@
 artifacts (one classifier per tokenizer kind on tricky texts: tiny BERT for WordPiece, tiny RoBERTa for byte-level
 BPE, tiny XLM-R for SentencePiece Unigram; a tiny CNN), tokenizer cases of RoBERTa, XLM-R, ALBERT and DeBERTa-v2
 tokenizers (tokenizer_fixtures.py), the real MiniLM vocab (installed package) and a tiny Llama
-(generation_fixture.py), so the Swift tokenizers, pre/post-processing and generator are checked against the
-Python side. Fails when `swift test` fails."""
+(generation_fixture.py), NER/QA taggers and readers (span_fixtures.py), a wav2vec2 and a HuBERT audio classifier
+(audio_fixtures.py) and a SegFormer (segmentation_fixtures.py), so the Swift tokenizers, pre/post-processing and
+generator are checked against the Python side. Fails when `swift test` fails."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from audio_fixtures import write_audio_folders
 from generation_fixture import write_generation_folders
 from image_pipeline_fixture import write_image_pipeline_folders
+from segmentation_fixtures import write_segmentation_folders
 from span_fixtures import write_span_folders
 from tokenizer_fixtures import demo_tweets, tiny_classifiers, write_minilm_cases, write_tokenizer_cases
+from vector_folders import AUDIO_SEG, write_vectors_folder
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
@@ -36,21 +40,6 @@ TRICKY_TEXTS = [
     "ÀÉÎÕÜ ǅ ﬁ Ⅻ ß İ",
     "",
 ]
-
-
-def write_fixture(artifact: Path, dest: Path, max_cases: int | None = None) -> Path:
-    """The artifact's bmsdk.json and tokenizer, and its `bmsdk export-vectors` output, in one folder."""
-    from bmsdk.tasks.vectors import export_vectors
-
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(artifact / "bmsdk.json", dest / "bmsdk.json")
-    if (artifact / "tokenizer" / "tokenizer.json").is_file():
-        (dest / "tokenizer").mkdir(exist_ok=True)
-        shutil.copyfile(artifact / "tokenizer" / "tokenizer.json", dest / "tokenizer" / "tokenizer.json")
-    vectors = export_vectors(artifact)
-    vectors["cases"] = vectors["cases"][:max_cases]
-    (dest / "vectors.json").write_text(json.dumps(vectors) + "\n")
-    return dest
 
 
 def minilm_tokenizer_fixture(dest: Path) -> Path | None:
@@ -109,15 +98,17 @@ def vectors_dir(converted, bert_classifier_dir, subword_classifiers, cnn_factory
     for kind, source in sources.items():
         options = {"target": "coreml", "precision": "fp32", "eval_data": tricky, "num_samples": len(TRICKY_TEXTS)}
         result = converted(f"coreml-{kind}-tricky", source, **options)
-        write_fixture(result.path, root / f"tiny-{kind}")
+        write_vectors_folder(result.path, root / f"tiny-{kind}")
     cnn = converted("coreml-cnn-fp16", cnn_factory, target="coreml", precision="fp16", calibration=calib_npz)
-    write_fixture(cnn.path, root / "tiny-cnn")
+    write_vectors_folder(cnn.path, root / "tiny-cnn")
     write_tokenizer_cases(root, TRICKY_TEXTS + demo_tweets(), tmp_path_factory.mktemp("tokenizers"))
     write_minilm_cases(root, demo_tweets() + TRICKY_TEXTS)  # the real MiniLM vocabulary, when the demo cached it
     minilm_tokenizer_fixture(root / "minilm-tokenizer")
     write_generation_folders(root)  # the tiny Llama's vectors and BPE cases, for GenerationTests
     write_image_pipeline_folders(root)  # checkpoint image processors: offset, include_top, BGR, crops
     write_span_folders(root, tmp_path_factory.mktemp("span-models"))  # NER and QA: windows, raw outputs, predict()
+    write_audio_folders(root, tmp_path_factory.mktemp("audio-models"))  # waveforms, feeds, logits, predict()
+    write_segmentation_folders(root, tmp_path_factory.mktemp("seg-models"))  # logits, predict()'s masks and fractions
     return root
 
 
@@ -126,6 +117,8 @@ def test_swift_package_passes_against_fresh_vectors(vectors_dir):
     assert (vectors_dir / "tiny-bert" / "vectors.json").is_file()
     for kind in ("ner-bert", "ner-roberta", "qa-bert", "qa-roberta"):  # SpanTests: entities and answers
         assert (vectors_dir / f"spans-{kind}" / "spans.json").is_file(), kind
+    for folder, file in AUDIO_SEG:  # AudioTests, SegmentationTests
+        assert (vectors_dir / folder / file).is_file(), folder
     env = {
         **os.environ,
         "BMSDK_VECTORS_DIR": str(vectors_dir),

@@ -37,7 +37,8 @@ public struct TensorSpec: Decodable, Equatable {
 }
 
 /// Pre-processing as bmsdk.json records it (text: tokenizer and max length; image: size, resize and centre crop,
-/// scale, offset, mean/std, renormalize_std, channel order).
+/// scale, offset, mean/std, renormalize_std, channel order; audio: sampling rate, clip length, normalisation,
+/// padding value, attention mask).
 public struct Preprocessing: Decodable {
     public let kind: String?
     public let tokenizer: String?
@@ -57,11 +58,18 @@ public struct Preprocessing: Decodable {
     public let channelOrder: String?
     /// Question answering: context tokens shared by consecutive windows.
     public let stride: Int?
+    public let samplingRate: Int?
+    public let samples: Int?
+    public let doNormalize: Bool?
+    public let paddingValue: Float?
+    public let attentionMask: Bool?
 
     enum CodingKeys: String, CodingKey {
         case kind, tokenizer, size, channels, layout, scale, mean, std, resize, offset, stride
         case maxLength = "max_length", padId = "pad_id", inputName = "input_name", centerCrop = "center_crop"
         case renormalizeStd = "renormalize_std", channelOrder = "channel_order"
+        case samples, samplingRate = "sampling_rate", doNormalize = "do_normalize", paddingValue = "padding_value"
+        case attentionMask = "attention_mask"
     }
 }
 

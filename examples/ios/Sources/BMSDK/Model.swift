@@ -24,6 +24,7 @@ public final class BMSDKModel {
     public let manifest: Manifest
     public let tokenizer: TextTokenizer?
     public let image: ImagePreprocessor?
+    public let audio: AudioPreprocessor?
     private let runner: Runner?
 
     /// `runner` defaults to CoreML (where it exists) on the artifact's model.mlpackage.
@@ -37,6 +38,7 @@ public final class BMSDKModel {
             tokenizer = nil
         }
         image = pre.kind == "image" ? try ImagePreprocessor(pre) : nil
+        audio = pre.kind == "audio" ? try AudioPreprocessor(pre, inputs: manifest.inputs) : nil
         if let runner {
             self.runner = runner
         } else {
@@ -67,6 +69,17 @@ public final class BMSDKModel {
         let name = manifest.preprocessing.inputName ?? manifest.inputs[0].name
         let shape = image.layout == "NCHW" ? [1, image.channels, image.height, image.width] : [1, image.height, image.width, image.channels]
         return [name: Tensor(shape: shape, values: .float32(try image.tensor(pixels: pixels)))]
+    }
+
+    /// The feeds for one mono clip of float samples at `rate` Hz (the model's rate: resample first).
+    public func feeds(samples: [Float], rate: Int) throws -> [String: Tensor] {
+        guard let audio else { throw BMSDKError.input("\(manifest.name) does not take audio") }
+        let f = try audio.features(samples: samples, rate: rate)
+        var feeds = [audio.inputName: Tensor(shape: [1, audio.samples], values: .float32(f.inputValues))]
+        if let mask = f.attentionMask {
+            feeds["attention_mask"] = Tensor(shape: [1, audio.samples], values: .int32(mask.map(Int32.init)))
+        }
+        return feeds
     }
 
     /// Classify feeds; also returns the model call's latency in milliseconds.
@@ -133,5 +146,23 @@ public final class BMSDKModel {
 
     public func predict(pixels: [UInt8]) throws -> (prediction: Prediction, latencyMs: Double) {
         try classify(feeds(pixels: pixels))
+    }
+
+    public func predict(samples: [Float], rate: Int) throws -> (prediction: Prediction, latencyMs: Double) {
+        try classify(feeds(samples: samples, rate: rate))
+    }
+
+    /// Semantic segmentation of one image of the model's size (height x width x channels bytes): the mask at
+    /// `height` x `width` (the image's size before the app resized it; default the model's input size).
+    public func segment(pixels: [UInt8], height: Int? = nil, width: Int? = nil) throws -> Segmentation.Result {
+        guard let image else { throw BMSDKError.input("\(manifest.name) does not take images") }
+        let name = manifest.postprocessing.output ?? manifest.outputs[0].name
+        guard let spec = manifest.outputs.first(where: { $0.name == name }), spec.shape.count == 4,
+              case .fixed(let h) = spec.shape[2], case .fixed(let w) = spec.shape[3] else {
+            throw BMSDKError.manifest("the output \(name) is not [batch, labels, height, width] of fixed height and width")
+        }
+        let logits = try run(feeds(pixels: pixels), name)
+        return Segmentation.of(logits: logits, h: h, w: w, height: height ?? image.height, width: width ?? image.width,
+                               labels: manifest.postprocessing.labels)
     }
 }

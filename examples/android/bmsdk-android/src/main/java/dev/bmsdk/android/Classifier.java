@@ -4,14 +4,15 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * A text or image classifier over a TFLite bmsdk artifact: pre-processing, the boundary conversions recorded in
- * bmsdk.json, one signature call through a ModelRunner, then softmax and labels.
+ * A text, image or audio classifier over a TFLite bmsdk artifact: pre-processing, the boundary conversions recorded
+ * in bmsdk.json, one signature call through a ModelRunner, then softmax and labels.
  */
 public final class Classifier implements AutoCloseable {
     public final Manifest manifest;
     private final ModelRunner runner;
     private final TextTokenizer tokenizer;
     private final ImagePreprocessor images;
+    private final AudioPreprocessor audio;
 
     /** `tokenizerJson` is the artifact's tokenizer/tokenizer.json for text models, null for image models. */
     public Classifier(Manifest manifest, String tokenizerJson, ModelRunner runner) {
@@ -20,9 +21,10 @@ public final class Classifier implements AutoCloseable {
         }
         this.manifest = manifest;
         this.runner = runner;
-        boolean text = "text".equals(manifest.preprocessing.get("kind"));
-        this.tokenizer = text ? TextTokenizer.fromJson(tokenizerJson, manifest.maxLength()) : null;
-        this.images = text ? null : new ImagePreprocessor(manifest.preprocessing);
+        Object kind = manifest.preprocessing.get("kind");
+        this.tokenizer = "text".equals(kind) ? TextTokenizer.fromJson(tokenizerJson, manifest.maxLength()) : null;
+        this.images = "image".equals(kind) ? new ImagePreprocessor(manifest.preprocessing) : null;
+        this.audio = "audio".equals(kind) ? new AudioPreprocessor(manifest.preprocessing, manifest.inputNames) : null;
     }
 
     /** The model inputs of one text, in the bucket's signature dtypes; returns the signature used. */
@@ -50,6 +52,21 @@ public final class Classifier implements AutoCloseable {
         return sig;
     }
 
+    /** The model inputs of one mono clip of float samples at `rate` Hz (the model's rate: resample first). */
+    public Manifest.Signature audioInputs(float[] samples, int rate, Map<String, TensorData> out) {
+        Manifest.Signature sig = manifest.signatures.get(Boundary.signatureFor(null));
+        AudioPreprocessor.Features f = audio.apply(samples, rate);
+        for (Map.Entry<String, Manifest.Tensor> e : sig.inputs.entrySet()) {
+            Manifest.Tensor t = e.getValue();
+            if (e.getKey().equals("attention_mask")) {
+                out.put(t.tensor, TensorData.of(Boundary.padToInt32(f.attentionMask, audio.samples, 0)));
+            } else {
+                out.put(t.tensor, t.quantized ? TensorData.of(Boundary.quantize(f.inputValues, t.scale, t.zeroPoint)) : TensorData.of(f.inputValues));
+            }
+        }
+        return sig;
+    }
+
     /** Float logits from a signature's output: dequantized when the signature gives int8. */
     public static float[] logits(Manifest.Tensor t, TensorData value) {
         return t.quantized ? Boundary.dequantize(value.bytes, t.scale, t.zeroPoint) : value.floats;
@@ -63,6 +80,11 @@ public final class Classifier implements AutoCloseable {
     public Prediction classifyImage(int[] pixelsHwc) {
         Map<String, TensorData> inputs = new LinkedHashMap<>();
         return run(imageInputs(pixelsHwc, inputs), inputs);
+    }
+
+    public Prediction classifyAudio(float[] samples, int rate) {
+        Map<String, TensorData> inputs = new LinkedHashMap<>();
+        return run(audioInputs(samples, rate, inputs), inputs);
     }
 
     private Prediction run(Manifest.Signature sig, Map<String, TensorData> inputs) {

@@ -60,6 +60,8 @@ public final class Manifest {
     public final List<String> labels = new ArrayList<>();
     public final List<String> inputNames = new ArrayList<>();
     public final List<String> outputNames = new ArrayList<>();
+    /** Each output's shape as bmsdk.json records it; a named (dynamic) dim is -1. */
+    public final Map<String, int[]> outputShapes = new LinkedHashMap<>();
     public final Map<String, Signature> signatures = new LinkedHashMap<>();
     public final List<Integer> buckets = new ArrayList<>();
     public final Map<String, Long> padValues = new LinkedHashMap<>();
@@ -82,7 +84,14 @@ public final class Manifest {
             inputNames.add((String) Json.object(spec).get("name"));
         }
         for (Object spec : Json.array(root.get("outputs"))) {
-            outputNames.add((String) Json.object(spec).get("name"));
+            String output = (String) Json.object(spec).get("name");
+            outputNames.add(output);
+            List<Object> dims = Json.array(Json.object(spec).get("shape"));
+            int[] shape = new int[dims.size()];
+            for (int i = 0; i < shape.length; i++) {
+                shape[i] = dims.get(i) instanceof String ? -1 : (int) Json.number(dims.get(i));
+            }
+            outputShapes.put(output, shape);
         }
         if (!"tflite".equals(target)) {
             return;  // pre/post-processing still usable; no signatures to run

@@ -1,0 +1,68 @@
+package dev.bmsdk.android;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A semantic segmentation model over a bmsdk artifact: image pre-processing, one ModelRunner call, then Segmentation
+ * at the size asked for. A TFLite artifact's `serving_default` signature is used as Classifier uses it (int8 input
+ * quantized, output dequantized); a manifest without signatures is fed one float tensor named by its input.
+ */
+public final class Segmenter implements AutoCloseable {
+    public final Manifest manifest;
+    public final ImagePreprocessor images;
+    private final ModelRunner runner;
+    private final int labels;
+    private final int h;
+    private final int w;
+
+    public Segmenter(Manifest manifest, ModelRunner runner) {
+        if (!"semantic-segmentation".equals(manifest.task)) {
+            throw new IllegalArgumentException("not a semantic-segmentation artifact: task " + manifest.task);
+        }
+        int[] shape = manifest.outputShapes.get(manifest.primaryOutput());
+        if (shape == null || shape.length != 4 || shape[1] < 1 || shape[2] < 1 || shape[3] < 1) {
+            throw new IllegalArgumentException("the output " + manifest.primaryOutput() + " is not [batch, labels, h, w] of fixed size");
+        }
+        this.manifest = manifest;
+        this.runner = runner;
+        this.images = new ImagePreprocessor(manifest.preprocessing);
+        labels = shape[1];
+        h = shape[2];
+        w = shape[3];
+    }
+
+    /** The mask of one image (HxWxC pixels 0-255 at the model's size) at the model's input size. */
+    public Segmentation.Result segment(int[] pixelsHwc) {
+        return segment(pixelsHwc, images.height, images.width);
+    }
+
+    /** The mask at height x width: the image's size before the app resized it to the model's, as Python's predict(). */
+    public Segmentation.Result segment(int[] pixelsHwc, int height, int width) {
+        float[] values = images.apply(pixelsHwc);
+        float[] logits;
+        if (manifest.signatures.isEmpty()) {
+            int[] shape = images.nchw ? new int[] {1, images.channels, images.height, images.width}
+                    : new int[] {1, images.height, images.width, images.channels};
+            Map<String, TensorData> inputs = new LinkedHashMap<>();
+            inputs.put(manifest.inputNames.get(0), TensorData.of(values, shape));
+            logits = runner.run(Boundary.signatureFor(null), inputs).get(manifest.primaryOutput()).floats;
+        } else {
+            Manifest.Signature sig = manifest.signatures.get(Boundary.signatureFor(null));
+            Manifest.Tensor in = sig.inputs.values().iterator().next();
+            Map<String, TensorData> inputs = new LinkedHashMap<>();
+            inputs.put(in.tensor, in.quantized ? TensorData.of(Boundary.quantize(values, in.scale, in.zeroPoint)) : TensorData.of(values));
+            Manifest.Tensor out = sig.outputs.get(manifest.primaryOutput());
+            logits = Classifier.logits(out, runner.run(sig.name, inputs).get(out.tensor));
+        }
+        if (logits.length != labels * h * w) {
+            throw new IllegalStateException("the model returned " + logits.length + " logits, not " + labels + "x" + h + "x" + w);
+        }
+        return Segmentation.of(logits, h, w, height, width, manifest.labels);
+    }
+
+    @Override
+    public void close() {
+        runner.close();
+    }
+}
