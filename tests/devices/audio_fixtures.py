@@ -1,7 +1,7 @@
 """Audio-classification vectors for the device libraries' tests (test_android_jvm.py, test_ios_swift.py).
 
 The tiny trained wav2vec2 (no attention mask: each padded row normalised whole) and HuBERT (attention mask:
-normalised over the real samples, padding left at padding_value) of tests/audio_models.py, converted to ONNX fp32
+normalised over the real samples, padding left at padding_value) of task_models.audio, converted to ONNX fp32
 with a clip of CLIP samples (1/8 s, which keeps the JSON small), one folder each (audio-wav2vec2, audio-hubert) with
 bmsdk.json, `bmsdk export-vectors`' vectors.json (clips of the model's length) and audio.json: waveforms of other
 lengths (shorter: padded; longer: trimmed; constant and silent ones: variance 0), each with the feeds bmsdk's
@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 from vector_folders import float32s, made_once, write_by_hand, write_vectors_folder
 
+from bmsdk.benchmarks.task_models.audio import AUDIO_LABELS, build_classifier, clip
+
 CLIP = 2000  # samples of the converted models' input (16 kHz)
 LENGTHS = (37, 1200, CLIP - 1, CLIP, CLIP + 1, 5000)
 
 
 def waveforms(seed: int = 4) -> list[np.ndarray]:
     """Clips of LENGTHS cut from the synthetic keyword set, then a constant and a silent one."""
-    from audio_models import AUDIO_LABELS, clip
 
     rng = np.random.default_rng(seed)
     cut = [clip(AUDIO_LABELS[i % 4], rng)[:n] for i, n in enumerate(LENGTHS)]
@@ -53,7 +54,6 @@ def write_audio_folders(root: Path, work: Path, archs=("wav2vec2", "hubert"), ma
 
 
 def _write(root: Path, work: Path, archs, max_cases) -> list[Path]:
-    from audio_models import build_classifier
 
     import bmsdk
 

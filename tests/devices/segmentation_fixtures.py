@@ -1,6 +1,6 @@
 """Semantic-segmentation vectors for the device libraries' tests (test_android_jvm.py, test_ios_swift.py).
 
-The tiny trained SegFormer of tests/seg_models.py (48x48 input, logits 4 x 12 x 12), converted to ONNX fp32 with
+The tiny trained SegFormer of task_models.segmentation (48x48 input, logits 4 x 12 x 12), converted to ONNX fp32 with
 scenes as samples, in one folder (segmentation-segformer): bmsdk.json, `bmsdk export-vectors`' vectors.json (model-size
 pixels, feeds, logits, the mask at the input size and the label fractions) and segmentation.json: scenes of other
 sizes, each with the model's raw logits and what `predict()` returned for the image at its own size (the mask,
@@ -16,11 +16,12 @@ from pathlib import Path
 
 from vector_folders import float32s, made_once, write_by_hand, write_vectors_folder
 
+from bmsdk.benchmarks.task_models.segmentation import build_segmenter, scenes, write_eval_set
+
 SIZES = ((48, 48), (56, 56), (40, 64), (72, 72), (7, 5), (13, 100), (12, 12))
 
 
 def segmentation_cases(model, seed: int = 9) -> list[dict]:
-    from seg_models import scenes
 
     images, _ = scenes(len(SIZES), seed, SIZES)
     cases = []
@@ -45,7 +46,6 @@ def write_segmentation_folders(root: Path, work: Path, max_cases: int | None = 3
 
 
 def _write(root: Path, work: Path, max_cases) -> list[Path]:
-    from seg_models import build_segmenter, write_eval_set
 
     import bmsdk
 
