@@ -29,7 +29,7 @@ CI_COLUMNS = {
     "deberta-v2": ("tensorrt", "fp32"),
     "modernbert": ("tflite", "fp32"),
     "resnet": ("executorch", "int8"),
-    "mobilenet-v2": ("onnx", "int8"),
+    "mobilenet-v2": ("tflite", "int8-dynamic"),  # its static int8 is out of tolerance (README table)
     "mobilenet-v3": ("coreml", "int8"),
     "efficientnet": ("tflite", "fp32"),
     "convnext": ("tensorrt", "int8"),
