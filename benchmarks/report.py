@@ -10,9 +10,12 @@ from pathlib import Path
 
 
 def task_metric(metric: dict) -> float | None:
-    """What the accuracy column shows: accuracy, a token classifier's entity F1, a reader's SQuAD F1 or a
-    segmenter's mean IoU."""
-    return metric.get("accuracy", metric.get("entity_f1", metric.get("answer_f1", metric.get("mean_iou"))))
+    """What the accuracy column shows: accuracy, a token classifier's entity F1, a reader's SQuAD F1, a
+    segmenter's mean IoU or a detector's COCO mAP@0.5:0.95."""
+    for key in ("accuracy", "entity_f1", "answer_f1", "mean_iou", "map_50_95"):
+        if key in metric:
+            return metric[key]
+    return None
 
 
 def rows(report: dict) -> list[dict]:
