@@ -136,7 +136,7 @@ def _sincos_positions(table, cells: int) -> None:
         table[0, 1 : 1 + cells * cells, : grid.shape[1]] = grid
 
 
-STEPS = {"yolos": (300, 16, 2e-3), "detr": (300, 16, 2e-3)}  # steps, batch, learning rate
+STEPS = {"yolos": (150, 16, 2e-3), "detr": (150, 16, 2e-3)}  # steps, batch, learning rate
 
 
 def _slot_targets(objects: list[list[dict]], queries: int) -> tuple:
@@ -289,9 +289,6 @@ def train_yolo(root: Path) -> tuple[str, Path]:
 
 
 def build_all(root: Path) -> dict:
-    """{"yolos": folder, "detr": folder, "yolo": (factory spec, weights)}."""
-    return {
-        "yolos": build_detector("yolos", root / "yolos"),
-        "detr": build_detector("detr", root / "detr"),
-        "yolo": train_yolo(root / "yolo"),
-    }
+    """{"yolos": folder, "yolo": (factory spec, weights)} (DETR: build_detector("detr", folder), not in the suite:
+    it learns as slowly as YOLOS and converts the same way)."""
+    return {"yolos": build_detector("yolos", root / "yolos"), "yolo": train_yolo(root / "yolo")}
