@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from seg_models import shape_pixels
 
 DET_LABELS = ["rectangle", "disc", "triangle"]
 SIDE = 64  # the models' input size
@@ -30,13 +31,7 @@ def scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray
         for _ in range(20):
             size = rng.uniform(0.3, 0.5) * min(height, width)
             cy, cx = rng.uniform(size / 2, height - size / 2), rng.uniform(size / 2, width - size / 2)
-            if label == 0:
-                inside = (np.abs(yy - cy) < size / 2) & (np.abs(xx - cx) < size / 3)
-            elif label == 1:
-                inside = (yy - cy) ** 2 + (xx - cx) ** 2 < (size / 2) ** 2
-            else:  # apex up: rows below the apex widen linearly
-                top = cy - size / 2
-                inside = (yy >= top) & (yy <= cy + size / 2) & (np.abs(xx - cx) <= (yy - top) / 2)
+            inside = shape_pixels(int(label), yy, xx, cy, cx, size)
             if inside.sum() > 20 and (inside & taken).sum() < 0.1 * inside.sum():
                 break
         taken |= inside
