@@ -199,7 +199,7 @@ def test_targets_validate_with_map(artifacts, arch, target, precision):
     result = artifacts(arch, target, precision)
     ev = checked_eval(result, precision)
     assert ev.n == 16 and ev.objects > 0
-    if arch == "yolo":  # the tiny YOLO learnt: about 0.87 mAP@0.5, 0.47 mAP@0.5:0.95 here
+    if arch == "yolo":  # the tiny YOLO learnt: about 0.85 mAP@0.5, 0.49 mAP@0.5:0.95 here
         assert ev.source_map_50 > 0.6 and ev.source_map_50_95 > 0.25, ev
     if precision == "fp32":
         assert ev.map_50 == pytest.approx(ev.source_map_50, abs=1e-6) and ev.top1_agreement >= 0.99
