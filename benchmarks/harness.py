@@ -289,6 +289,11 @@ def _scores(manifest, path: Path) -> dict:
         if ev.source_mean_iou is not None:
             cell["source_metric"] = {"mean_iou": ev.source_mean_iou, "pixel_accuracy": ev.source_pixel_accuracy}
             cell["accuracy_change_pt"] = 100 * (ev.mean_iou - ev.source_mean_iou)  # the task metric: mean IoU
+    if ev and ev.map_50 is not None:
+        cell["metric"] = {"map_50": ev.map_50, "map_50_95": ev.map_50_95}
+        if ev.source_map_50 is not None:
+            cell["source_metric"] = {"map_50": ev.source_map_50, "map_50_95": ev.source_map_50_95}
+            cell["accuracy_change_pt"] = 100 * (ev.map_50_95 - ev.source_map_50_95)  # the task metric: COCO mAP
     if ev and ev.entity_f1 is not None:
         cell["metric"] = entity_metric(ev)
         if ev.source_entity_f1 is not None:
@@ -366,6 +371,8 @@ def _measure_source(cfg: BenchConfig, path: Path, manifest, probe) -> dict:
         result["metric"] = {"entity_f1": ev.source_entity_f1}
     if ev and ev.source_mean_iou is not None:
         result["metric"] = {"mean_iou": ev.source_mean_iou, "pixel_accuracy": ev.source_pixel_accuracy}
+    if ev and ev.source_map_50 is not None:
+        result["metric"] = {"map_50": ev.source_map_50, "map_50_95": ev.source_map_50_95}
     if ev and ev.source_answer_f1 is not None:
         result["metric"] = {"exact_match": ev.source_exact_match, "answer_f1": ev.source_answer_f1}
     return result

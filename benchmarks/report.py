@@ -8,12 +8,12 @@ import html
 import json
 from pathlib import Path
 
-TASK_METRICS = ("accuracy", "entity_f1", "answer_f1", "mean_iou")  # what each task's accuracy column shows
+TASK_METRICS = ("accuracy", "entity_f1", "answer_f1", "mean_iou", "map_50_95")  # what each task's accuracy column shows
 
 
 def task_metric_name(metric: dict) -> str | None:
-    """Which metric the accuracy column shows: accuracy, a token classifier's entity F1, a reader's SQuAD F1 or a
-    segmenter's mean IoU."""
+    """Which metric the accuracy column shows: accuracy, a token classifier's entity F1, a reader's SQuAD F1, a
+    segmenter's mean IoU or a detector's COCO mAP@0.5:0.95."""
     return next((name for name in TASK_METRICS if name in metric), None)
 
 

@@ -98,7 +98,7 @@ def _check_samples(artifact, backend, label, target, manifest, feeds: dict, refe
             outputs = artifact.run(feeds)
         except UnsupportedError as e:  # e.g. an op the reference executor does not implement
             return Validation(validated=False, passed=None, reason=f"{backend.name} cannot run this artifact: {e}")
-        masks = artifact.task_spec.sample_masks(manifest.postprocessing, feeds)
+        masks = artifact.task_spec.sample_masks(manifest.postprocessing, feeds, reference)
         samples = compare_outputs(reference, outputs, target.artifact_tolerance(manifest), masks)
     return Validation(
         validated=True,

@@ -175,7 +175,7 @@ class LiteRTBackend(Backend):
         """Run samples.npz and compare with the source's outputs; refuse an interpreter that disagrees."""
         inputs, reference, _ = load_samples(self.folder)
         try:
-            masks = get_task(self.manifest.task).sample_masks(self.manifest.postprocessing, inputs)
+            masks = get_task(self.manifest.task).sample_masks(self.manifest.postprocessing, inputs, reference)
             stats = compare_outputs(reference, self.run(inputs), recorded_tolerance(self.manifest), masks)
         except RunError as e:
             raise BackendUnavailableError(f"{self.runtime} fails to run this model: {e.problem}", FIX) from None

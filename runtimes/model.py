@@ -170,7 +170,8 @@ class Model:
     def _predict_batch(self, items: Any, options: dict | None = None):
         if self.manifest.input_kind == "image":
             feeds, sizes = self.preprocess_images(items)
-            return self.task_spec.postprocess_images(self.manifest.postprocessing, self.run(feeds), feeds, sizes)
+            post = self.manifest.postprocessing
+            return self.task_spec.postprocess_images(post, self.run(feeds), feeds, sizes, options or None)
         feeds = self.preprocess(items, **(options or {}))
         return self.task_spec.postprocess(self.manifest.postprocessing, self.run(feeds), feeds)
 

@@ -18,7 +18,7 @@ from bmsdk.errors import DataError, InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".wave"}
-FILE_SUFFIXES = (".jsonl", ".csv", ".npz")
+FILE_SUFFIXES = (".jsonl", ".csv", ".npz", ".json")
 MAX_LINE_BYTES = 10 * 2**20
 ROW_FIX = 'write one object per line: {"text": ..., "label": ...}'
 ARRAY_ERRORS = (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error)  # what np.load raises
@@ -59,7 +59,7 @@ def load_dataset(path: str | Path, require_labels: bool = False) -> Dataset:
         raise DataError(
             f"{path} has no labels",
             "evaluation data needs a 'label' column (JSONL/CSV), a 'y' array (.npz) or, for segmentation, a 'mask' "
-            "per image",
+            "per image (detection: 'objects')",
         )
     return data
 
@@ -75,6 +75,8 @@ def _load(path: Path) -> Dataset:
         return _csv(path)
     if path.suffix == ".npz":
         return _npz(path)
+    if path.suffix == ".json":
+        return _coco(path)
     raise DataError(
         f"cannot read data from {path.name}",
         "use .jsonl/.csv (text,label), .npz (x, y) or a folder of class subfolders",
@@ -112,6 +114,8 @@ def _label(value: Any, path: Path, row: int) -> Any:
 
 
 def _rows_to_dataset(rows: list[dict], path: Path) -> Dataset:
+    if rows and "image" in rows[0] and "objects" in rows[0] and "text" not in rows[0]:
+        return _detection_rows(rows, path)
     if rows and "image" in rows[0] and "text" not in rows[0]:
         return _segmentation_rows(rows, path)
     if rows and "tokens" in rows[0] and "text" not in rows[0]:
@@ -187,6 +191,72 @@ def _segmentation_rows(rows: list[dict], path: Path) -> Dataset:
         labels.append(None if mask is None else read_mask(_inside(path, mask), image_path))
     has_labels = all(m is not None for m in labels)
     return Dataset("image", items, labels if has_labels else None, str(path))
+
+
+DETECTION_FIX = (
+    'write one object per line: {"image": "img/0.png", "objects": [{"box": [xmin, ymin, xmax, ymax], "label": '
+    '"cat"}]}, boxes in the image\'s pixels, paths relative to the file'
+)
+
+
+def _detection_rows(rows: list[dict], path: Path) -> Dataset:
+    """Object detection data: `{"image": path, "objects": [{"box": [xmin, ymin, xmax, ymax], "label": name}]}`
+    (paths relative to the JSONL file's folder, boxes in the image's pixels, `objects` [] for an image without any);
+    items are the image paths, labels each image's objects as [{"box": [4 floats], "label": str}]."""
+    items, labels = [], []
+    for i, row in enumerate(rows):
+        image, objects = row.get("image"), row.get("objects")
+        if not isinstance(image, str) or not image or not isinstance(objects, list):
+            raise DataError(f"{path} row {i + 1} needs an 'image' path and an 'objects' list", DETECTION_FIX)
+        image_path = _inside(path, image)
+        if not image_path.is_file():
+            raise DataError(f"{path} row {i + 1}: image {image_path} does not exist", DETECTION_FIX)
+        items.append(image_path)
+        labels.append([_object(obj, f"{path} row {i + 1}") for obj in objects])
+    return Dataset("image", items, labels, str(path))
+
+
+def _object(obj: Any, where: str) -> dict:
+    box = obj.get("box") if isinstance(obj, dict) else None
+    label = obj.get("label") if isinstance(obj, dict) else None
+    numbers = isinstance(box, list) and len(box) == 4 and all(_finite(v) for v in box)
+    if not numbers or not isinstance(label, str) or not label:
+        raise DataError(
+            f"{where}: object {str(obj)[:80]} needs a 'box' of 4 numbers [xmin, ymin, xmax, ymax] and a 'label' name",
+            DETECTION_FIX,
+        )
+    if box[2] < box[0] or box[3] < box[1]:
+        raise DataError(f"{where}: box {box} has xmax < xmin or ymax < ymin", "write boxes as [xmin, ymin, xmax, ymax]")
+    return {"box": [float(v) for v in box], "label": label}
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _coco(path: Path) -> Dataset:
+    """A COCO annotations file (`images` with `file_name` relative to the file's folder, `annotations` with `bbox`
+    [x, y, w, h] and `category_id`, `categories` with `name`) as detection data; crowd annotations left out."""
+    fix = "pass a COCO instances JSON (images, annotations, categories), image file names relative to it"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path} is not valid JSON ({_reason(e)})", fix) from None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), list) for k in ("images", "categories")):
+        raise DataError(f"{path} is not a COCO annotations file (no 'images' and 'categories' lists)", fix)
+    try:
+        names = {c["id"]: str(c["name"]) for c in record["categories"]}
+        files = {im["id"]: str(im["file_name"]) for im in record["images"]}
+        objects: dict = {k: [] for k in files}
+        for ann in record.get("annotations") or []:
+            if ann.get("iscrowd"):
+                continue
+            x, y, w, h = ann["bbox"]
+            objects[ann["image_id"]].append({"box": [x, y, x + w, y + h], "label": names[ann["category_id"]]})
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: an image, annotation or category lacks a field ({_reason(e)})", fix) from None
+    rows = [{"image": name, "objects": objects[k]} for k, name in files.items()]
+    return _detection_rows(rows, path)
 
 
 def _inside(path: Path, name: str) -> Path:

@@ -5,7 +5,9 @@ The pipeline is transformers' image processors' (PIL backend), in their order:
 1. decode, convert to RGB (or L for a one-channel model);
 2. `resize` on the uint8 image with a Pillow filter: `{"mode": "exact", "size": [h, w], "resample": 2}` warps to
    h x w, `{"mode": "shortest_edge", "size": n, "resample": 3}` scales the shorter side to n keeping the aspect
-   ratio (the longer side truncated, as `get_resize_output_image_size` does), `{"mode": "none"}` keeps the image;
+   ratio (the longer side truncated, as `get_resize_output_image_size` does), `{"mode": "none"}` keeps the image,
+   `{"mode": "letterbox", "size": [h, w], "resample": 2, "pad_value": 114}` is ultralytics' LetterBox (scaled by
+   the smaller of h/height and w/width, rounded, centred on a pad_value canvas of h x w; object detection);
 3. `center_crop` [h, w]: transformers' `center_crop`, zero-padded where the image is smaller;
 4. in float32: `pixel * scale + offset` (the scale product in float64, as transformers' `rescale`), then
    `(x - mean) / std`, then `x / renormalize_std` where present (EfficientNet's `include_top`);
@@ -28,7 +30,7 @@ from .sections import show as _show
 
 BILINEAR = 2  # PIL.Image.Resampling.BILINEAR
 RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}  # PIL's numbering
-RESIZE_MODES = ("exact", "shortest_edge", "none")
+RESIZE_MODES = ("exact", "shortest_edge", "none", "letterbox")
 CHANNEL_ORDERS = ("RGB", "BGR")
 NORMALIZATIONS = ("checkpoint", "option", "none", "default-0-1")
 DEFAULT_0_1 = "default-0-1"
@@ -53,6 +55,8 @@ def pipeline_problem(pre: dict, size: list[int], channels: int) -> str | None:
         return f"'center_crop' {_show(crop)} must equal 'size' {_show(size)} (the model's input)"
     if crop is None and resize["mode"] == "shortest_edge":
         return "a 'shortest_edge' resize without 'center_crop' gives images of varying size; add a 'center_crop'"
+    if resize["mode"] == "letterbox" and (crop is not None or resize["size"] != size):
+        return f"a 'letterbox' resize must give 'size' {_show(size)} itself, without a 'center_crop'"
     if crop is None and resize["mode"] == "exact" and resize["size"] != size:
         return f"'resize' size {_show(resize['size'])} must equal 'size' {_show(size)} when there is no crop"
     if "offset" in pre and not _is_number(pre["offset"]):
@@ -78,6 +82,8 @@ def _resize_problem(resize: Any) -> str | None:
     mode = resize["mode"]
     if mode == "none":
         return None
+    if mode == "letterbox" and not (_is_side_pair(resize.get("size")) and _is_byte(resize.get("pad_value", 114))):
+        return f"a 'letterbox' resize needs 'size' [height, width] and a 'pad_value' 0-255, got {_show(resize)}"
     if mode == "exact" and not _is_side_pair(resize.get("size")):
         return f"an exact 'resize' needs 'size' [height, width] of ints from 1 to {MAX_SIDE}, got {_show(resize)}"
     if mode == "shortest_edge" and not _is_side(resize.get("size")):
@@ -89,6 +95,10 @@ def _resize_problem(resize: Any) -> str | None:
 
 def _is_side(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE
+
+
+def _is_byte(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255
 
 
 def _is_side_pair(v: Any) -> bool:

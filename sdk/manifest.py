@@ -501,6 +501,10 @@ def _check_postprocessing(post: dict, outputs: list[TensorSpec]) -> None:
     ):
         raise ManifestError(f"bmsdk.json postprocessing 'label_axis' {_show(axis)} is not a dim of {spec.name}", REMAKE)
     classes = spec.shape[axis] if spec.shape else None
+    extra = post.get("label_extra", 0)  # entries of that dim that are no label (DETR's no-object, YOLO's box)
+    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+        raise ManifestError(f"bmsdk.json postprocessing 'label_extra' {_show(extra)} is not a count", REMAKE)
+    classes = classes - extra if isinstance(classes, int) else classes
     if isinstance(classes, int) and len(labels) != classes:
         raise ManifestError(
             f"bmsdk.json has {len(labels)} labels but output {_show(spec.name)} has {classes} classes", REMAKE

@@ -197,6 +197,11 @@ class EvalReport(Section):
     pixels: int | None = None  # labelled pixels scored (ignore index left out)
     source_mean_iou: float | None = None
     source_pixel_accuracy: float | None = None
+    map_50: float | None = None  # object detection (pycocotools COCOeval); top1_agreement is then the F1 of the
+    map_50_95: float | None = None  # artifact's confident detections matched to the source's
+    objects: int | None = None  # labelled boxes scored
+    source_map_50: float | None = None
+    source_map_50_95: float | None = None
 
 
 @dataclass(kw_only=True)

@@ -15,6 +15,16 @@ SIDE = 48  # the models' input size (the processors resize every image to it)
 COLOURS = {1: (220, 40, 40), 2: (40, 200, 60), 3: (50, 70, 230)}
 
 
+def shape_pixels(kind: int, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, size: float) -> np.ndarray:
+    """The pixels of a rectangle (0), a disc (1) or a triangle (2, apex up) of `size` centred at (cy, cx)."""
+    if kind == 0:
+        return (np.abs(yy - cy) < size / 2) & (np.abs(xx - cx) < size / 3)
+    if kind == 1:
+        return (yy - cy) ** 2 + (xx - cx) ** 2 < (size / 2) ** 2
+    top = cy - size / 2  # rows below the apex widen linearly
+    return (yy >= top) & (yy <= cy + size / 2) & (np.abs(xx - cx) <= (yy - top) / 2)
+
+
 def scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """(H x W x 3 uint8 image, H x W uint8 mask) of 1-3 shapes on a noisy background."""
     image = np.clip(rng.normal(120, 30, (height, width, 3)), 0, 255)
@@ -23,13 +33,7 @@ def scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray
     for label in rng.choice([1, 2, 3], size=int(rng.integers(1, 4)), replace=False):
         size = rng.uniform(0.25, 0.45) * min(height, width)
         cy, cx = rng.uniform(size / 2, height - size / 2), rng.uniform(size / 2, width - size / 2)
-        if label == 1:
-            inside = (np.abs(yy - cy) < size / 2) & (np.abs(xx - cx) < size / 3)
-        elif label == 2:
-            inside = (yy - cy) ** 2 + (xx - cx) ** 2 < (size / 2) ** 2
-        else:  # apex up: rows below the apex widen linearly
-            top = cy - size / 2
-            inside = (yy >= top) & (yy <= cy + size / 2) & (np.abs(xx - cx) <= (yy - top) / 2)
+        inside = shape_pixels(int(label) - 1, yy, xx, cy, cx, size)
         image[inside] = np.clip(np.asarray(COLOURS[int(label)]) + rng.normal(0, 15, (int(inside.sum()), 3)), 0, 255)
         mask[inside] = label
     return image.astype(np.uint8), mask

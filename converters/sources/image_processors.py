@@ -33,7 +33,11 @@ PLAIN = (
     "CLIPImageProcessor",
 )
 SPECIAL = ("ConvNextImageProcessor", "EfficientNetImageProcessor", "MobileViTImageProcessor", "SegformerImageProcessor")
-SUPPORTED = PLAIN + SPECIAL
+# object detection: resize (fixed size, see _detection_size), rescale, normalize; padding to the batch's largest
+# image is a no-op once every image has one size, and the annotation options touch no pixels
+DETECTION = ("DetrImageProcessor", "YolosImageProcessor")
+DETECTION_HARMLESS = {"do_pad", "format", "do_convert_annotations"}
+SUPPORTED = PLAIN + SPECIAL + DETECTION
 # options that never change an RGB image's pixels here: bmsdk always converts to RGB (or L) itself; the label-map
 # option only touches segmentation maps; the rest are call-time formatting
 HARMLESS = {"do_convert_rgb", "do_reduce_labels", "input_data_format", "device", "return_tensors", "disable_grouping"}
@@ -61,10 +65,11 @@ MEAN_STD_FIX = (
 )
 
 
-def checkpoint_pipeline(folder: Path, channels: int, unresized: list[int]) -> dict:
+def checkpoint_pipeline(folder: Path, channels: int, unresized: list[int], fixed: list[int] | None = None) -> dict:
     """The image pipeline fields (size, resize, center_crop, scale, offset, mean, std, renormalize_std,
     channel_order, normalization, processor) of the processor saved in `folder`; `unresized` is the model's size
-    when the processor neither resizes nor crops (images must then come at that size)."""
+    when the processor neither resizes nor crops (images must then come at that size); `fixed` the size asked for
+    with --input-shape (a detection processor's shortest/longest-edge resize becomes an exact resize to it)."""
     proc = _load(folder)
     name = type(proc).__name__.removesuffix("Pil").removesuffix("Fast")
     where = f"{folder / 'preprocessor_config.json'} ({name})"
@@ -74,8 +79,18 @@ def checkpoint_pipeline(folder: Path, channels: int, unresized: list[int]) -> di
             f"use a checkpoint whose processor is one of {', '.join(SUPPORTED)}; or export the model to ONNX/.pt2 "
             "and convert that with --mean/--std (bmsdk then resizes images straight to the model's input size)",
         )
-    _refuse_unknown_options(proc, where)
+    _refuse_unknown_options(proc, where, DETECTION_HARMLESS if name in DETECTION else set())
     attr = _attributes(proc)
+    override = None
+    if name in DETECTION:
+        if getattr(proc, "pad_size", None):
+            raise SourceError(
+                f"{where} pads every image to pad_size {proc.pad_size}, which bmsdk's image pre-processing does not "
+                "apply",
+                "remove pad_size from preprocessor_config.json",
+            )
+        override = _detection_size(attr, fixed, where)
+        attr["size"] = override
     resize, crop = _geometry(attr, name, where)
     fields: dict[str, Any] = {"processor": name, "resize": resize}
     if crop is not None:
@@ -104,19 +119,45 @@ def checkpoint_pipeline(folder: Path, channels: int, unresized: list[int]) -> di
     problem = pipeline_problem(fields, fields["size"], channels)  # a stranger's file may declare any size
     if problem:
         raise SourceError(f"{where}: {problem}", "fix or re-save the processor config")
+    if override is not None and dict(proc.size or {}) != override:
+        fields["processor_resize"] = f"{_show_size(proc.size)} replaced by an exact {override['height']}x" + (
+            f"{override['width']} resize (the export takes one size; boxes are normalised to the image)"
+        )
     if channels == 3:
-        fields["processor_check"] = _check_against_transformers(folder, name, proc, fields, where)
+        fields["processor_check"] = _check_against_transformers(folder, name, proc, fields, where, override)
     return fields
 
 
-def _check_against_transformers(folder: Path, name: str, proc, fields: dict, where: str) -> dict:
+def _show_size(size) -> str:
+    return ", ".join(f"{k} {v}" for k, v in dict(size or {}).items() if v is not None)
+
+
+def _detection_size(attr: dict, fixed: list[int] | None, where: str) -> dict:
+    """A DETR/YOLOS processor's resize as one fixed size: its own {height, width}, or --input-shape's height and
+    width in place of a shortest_edge/longest_edge resize (which gives every image its own size). DETR's boxes are
+    cx, cy, w, h normalised to the image the model saw, so they scale back to the image's own pixels exactly."""
+    size = {k: v for k, v in dict(attr.get("size") or {}).items() if v is not None}
+    if fixed is not None:
+        return {"height": int(fixed[0]), "width": int(fixed[1])}
+    if set(size) == {"height", "width"}:
+        return {"height": int(size["height"]), "width": int(size["width"])}
+    raise SourceError(
+        f"{where} resizes images to varying sizes ({_show_size(size)}), and an exported detector takes one size",
+        "pass --input-shape pixel_values=1x3xHxW (e.g. 1x3x800x800) to export at that size (images are resized to "
+        'it exactly), or set size {"height": H, "width": W} in preprocessor_config.json',
+    )
+
+
+def _check_against_transformers(folder: Path, name: str, proc, fields: dict, where: str, size=None) -> dict:
     """bmsdk's pipeline against transformers' own (PIL backend) on a few random images of other sizes and shapes:
-    they must agree to CHECK_TOLERANCE, else the conversion stops (a bmsdk bug, never shipped silently)."""
+    they must agree to CHECK_TOLERANCE, else the conversion stops (a bmsdk bug, never shipped silently). `size`
+    replaces the processor's (a detection processor exported at one size)."""
     import transformers
     from PIL import Image
 
     pil = getattr(transformers, f"{name}Pil", None)  # transformers 5; in 4.x the class itself is the PIL one
-    reference = pil.from_pretrained(str(folder), local_files_only=True) if pil is not None else proc
+    extra = {"size": size} if size is not None else {}
+    reference = pil.from_pretrained(str(folder), local_files_only=True, **extra) if pil is not None else proc
     height, width = fields["size"]
     config = {"kind": "image", "input_name": "pixel_values", "channels": 3, "layout": "NCHW", **fields}
     ours = ImagePreprocessor(config, [TensorSpec("pixel_values", "float32", ["batch", 3, height, width])])
@@ -180,11 +221,13 @@ def _attributes(proc) -> dict:
     return {k: getattr(proc, k, None) for k in HANDLED}
 
 
-def _refuse_unknown_options(proc, where: str) -> None:
-    """Any option of the processor that bmsdk does not apply must be off; padding and channels-last output too."""
+def _refuse_unknown_options(proc, where: str, harmless: set[str] = frozenset()) -> None:
+    """Any option of the processor that bmsdk does not apply must be off; padding and channels-last output too
+    (`harmless`: options this processor class may set, e.g. a detection processor's padding to the batch)."""
     valid = getattr(getattr(proc, "valid_kwargs", None), "__annotations__", None) or {}
-    extra = sorted(k for k in valid if k not in HANDLED | HARMLESS | {"do_pad", "pad_size", "data_format"})
-    if getattr(proc, "do_pad", None):
+    skip = HANDLED | HARMLESS | set(harmless) | {"do_pad", "pad_size", "data_format"}
+    extra = sorted(k for k in valid if k not in skip)
+    if getattr(proc, "do_pad", None) and "do_pad" not in harmless:
         extra.insert(0, "do_pad")
     for key in extra:
         value = getattr(proc, key, None)

@@ -436,10 +436,13 @@ def _hf_image_source(path, model, config, task, labels, input_shapes, mean, std)
     import torch
 
     channels = int(config.get("num_channels", 3))
-    side = int(config.get("image_size", 224))
+    side = config.get("image_size", 224)
+    side = int(side[0] if isinstance(side, (list, tuple)) and side else side)  # YOLOS: [height, width]
     shape = (input_shapes or {}).get("pixel_values")
     if (path / "preprocessor_config.json").is_file():
-        fields = checkpoint_pipeline(path, channels, list(shape[2:]) if shape else [side, side])
+        fields = checkpoint_pipeline(
+            path, channels, list(shape[2:]) if shape else [side, side], list(shape[2:]) if shape else None
+        )
         if mean or std:
             fields.update(mean=mean or fields["mean"], std=std or fields["std"], normalization="option")
         if shape and list(shape[1:]) != [channels, *fields["size"]]:
@@ -454,28 +457,32 @@ def _hf_image_source(path, model, config, task, labels, input_shapes, mean, std)
     height, width = fields["size"]
     check_shape("pixel_values", ["batch", channels, height, width], "checkpoint")
 
+    spec = get_task(task)
+    kept = spec.hf_outputs or ("logits",)  # object detection: logits and pred_boxes
+
     class ImageWrapper(torch.nn.Module):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
 
         def forward(self, pixel_values):
-            return self.inner(pixel_values=pixel_values, return_dict=True).logits
+            result = self.inner(pixel_values=pixel_values, return_dict=True)
+            return tuple(getattr(result, n) for n in kept) if len(kept) > 1 else result.logits
 
     num_classes = len(labels) if labels else int(config.get("num_labels", 2))
     wrapper = ImageWrapper(model).eval()
-    out_shape = ["batch", num_classes]
-    if task == "semantic-segmentation":  # logits [batch, labels, h, w] at the resolution the model's head gives
-        (logits,) = _run_module(wrapper, {"pixel_values": np.zeros((1, channels, int(height), int(width)), np.float32)})
-        out_shape = ["batch", *(int(d) for d in logits.shape[1:])]
+    out_shapes = [["batch", num_classes]]
+    if task != "image-classification":  # segmentation logits [batch, labels, h, w], detection [batch, queries, ...]
+        ran = _run_module(wrapper, {"pixel_values": np.zeros((1, channels, int(height), int(width)), np.float32)})
+        out_shapes = [["batch", *(int(d) for d in out.shape[1:])] for out in ran]
     return Source(
         format="huggingface",
         path=str(path),
         task=task,
         inputs=[TensorSpec("pixel_values", "float32", ["batch", channels, int(height), int(width)])],
-        outputs=[TensorSpec("logits", "float32", out_shape)],
+        outputs=[TensorSpec(n, "float32", shape) for n, shape in zip(kept, out_shapes)],
         preprocessing={"kind": "image", "input_name": "pixel_values", "channels": channels, "layout": "NCHW", **fields},
-        postprocessing=get_task(task).postprocessing("logits", labels),
+        postprocessing=spec.hf_postprocessing(labels),
         module=wrapper,
         info=_source_info(path, "huggingface", config.get("architectures")),
         name=path.name,
@@ -629,6 +636,9 @@ def _generic_source(
             )
         channels, height, width = spec.shape[1:]
         src.preprocessing = _image_preprocessing(spec.name, channels, height, width, mean, std)
+        resize = task_spec.source_resize(int(height), int(width), hints)
+        if resize is not None:  # object detection: ultralytics' letterbox
+            src.preprocessing["resize"] = resize
         src.postprocessing = task_spec.postprocessing(src.outputs[0].name, labels)
     else:
         if tokenizer is None:

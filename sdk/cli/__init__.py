@@ -546,6 +546,15 @@ def validation_summary(v: Validation) -> str:
                 f" (source mean IoU {ev.source_mean_iou:.4f}, pixel accuracy {ev.source_pixel_accuracy:.4f}, "
                 f"pixel agreement {agreement})"
             )
+    elif ev and ev.map_50 is not None:
+        line += (
+            f"\neval on {ev.n} images ({ev.objects} objects): mAP@0.5 {ev.map_50:.4f}, mAP@0.5:0.95 {ev.map_50_95:.4f}"
+        )
+        if ev.source_map_50 is not None:
+            line += (
+                f" (source mAP@0.5 {ev.source_map_50:.4f}, mAP@0.5:0.95 {ev.source_map_50_95:.4f}, matched-detection "
+                f"agreement {agreement})"
+            )
     elif ev and ev.entity_f1 is not None:
         line += (
             f"\neval on {ev.n} examples ({ev.entities} entities): entity F1 {ev.entity_f1:.4f}, precision "
@@ -670,6 +679,8 @@ def cmd_predict(args) -> int:
             height, width = len(result["mask"]), len(result["mask"][0])
             shares = ", ".join(f"{k} {v:.3f}" for k, v in result["fractions"].items())
             print(f"{height}x{width} mask: {shares}\t{name}")
+        elif model.task_spec.name == "object-detection":
+            print(_detections_line(name, result))
         elif model.task_spec.name == "question-answering":
             print(f"{result['answer']}\t{result['score']:.4f}\t{result['start']}-{result['end']}\t{name}")
         elif isinstance(result, dict):
@@ -677,6 +688,15 @@ def cmd_predict(args) -> int:
         else:
             print(f"[{', '.join(f'{v:.4f}' for v in result[:4])}, ...] (dim {len(result)})\t{name}")
     return 0
+
+
+def _detections_line(name: str, found: list[dict]) -> str:
+    """`3 objects: disc 0.91 [12,4,30,22], ...<TAB>image` (boxes xmin,ymin,xmax,ymax rounded to pixels)."""
+    parts = [
+        f"{d['label']} {d['score']:.2f} [{','.join(str(round(d['box'][k])) for k in ('xmin', 'ymin', 'xmax', 'ymax'))}]"
+        for d in found
+    ]
+    return f"{len(found)} object{'s' if len(found) != 1 else ''}: {', '.join(parts) or '-'}\t{name}"
 
 
 def cmd_inspect(args) -> int:
@@ -731,6 +751,9 @@ def cmd_validate(args) -> int:
     if ev and ev.mean_iou is not None and recorded and recorded.data == ev.data:
         ev.source_mean_iou, ev.top1_agreement = recorded.source_mean_iou, recorded.top1_agreement
         ev.source_pixel_accuracy = recorded.source_pixel_accuracy
+    if ev and ev.map_50 is not None and recorded and recorded.data == ev.data:
+        ev.source_map_50, ev.source_map_50_95 = recorded.source_map_50, recorded.source_map_50_95
+        ev.top1_agreement = recorded.top1_agreement
     if ev and (ev.entity_f1 is not None or ev.exact_match is not None) and recorded and recorded.data == ev.data:
         ev.source_entity_f1, ev.top1_agreement = recorded.source_entity_f1, recorded.top1_agreement
         ev.source_exact_match, ev.source_answer_f1 = recorded.source_exact_match, recorded.source_answer_f1

@@ -40,6 +40,15 @@ class Task:
         """The manifest's post-processing section for a model whose primary output is `output`."""
         return {"output": output}
 
+    def hf_postprocessing(self, labels: list[str] | None) -> dict:
+        """The post-processing section of a Hugging Face image checkpoint's model (outputs `hf_outputs`, or logits)."""
+        return self.postprocessing("logits", labels)
+
+    def source_resize(self, height: int, width: int, hints: dict) -> dict | None:
+        """The image resize of a source without an image processor (a file or a factory, whose `bmsdk_spec` are
+        `hints`) when not a plain resize to height x width (object detection: a letterbox); None: the plain one."""
+        return None
+
     def primary(self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> np.ndarray:
         """The array a dataset evaluation compares (logits, pooled embeddings), one row per input."""
         return outputs[post.get("output") or next(iter(outputs))].astype(np.float32)
@@ -49,10 +58,16 @@ class Task:
         return self.primary(post, outputs, feeds)
 
     def postprocess_images(
-        self, post: dict, outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray], sizes: Sequence[tuple[int, int]]
+        self,
+        post: dict,
+        outputs: dict[str, np.ndarray],
+        feeds: dict[str, np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        options: dict | None = None,
     ) -> Any:
         """predict() for a batch of images whose own (height, width) before pre-processing are `sizes`
-        (semantic segmentation answers at each image's size). By default the outputs alone decide."""
+        (semantic segmentation answers at each image's size); `options` are predict()'s keyword options (object
+        detection: thresholds). By default the outputs alone decide."""
         return self.postprocess(post, outputs, feeds)
 
     def primary_images(
@@ -92,8 +107,12 @@ class Task:
         """primary() for a batch of texts, with their TextRows."""
         return self.primary(post, outputs, feeds)
 
-    def sample_masks(self, post: dict, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """{output: [batch, sequence] bool} for per-token outputs whose padding positions a sample check skips."""
+    def sample_masks(
+        self, post: dict, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """{output: [batch, sequence] bool} for per-token outputs whose padding positions a sample check skips
+        (object detection: [batch, queries], the queries the source finds an object with); `reference` are the
+        source's outputs for `feeds`."""
         return {}
 
     def metrics(self, primary: np.ndarray, labels: Sequence, label_names: Sequence[str] | None) -> dict | None:

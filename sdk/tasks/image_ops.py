@@ -19,7 +19,7 @@ def resized_size(height: int, width: int, resize: dict) -> tuple[int, int]:
     mode = resize["mode"]
     if mode == "none":
         return height, width
-    if mode == "exact":
+    if mode in ("exact", "letterbox"):
         return int(resize["size"][0]), int(resize["size"][1])
     # transformers' get_resize_output_image_size(default_to_square=False): the short side becomes `size`, the long
     # one int(size * long / short), truncated
@@ -38,9 +38,32 @@ def resize_image(image, resize: dict):
             f"{MAX_PIXELS:,} pixels",
             "crop the image to a less extreme aspect ratio first",
         )
+    if resize["mode"] == "letterbox":
+        return letterbox(
+            image, (height, width), int(resize.get("resample", BILINEAR)), int(resize.get("pad_value", 114))
+        )
     if (width, height) == image.size:
         return image
     return image.resize((width, height), resample=int(resize.get("resample", BILINEAR)))
+
+
+def letterbox(image, size: tuple[int, int], resample: int = BILINEAR, pad_value: int = 114):
+    """ultralytics' LetterBox(auto=False, scaleup=True, center=True) with a Pillow filter: the image scaled by
+    r = min(h / height, w / width) to (round(width * r), round(height * r)), pasted on an h x w canvas of pad_value
+    at (round(dw - 0.1), round(dh - 0.1)), dw and dh half the padding (ultralytics resizes with cv2's INTER_LINEAR,
+    which differs from Pillow's filter when shrinking)."""
+    from PIL import Image
+
+    height, width = size
+    gain = min(height / image.height, width / image.width)
+    new_w, new_h = int(round(image.width * gain)), int(round(image.height * gain))
+    top, left = int(round((height - new_h) / 2 - 0.1)), int(round((width - new_w) / 2 - 0.1))
+    if (new_w, new_h) != image.size:
+        image = image.resize((new_w, new_h), resample=resample)
+    fill = pad_value if image.mode == "L" else (pad_value,) * len(image.getbands())
+    canvas = Image.new(image.mode, (width, height), fill)
+    canvas.paste(image, (left, top))
+    return canvas
 
 
 def center_crop(pixels: np.ndarray, height: int, width: int) -> np.ndarray:

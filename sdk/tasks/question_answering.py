@@ -111,7 +111,7 @@ class QuestionAnswering(Task):
         same = [_span(a) == _span(b) for a, b in zip(reference, actual)]
         return {"top1_agreement": float(np.mean(same)) if same else None}
 
-    def sample_masks(self, post, feeds):
+    def sample_masks(self, post, feeds, reference=None):
         mask = feeds.get("attention_mask")
         return {} if mask is None else {name: mask != 0 for name in self.hf_outputs}
 

@@ -36,7 +36,7 @@ class SemanticSegmentation(Task):
     def postprocessing(self, output, labels):
         return {"output": output, "labels": labels, "label_axis": 1}
 
-    def postprocess_images(self, post, outputs, feeds, sizes):
+    def postprocess_images(self, post, outputs, feeds, sizes, options=None):
         logits = self.primary(post, outputs, feeds)
         names = label_names(post, logits.shape[1])
         return [segment(logits[i], sizes[i], names) for i in range(len(logits))]

@@ -64,7 +64,7 @@ class TokenClassification(Task):
             out[r] = (best[~special], _word_labels(row, best, special))
         return out
 
-    def sample_masks(self, post, feeds):
+    def sample_masks(self, post, feeds, reference=None):
         name = post.get("output") or "logits"
         return {name: feeds["attention_mask"] != 0} if "attention_mask" in feeds else {}
 

@@ -122,8 +122,8 @@ def test_optional_sections_must_be_objects(field):
 
 def test_unknown_task():
     d = make_manifest().to_dict()
-    d["task"] = "object-detection"
-    with pytest.raises(ManifestError, match="unknown task 'object-detection'"):
+    d["task"] = "depth-estimation"
+    with pytest.raises(ManifestError, match="unknown task 'depth-estimation'"):
         Manifest.from_dict(d)
 
 

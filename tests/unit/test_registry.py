@@ -66,7 +66,7 @@ def test_unknown_names_list_the_known_ones():
         get_target("openvino")
     assert "onnx" in e.value.fix
     with pytest.raises(UnsupportedError, match="unknown task"):
-        get_task("object-detection")
+        get_task("depth-estimation")
     with pytest.raises(UnsupportedError, match="unknown backend"):
         backend_class("tvm")
 
