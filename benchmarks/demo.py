@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models",
         help="only these models' rows, comma-separated (mnist-cnn, minilm-sentiment, tweet-llama, bert-ner, "
-        "bert-qa, wav2vec2-keywords, segformer-shapes)",
+        "bert-qa, wav2vec2-keywords, segformer-shapes, tiny-yolo-shapes)",
     )
     parser.add_argument(
         "--cluster",

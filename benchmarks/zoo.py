@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .task_models import audio, ner, qa, segmentation
+from .task_models import audio, detection, ner, qa, segmentation
 
 SENTIMENT_LABELS = ["negative", "neutral", "positive"]
 TEST_SIZE, CALIBRATION_SIZE, TRAIN_SIZE = 2000, 256, 12000
@@ -452,12 +452,29 @@ def _segmentation_case(root: Path) -> None:
     segmentation.write_eval_set(root / "calibration", n=16, seed=6)
 
 
+def _detection_case(root: Path) -> None:
+    detection.train_yolo(root / "model")
+    detection.write_eval_set(root / "test", n=60, seed=5)
+    detection.write_eval_set(root / "calibration", n=16, seed=6)
+
+
+def tiny_yolo():
+    """The demo's YOLO-style detector (a factory source: `bmsdk.benchmarks.zoo:tiny_yolo`), trained on first use."""
+    from safetensors.torch import load_file
+
+    model = detection.yolo_model()
+    model.load_state_dict(load_file(str(task_case("tiny-yolo-shapes")[0] / "yolo.safetensors")))
+    return model.eval()
+
+
 TASK_CASES = {  # name: (builder, eval data, calibration data), paths inside the case's folder
     "bert-ner": (_ner_case, "test.jsonl", None),
     "bert-qa": (_qa_case, "test.jsonl", None),
     "wav2vec2-keywords": (_audio_case, "test", "calibration"),
     "segformer-shapes": (_segmentation_case, "test/eval.jsonl", "calibration/eval.jsonl"),
+    "tiny-yolo-shapes": (_detection_case, "test/eval.jsonl", "calibration/eval.jsonl"),
 }
+FACTORIES = {"tiny-yolo-shapes": "bmsdk.benchmarks.zoo:tiny_yolo"}  # cases whose source is a factory, not a folder
 
 
 def task_case(name: str) -> tuple[Path, Path, Path | None]:
@@ -472,6 +489,12 @@ def task_case(name: str) -> tuple[Path, Path, Path | None]:
         build(tmp)
         tmp.rename(root)
     return root / "model", root / eval_data, root / calibration if calibration else None
+
+
+def task_source(name: str) -> str:
+    """What bmsdk converts for a TASK_CASES model: its checkpoint folder, or its factory spec."""
+    folder = task_case(name)[0]
+    return FACTORIES.get(name, str(folder))
 
 
 # --- names the benchmark cases use ----------------------------------------------------
@@ -496,7 +519,7 @@ def resolve(ref: str) -> str:
         "tweet-text-calibration": lambda: tweet_llama_checkpoint()[2],
     }
     for case in TASK_CASES:  # zoo:bert-ner, zoo:bert-ner-test, zoo:bert-ner-calibration, ...
-        builders[case] = lambda case=case: task_case(case)[0]
+        builders[case] = lambda case=case: task_source(case)
         builders[f"{case}-test"] = lambda case=case: task_case(case)[1]
         if TASK_CASES[case][2]:
             builders[f"{case}-calibration"] = lambda case=case: task_case(case)[2]

@@ -850,12 +850,17 @@ def _from_factory(
         )
     if weights:
         try:
-            state = torch.load(str(weights), map_location="cpu", weights_only=True)
+            if str(weights).endswith(".safetensors"):
+                from safetensors.torch import load_file
+
+                state = load_file(str(weights), device="cpu")
+            else:
+                state = torch.load(str(weights), map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except Exception as e:
             raise SourceError(
                 f"cannot load weights {weights} ({str(e).splitlines()[0][:200]})",
-                "pass a state_dict saved with torch.save(model.state_dict(), path)",
+                "pass a state_dict saved with safetensors' save_file or torch.save(model.state_dict(), path)",
             ) from None
     model.eval()
     hints = dict(getattr(model, "bmsdk_spec", {}) or {})

@@ -142,7 +142,9 @@ def _convert_parser(sub, common) -> None:
         "--tokenizer", metavar="DIR", help="tokenizer folder for text models from .onnx/.pt2/.pt/factory sources"
     )
     p.add_argument(
-        "--weights", metavar="STATE_DICT", help="weights for a factory source (loaded with weights_only=True)"
+        "--weights",
+        metavar="STATE_DICT",
+        help="weights for a factory source: a .safetensors state dict or a torch.save one (weights_only=True)",
     )
     p.add_argument(
         "--revision",

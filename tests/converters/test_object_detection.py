@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-from det_models import DET_LABELS, EVAL_SIZES, SIDE, build_all, write_eval_set
-from ner_models import checked_eval, quick_bench
+from task_checks import checked_eval, quick_bench
 
 import bmsdk
+from bmsdk.benchmarks.task_models.detection import DET_LABELS, EVAL_SIZES, SIDE, build_all, write_eval_set
 from bmsdk.cli import main as cli
 from bmsdk.data import load_dataset
 from bmsdk.tasks.image_ops import letterbox

@@ -30,6 +30,7 @@ def test_task_table_rows_name_task_and_metric():
 
 def test_the_demo_has_a_model_of_every_newer_task():
     tasks = {"token-classification", "question-answering", "audio-classification", "semantic-segmentation"}
+    tasks.add("object-detection")
     assert tasks <= set(task_names())
     assert [case[0] for case in demo.TASK_CASES] == list(zoo.TASK_CASES)
     targets = {target for target, _ in demo.TASK_ROWS}

@@ -1,19 +1,18 @@
-"""Tiny object detectors built in code for the object-detection tests: a synthetic labelled set (a red rectangle, a
-green disc and a blue triangle on a noisy gray background, each box the bounding box of its shape's pixels), a
-YOLOS and a DETR (tiny ResNet backbone, no timm, no pretrained weights) from transformers, saved with
+"""Tiny object detectors built in code for the object-detection tests and the demo: a synthetic labelled set (a red
+rectangle, a green disc and a blue triangle on a noisy gray background, each box the bounding box of its shape's
+pixels), a YOLOS and a DETR (tiny ResNet backbone, no timm, no pretrained weights) from transformers, saved with
 save_pretrained and their image processors (an exact 64x64 resize), and a YOLO-style torch module (output [batch,
-anchors, 4 + classes], boxes cx, cy, w, h in input pixels) exposed as a factory `module:function` with a letterbox
-pre-processing. Each is trained for a few seconds so that its detections are meaningful."""
+anchors, 4 + classes], boxes cx, cy, w, h in input pixels; yolo.py) as a factory source with a letterbox pre-
+processing. Each is trained for a few seconds so that its detections are meaningful."""
 
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
-from seg_models import shape_pixels
+
+from .segmentation import shape_pixels
 
 DET_LABELS = ["rectangle", "disc", "triangle"]
 SIDE = 64  # the models' input size
@@ -183,78 +182,25 @@ def build_detector(arch: str, folder: Path) -> Path:
 
 # --- a YOLO-style detector as a factory --------------------------------------------------------------------------
 
-YOLO_MODULE = "bmsdk_testmodels.yolo"
-YOLO_SOURCE = textwrap.dedent('''
-    """A tiny anchor-free YOLO-style detector: one stride-8 grid; output [batch, cells, 4 + classes], boxes
-    cx, cy, w, h in input pixels, class scores after a sigmoid (YOLOv8's head without the DFL)."""
-    import torch
-    from torch import nn
-
-    SIDE, STRIDE, CLASSES = 64, 8, 3
+YOLO_FACTORY = "bmsdk.benchmarks.task_models.yolo:make_model"
 
 
-    def block(cin, cout, stride):
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.SiLU())
+def yolo_model():
+    """A fresh (untrained) YOLO-style detector of yolo.py (which imports torch: not imported at module level)."""
+    import importlib
 
-
-    class TinyYolo(nn.Module):
-        bmsdk_spec = {
-            "task": "object-detection",
-            "input_shapes": {"images": [1, 3, SIDE, SIDE]},
-            "labels": ["rectangle", "disc", "triangle"],
-            "name": "tiny-yolo",
-        }
-
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(block(3, 16, 2), block(16, 32, 2), block(32, 32, 1), block(32, 48, 2),
-                                      block(48, 48, 1))
-            self.box = nn.Conv2d(48, 4, 1)
-            self.cls = nn.Conv2d(48, CLASSES, 1)
-            cells = SIDE // STRIDE
-            gy, gx = torch.meshgrid(torch.arange(cells), torch.arange(cells), indexing="ij")
-            self.register_buffer("grid", torch.stack([gx, gy], -1).reshape(1, -1, 2).float() + 0.5)
-
-        def raw(self, images):
-            x = self.body(images)
-            box = self.box(x).flatten(2).transpose(1, 2)  # [batch, cells, 4]
-            cls = self.cls(x).flatten(2).transpose(1, 2)  # [batch, cells, classes] logits
-            centre = (self.grid + torch.tanh(box[..., :2])) * STRIDE
-            size = torch.exp(box[..., 2:].clamp(-4, 4)) * (2 * STRIDE)
-            return torch.cat([centre, size], -1), cls
-
-        def forward(self, images):
-            boxes, cls = self.raw(images)
-            return torch.cat([boxes, cls.sigmoid()], -1)
-
-
-    def make_model():
-        return TinyYolo()
-''')
-
-
-def write_yolo_module(root: Path) -> str:
-    """The factory's package under root (put on sys.path); returns the factory spec."""
-    package = root / "bmsdk_testmodels"
-    package.mkdir(parents=True, exist_ok=True)
-    (package / "__init__.py").touch()
-    (package / "yolo.py").write_text(YOLO_SOURCE)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return f"{YOLO_MODULE}:make_model"
+    return importlib.import_module(YOLO_FACTORY.split(":")[0]).make_model()
 
 
 def train_yolo(root: Path) -> tuple[str, Path]:
-    """(factory spec, state_dict path): the YOLO-style model trained briefly; cells hold the object whose box centre
-    falls in them (class BCE everywhere, an L1 box loss on those cells)."""
-    import importlib
-
+    """(factory spec, weights): the YOLO-style model (task_models/yolo.py) trained briefly, its state dict saved as
+    root/yolo.safetensors; cells hold the object whose box centre falls in them (class BCE everywhere, an L1 box
+    loss on those cells)."""
     import torch
+    from safetensors.torch import save_file
 
-    spec = write_yolo_module(root)
-    module = importlib.import_module(YOLO_MODULE)
     torch.manual_seed(0)
-    model = module.make_model()
+    model = yolo_model()
     images, objects = scenes(192, seed=1)
     pixels = torch.from_numpy(np.stack(images).astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
     cells, stride = SIDE // 8, 8
@@ -278,9 +224,10 @@ def train_yolo(root: Path) -> tuple[str, Path]:
         loss = loss + torch.nn.functional.l1_loss(boxes[positive], box_t[rows][positive]) / stride
         loss.backward()
         optimizer.step()
-    weights = root / "yolo.pt"
-    torch.save(model.eval().state_dict(), weights)
-    return spec, weights
+    root.mkdir(parents=True, exist_ok=True)
+    weights = root / "yolo.safetensors"
+    save_file({k: v.contiguous() for k, v in model.eval().state_dict().items()}, str(weights))
+    return YOLO_FACTORY, weights
 
 
 def build_all(root: Path) -> dict:
