@@ -6,19 +6,25 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def conversions(root: Path, sources: dict, eval_data: Path):
-    """`get(arch, target, precision="fp32")`: the ConversionResult of sources[arch], converted once with eval_data."""
+def conversions(root: Path, sources: dict, eval_data: Path, calibrate: bool = False):
+    """`get(arch, target, precision="fp32")`: the ConversionResult of sources[arch] (a path, or a factory spec and
+    its weights), converted once with eval_data (and, with `calibrate`, the same data as int8 calibration)."""
     import bmsdk
 
     cache: dict = {}
 
     def get(arch: str, target: str, precision: str = "fp32"):
         if (arch, target, precision) not in cache:
-            out = root / f"{arch}-{target}-{precision}.bmsdk"
-            made = bmsdk.convert(
-                str(sources[arch]), target=target, precision=precision, eval_data=eval_data, output=out
+            source, weights = sources[arch] if isinstance(sources[arch], tuple) else (str(sources[arch]), None)
+            cache[arch, target, precision] = bmsdk.convert(
+                source,
+                target=target,
+                precision=precision,
+                eval_data=eval_data,
+                calibration=str(eval_data) if calibrate and precision == "int8" else None,
+                weights=weights,
+                output=root / f"{arch}-{target}-{precision}.bmsdk",
             )
-            cache[arch, target, precision] = made
         return cache[arch, target, precision]
 
     return get

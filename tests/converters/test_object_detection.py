@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from task_checks import checked_eval, quick_bench
+from task_checks import checked_eval, conversions, quick_bench
 
 import bmsdk
 from bmsdk.benchmarks.task_models.detection import DET_LABELS, EVAL_SIZES, SIDE, build_all, write_eval_set
@@ -105,23 +105,7 @@ def eval_set(tmp_path_factory):
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory, detectors, eval_set):
     """`get(arch, target, precision="fp32")`: converted once, with --eval (and the same images as calibration)."""
-    root, cache = tmp_path_factory.mktemp("det-artifacts"), {}
-
-    def get(arch: str, target: str, precision: str = "fp32"):
-        if (arch, target, precision) not in cache:
-            source, weights = detectors[arch] if arch == "yolo" else (str(detectors[arch]), None)
-            cache[arch, target, precision] = bmsdk.convert(
-                source,
-                target=target,
-                precision=precision,
-                eval_data=eval_set,
-                calibration=str(eval_set) if precision == "int8" else None,
-                weights=weights,
-                output=root / f"{arch}-{target}-{precision}.bmsdk",
-            )
-        return cache[arch, target, precision]
-
-    return get
+    return conversions(tmp_path_factory.mktemp("det-artifacts"), detectors, eval_set, calibrate=True)
 
 
 def test_yolos_predict_equals_transformers_post_processing(artifacts, detectors, eval_set):

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from task_checks import checked_eval, quick_bench
+from task_checks import checked_eval, conversions, quick_bench
 
 import bmsdk
 from bmsdk.benchmarks.task_models.segmentation import EVAL_SIZES, SEG_LABELS, build_all, scenes, write_eval_set
@@ -125,22 +125,7 @@ def eval_set(tmp_path_factory):
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory, segmenters, eval_set):
     """`get(arch, target, precision="fp32")`: converted once, with --eval (and the same images as calibration)."""
-    root, cache = tmp_path_factory.mktemp("seg-artifacts"), {}
-
-    def get(arch: str, target: str, precision: str = "fp32"):
-        if (arch, target, precision) not in cache:
-            calibration = str(eval_set) if precision == "int8" else None
-            cache[arch, target, precision] = bmsdk.convert(
-                str(segmenters[arch]),
-                target=target,
-                precision=precision,
-                eval_data=eval_set,
-                calibration=calibration,
-                output=root / f"{arch}-{target}-{precision}.bmsdk",
-            )
-        return cache[arch, target, precision]
-
-    return get
+    return conversions(tmp_path_factory.mktemp("seg-artifacts"), segmenters, eval_set, calibrate=True)
 
 
 def _transformers_masks(folder, images):

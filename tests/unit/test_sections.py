@@ -36,11 +36,12 @@ from bmsdk.sections import (
 V1 = sorted((Path(__file__).parent / "fixtures" / "v1").glob("*.json"))
 IOS_FIXTURES = Path(__file__).parents[2] / "examples" / "ios" / "Tests" / "BMSDKTests" / "Fixtures"
 # the v1 manifests of converted artifacts (the image-* fixtures hold only a pre-processing around made-up logits;
-# the spans-* ones, NER/QA vectors of span_fixtures.py, are schema v2)
+# the vectors of the device fixtures (spans-*, audio-*, segmentation-*, detection-*) are written as schema v2)
+DEVICE_FIXTURES = ("spans-", "audio-", "segmentation-", "detection-")
 IOS_V1 = sorted(
     p
     for p in IOS_FIXTURES.glob("*/bmsdk.json")
-    if "files" in json.loads(p.read_text()) and not p.parent.name.startswith("spans-")
+    if "files" in json.loads(p.read_text()) and not p.parent.name.startswith(DEVICE_FIXTURES)
 )
 
 
