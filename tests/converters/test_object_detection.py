@@ -172,8 +172,8 @@ def test_yolo_letterbox_and_nms_in_predict(artifacts, eval_set):
 CELLS = [
     tuple(cell.split())
     for cell in (
-        "yolo onnx fp32", "yolo onnx int8", "yolo tflite fp32", "yolo coreml fp32",
-        "yolos onnx fp32", "yolos tflite fp32",
+        "yolo onnx fp32", "yolo onnx int8", "yolo tflite fp32", "yolo tflite int8-dynamic", "yolo coreml fp32",
+        "yolo coreml int8", "yolos onnx fp32", "yolos tflite fp32", "yolos coreml fp32",
     )
 ]  # fmt: skip
 
@@ -193,11 +193,14 @@ def test_targets_validate_with_map(artifacts, arch, target, precision):
           f"{ev.source_map_50:.4f} / {ev.source_map_50_95:.4f}), agreement {ev.top1_agreement}")  # fmt: skip
 
 
-def test_yolos_coreml_names_the_missing_op(artifacts):
-    """YOLOS resizes its position embeddings with a bicubic interpolate (at the export size too), which coremltools 9
-    has no converter for: a typed error naming the op, not a crash."""
-    with pytest.raises(bmsdk.ConversionError, match="upsample_bicubic2d"):
-        artifacts("yolos", "coreml")
+def test_yolos_position_embeddings_resize_to_a_constant_on_coreml(artifacts):
+    """YOLOS resizes its position embeddings bicubically (MIL has no bicubic resize); at the export size that is a
+    constant, which the CoreML program holds: equal to the ONNX artifact."""
+    with bmsdk.load(artifacts("yolos", "coreml").path) as coreml, bmsdk.load(artifacts("yolos", "onnx").path) as onnx:
+        pixels = np.random.default_rng(0).standard_normal((2, 3, SIDE, SIDE)).astype(np.float32)
+        got, want = coreml.run({"pixel_values": pixels}), onnx.run({"pixel_values": pixels})
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4)
 
 
 # --- command line ----------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
   symbolic batch and fails ("Cannot add const [batch, 8, 1, 1599]"); the batch becomes -1 here.
 - `index_put` with one boolean mask as large as the tensor (`hidden[~mask] = 0` in wav2vec2/HuBERT encoders):
   coremltools compares the symbolic shapes of two traced tensors and refuses; it is a `select` (others as before).
+- `upsample_bicubic2d` of a constant (YOLOS resizes its position embeddings to the image's patch grid): MIL has no
+  bicubic resize, but at a fixed image size the result is a constant, computed here by torch itself.
 
 `register()` is idempotent and runs before every conversion.
 """
@@ -108,4 +110,34 @@ def register() -> None:
         fill = mb.cast(x=values, dtype=types.builtin_to_string(x.dtype)) if values.dtype != x.dtype else values
         context.add(mb.select(cond=indices[0], a=fill, b=x, name=node.name))
 
+    @register_torch_op(torch_alias=["upsample_bicubic2d.vec"], override=True)
+    def upsample_bicubic2d(context, node):
+        import torch
+
+        inputs = _get_inputs(context, node)
+        x = inputs[0]
+        if x.val is None:
+            raise NotImplementedError("upsample_bicubic2d of a tensor computed from the inputs (MIL has no bicubic)")
+        size = inputs[1]
+        size = None if size is None else [int(v.val) if hasattr(v, "val") else int(v) for v in _values(size)]
+        align = bool(inputs[2].val) if len(inputs) > 2 and inputs[2] is not None else False
+        scales = None
+        if size is None and len(inputs) > 3 and inputs[3] is not None:
+            scales = [float(v) for v in _values(inputs[3])]
+        out = torch.nn.functional.interpolate(
+            torch.from_numpy(np.asarray(x.val, dtype=np.float32)),
+            size=size,
+            scale_factor=scales,
+            mode="bicubic",
+            align_corners=align,
+        )
+        context.add(mb.const(val=out.numpy(), name=node.name))
+
     _REGISTERED = True
+
+
+def _values(v) -> list:
+    """The items of a MIL list argument: a Python list of scalars, or a constant's values."""
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    return list(np.asarray(v.val).reshape(-1))
