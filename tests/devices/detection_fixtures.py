@@ -90,4 +90,5 @@ def _write(root: Path, work: Path, max_cases, sizes) -> list[Path]:
 
 
 if __name__ == "__main__":  # refresh the committed Swift fixtures: python tests/devices/detection_fixtures.py DIR
-    write_by_hand(lambda root, work: write_detection_folders(root, work, max_cases=1, sizes=SIZES[4:]))
+    # small: three scenes, and vectors.json without cases (a case's feeds alone are 12,288 floats)
+    write_by_hand(lambda root, work: write_detection_folders(root, work, max_cases=0, sizes=SIZES[4:]))
