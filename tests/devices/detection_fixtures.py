@@ -21,7 +21,8 @@ from vector_folders import float32s, made_once, write_by_hand, write_vectors_fol
 
 from bmsdk.benchmarks.task_models.detection import SIDE, build_detector, scenes, train_yolo, write_eval_set
 
-SIZES = ((64, 64), (48, 80), (80, 72), (56, 96), (20, 30), (100, 40), (13, 7))  # (20, 30): scale_boxes pads by 11, not 10
+# (height, width); at (20, 30) scale_boxes pads by 11 rows where the letterbox pasted at 10
+SIZES = ((64, 64), (48, 80), (80, 72), (56, 96), (20, 30), (100, 40), (13, 7))
 OPTIONS = {
     "yolo": (
         {},
