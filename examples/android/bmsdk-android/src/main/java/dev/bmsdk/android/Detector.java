@@ -1,6 +1,5 @@
 package dev.bmsdk.android;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -47,7 +46,7 @@ public final class Detector implements AutoCloseable {
             int pad = resize.get("pad_value") == null ? 114 : (int) Json.number(resize.get("pad_value"));
             pixels = new Letterbox(images.height, images.width, height, width).pad(resizedHwc, images.channels, pad);
         }
-        Map<String, float[]> outputs = run(images.apply(pixels));
+        Map<String, float[]> outputs = ImageCall.run(manifest, images, runner, images.apply(pixels));
         if ("detr".equals(format)) {
             String boxes = manifest.postprocessing.get("boxes") == null ? "pred_boxes" : (String) manifest.postprocessing.get("boxes");
             float[] logits = outputs.get(manifest.primaryOutput());
@@ -59,28 +58,6 @@ public final class Detector implements AutoCloseable {
         int anchors = raw.length / (shape != null && shape.length == 3 && shape[2] > 4 ? shape[2] : manifest.labels.size() + 4);
         boolean letterbox = !Boolean.FALSE.equals(manifest.postprocessing.get("letterbox"));
         return Detections.yolo(raw, anchors, images.height, images.width, height, width, letterbox, manifest.labels, options);
-    }
-
-    private Map<String, float[]> run(float[] values) {
-        Map<String, TensorData> inputs = new LinkedHashMap<>();
-        Map<String, float[]> out = new LinkedHashMap<>();
-        if (manifest.signatures.isEmpty()) {
-            int[] shape = images.nchw ? new int[] {1, images.channels, images.height, images.width}
-                    : new int[] {1, images.height, images.width, images.channels};
-            inputs.put(manifest.inputNames.get(0), TensorData.of(values, shape));
-            for (Map.Entry<String, TensorData> e : runner.run(Boundary.signatureFor(null), inputs).entrySet()) {
-                out.put(e.getKey(), e.getValue().floats);
-            }
-            return out;
-        }
-        Manifest.Signature sig = manifest.signatures.get(Boundary.signatureFor(null));
-        Manifest.Tensor in = sig.inputs.values().iterator().next();
-        inputs.put(in.tensor, in.quantized ? TensorData.of(Boundary.quantize(values, in.scale, in.zeroPoint)) : TensorData.of(values));
-        Map<String, TensorData> got = runner.run(sig.name, inputs);
-        for (Map.Entry<String, Manifest.Tensor> e : sig.outputs.entrySet()) {
-            out.put(e.getKey(), Classifier.logits(e.getValue(), got.get(e.getValue().tensor)));
-        }
-        return out;
     }
 
     @Override
