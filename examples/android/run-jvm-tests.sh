@@ -7,7 +7,8 @@
 # tokenizer.json with vectors.json (task text-generation) or bpe-cases.json; tests/devices/generation_fixture.py
 # writes them. Token-classification and question-answering folders hold spans.json (tests/devices/span_fixtures.py).
 # Audio-classification folders hold audio.json (tests/devices/audio_fixtures.py), semantic-segmentation folders
-# segmentation.json (tests/devices/segmentation_fixtures.py), each beside its vectors.json.
+# segmentation.json (tests/devices/segmentation_fixtures.py), object-detection folders detection.json
+# (tests/devices/detection_fixtures.py), each beside its vectors.json.
 # JUNIT_TESTS="dev.bmsdk.android.GenerationTest ..." runs only those test classes (default: all).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

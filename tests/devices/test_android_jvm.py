@@ -3,7 +3,7 @@
 Builds TFLite artifacts of the tiny test models, writes for each `bmsdk export-vectors` output, its bmsdk.json and
 tokenizer, boundary cases computed with `bmsdk.runtimes.litert_io` (bucketed int32 token inputs, int8 image inputs,
 dequantized int8 outputs), tokenizer cases (tricky texts; the real MiniLM vocabulary too when the demo has cached
-it), the text-generation folders of generation_fixture.py and the span, audio and segmentation folders, then
+it), the text-generation folders of generation_fixture.py and the span, audio, segmentation and detection folders, then
 compiles the Java core with javac and runs its JUnit 4 tests. Fails if any JUnit test fails.
 """
 
@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 from audio_fixtures import write_audio_folders
 from conftest import TEXT_GOLD, TEXTS, digit_images
+from detection_fixtures import write_detection_folders
 from generation_fixture import write_generation_folders
 from image_pipeline_fixture import write_image_pipeline_folders
 from segmentation_fixtures import write_segmentation_folders
 from span_fixtures import write_span_folders
 from tokenizer_fixtures import demo_tweets, tiny_classifiers, tokenizer_cases, write_minilm_cases, write_tokenizer_cases
-from vector_folders import AUDIO_SEG
+from vector_folders import TASK_FOLDERS
 
 import bmsdk
 from bmsdk.cli import main as cli
@@ -156,6 +157,7 @@ def vectors_dir(
     write_span_folders(root, tmp_path_factory.mktemp("span-models"))  # NER and QA: windows, raw outputs, predict()
     write_audio_folders(root, tmp_path_factory.mktemp("audio-models"))  # waveforms, feeds, logits, predict()
     write_segmentation_folders(root, tmp_path_factory.mktemp("seg-models"))  # logits, predict()'s masks and fractions
+    write_detection_folders(root, tmp_path_factory.mktemp("det-models"))  # letterboxed pixels, outputs, predict()
     return root
 
 
@@ -167,7 +169,7 @@ def test_android_jvm_core_passes_its_junit_tests(vectors_dir):
     assert [c["text"] for c in cases] == TEXTS + TRICKY
     for kind in ("ner-bert", "ner-roberta", "qa-bert", "qa-roberta"):  # SpansTest: entities and answers
         assert (vectors_dir / f"spans-{kind}" / "spans.json").is_file(), kind
-    for folder, file in AUDIO_SEG:  # AudioTest, SegmentationTest
+    for folder, file in TASK_FOLDERS:  # AudioTest, SegmentationTest, DetectionTest
         assert (vectors_dir / folder / file).is_file(), folder
     for kind in (
         "roberta",

@@ -3,7 +3,8 @@ artifacts (one classifier per tokenizer kind on tricky texts: tiny BERT for Word
 BPE, tiny XLM-R for SentencePiece Unigram; a tiny CNN), tokenizer cases of RoBERTa, XLM-R, ALBERT and DeBERTa-v2
 tokenizers (tokenizer_fixtures.py), the real MiniLM vocab (installed package) and a tiny Llama
 (generation_fixture.py), NER/QA taggers and readers (span_fixtures.py), a wav2vec2 and a HuBERT audio classifier
-(audio_fixtures.py) and a SegFormer (segmentation_fixtures.py), so the Swift tokenizers, pre/post-processing and
+(audio_fixtures.py), a SegFormer (segmentation_fixtures.py) and a YOLO-style detector and a YOLOS
+(detection_fixtures.py), so the Swift tokenizers, pre/post-processing and
 generator are checked against the Python side. Fails when `swift test` fails."""
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import pytest
 from audio_fixtures import write_audio_folders
+from detection_fixtures import write_detection_folders
 from generation_fixture import write_generation_folders
 from image_pipeline_fixture import write_image_pipeline_folders
 from segmentation_fixtures import write_segmentation_folders
 from span_fixtures import write_span_folders
 from tokenizer_fixtures import demo_tweets, tiny_classifiers, write_minilm_cases, write_tokenizer_cases
-from vector_folders import AUDIO_SEG, write_vectors_folder
+from vector_folders import TASK_FOLDERS, write_vectors_folder
 
 IOS = Path(__file__).resolve().parents[2] / "examples" / "ios"
 SWIFT = shutil.which("swift") or "/opt/swift/usr/bin/swift"
@@ -109,6 +111,7 @@ def vectors_dir(converted, bert_classifier_dir, subword_classifiers, cnn_factory
     write_span_folders(root, tmp_path_factory.mktemp("span-models"))  # NER and QA: windows, raw outputs, predict()
     write_audio_folders(root, tmp_path_factory.mktemp("audio-models"))  # waveforms, feeds, logits, predict()
     write_segmentation_folders(root, tmp_path_factory.mktemp("seg-models"))  # logits, predict()'s masks and fractions
+    write_detection_folders(root, tmp_path_factory.mktemp("det-models"))  # letterboxed pixels, outputs, predict()
     return root
 
 
@@ -117,7 +120,7 @@ def test_swift_package_passes_against_fresh_vectors(vectors_dir):
     assert (vectors_dir / "tiny-bert" / "vectors.json").is_file()
     for kind in ("ner-bert", "ner-roberta", "qa-bert", "qa-roberta"):  # SpanTests: entities and answers
         assert (vectors_dir / f"spans-{kind}" / "spans.json").is_file(), kind
-    for folder, file in AUDIO_SEG:  # AudioTests, SegmentationTests
+    for folder, file in TASK_FOLDERS:  # AudioTests, SegmentationTests, DetectionTests
         assert (vectors_dir / folder / file).is_file(), folder
     env = {
         **os.environ,

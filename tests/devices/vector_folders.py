@@ -57,9 +57,11 @@ def made_once(key: str, root: Path, write: Callable[[], list[Path]]) -> list[Pat
     return _MADE[key]
 
 
-# the folders and files of audio_fixtures.py and segmentation_fixtures.py that the device tests read
-AUDIO_SEG = (
+# the folders and files of audio_fixtures.py, segmentation_fixtures.py and detection_fixtures.py the device tests read
+TASK_FOLDERS = (
     ("audio-wav2vec2", "audio.json"),
     ("audio-hubert", "audio.json"),
     ("segmentation-segformer", "segmentation.json"),
+    ("detection-yolo", "detection.json"),
+    ("detection-yolos", "detection.json"),
 )

@@ -74,18 +74,21 @@ public struct Preprocessing: Decodable {
 }
 
 /// How the image is resized before the centre crop: "exact" to size [h, w], "shortest_edge" to size n (aspect
-/// kept), or "none"; `resample` is the Pillow filter bmsdk uses (2 bilinear, 3 bicubic, 0 nearest...).
+/// kept), "letterbox" (scaled to fit size [h, w], then padded with `padValue`: see Letterbox) or "none"; `resample`
+/// is the Pillow filter bmsdk uses (2 bilinear, 3 bicubic, 0 nearest...).
 public struct Resize: Decodable {
     public let mode: String
     public let size: [Int]
     public let resample: Int?
+    public let padValue: Int?
 
-    enum CodingKeys: String, CodingKey { case mode, size, resample }
+    enum CodingKeys: String, CodingKey { case mode, size, resample, padValue = "pad_value" }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         mode = try c.decode(String.self, forKey: .mode)
         resample = try c.decodeIfPresent(Int.self, forKey: .resample)
+        padValue = try c.decodeIfPresent(Int.self, forKey: .padValue)
         if let pair = try? c.decode([Int].self, forKey: .size) {
             size = pair
         } else if let edge = try c.decodeIfPresent(Int.self, forKey: .size) {
@@ -111,9 +114,13 @@ public struct Postprocessing: Decodable {
     public let maxAnswerLen: Int?
     public let handleImpossibleAnswer: Bool?
     public let alignToWords: Bool?
+    /// Object detection: "detr" or "yolo", the DETR boxes output, and whether YOLO boxes go back through a letterbox.
+    public let format: String?
+    public let boxes: String?
+    public let letterbox: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case output, labels, softmax, pooling, normalize
+        case output, labels, softmax, pooling, normalize, format, boxes, letterbox
         case aggregationStrategy = "aggregation_strategy", ignoreLabels = "ignore_labels", topK = "top_k"
         case maxAnswerLen = "max_answer_len", handleImpossibleAnswer = "handle_impossible_answer", alignToWords = "align_to_words"
     }

@@ -165,4 +165,35 @@ public final class BMSDKModel {
         return Segmentation.of(logits: logits, h: h, w: w, height: height ?? image.height, width: width ?? image.width,
                                labels: manifest.postprocessing.labels)
     }
+
+    /// Object detection of an image of `height` x `width`, given as the app resized it: to
+    /// `image.resizedSize(height:width:)` (for a letterbox the scaled image, padded here with the manifest's pad
+    /// value). The detections as Python's `predict()` gives them, boxes in the image's own pixels.
+    public func detect(pixels resized: [UInt8], height: Int, width: Int,
+                       options: Detections.Options = Detections.Options()) throws -> [Detections.Detection] {
+        guard let image, let runner else { throw BMSDKError.input("\(manifest.name) does not take images or has no runner") }
+        let post = manifest.postprocessing, format = post.format ?? "yolo"
+        guard format == "yolo" || format == "detr" else {
+            throw BMSDKError.manifest("bmsdk.json names detection format \(format): this package reads detr, yolo")
+        }
+        var pixels = resized
+        if let resize = image.resize, resize.mode == "letterbox" {
+            let box = Letterbox(height: image.height, width: image.width, imageHeight: height, imageWidth: width)
+            pixels = try box.pad(resized, channels: image.channels, padValue: UInt8(resize.padValue ?? 114))
+        }
+        let outputs = try runner.run(feeds(pixels: pixels))
+        let name = post.output ?? manifest.outputs[0].name
+        guard let first = outputs[name] else { throw BMSDKError.input("the model returned no output \(name)") }
+        if format == "detr" {
+            guard let boxes = outputs[post.boxes ?? "pred_boxes"] else { throw BMSDKError.input("the model returned no boxes") }
+            return try Detections.detr(logits: first, boxes: boxes, queries: boxes.count / 4, height: height, width: width,
+                                       labels: post.labels, options: options)
+        }
+        var stride = (post.labels?.count ?? 0) + 4  // [batch, anchors, 4 + labels]
+        if let spec = manifest.outputs.first(where: { $0.name == name }), spec.shape.count == 3,
+           case .fixed(let n) = spec.shape[2] { stride = n }
+        return try Detections.yolo(raw: first, anchors: first.count / stride, modelHeight: image.height, modelWidth: image.width,
+                                   height: height, width: width, letterbox: post.letterbox ?? true, labels: post.labels,
+                                   options: options)
+    }
 }

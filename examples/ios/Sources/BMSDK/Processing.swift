@@ -52,6 +52,9 @@ public struct ImagePreprocessor {
         switch resize.mode {
         case "none": return [imageHeight, imageWidth]
         case "exact": return resize.size
+        case "letterbox":  // the scaled image, before the padding
+            let box = Letterbox(height: height, width: width, imageHeight: imageHeight, imageWidth: imageWidth)
+            return [box.resizedHeight, box.resizedWidth]
         default:
             let edge = resize.size[0]
             let longSide = Int(Double(edge) * Double(max(imageHeight, imageWidth)) / Double(min(imageHeight, imageWidth)))

@@ -43,7 +43,8 @@ public final class ImagePreprocessor {
     /**
      * {height, width} to scale an image of imageHeight x imageWidth to before the centre crop, as the manifest's
      * `resize` says and transformers computes it (shortest edge: the long side truncated). The app scales with its
-     * own filter (bmsdk uses Pillow's, `resize.resample`), then crops with {@link #cropOrigin}.
+     * own filter (bmsdk uses Pillow's, `resize.resample`), then crops with {@link #cropOrigin}; a letterbox gives the
+     * scaled size, before {@link Letterbox#pad}.
      */
     public int[] resizedSize(int imageHeight, int imageWidth) {
         if (resize == null) {  // a manifest of bmsdk 0.1: straight to the model's size
@@ -52,6 +53,10 @@ public final class ImagePreprocessor {
         String mode = (String) resize.get("mode");
         if ("none".equals(mode)) {
             return new int[] {imageHeight, imageWidth};
+        }
+        if ("letterbox".equals(mode)) {  // the scaled image, before the padding (see Letterbox)
+            Letterbox box = new Letterbox(height, width, imageHeight, imageWidth);
+            return new int[] {box.resizedHeight, box.resizedWidth};
         }
         if ("exact".equals(mode)) {
             List<Object> size = Json.array(resize.get("size"));

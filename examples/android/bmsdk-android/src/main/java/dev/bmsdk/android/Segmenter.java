@@ -1,12 +1,8 @@
 package dev.bmsdk.android;
 
-import java.util.LinkedHashMap;
-import java.util.Map;
-
 /**
- * A semantic segmentation model over a bmsdk artifact: image pre-processing, one ModelRunner call, then Segmentation
- * at the size asked for. A TFLite artifact's `serving_default` signature is used as Classifier uses it (int8 input
- * quantized, output dequantized); a manifest without signatures is fed one float tensor named by its input.
+ * A semantic segmentation model over a bmsdk artifact: image pre-processing, one ModelRunner call (ImageCall), then
+ * Segmentation at the size asked for.
  */
 public final class Segmenter implements AutoCloseable {
     public final Manifest manifest;
@@ -39,21 +35,9 @@ public final class Segmenter implements AutoCloseable {
 
     /** The mask at height x width: the image's size before the app resized it to the model's, as Python's predict(). */
     public Segmentation.Result segment(int[] pixelsHwc, int height, int width) {
-        float[] values = images.apply(pixelsHwc);
-        float[] logits;
-        if (manifest.signatures.isEmpty()) {
-            int[] shape = images.nchw ? new int[] {1, images.channels, images.height, images.width}
-                    : new int[] {1, images.height, images.width, images.channels};
-            Map<String, TensorData> inputs = new LinkedHashMap<>();
-            inputs.put(manifest.inputNames.get(0), TensorData.of(values, shape));
-            logits = runner.run(Boundary.signatureFor(null), inputs).get(manifest.primaryOutput()).floats;
-        } else {
-            Manifest.Signature sig = manifest.signatures.get(Boundary.signatureFor(null));
-            Manifest.Tensor in = sig.inputs.values().iterator().next();
-            Map<String, TensorData> inputs = new LinkedHashMap<>();
-            inputs.put(in.tensor, in.quantized ? TensorData.of(Boundary.quantize(values, in.scale, in.zeroPoint)) : TensorData.of(values));
-            Manifest.Tensor out = sig.outputs.get(manifest.primaryOutput());
-            logits = Classifier.logits(out, runner.run(sig.name, inputs).get(out.tensor));
+        float[] logits = ImageCall.run(manifest, images, runner, images.apply(pixelsHwc)).get(manifest.primaryOutput());
+        if (logits == null) {
+            throw new IllegalStateException("the model returned no output " + manifest.primaryOutput());
         }
         if (logits.length != labels * h * w) {
             throw new IllegalStateException("the model returned " + logits.length + " logits, not " + labels + "x" + h + "x" + w);

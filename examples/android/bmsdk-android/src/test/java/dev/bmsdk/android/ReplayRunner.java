@@ -3,16 +3,18 @@ package dev.bmsdk.android;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** A ModelRunner that keeps the inputs of its last call and returns one recorded float output. */
+/** A ModelRunner that keeps the inputs of its last call and returns recorded float outputs. */
 final class ReplayRunner implements ModelRunner {
-    private final String output;
-    private final float[] values;
+    private final Map<String, float[]> outputs;
     String signature;
     Map<String, TensorData> inputs;
 
     ReplayRunner(String output, float[] values) {
-        this.output = output;
-        this.values = values;
+        this(Map.of(output, values));
+    }
+
+    ReplayRunner(Map<String, float[]> outputs) {
+        this.outputs = outputs;
     }
 
     @Override
@@ -20,7 +22,9 @@ final class ReplayRunner implements ModelRunner {
         this.signature = signature;
         this.inputs = inputs;
         Map<String, TensorData> out = new LinkedHashMap<>();
-        out.put(output, TensorData.of(values));
+        for (Map.Entry<String, float[]> e : outputs.entrySet()) {
+            out.put(e.getKey(), TensorData.of(e.getValue()));
+        }
         return out;
     }
 
