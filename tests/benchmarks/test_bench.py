@@ -130,6 +130,8 @@ def test_pareto_front():
 
 
 def test_gate_passes_an_identical_rerun(bench_models, fast_report, tmp_path):
+    """A real rerun passes the accuracy gate (its latency against the baseline is what the next test times: on two
+    shared cores a 0.05 ms model's rerun has measured +101% once, so it is not asserted here)."""
     baseline = fast_report[1] / "report.json"
     rerun = bmsdk.benchmark(
         "bmsdk_benchmods:fast",
@@ -139,10 +141,26 @@ def test_gate_passes_an_identical_rerun(bench_models, fast_report, tmp_path):
         eval_data=str(bench_models),
         baseline=baseline,
         max_accuracy_drop=0.5,
-        max_latency_regression=50,
         **FAST,
     )
     assert rerun.passed, rerun.regressions
+
+
+def test_noise_alone_never_fails_a_cell(fast_report):
+    """A rerun whose cells are slower than the baseline's by their measured noise (the 95% half-width of the median)
+    passes even a zero budget, which the noise widens; slower by more, it fails."""
+    baseline = fast_report[0].report
+
+    def slower(by_noise: float) -> dict:
+        rerun = json.loads(json.dumps(baseline))
+        for cell in rerun["cells"]:
+            for latency in (cell.get("latency") or {}).values():
+                assert latency["noise_pct"] > 0
+                latency["p50_ms"] *= 1 + by_noise * latency["noise_pct"] / 100
+        return rerun
+
+    assert check(slower(1.0), baseline, None, 0) == []
+    assert check(slower(3.0), baseline, None, 0)
 
 
 def test_gate_fails_on_real_latency_and_accuracy_regressions(bench_models, fast_report, tmp_path):
