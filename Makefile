@@ -46,8 +46,8 @@ bench: install
 		$(BIN)/bmsdk bench $$case -o reports/bench/$$name || exit 1; \
 	done
 
-# The whole test zoo (tests/zoo: every architecture x every target at fp32 and its default int8); writes the README's
-# support table and sdk/tasks/support.json (what `bmsdk tasks` lists). CI runs one cell per architecture (tests/zoo/test_zoo.py).
+# The whole test zoo (tests/zoo: every architecture x every target at fp32 and its default int8, then the newer tasks'
+# models with their metrics); writes the README's support tables and sdk/tasks/support.json (what `bmsdk tasks` lists). CI runs one cell per architecture (tests/zoo/test_zoo.py).
 zoo: install
 	$(BIN)/python tests/zoo/support_table.py --write
 

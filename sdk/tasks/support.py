@@ -1,5 +1,6 @@
-"""What the test zoo found each architecture to support (support.json, written by tests/zoo/support_table.py):
-the architectures `bmsdk tasks` lists for each task, with the cells that passed."""
+"""What the test zoos found each architecture to support (support.json, written by tests/zoo/support_table.py):
+the architectures `bmsdk tasks` lists for each task, with the cells that passed. The classification zoo's cells
+take their task from the architecture; the task zoo's cells name theirs."""
 
 from __future__ import annotations
 
@@ -21,13 +22,12 @@ def zoo_support() -> dict:
 def architectures_for(task: str) -> dict[str, dict]:
     """{architecture: {"passed": n, "cells": m, "targets": {target: passed precisions}}} for `task`."""
     record = zoo_support()
+    tasks = {name: arch["task"] for name, arch in record["architectures"].items()}
+    mine = [c for c in record["cells"] if tasks.get(c["architecture"]) == task]
+    mine += [c for c in record.get("task_cells", []) if c["task"] == task]
     found: dict[str, dict] = {}
-    for name, arch in record["architectures"].items():
-        if arch["task"] != task:
-            continue
-        cells = [c for c in record["cells"] if c["architecture"] == name]
-        if not cells:
-            continue
+    for name in dict.fromkeys(c["architecture"] for c in mine):
+        cells = [c for c in mine if c["architecture"] == name]
         targets: dict[str, list[str]] = {}
         for c in cells:
             if c["status"] == "pass":

@@ -39,25 +39,63 @@ class Cell:
     validated_on: str = ""
     stand_in: bool = False  # validated on the target's CPU stand-in (TensorRT without a GPU)
     seconds: float = 0.0
+    task: str = ""  # the task zoo's cells (task_zoo.py); "" for the classification zoo
+    metric: str = ""  # the task metric on the cell's eval data, e.g. "entity_f1 0.903 (source 0.903)"
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+# (artifact's field, source's field) of each task metric, the first the eval report has
+METRICS = [
+    ("entity_f1", "source_entity_f1"),
+    ("answer_f1", "source_answer_f1"),
+    ("mean_iou", "source_mean_iou"),
+    ("map_50_95", "source_map_50_95"),
+    ("perplexity", "source_perplexity"),
+]
+
+
+def metric_of(report) -> str:
+    """The task metric of an EvalReport and the source's, as the support table shows it."""
+    for name, source in METRICS:
+        if getattr(report, name, None) is not None:
+            return f"{name} {getattr(report, name):.3f} (source {getattr(report, source):.3f})"
+    if report.artifact is not None and report.artifact.accuracy is not None:
+        return f"accuracy {report.artifact.accuracy:.3f} (source {report.source.accuracy:.3f})"
+    return ""
+
+
 def run_cell(
-    architecture: str, checkpoint: Path | str, target: str, precision: str, out: Path, calibration: Path | None = None
+    architecture: str,
+    checkpoint: Path | str,
+    target: str,
+    precision: str,
+    out: Path,
+    calibration: Path | None = None,
+    eval_data: Path | None = None,
+    weights: Path | None = None,
+    task: str = "",
 ) -> Cell:
-    cell = Cell(architecture, target, precision, "fail")
+    cell = Cell(architecture, target, precision, "fail", task=task)
     start = time.perf_counter()
     try:
         result = bmsdk.convert(
-            checkpoint, target=target, precision=precision, output=out, overwrite=True, calibration=calibration
+            checkpoint,
+            target=target,
+            precision=precision,
+            output=out,
+            overwrite=True,
+            calibration=calibration,
+            eval_data=eval_data,
+            weights=weights,
         )
     except bmsdk.BmsdkError as e:
         cell.reason = str(e).splitlines()[0]
     else:
         validation = result.manifest.validation
         cell.validated_on, cell.stand_in = validation.backend or "", bool(validation.stand_in)
+        cell.metric = metric_of(validation.eval) if validation.eval is not None else ""
         if validation.validated and validation.passed:
             cell.status = "pass"
         else:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from architectures import ARCHITECTURES, build, calibration_data
 from cells import COLUMNS, run_cell
+from task_zoo import TASKS
 
 import bmsdk
 
@@ -59,6 +60,14 @@ def checkpoint(zoo_dir):
         return built[name]
 
     return get
+
+
+def test_the_task_zoo_holds_every_task_beyond_classification():
+    from bmsdk.tasks import task_names
+
+    classification = {"text-classification", "image-classification", "feature-extraction"}
+    assert set(TASKS) == set(task_names()) - classification
+    assert all(len(zoo.architectures) >= 2 for zoo in TASKS.values())
 
 
 def test_every_architecture_and_every_column_meets_ci():
