@@ -30,10 +30,33 @@ def load(path, backend=None, threads=None, verify=True, public_key=None, **optio
 
 
 def convert(source, target: str = "onnx", output=None, **options):
-    """Convert a model source to an artifact folder; see `bmsdk convert --help` for the options."""
+    """Convert a model source to an artifact folder; see `bmsdk convert --help` for the options.
+
+    precision="auto" searches the target's precisions (`optimize` with this one target) and returns its
+    OptimizeResult."""
+    if options.get("precision") == "auto":
+        return _auto_precision(source, target, output, options)
     from .converters.pipeline import convert as _convert  # the converters layer: imported on use
 
     return _convert(source, target=target, output=output, **options)
+
+
+def optimize(source, targets, eval_data, output=None, **options):
+    """The fastest (or smallest) artifact within an accuracy budget, searched over targets x precisions; see
+    `bmsdk optimize --help`. Returns an OptimizeResult (the shipped path, the chosen candidate, the report)."""
+    from .benchmarks.optimize import optimize as _optimize  # the benchmarks layer: imported on use
+
+    return _optimize(source, targets, eval_data, output=output, **options)
+
+
+def _auto_precision(source, target: str, output, options: dict):
+    options = {k: v for k, v in options.items() if k != "precision" and v is not None}
+    options.setdefault("max_accuracy_drop", 0.5)
+    if isinstance(options.get("prune"), float):
+        options["prune"] = [options["prune"]]
+    if options.get("objective") in (None, "accuracy"):
+        options["objective"] = "latency"
+    return optimize(source, [target], options.pop("eval_data", None), output=output, **options)
 
 
 def benchmark(source=None, out_dir="reports/bench", **options):
@@ -55,6 +78,7 @@ __all__ = [
     "load",
     "convert",
     "benchmark",
+    "optimize",
     "Model",
     "BmsdkError",
     "SourceError",

@@ -13,6 +13,7 @@ from pathlib import Path
 from bmsdk import cleanup
 from bmsdk.artifact import PUBLIC_KEY_ENV, load_samples, open_artifact, sign_artifact, verify_artifact
 from bmsdk.benchmarks.api import benchmark
+from bmsdk.benchmarks.optimize import optimize
 from bmsdk.checks import check_convert_args, check_count
 from bmsdk.cli.doctor import diagnose
 from bmsdk.converters import all_targets, target_names
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inspect_parser(sub, common)
     _validate_parser(sub, common)
     _bench_parser(sub, common)
+    _optimize_parser(sub, common)
     _export_vectors_parser(sub, common)
     _keygen_parser(sub, common)
     _sign_parser(sub, common)
@@ -126,7 +128,9 @@ def _convert_parser(sub, common) -> None:
     p.add_argument(
         "--precision",
         default="fp32",
-        help="; ".join(f"{t.name}: {', '.join(t.precisions)}" for t in all_targets()) + " (default fp32)",
+        help="; ".join(f"{t.name}: {', '.join(t.precisions)}" for t in all_targets())
+        + " (default fp32); auto: the fastest of the target's precisions within --max-accuracy-drop (default 0.5) "
+        "on --eval data (as `bmsdk optimize`)",
     )
     p.add_argument(
         "--calibration", metavar="DATA", help="representative inputs for static int8 (.jsonl/.csv/.npz/image folder)"
@@ -386,6 +390,56 @@ def _doctor_parser(sub, common) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
+def _optimize_parser(sub, common) -> None:
+    p = sub.add_parser(
+        "optimize",
+        parents=[common],
+        epilog=EPILOG,
+        help="the fastest (or smallest) artifact within an accuracy budget, across targets and precisions",
+        description="Converts SOURCE to every precision of every target in --targets, validates and scores each "
+        "on --eval and times it at batch 1 on the runtime that runs it; quantized candidates over the budget are "
+        "rebuilt with sensitive layers in float, and with --prune the best ones are pruned. Ships the fastest "
+        "(--objective size: the smallest) candidate within --max-accuracy-drop that is not slower than its float "
+        "twin, and writes a report of every candidate (optimize.md, report.json, plot.png). Exits 1 when no "
+        "candidate fits.",
+    )
+    p.add_argument("source", help="as for convert")
+    p.add_argument("--targets", required=True, help=f"comma-separated, of {', '.join(target_names())}")
+    p.add_argument("--eval", metavar="DATA", required=True, help="labelled held-out data the budget is measured on")
+    p.add_argument(
+        "--max-accuracy-drop", type=float, default=0.5, metavar="PT", help="task-metric budget in points (default 0.5)"
+    )
+    p.add_argument(
+        "--objective",
+        choices=["latency", "size"],
+        default="latency",
+        help="latency (default): the fastest at batch 1, among candidates timed on their real runtime here; size: "
+        "the smallest model file",
+    )
+    p.add_argument("--precisions", help="comma-separated: only these (default: every precision of each target)")
+    p.add_argument("--calibration", metavar="DATA", help="calibration data: static int8 candidates need it")
+    p.add_argument("--prune", metavar="RATIOS", help="also try the best candidates pruned, e.g. 0.3,0.5")
+    p.add_argument("--recover", metavar="DATA", help="fine-tune pruned candidates on these inputs")
+    p.add_argument("--time-budget", type=float, metavar="MIN", help="stop starting candidates after this many minutes")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads for timing (default 1)")
+    for flag, helptext in (
+        ("--task", "as for convert"),
+        ("--max-length", "as for convert"),
+        ("--labels", "as for convert"),
+        ("--mean", "as for convert"),
+        ("--std", "as for convert"),
+        ("--tokenizer", "as for convert"),
+        ("--weights", "as for convert"),
+        ("--name", "artifact name (default: from the source)"),
+    ):
+        p.add_argument(flag, type=int if flag == "--max-length" else str, help=helptext)
+    p.add_argument("--input-shape", action="append", metavar="NAME=1x3x224x224", help="as for convert")
+    p.add_argument("-o", "--output", help="the shipped artifact (default NAME-optimized.bmsdk)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output artifact")
+    p.add_argument("--report", default="reports/optimize", help="report folder (default reports/optimize)")
+    p.set_defaults(func=cmd_optimize)
+
+
 def _tasks_parser(sub, common) -> None:
     p = sub.add_parser(
         "tasks",
@@ -449,6 +503,8 @@ def target_option_values(args) -> dict:
 def cmd_convert(args) -> int:
     labels, mean, std = _labels(args.labels), _floats(args.mean, "--mean"), _floats(args.std, "--std")
     check_convert_args(labels, mean, std, args.max_length)
+    if args.precision == "auto":
+        return _convert_auto(args, labels, mean, std)
     progress = Progress()
     progress.info(f"bmsdk convert {args.source} -> {args.target} {args.precision}")
     result = convert(
@@ -487,6 +543,36 @@ def cmd_convert(args) -> int:
         print(note)
     print(validation_summary(result.manifest.validation))
     return 0 if result.passed is not False else 1
+
+
+def _convert_auto(args, labels, mean, std) -> int:
+    """--precision auto: `optimize` over this target's precisions (report in reports/optimize)."""
+    if args.prune is not None or args.recover is not None:
+        raise UnsupportedError(
+            "--precision auto searches precisions only", "use `bmsdk optimize --prune RATIOS` to search pruning too"
+        )
+    result = optimize(
+        args.source,
+        [args.target],
+        args.eval,
+        output=args.output,
+        out_dir=Path("reports/optimize"),
+        max_accuracy_drop=0.5 if args.max_accuracy_drop is None else args.max_accuracy_drop,
+        calibration=args.calibration,
+        overwrite=args.overwrite,
+        progress=Progress(),
+        task=args.task,
+        input_shapes=parse_input_shapes(args.input_shape) or None,
+        max_length=args.max_length,
+        labels=labels,
+        mean=mean,
+        std=std,
+        tokenizer=args.tokenizer,
+        weights=args.weights,
+        name=args.name,
+        **{k: v for k, v in target_option_values(args).items() if v is not None},
+    )
+    return _optimize_summary(result)
 
 
 def compression_summary(c: Compression) -> list[str]:
@@ -818,6 +904,48 @@ def cmd_bench(args) -> int:
         return 1
     if args.baseline:
         print(f"gate passed against {args.baseline}")
+    return 0
+
+
+def cmd_optimize(args) -> int:
+    labels, mean, std = _labels(args.labels), _floats(args.mean, "--mean"), _floats(args.std, "--std")
+    check_convert_args(labels, mean, std, args.max_length)
+    result = optimize(
+        args.source,
+        _list(args.targets),
+        args.eval,
+        output=args.output,
+        out_dir=args.report,
+        max_accuracy_drop=args.max_accuracy_drop,
+        objective=args.objective,
+        precisions=_list(args.precisions),
+        calibration=args.calibration,
+        prune=_floats(args.prune, "--prune"),
+        recover=args.recover,
+        time_budget_s=args.time_budget * 60 if args.time_budget is not None else None,
+        threads=args.threads,
+        overwrite=args.overwrite,
+        progress=Progress(),
+        task=args.task,
+        input_shapes=parse_input_shapes(args.input_shape) or None,
+        max_length=args.max_length,
+        labels=labels,
+        mean=mean,
+        std=std,
+        tokenizer=args.tokenizer,
+        weights=args.weights,
+        name=args.name,
+    )
+    return _optimize_summary(result)
+
+
+def _optimize_summary(result) -> int:
+    print(result.paths["optimize"].read_text())
+    print("reports: " + ", ".join(str(p) for p in result.paths.values()))
+    if result.path is None:
+        print("error: no candidate fits the budget; optimize.md says why each was turned down", file=sys.stderr)
+        return 1
+    print(result.path)
     return 0
 
 
