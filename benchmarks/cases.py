@@ -26,6 +26,8 @@ KEYS = {
     "iterations",
     "seconds",
     "repeats",
+    "max_noise_pct",
+    "max_repeats",
     "description",
 }
 
@@ -59,6 +61,8 @@ def load_case(path: str | Path, **overrides) -> BenchConfig:
         iterations=case.get("iterations", 100),
         seconds=case.get("seconds", 10.0),
         repeats=case.get("repeats", 3),
+        max_noise_pct=case.get("max_noise_pct"),
+        max_repeats=case.get("max_repeats", 10),
         name=case.get("name", path.stem),
     )
     for key, value in overrides.items():

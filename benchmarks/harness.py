@@ -44,6 +44,8 @@ class BenchConfig:
     iterations: int = 100
     seconds: float = 10.0
     repeats: int = 3
+    max_noise_pct: float | None = None  # add timing runs while the median's 95% interval is wider than this (in %)
+    max_repeats: int = 10  # ... up to this many runs
     name: str | None = None
     artifacts_dir: Path | None = None  # ready artifacts NAME-TARGET-PRECISION.bmsdk are reused from here
     convert_options: dict = field(default_factory=dict)
@@ -208,6 +210,8 @@ def assemble(cfg: BenchConfig, ctx: CellContext, cells: list[dict], source: dict
             "iterations": cfg.iterations,
             "seconds": cfg.seconds,
             "repeats": cfg.repeats,
+            "max_noise_pct": cfg.max_noise_pct,
+            "max_repeats": cfg.max_repeats,
         },
         "environment": environment(cfg.threads),
         "source_model": source,

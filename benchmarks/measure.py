@@ -87,8 +87,10 @@ def measure_generation(model, prompt: str, repeats: int, warmup: int = 1) -> dic
 
 
 def measure_artifact(
-    path, probe, batches: list[int], threads: int | None, warmup: int, iterations: int, seconds: float, repeats: int
-) -> dict:
+    path, probe, batches: list[int], threads: int | None, warmup: int, iterations: int, seconds: float, repeats: int,
+    max_noise_pct: float | None = None, max_repeats: int = 10,
+) -> dict:  # fmt: skip
+    """Load time, latency per batch (more runs while noisier than `max_noise_pct`), end to end, memory, overhead."""
 
     rss_before = rss_bytes()
     start = time.perf_counter()
@@ -103,7 +105,9 @@ def measure_artifact(
         }
         for batch in batches:
             feeds = batch_feeds(model, probe, batch)
-            latency = repeated_latency(lambda feeds=feeds: model.run(feeds), warmup, iterations, seconds, repeats)
+            latency = repeated_latency(
+                lambda feeds=feeds: model.run(feeds), warmup, iterations, seconds, repeats, max_noise_pct, max_repeats
+            )
             latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
             result["latency"][str(batch)] = latency
         if model.manifest.input_kind == "generation":

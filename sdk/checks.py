@@ -80,6 +80,18 @@ def check_count(option: str, value, minimum: int) -> None:
         )
 
 
+def check_noise_settings(max_noise_pct=None, max_repeats=None) -> None:
+    """`--max-noise PCT` (a width in % of the median, > 0) and `--max-repeats N` (at least 1)."""
+    check_count("--max-repeats", max_repeats, 1)
+    if max_noise_pct is not None and (
+        not isinstance(max_noise_pct, (int, float)) or isinstance(max_noise_pct, bool)
+        or not math.isfinite(max_noise_pct) or max_noise_pct <= 0
+    ):  # fmt: skip
+        raise UnsupportedError(
+            f"--max-noise must be a width in % > 0, got {_show(max_noise_pct)}", "e.g. --max-noise 2"
+        )
+
+
 def check_bench_settings(
     batches=None, threads=None, warmup=None, iterations=None, seconds=None, repeats=None, flag: str = "--"
 ) -> None:

@@ -38,24 +38,28 @@ def measure_latency(
     }
 
 
-def repeated_latency(fn, warmup: int, iterations: int, seconds: float, repeats: int) -> dict:
-    """`repeats` timing runs; the reported percentiles are the medians across runs (robust to one noisy run)."""
+def repeated_latency(
+    fn, warmup: int, iterations: int, seconds: float, repeats: int, max_noise_pct: float | None = None,
+    max_repeats: int = 10,
+) -> dict:  # fmt: skip
+    """`repeats` timing runs; the reported percentiles are the medians across runs (robust to one noisy run). With
+    `max_noise_pct`, runs are added (up to `max_repeats` in all) until the 95% interval of the median is within
+    that many % of it; `noise_met` says whether it got there."""
     samples: list[float] = []
-    runs = [
-        measure_latency(
-            fn,
-            warmup=warmup if i == 0 else max(1, warmup // 4),
-            iterations=iterations,
-            max_seconds=seconds,
-            samples=samples,
-        )
-        for i in range(repeats)
-    ]
+    runs: list[dict] = []
+    while len(runs) < repeats or (
+        max_noise_pct is not None and len(runs) < max_repeats and noise(samples)["noise_pct"] > max_noise_pct
+    ):
+        warm = warmup if not runs else max(1, warmup // 4)
+        runs.append(measure_latency(fn, warmup=warm, iterations=iterations, max_seconds=seconds, samples=samples))
     keys = ("p50_ms", "p90_ms", "p99_ms", "mean_ms")
     out = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["runs_p50_ms"] = [r["p50_ms"] for r in runs]
     out["iterations"] = sum(r["iterations"] for r in runs)
-    return {**out, **noise(samples)}
+    spread = noise(samples)
+    if max_noise_pct is not None:
+        spread["noise_met"] = spread["noise_pct"] is not None and spread["noise_pct"] <= max_noise_pct
+    return {**out, **spread}
 
 
 def noise(samples: list[float]) -> dict:

@@ -282,6 +282,13 @@ def _bench_parser(sub, common) -> None:
     p.add_argument("--iterations", type=int, help="timed calls per run (default 100)")
     p.add_argument("--seconds", type=float, help="time limit per timing run (default 10)")
     p.add_argument("--repeats", type=int, help="timing runs; percentiles are their medians (default 3)")
+    p.add_argument(
+        "--max-noise",
+        type=float,
+        metavar="PCT",
+        help="add timing runs until the 95%% interval of each median is within PCT %% of it (or --max-repeats)",
+    )
+    p.add_argument("--max-repeats", type=int, metavar="N", help="at most this many timing runs with --max-noise (10)")
     p.add_argument("--artifacts", metavar="DIR", help="reuse ready artifacts NAME-TARGET-PRECISION.bmsdk from DIR")
     p.add_argument("--baseline", metavar="OLD.json", help="a report.json to gate against")
     p.add_argument(
@@ -882,6 +889,8 @@ def cmd_bench(args) -> int:
         iterations=args.iterations,
         seconds=args.seconds,
         repeats=args.repeats,
+        max_noise_pct=args.max_noise,
+        max_repeats=args.max_repeats,
         baseline=args.baseline,
         max_accuracy_drop=args.max_accuracy_drop,
         max_latency_regression=args.max_latency_regression,
