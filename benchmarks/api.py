@@ -12,7 +12,7 @@ from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import write_reports
 from bmsdk.benchmarks.resume import finished_cells, write_partial
 from bmsdk.benchmarks.shards import score_cells, shard_files
-from bmsdk.checks import check_bench_settings, check_noise_settings
+from bmsdk.checks import check_bench_settings, check_count, check_noise_settings
 from bmsdk.progress import SILENT, Progress
 
 
@@ -43,6 +43,7 @@ def benchmark(
     repeats: int | None = None,
     max_noise_pct: float | None = None,
     max_repeats: int | None = None,
+    seq_lengths: list[int] | None = None,
     baseline: str | Path | None = None,
     max_accuracy_drop: float | None = None,
     max_latency_regression: float | None = None,
@@ -62,6 +63,8 @@ def benchmark(
     eval_shards: a folder of data files scored shard by shard (one Ray task each on a cluster), merged exactly."""
     check_bench_settings(batches, threads, warmup, iterations, seconds, repeats)
     check_noise_settings(max_noise_pct, max_repeats)
+    for length in seq_lengths or []:
+        check_count("--seq-lengths", length, 1)
     if eval_shards:
         shard_files(eval_shards)  # a folder without data files fails now, not after the matrix
     done = finished_cells(resume) if resume else None
@@ -81,6 +84,7 @@ def benchmark(
         repeats=repeats,
         max_noise_pct=max_noise_pct,
         max_repeats=max_repeats,
+        seq_lengths=seq_lengths,
         artifacts_dir=Path(artifacts_dir) if artifacts_dir else None,
     )
     if case is not None:

@@ -46,6 +46,7 @@ class BenchConfig:
     repeats: int = 3
     max_noise_pct: float | None = None  # add timing runs while the median's 95% interval is wider than this (in %)
     max_repeats: int = 10  # ... up to this many runs
+    seq_lengths: list[int] | None = None  # text models: batch-1 latency at each of these lengths too
     name: str | None = None
     artifacts_dir: Path | None = None  # ready artifacts NAME-TARGET-PRECISION.bmsdk are reused from here
     convert_options: dict = field(default_factory=dict)
@@ -212,6 +213,7 @@ def assemble(cfg: BenchConfig, ctx: CellContext, cells: list[dict], source: dict
             "repeats": cfg.repeats,
             "max_noise_pct": cfg.max_noise_pct,
             "max_repeats": cfg.max_repeats,
+            "seq_lengths": cfg.seq_lengths,
         },
         "environment": environment(cfg.threads),
         "source_model": source,

@@ -28,6 +28,23 @@ def batch_feeds(model, probe, batch: int) -> dict[str, np.ndarray]:
     return model.preprocess([probe] * batch)
 
 
+def sequence_feeds(feeds: dict[str, np.ndarray], length: int) -> dict[str, np.ndarray]:
+    """Text feeds stretched (or cut) to `length` tokens, each row's values repeated cyclically: the same kind of ids,
+    masks and types at another length, for timing only."""
+    return {k: np.stack([np.resize(row, length) for row in v]) if v.ndim == 2 else v for k, v in feeds.items()}
+
+
+def sequence_scaling(model, probe, lengths: list[int], warmup: int, iterations: int, seconds: float) -> dict:
+    """{length: p50 ms} at batch 1 for each length up to the model's max_length (one timing run each)."""
+    most = int(model.manifest.preprocessing.get("max_length") or max(lengths))
+    feeds = batch_feeds(model, probe, 1)
+    out = {}
+    for length in sorted(n for n in lengths if n <= most):
+        stretched = sequence_feeds(feeds, length)
+        out[str(length)] = repeated_latency(lambda f=stretched: model.run(f), warmup, iterations, seconds, 1)["p50_ms"]
+    return out
+
+
 def raw_runtime_call(model, feeds):
     """A zero-argument call of the underlying runtime without bmsdk in between, where we know how to make one."""
     backend = model.runner
@@ -88,9 +105,10 @@ def measure_generation(model, prompt: str, repeats: int, warmup: int = 1) -> dic
 
 def measure_artifact(
     path, probe, batches: list[int], threads: int | None, warmup: int, iterations: int, seconds: float, repeats: int,
-    max_noise_pct: float | None = None, max_repeats: int = 10,
+    max_noise_pct: float | None = None, max_repeats: int = 10, seq_lengths: list[int] | None = None,
 ) -> dict:  # fmt: skip
-    """Load time, latency per batch (more runs while noisier than `max_noise_pct`), end to end, memory, overhead."""
+    """Load time, latency per batch (more runs while noisier than `max_noise_pct`), per sequence length (text
+    models, `seq_lengths`), end to end, memory, overhead."""
 
     rss_before = rss_bytes()
     start = time.perf_counter()
@@ -110,6 +128,10 @@ def measure_artifact(
             )
             latency["throughput_per_s"] = batch * 1e3 / latency["p50_ms"]
             result["latency"][str(batch)] = latency
+        if seq_lengths and model.manifest.input_kind == "text":
+            result["sequence_latency"] = sequence_scaling(
+                model, probe, seq_lengths, max(1, warmup // 2), iterations, seconds
+            )
         if model.manifest.input_kind == "generation":
             result["generation"] = measure_generation(model, probe, repeats)
         else:

@@ -123,7 +123,32 @@ def markdown(report: dict) -> str:
         "e2e includes pre/post-processing; "
         "speed-up relative to the source model in torch eager fp32, measured in the same run."
     )
-    return "\n".join(lines + shards_markdown(report) + workers_markdown(report))
+    return "\n".join(lines + scaling_markdown(report) + shards_markdown(report) + workers_markdown(report))
+
+
+def _scaled(report: dict) -> list[dict]:
+    """The entries (source first) timed at more than one batch size or sequence length."""
+    entries = ([report["source_model"]] if report.get("source_model") else []) + report["cells"]
+    return [e for e in entries if len(e.get("latency") or {}) > 1 or e.get("sequence_latency")]
+
+
+def scaling_markdown(report: dict) -> list[str]:
+    """p50 per batch size (and per sequence length at batch 1 for text models): how latency grows."""
+    scaled = _scaled(report)
+    if not scaled:
+        return []
+    batches = sorted({int(b) for e in scaled for b in e.get("latency", {})})
+    lengths = sorted({int(n) for e in scaled for n in e.get("sequence_latency") or {}})
+    header = [f"batch {b}" for b in batches] + [f"seq {n}" for n in lengths]
+    lines = ["", "#### Scaling: p50 (ms) by batch size, and by sequence length at batch 1", ""]
+    lines.append("| target | precision | " + " | ".join(header) + " |")
+    lines.append("|---|---|" + "---:|" * len(header))
+    for e in scaled:
+        values = [e.get("latency", {}).get(str(b), {}).get("p50_ms") for b in batches]
+        values += [(e.get("sequence_latency") or {}).get(str(n)) for n in lengths]
+        label = (e["precision"] + " " + e.get("variant", "")).strip()
+        lines.append(f"| {e['target']} | {label} | " + " | ".join(_fmt(v, ".3f") for v in values) + " |")
+    return lines
 
 
 def shards_markdown(report: dict) -> list[str]:
@@ -259,6 +284,40 @@ def plot_png(report: dict, path: Path) -> Path | None:
     return path
 
 
+def scaling_png(report: dict, path: Path) -> Path | None:
+    """p50 against batch size (and against sequence length, for text models), one line per cell; log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scaled = _scaled(report)
+    if not scaled:
+        return None
+    panels = [("latency", "batch size")] + (
+        [("sequence_latency", "sequence length (batch 1)")] if any(e.get("sequence_latency") for e in scaled) else []
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), dpi=120, squeeze=False)
+    for ax, (key, xlabel) in zip(axes[0], panels):
+        for e in scaled:
+            series = e.get(key) or {}
+            points = sorted((int(k), v["p50_ms"] if isinstance(v, dict) else v) for k, v in series.items())
+            if len(points) > 1:
+                label = f"{e['target']} {e['precision']} {e.get('variant', '')}".strip()
+                ax.plot(*zip(*points), marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("p50 latency (ms, log)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{report['name']}: scaling")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def html_page(report: dict, png: Path | None) -> str:
     header = [
         "target",
@@ -313,5 +372,8 @@ def write_reports(report: dict, out_dir: Path) -> dict[str, Path]:
     png = plot_png(report, out_dir / "plot.png")
     if png:
         paths["png"] = png
+    scaling = scaling_png(report, out_dir / "scaling.png")
+    if scaling:
+        paths["scaling"] = scaling
     paths["html"].write_text(html_page(report, png))
     return paths

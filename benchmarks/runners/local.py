@@ -14,5 +14,5 @@ class LocalRunner(Runner):
     def measure(self, path: Path, probe, cfg) -> dict:
         return measure_artifact(
             path, probe, cfg.batches, cfg.threads, cfg.warmup, cfg.iterations, cfg.seconds, cfg.repeats,
-            cfg.max_noise_pct, cfg.max_repeats,
+            cfg.max_noise_pct, cfg.max_repeats, cfg.seq_lengths,
         )  # fmt: skip

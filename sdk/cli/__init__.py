@@ -289,6 +289,11 @@ def _bench_parser(sub, common) -> None:
         help="add timing runs until the 95%% interval of each median is within PCT %% of it (or --max-repeats)",
     )
     p.add_argument("--max-repeats", type=int, metavar="N", help="at most this many timing runs with --max-noise (10)")
+    p.add_argument(
+        "--seq-lengths",
+        metavar="N,N",
+        help="text models: also time batch 1 at these sequence lengths, e.g. 16,32,64,128 (report.md, scaling.png)",
+    )
     p.add_argument("--artifacts", metavar="DIR", help="reuse ready artifacts NAME-TARGET-PRECISION.bmsdk from DIR")
     p.add_argument("--baseline", metavar="OLD.json", help="a report.json to gate against")
     p.add_argument(
@@ -862,14 +867,14 @@ def _list(text: str | None) -> list[str] | None:
     return [v.strip() for v in text.split(",") if v.strip()] if text else None
 
 
-def _batches(text: str | None) -> list[int] | None:
+def _batches(text: str | None, flag: str = "--batch") -> list[int] | None:
     if text is None:
         return None
     try:
         return [int(v) for v in text.split(",")]
     except ValueError:
         raise UnsupportedError(
-            f"--batch must be whole numbers, got '{text[:80]}'", "write batch sizes comma-separated, e.g. 1,8"
+            f"{flag} must be whole numbers, got '{text[:80]}'", "write them comma-separated, e.g. 1,8"
         ) from None
 
 
@@ -891,6 +896,7 @@ def cmd_bench(args) -> int:
         repeats=args.repeats,
         max_noise_pct=args.max_noise,
         max_repeats=args.max_repeats,
+        seq_lengths=_batches(args.seq_lengths, "--seq-lengths"),
         baseline=args.baseline,
         max_accuracy_drop=args.max_accuracy_drop,
         max_latency_regression=args.max_latency_regression,

@@ -237,3 +237,36 @@ def test_case_files_are_valid_and_bad_ones_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("BMSDK_CACHE", str(tmp_path / "cache"))
     cfg = load_case(CASES_DIR / "ci-smoke.json", threads=2)
     assert cfg.threads == 2 and cfg.source == "bmsdk.benchmarks.zoo:mnist_cnn" and len(cfg.eval_data) == 1000
+
+
+def test_scaling_by_batch_and_sequence_length(bert_classifier_dir, text_jsonl, tmp_path):
+    result = bmsdk.benchmark(
+        str(bert_classifier_dir),
+        tmp_path,
+        targets=["onnx"],
+        eval_data=str(text_jsonl),
+        batches=[1, 4],
+        seq_lengths=[8, 32, 100000],  # longer than the model's max_length: left out
+        **FAST,
+    )
+    cell = result.report["cells"][0]
+    assert set(cell["latency"]) == {"1", "4"}
+    assert set(cell["sequence_latency"]) == {"8", "32"} and all(v > 0 for v in cell["sequence_latency"].values())
+    assert result.report["settings"]["seq_lengths"] == [8, 32, 100000]
+    text = result.paths["md"].read_text()
+    assert "Scaling" in text and "seq 32" in text and "batch 4" in text
+    assert result.paths["scaling"].stat().st_size > 0
+
+
+def test_sequence_feeds_keep_the_kind_of_values():
+    from bmsdk.benchmarks.measure import sequence_feeds
+
+    feeds = {"input_ids": np.array([[101, 7, 8, 102]]), "attention_mask": np.ones((1, 4), np.int64)}
+    out = sequence_feeds(feeds, 6)
+    assert out["input_ids"].tolist() == [[101, 7, 8, 102, 101, 7]] and out["attention_mask"].tolist() == [[1] * 6]
+    assert sequence_feeds(feeds, 2)["input_ids"].tolist() == [[101, 7]]
+
+
+def test_bad_sequence_lengths_are_refused(bench_models, tmp_path):
+    with pytest.raises(bmsdk.UnsupportedError, match="--seq-lengths must be an integer >= 1"):
+        bmsdk.benchmark("bmsdk_benchmods:fast", tmp_path, seq_lengths=[0])
