@@ -126,21 +126,29 @@ def run_cell(cfg: BenchConfig, spec: tuple, ctx: CellContext, progress: Progress
     """Convert, validate and measure one cell of the matrix; never raises (the reason goes into the cell)."""
     target, precision, *variant = spec
     label, options = variant if variant else ("", {})
-    options = {k: v for k, v in (options or {}).items() if k != "device"}  # where it runs, not how it converts
+    options = dict(options or {})
+    options.pop("device", None)  # where it runs, not how it converts
+    eval_set = ctx.eval_set
+    limit = options.pop("eval_limit", None)  # a slow runtime (a reference executor) scores the first N examples
     cell = {"target": target, "precision": precision, **({"variant": label} if label else {})}
+    if limit and eval_set is not None and len(eval_set) > limit:
+        eval_set = eval_set.head(limit)
     try:
         get_target(target).check_precision(precision)
     except BmsdkError as e:
         return {**cell, "status": "skipped", "reason": one_line(e)}
     try:
         path, manifest = _artifact(
-            cfg, ctx.artifacts, target, precision, ctx.eval_set, ctx.source_outputs, progress, label, options
+            cfg, ctx.artifacts, target, precision, eval_set, ctx.source_outputs, progress, label, options
         )
     except Exception as e:  # a failing cell never stops the matrix
         cell.update(status="failed", reason=one_line(e))
         progress.info(f"    failed: {cell['reason']}")
         return cell
     cell.update(task=manifest.task, **_scores(manifest, path))
+    scored = manifest.validation.eval.n if manifest.validation.eval else None
+    if scored is not None and ctx.eval_set is not None and scored < len(ctx.eval_set):
+        cell["eval_examples"] = scored  # fewer than the eval set (eval_limit), so say so
     if ctx.probe is None:
         ctx.probe = _sample_probe(path, manifest)
     try:

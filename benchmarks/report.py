@@ -50,6 +50,7 @@ def rows(report: dict) -> list[dict]:
                 "rss_mb": entry.get("rss_delta_mb"),
                 "e2e": entry.get("end_to_end", {}).get("p50_ms"),
                 "accuracy": task_metric(metric),
+                "eval_examples": entry.get("eval_examples"),  # set when the cell scored fewer than the eval set
                 "metric_name": task_metric_name(metric),
                 "macro_f1": metric.get("macro_f1"),
                 "delta_pt": entry.get("accuracy_change_pt", 0.0 if entry is report.get("source_model") else None),
