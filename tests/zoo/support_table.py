@@ -74,7 +74,9 @@ def run_tasks(tasks: list[str], columns=COLUMNS, progress=print, out: Path | Non
                 progress(f"building the {task} {arch} (trained for a few seconds)")
                 source, weights = source_and_weights(zoo.build(arch, work / task / arch))
                 for target, precision in columns:
-                    calibration = eval_data if zoo.calibrate and precision == "int8" else None
+                    # TensorRT's int8 always calibrates (its Q/DQ scales); others' text int8 is dynamic
+                    calibrate = precision == "int8" and (zoo.calibrate or target == "tensorrt")
+                    calibration = eval_data if calibrate else None
                     folder = work / "out" / f"{task}-{arch}-{target}-{precision}"
                     cell = run_cell(arch, source, target, precision, folder, calibration, eval_data, weights, task)
                     _log(cell, out, progress)
@@ -198,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--architectures", help="comma-separated zoo architectures, or 'none'")
     parser.add_argument("--tasks", help="comma-separated tasks of the task zoo, or 'none'")
+    parser.add_argument("--columns", help="only these TARGET:PRECISION columns, comma-separated (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "zoo")
     parser.add_argument("--write", action="store_true", help="update README.md and sdk/tasks/support.json")
     parser.add_argument(
@@ -212,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         cells = in_zoo_order(recorded(args.cells), names, tasks)
     else:
         (args.out / "cells.jsonl").unlink(missing_ok=True)
-        cells = run(names, out=args.out) + run_tasks(tasks, out=args.out)
+        columns = [tuple(c.split(":")) for c in args.columns.split(",")] if args.columns else COLUMNS
+        unknown = sorted(set(columns) - set(COLUMNS))
+        if unknown:
+            parser.error(f"unknown columns {unknown}; the zoo's are {', '.join(f'{t}:{p}' for t, p in COLUMNS)}")
+        cells = run(names, columns, out=args.out) + run_tasks(tasks, columns, out=args.out)
     zoo_cells, task_cells = [c for c in cells if not c.task], [c for c in cells if c.task]
     tables = {"zoo": markdown(zoo_cells) if zoo_cells else "", "tasks": task_markdown(task_cells) if task_cells else ""}
     support = ROOT / "sdk" / "tasks" / "support.json"
