@@ -60,9 +60,11 @@ def run(names: list[str], columns=COLUMNS, progress=print, out: Path | None = No
     return cells
 
 
-def run_tasks(tasks: list[str], columns=COLUMNS, progress=print, out: Path | None = None) -> list[Cell]:
-    """Every architecture of each task on every column, converted with --eval on the task's labelled set (int8
-    cells of image and audio models calibrate on it)."""
+def run_tasks(
+    tasks: list[str], columns=COLUMNS, progress=print, out: Path | None = None, only: set[str] | None = None
+) -> list[Cell]:
+    """Every architecture of each task (or those named in `only`) on every column, converted with --eval on the
+    task's labelled set (int8 cells of image and audio models calibrate on it)."""
     cells = []
     with tempfile.TemporaryDirectory(prefix="bmsdk-task-zoo-") as tmp:
         work = Path(tmp)
@@ -70,7 +72,7 @@ def run_tasks(tasks: list[str], columns=COLUMNS, progress=print, out: Path | Non
             zoo = TASKS[task]
             (work / task / "eval").mkdir(parents=True)
             eval_data = zoo.eval_data(work / task / "eval")
-            for arch in zoo.architectures:
+            for arch in [a for a in zoo.architectures if not only or a in only]:
                 progress(f"building the {task} {arch} (trained for a few seconds)")
                 source, weights = source_and_weights(zoo.build(arch, work / task / arch))
                 for target, precision in columns:
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--architectures", help="comma-separated zoo architectures, or 'none'")
     parser.add_argument("--tasks", help="comma-separated tasks of the task zoo, or 'none'")
+    parser.add_argument("--task-architectures", help="only these architectures of the chosen tasks, comma-separated")
     parser.add_argument("--columns", help="only these TARGET:PRECISION columns, comma-separated (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "zoo")
     parser.add_argument("--write", action="store_true", help="update README.md and sdk/tasks/support.json")
@@ -219,7 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(columns) - set(COLUMNS))
         if unknown:
             parser.error(f"unknown columns {unknown}; the zoo's are {', '.join(f'{t}:{p}' for t, p in COLUMNS)}")
-        cells = run(names, columns, out=args.out) + run_tasks(tasks, columns, out=args.out)
+        cells = run(names, columns, out=args.out) + run_tasks(
+            tasks,
+            columns,
+            out=args.out,
+            only=set(args.task_architectures.split(",")) if args.task_architectures else None,
+        )
     zoo_cells, task_cells = [c for c in cells if not c.task], [c for c in cells if c.task]
     tables = {"zoo": markdown(zoo_cells) if zoo_cells else "", "tasks": task_markdown(task_cells) if task_cells else ""}
     support = ROOT / "sdk" / "tasks" / "support.json"
