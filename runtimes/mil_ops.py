@@ -143,6 +143,18 @@ def upsample_bilinear(a):
 
 
 @op()
+def upsample_nearest_neighbor(a):
+    """The last two dims scaled by `scale_factor_height/width` (output size floored): output pixel i takes input
+    pixel floor(i / scale), as torch's "nearest" does with a scale factor."""
+    x = a["x"]
+    height, width = x.shape[-2:]
+    scale_h, scale_w = float(_arg(a, "scale_factor_height", 1)), float(_arg(a, "scale_factor_width", 1))
+    rows = np.minimum(np.floor(np.arange(int(np.floor(height * scale_h))) / scale_h).astype(np.int64), height - 1)
+    cols = np.minimum(np.floor(np.arange(int(np.floor(width * scale_w))) / scale_w).astype(np.int64), width - 1)
+    return x[..., rows, :][..., cols]
+
+
+@op()
 def sigmoid_hard(a):
     """min(max(alpha * x + beta, 0), 1); coremltools lowers hardsigmoid and hardswish to it."""
     return np.clip(_arg(a, "alpha", 0.2) * a["x"] + _arg(a, "beta", 0.5), 0, 1).astype(a["x"].dtype, copy=False)

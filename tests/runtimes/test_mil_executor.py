@@ -202,6 +202,18 @@ def test_iOS18_blockwise_lut_and_sparse_match_coremltools():
     np.testing.assert_array_equal(OPS["constexpr_sparse_to_dense"]({"nonzero_data": values, "mask": mask}), want)
 
 
+@pytest.mark.parametrize("scale", [2, 3, 0.5])
+def test_upsample_nearest_neighbor_matches_torch(scale):
+    import torch
+
+    from bmsdk.runtimes.mil_ops import OPS
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 6, 4)).astype(np.float32)
+    got = OPS["upsample_nearest_neighbor"]({"x": x, "scale_factor_height": scale, "scale_factor_width": scale})
+    want = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=scale, mode="nearest").numpy()
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("align_corners", [False, True])
 @pytest.mark.parametrize("scale", [2, 3])
 def test_upsample_bilinear_matches_torch(align_corners, scale):
