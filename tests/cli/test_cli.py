@@ -109,7 +109,7 @@ def test_tasks_lists_every_registered_task_with_its_targets(capsys):
     # the task zoo's cells (tests/zoo/task_zoo.py): every task beyond classification lists what it was run on
     for task in set(task_names()) - {"text-classification", "image-classification", "feature-extraction"}:
         found = rows[task]["architectures"]
-        assert len(found) >= 2 and all(a["cells"] > 0 for a in found.values()), task
+        assert found and all(a["cells"] > 0 for a in found.values()), task
     assert "roberta" in rows["token-classification"]["architectures"]
     assert main(["tasks"]) == 0
     assert "text-generation" in capsys.readouterr().out
