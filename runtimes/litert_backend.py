@@ -18,13 +18,13 @@ from bmsdk.compare import compare_outputs, recorded_tolerance
 from bmsdk.errors import BackendUnavailableError, ManifestError, ModelFileError, RunError
 from bmsdk.runtimes.base import Backend, short_error
 from bmsdk.runtimes.litert_io import (
+    SignatureFeeder,
     fit_sequence,
     from_signature,
     pad_feeds,
     pick_bucket,
     sequence_length,
     signature_for,
-    to_signature,
 )
 from bmsdk.sections import LiteRTConfig, SampleCheck
 from bmsdk.tasks import get_task
@@ -134,6 +134,11 @@ class LiteRTBackend(Backend):
             for s in self.inputs
             if s.value_range is not None and _fits(s.value_range, self.signatures[next(iter(self.signatures))], s.name)
         }
+        # per signature, compiled once: (model input, tensor name, feeder) and (output spec, tensor record)
+        self._feeders = {
+            name: [(k, t.tensor, SignatureFeeder(t, k in self._ranged)) for k, t in sig.inputs.items()]
+            for name, sig in self.signatures.items()
+        }
         self._lock = threading.Lock()
         if self.verify_on_load if self.verify_on_load is not None else self.runtime != PRIMARY:
             self.check_samples()
@@ -154,15 +159,15 @@ class LiteRTBackend(Backend):
             bucket = pick_bucket(length, self.buckets)
             feeds = pad_feeds(feeds, bucket, self.pad_values, self.inputs)
         name = signature_for(bucket)
-        signature, runner = self.signatures[name], self.runners[name]
+        signature, runner, feeders = self.signatures[name], self.runners[name], self._feeders[name]
         batch = len(next(iter(feeds.values())))
-        ranged = self._ranged
         with self._lock:  # the exported model takes one example: run the batch row by row
-            rows = [
-                runner(**{t.tensor: to_signature(feeds[k] if batch == 1 else feeds[k][i : i + 1], t, k in ranged)
-                          for k, t in signature.inputs.items()})
-                for i in range(batch)
-            ]  # fmt: skip
+            if batch == 1:
+                rows = [runner(**{tensor: feed(feeds[k]) for k, tensor, feed in feeders})]
+            else:
+                rows = [
+                    runner(**{tensor: feed(feeds[k][i : i + 1]) for k, tensor, feed in feeders}) for i in range(batch)
+                ]
         outputs = {}
         for spec in self.outputs:
             tensor = signature.outputs[spec.name]

@@ -104,11 +104,48 @@ def to_signature(value: np.ndarray, tensor: SignatureTensor, range_checked: bool
     return np.ascontiguousarray(value, dtype=dtype)
 
 
+class SignatureFeeder:
+    """`to_signature` of one input compiled once at load: its dtype and quantization constants resolved, and for
+    quantized inputs a float scratch and an output buffer per shape, reused on every call (the interpreter copies
+    what it is given, so nothing outside sees them; callers serialise calls, as the backend's lock does)."""
+
+    def __init__(self, tensor: SignatureTensor, range_checked: bool = False):
+        self.tensor = tensor
+        self.dtype = np.dtype(tensor.dtype)
+        self.range_checked = range_checked
+        q = tensor.quantization
+        self.quantized = q is not None
+        if q is not None:
+            info = np.iinfo(self.dtype)
+            self.scale, self.zero_point = np.float32(q.scale), np.float32(q.zero_point)
+            self.low, self.high = np.float32(info.min), np.float32(info.max)
+        self.buffers: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, value: np.ndarray) -> np.ndarray:
+        if not self.quantized:
+            if self.dtype.kind in "iu" and not self.range_checked:
+                return to_signature(value, self.tensor)
+            return np.ascontiguousarray(value, dtype=self.dtype)
+        buffers = self.buffers.get(value.shape)
+        if buffers is None:
+            buffers = self.buffers[value.shape] = (np.empty(value.shape, np.float32), np.empty(value.shape, self.dtype))
+        scratch, out = buffers
+        np.divide(value, self.scale, out=scratch, casting="unsafe")  # as to_signature: round(x / scale) + zero point
+        np.rint(scratch, out=scratch)
+        scratch += self.zero_point
+        np.clip(scratch, self.low, self.high, out=scratch)
+        np.copyto(out, scratch, casting="unsafe")
+        return out
+
+
 def from_signature(value: np.ndarray, tensor: SignatureTensor, dtype: str) -> np.ndarray:
     """A signature output in the manifest's dtype: int8/uint8 dequantized with the recorded scale and zero point."""
     q = tensor.quantization
     if q:
-        return ((value.astype(np.float32) - np.float32(q.zero_point)) * np.float32(q.scale)).astype(dtype)
+        result = value.astype(np.float32)  # a new array, changed in place
+        result -= np.float32(q.zero_point)
+        result *= np.float32(q.scale)
+        return result.astype(dtype, copy=False)
     return value.astype(dtype, copy=False)
 
 

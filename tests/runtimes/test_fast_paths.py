@@ -94,3 +94,33 @@ def _stock_logits(backend, feeds_):
     )
     out = runner(**{t.tensor: to_signature(padded[k], t) for k, t in signature.inputs.items()})
     return out[signature.outputs["logits"].tensor]
+
+
+@pytest.mark.parametrize("dtype,zero_point", [("int8", -95), ("uint8", 128)])
+def test_signature_feeder_quantizes_exactly_as_to_signature(dtype, zero_point):
+    from bmsdk.runtimes.litert_io import SignatureFeeder, to_signature
+    from bmsdk.sections import QuantParams, SignatureTensor
+
+    tensor = SignatureTensor(
+        tensor="x", dtype=dtype, shape=[1, 4, 8], quantization=QuantParams(scale=0.0127, zero_point=zero_point)
+    )
+    feeder = SignatureFeeder(tensor)
+    rng = np.random.default_rng(0)
+    halfway = (np.arange(32, dtype=np.float32).reshape(1, 4, 8) + 0.5) * np.float32(0.0127)  # ties round to even
+    for value in [rng.normal(0, 2, (1, 4, 8)).astype(np.float32), halfway, np.full((1, 4, 8), 1e6, np.float32)]:
+        want = to_signature(value, tensor)
+        got = feeder(value)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    other = rng.normal(0, 1, (2, 4, 8)).astype(np.float32)  # a new shape gets its own buffers
+    assert np.array_equal(feeder(other), to_signature(other, tensor))
+
+
+def test_signature_feeder_casts_ids_and_refuses_out_of_range_ones():
+    from bmsdk.runtimes.litert_io import SignatureFeeder
+    from bmsdk.sections import SignatureTensor
+
+    tensor = SignatureTensor(tensor="ids", dtype="int32", shape=[1, 4])
+    got = SignatureFeeder(tensor)(np.array([[1, 2, 3, 4]]))
+    assert got.dtype == np.int32 and got.tolist() == [[1, 2, 3, 4]]
+    with pytest.raises(InputError, match="int32 range"):
+        SignatureFeeder(tensor)(np.array([[1, 2**40, 3, 4]]))
