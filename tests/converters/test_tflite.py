@@ -105,26 +105,39 @@ def test_text_model_gets_one_signature_per_bucket_with_weights_stored_once(bert_
     assert sum(len(b) for b in buffers) < 1.2 * weights  # three signatures, one copy of the weights
 
 
-def test_static_int8_records_and_applies_io_quantization(cnn_tflite, cnn_module):
+def test_static_int8_keeps_float_io_and_quantizes_inside_the_graph(cnn_tflite, cnn_module):
     result = cnn_tflite["int8"]
     sig = result.manifest.target_config.signatures["serving_default"]
     q_in, q_out = sig.inputs["input"], sig.outputs["logits"]
-    assert q_in.dtype == "int8" and q_in.quantization.scale > 0
-    assert q_out.dtype == "int8" and q_out.quantization.scale > 0
+    assert (q_in.dtype, q_out.dtype) == ("float32", "float32") and not q_in.quantization and not q_out.quantization
     calibration = result.manifest.compression.quantization.calibration
     assert calibration.examples_per_signature == {"serving_default": 24}  # 8 of the 32 rows held out
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(result.path / "model.tflite"))
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE" and "CONV_2D" in ops  # the boundary is in the graph
+    int8 = [t for t in interpreter.get_tensor_details() if t["dtype"] == np.int8 and t["quantization"][0] > 0]
+    assert len(int8) >= 4  # activations between the ops are int8
     with bmsdk.load(result.path) as model:
         images = digit_images(6, seed=5)
         feeds = model.preprocess(list(images))
         logits = model.run(feeds)["logits"]
-    assert logits.dtype == np.float32 and logits.shape == (6, 10)  # dequantized at the boundary
+    assert logits.dtype == np.float32 and logits.shape == (6, 10)
     import torch
 
     with torch.no_grad():
         reference = cnn_module(torch.from_numpy(feeds["input"])).numpy()
-    step = q_out.quantization.scale
+    step = next(
+        t["quantization"][0] for t in interpreter.get_tensor_details() if t["index"] == _dequantized(interpreter)
+    )
     assert np.abs(logits - reference).max() < 0.2 * np.abs(reference).max() + 4 * step
-    assert np.allclose(logits / step, np.round(logits / step), atol=1e-3)  # values on the int8 grid
+    assert np.allclose(logits / step, np.round(logits / step), atol=1e-3)  # values on the output's int8 grid
+
+
+def _dequantized(interpreter) -> int:
+    """The int8 tensor the graph's final DEQUANTIZE reads."""
+    return int([op for op in interpreter._get_ops_details() if op["op_name"] == "DEQUANTIZE"][-1]["inputs"][0])
 
 
 def test_text_static_int8_quantizes_matmuls_and_keeps_int32_token_inputs(bert_tflite):
