@@ -134,7 +134,7 @@ class LiteRTBackend(Backend):
             for s in self.inputs
             if s.value_range is not None and _fits(s.value_range, self.signatures[next(iter(self.signatures))], s.name)
         }
-        # per signature, compiled once: (model input, tensor name, feeder) and (output spec, tensor record)
+        # per signature, compiled once: (model input, tensor name, its feeder)
         self._feeders = {
             name: [(k, t.tensor, SignatureFeeder(t, k in self._ranged)) for k, t in sig.inputs.items()]
             for name, sig in self.signatures.items()
@@ -162,12 +162,10 @@ class LiteRTBackend(Backend):
         signature, runner, feeders = self.signatures[name], self.runners[name], self._feeders[name]
         batch = len(next(iter(feeds.values())))
         with self._lock:  # the exported model takes one example: run the batch row by row
-            if batch == 1:
-                rows = [runner(**{tensor: feed(feeds[k]) for k, tensor, feed in feeders})]
-            else:
-                rows = [
-                    runner(**{tensor: feed(feeds[k][i : i + 1]) for k, tensor, feed in feeders}) for i in range(batch)
-                ]
+            rows = [
+                runner(**{tensor: feed(feeds[k] if batch == 1 else feeds[k][i : i + 1]) for k, tensor, feed in feeders})
+                for i in range(batch)
+            ]
         outputs = {}
         for spec in self.outputs:
             tensor = signature.outputs[spec.name]
