@@ -31,8 +31,17 @@ PLAIN = (
     "MobileNetV2ImageProcessor",
     "BitImageProcessor",
     "CLIPImageProcessor",
+    "SiglipImageProcessor",
+    "PvtImageProcessor",
 )
-SPECIAL = ("ConvNextImageProcessor", "EfficientNetImageProcessor", "MobileViTImageProcessor", "SegformerImageProcessor")
+SPECIAL = (
+    "ConvNextImageProcessor",
+    "EfficientNetImageProcessor",
+    "MobileViTImageProcessor",
+    "SegformerImageProcessor",
+    "PoolFormerImageProcessor",
+    "LevitImageProcessor",
+)
 # object detection: resize (fixed size, see _detection_size), rescale, normalize; padding to the batch's largest
 # image is a no-op once every image has one size, and the annotation options touch no pixels
 DETECTION = ("DetrImageProcessor", "YolosImageProcessor")
@@ -253,6 +262,11 @@ def _geometry(attr: dict, name: str, where: str) -> tuple[dict, list[int] | None
         resize: dict = {"mode": "none"}
     elif name == "ConvNextImageProcessor":
         resize, crop = _convnext_resize(size, attr.get("crop_pct"), resample, where)
+    elif name == "PoolFormerImageProcessor" and attr.get("crop_pct") is not None:
+        resize = _poolformer_resize(size, attr["crop_pct"], resample, where)
+    elif name == "LevitImageProcessor" and set(size) == {"shortest_edge"}:
+        # LeViT's resize: the shortest edge to int(256 / 224 * shortest_edge), before its centre crop
+        resize = {"mode": "shortest_edge", "size": int((256 / 224) * size["shortest_edge"]), "resample": resample}
     elif set(size) == {"height", "width"}:
         resize = {"mode": "exact", "size": [int(size["height"]), int(size["width"])], "resample": resample}
     elif set(size) == {"shortest_edge"}:
@@ -297,6 +311,24 @@ def _convnext_resize(size: dict, crop_pct, resample: int, where: str) -> tuple[d
     if not isinstance(crop_pct, (int, float)) or not 0 < crop_pct:
         raise SourceError(f"{where}: crop_pct must be a positive number, got {crop_pct!r}", "set crop_pct, e.g. 0.875")
     return {"mode": "shortest_edge", "size": int(edge / crop_pct), "resample": resample}, [edge, edge]
+
+
+def _poolformer_resize(size: dict, crop_pct, resample: int, where: str) -> dict:
+    """PoolFormerImageProcessor: the size scaled by 1 / crop_pct (its centre crop then takes crop_size); a square
+    {height, width} resizes the shortest edge, a non-square one both edges."""
+    if not isinstance(crop_pct, (int, float)) or isinstance(crop_pct, bool) or not 0 < crop_pct:
+        raise SourceError(f"{where}: crop_pct must be a positive number, got {crop_pct!r}", "set crop_pct, e.g. 0.9")
+    if set(size) == {"shortest_edge"}:
+        return {"mode": "shortest_edge", "size": int(size["shortest_edge"] / crop_pct), "resample": resample}
+    if set(size) == {"height", "width"}:
+        if size["height"] == size["width"]:
+            return {"mode": "shortest_edge", "size": int(size["height"] / crop_pct), "resample": resample}
+        scaled = [int(size["height"] / crop_pct), int(size["width"] / crop_pct)]
+        return {"mode": "exact", "size": scaled, "resample": resample}
+    raise SourceError(
+        f"{where}: size {size} is a resize bmsdk does not implement",
+        'use size {"shortest_edge": N} or {"height": H, "width": W}',
+    )
 
 
 def _per_channel(values, channels: int, key: str, where: str) -> list[float]:

@@ -69,6 +69,17 @@ CASES = {
     "bit-default": ("BitImageProcessor", {}),
     "clip-default": ("CLIPImageProcessor", {}),
     "vit-no-rescale-no-normalize": ("ViTImageProcessor", {"do_rescale": False, "do_normalize": False}),
+    "siglip-default": ("SiglipImageProcessor", {}),
+    "pvt-default": ("PvtImageProcessor", {}),
+    "poolformer-default": ("PoolFormerImageProcessor", {}),  # shortest edge 224 / crop_pct 0.9, crop 224
+    "poolformer-square": ("PoolFormerImageProcessor", {"size": {"height": 160, "width": 160}, "crop_pct": 0.875}),
+    "poolformer-non-square": (
+        "PoolFormerImageProcessor",
+        {"size": {"height": 160, "width": 128}, "crop_size": {"height": 150, "width": 120}},
+    ),
+    "poolformer-no-crop-pct": ("PoolFormerImageProcessor", {"crop_pct": None}),
+    "levit-default": ("LevitImageProcessor", {}),  # shortest edge 256/224 x 224, crop 224
+    "levit-exact": ("LevitImageProcessor", {"size": {"height": 200, "width": 180}, "do_center_crop": False}),
 }
 
 
