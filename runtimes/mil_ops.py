@@ -261,8 +261,20 @@ for _name, _fn in {
     "reduce_max": np.max,
     "reduce_min": np.min,
     "reduce_prod": np.prod,
+    # norms and log-sums (ConvNeXt V2's global response norm, Swin V2's cosine attention: reduce_l2_norm)
+    "reduce_l2_norm": lambda x, axis, keepdims: np.sqrt(np.sum(np.square(x), axis=axis, keepdims=keepdims)),
+    "reduce_l1_norm": lambda x, axis, keepdims: np.sum(np.abs(x), axis=axis, keepdims=keepdims),
+    "reduce_sum_square": lambda x, axis, keepdims: np.sum(np.square(x), axis=axis, keepdims=keepdims),
+    "reduce_log_sum": lambda x, axis, keepdims: np.log(np.sum(x, axis=axis, keepdims=keepdims)),
+    "reduce_log_sum_exp": lambda x, axis, keepdims: _log_sum_exp(x, axis, keepdims),
 }.items():
     OPS[_name] = _reduction(_fn)
+
+
+def _log_sum_exp(x, axis, keepdims):
+    peak = np.max(x, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 @op()

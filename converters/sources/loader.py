@@ -363,9 +363,12 @@ def _hf_causal_lm_source(path, model, config, max_length, tokenizer_dir) -> Sour
 
 def _position_offset(model) -> int:
     """Position ids that no token can use: RoBERTa-family embeddings number positions from padding_idx + 1, so a
-    514-position RoBERTa reads at most 512 tokens."""
+    514-position RoBERTa reads at most 512 tokens (the numbering is a method of the embeddings, or, in MPNet, a
+    function of their module)."""
     embeddings = getattr(model.base_model, "embeddings", None)
-    if hasattr(embeddings, "create_position_ids_from_input_ids") and isinstance(
+    numbering = "create_position_ids_from_input_ids"
+    module = sys.modules.get(type(embeddings).__module__)
+    if (hasattr(embeddings, numbering) or hasattr(module, numbering)) and isinstance(
         getattr(embeddings, "padding_idx", None), int
     ):
         return embeddings.padding_idx + 1

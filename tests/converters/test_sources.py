@@ -326,3 +326,25 @@ def test_predict_arrays_of_rgb_images(converted, vit_dir):
     with pytest.raises(bmsdk.InputError, match="HxW, HxWxC or CxHxW"):
         model.predict(gray)  # five gray images as one array to an RGB model: refused, not misread as 5 channels
     assert len(model.predict(list(gray))) == 5  # as a list they are five images
+
+
+@pytest.mark.parametrize(
+    "config_class, model_class, offset",
+    [
+        ("BertConfig", "BertForSequenceClassification", 0),
+        ("RobertaConfig", "RobertaForSequenceClassification", 2),  # numbering: a method of the embeddings
+        ("MPNetConfig", "MPNetForSequenceClassification", 2),  # numbering: a function of the embeddings' module
+    ],
+)
+def test_position_ids_a_token_cannot_use(config_class, model_class, offset):
+    """A 64-position RoBERTa or MPNet reads at most 62 tokens (positions from padding_idx + 1); the sequence
+    bmsdk exports must stay inside the position table, or the runtime reads past it."""
+    import transformers
+
+    from bmsdk.converters.sources.loader import _position_offset
+
+    config = getattr(transformers, config_class)(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=64, pad_token_id=1,
+    )  # fmt: skip
+    assert _position_offset(getattr(transformers, model_class)(config)) == offset

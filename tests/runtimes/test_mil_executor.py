@@ -229,3 +229,25 @@ def test_upsample_bilinear_matches_torch(align_corners, scale):
         torch.from_numpy(x), scale_factor=scale, mode="bilinear", align_corners=align_corners
     ).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_norm_and_log_sum_reductions_match_torch(tmp_path):
+    """ConvNeXt V2's global response norm and Swin V2's cosine attention convert to reduce_l2_norm; the executor
+    runs it and the other norm / log-sum reductions coremltools emits."""
+    import torch
+
+    from bmsdk.runtimes.mil_executor import MilProgram
+
+    class Norms(torch.nn.Module):
+        def forward(self, x):
+            l2 = torch.norm(x, p=2, dim=(2, 3), keepdim=True)
+            l1 = torch.norm(x, p=1, dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)
+            lse = torch.logsumexp(x, dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)
+            return x / (l2 + 1e-6) + l1 + lse
+
+    x = torch.randn(2, 4, 5, 6)
+    program = MilProgram(_convert(Norms(), x, tmp_path))
+    ops = {s.op_type for s in program.steps}
+    assert {"reduce_l2_norm", "reduce_log_sum_exp"} <= ops, ops
+    got = program.run({"x": x.numpy()})["y"]
+    np.testing.assert_allclose(got, Norms()(x).numpy(), rtol=1e-4, atol=1e-4)
