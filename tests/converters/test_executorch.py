@@ -145,6 +145,35 @@ def test_one_pte_takes_several_batch_sizes_and_sequence_lengths(bert_et, bert_on
     assert got.shape == (130, 10) and np.allclose(got, want, atol=1e-4)
 
 
+def test_conv1d_and_a_mask_unsqueeze_over_batch_and_sequence_lower(vocab_file, tmp_path):
+    """SqueezeBERT: grouped 1x1 Conv1d over [batch, channels, sequence] and the attention mask unsqueezed. XNNPACK's
+    reshape takes one dynamic dim (lowering failed); those ops stay on portable kernels and one .pte still takes
+    every batch and length, with the source's logits."""
+    import torch
+    from transformers import BertTokenizerFast, SqueezeBertConfig, SqueezeBertForSequenceClassification
+
+    config = SqueezeBertConfig(
+        vocab_size=len(vocab_file.read_text().split()), hidden_size=32, embedding_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, max_position_embeddings=64, num_labels=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    source = SqueezeBertForSequenceClassification(config).eval()
+    folder = tmp_path / "squeezebert"
+    source.save_pretrained(folder)
+    BertTokenizerFast(str(vocab_file)).save_pretrained(folder)
+    result = bmsdk.convert(folder, target="executorch", output=tmp_path / "squeezebert.bmsdk")
+    assert result.passed
+    rng = np.random.default_rng(0)
+    with bmsdk.load(result.path) as model:
+        for batch, sequence in [(1, 5), (3, 17)]:
+            ids = rng.integers(5, 40, (batch, sequence)).astype(np.int64)
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+            feeds = {s.name: feeds[s.name] for s in model.manifest.inputs}
+            with torch.no_grad():
+                want = source(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
+            np.testing.assert_allclose(model.run(feeds)["logits"], want, atol=1e-4)
+
+
 def test_inputs_beyond_the_planned_bounds_are_refused(bert_et):
     from bmsdk.runtimes.executorch_backend import ExecuTorchBackend
 

@@ -337,9 +337,38 @@ def _partitioners(quantization: Quantization | None) -> list:
         XnnpackPartitioner,
     )
 
+    configs = _partitioner_configs()
     if quantization is not None and quantization.scheme == "dynamic":
-        return [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]
-    return [XnnpackPartitioner()]
+        return [XnnpackDynamicallyQuantizedPartitioner(configs=configs), XnnpackPartitioner(configs=configs)]
+    return [XnnpackPartitioner(configs=configs)]
+
+
+def _partitioner_configs() -> list:
+    """XNNPACK's op configs, refusing what its lowering cannot reshape: XNNPACK's reshape takes one dynamic dim, and
+    its partitioner checks neither an unsqueeze with more (a [batch, sequence] mask unsqueezed: RoFormer) nor a
+    conv1d (lowered as a conv2d between an unsqueeze and a squeeze) on [batch, channels, sequence] (SqueezeBERT,
+    ConvBERT), so lowering failed ("XNNPACK reshape only supports 1 dynamic dimension"). Those ops then run on
+    ExecuTorch's portable kernels."""
+    from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
+    from executorch.backends.xnnpack.partition.config.gemm_configs import ConvolutionConfig
+    from executorch.backends.xnnpack.partition.config.generic_node_configs import UnsqueezeCopyConfig
+    from torch.fx.experimental.symbolic_shapes import free_symbols
+
+    def dynamic_dims(node) -> int:
+        val = getattr(node, "meta", {}).get("val")
+        return sum(bool(free_symbols(d)) for d in val.shape) if val is not None else 0
+
+    class OneDynamicDimUnsqueeze(UnsqueezeCopyConfig):
+        def check_constraints(self, node, ep) -> bool:
+            return dynamic_dims(node) <= 1 and super().check_constraints(node, ep)
+
+    class OneDynamicDimConv1d(ConvolutionConfig):
+        def check_constraints(self, node, ep) -> bool:
+            conv1d = len(node.args[1].meta["val"].shape) == 3
+            return not (conv1d and dynamic_dims(node.args[0]) > 1) and super().check_constraints(node, ep)
+
+    replace = {UnsqueezeCopyConfig: OneDynamicDimUnsqueeze, ConvolutionConfig: OneDynamicDimConv1d}
+    return [replace.get(c, c) for c in ALL_PARTITIONER_CONFIGS]
 
 
 def build(source: Source, folder: Path, precision: str, calibration: list[dict] | None, options: dict) -> BuildResult:
