@@ -88,6 +88,33 @@ def test_cnn_int8_static_qdq(converted, cnn_factory, calib_npz, cnn_onnx_artifac
     assert np.mean([a["label"] == b["label"] for a, b in zip(q8, f32)]) >= 0.75
 
 
+def test_static_int8_of_poolformer_group_norms_loads_and_validates(tmp_path):
+    """torch exports GroupNorm as InstanceNormalization with one scale and bias shared by every GroupNorm; static
+    QDQ of those wired one node's output in as another's bias, and onnxruntime refused to load the model (a tiny
+    PoolFormer, nine GroupNorms). They stay float; the convs are int8."""
+    import torch
+    import transformers
+    from PIL import Image
+
+    config = transformers.PoolFormerConfig(hidden_sizes=[8, 16, 16, 32], depths=[1, 1, 1, 1], num_labels=2)
+    torch.manual_seed(0)
+    folder = tmp_path / "poolformer"
+    transformers.PoolFormerForImageClassification(config).eval().save_pretrained(folder)
+    transformers.PoolFormerImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(folder)
+    images = tmp_path / "calibration" / "any"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    result = bmsdk.convert(folder, output=tmp_path / "q.bmsdk", precision="int8", calibration=images.parent)
+    assert result.manifest.validation.validated, result.manifest.validation
+    ops = [n.op_type for n in onnx_graph(result.path).graph.node]
+    assert ops.count("InstanceNormalization") == 9 and "QuantizeLinear" in ops
+    assert result.manifest.compression.quantization.float_nodes == []
+
+
 def test_cnn_int8_calibration_size_limit(cnn_factory, calib_npz, tmp_path):
     result = bmsdk.convert(
         cnn_factory, output=tmp_path / "q.bmsdk", precision="int8", calibration=calib_npz, calibration_size=10

@@ -307,6 +307,7 @@ def to_int8(
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             nodes_to_exclude=_excluded_nodes(source, pre, float_layers),
+            op_types_to_quantize=_static_op_types(),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
@@ -321,6 +322,15 @@ def to_int8(
     details.float_nodes = float_compute_nodes(dst)
     details.float_layers = list(float_layers) if float_layers else None
     return details
+
+
+def _static_op_types() -> list[str]:
+    """onnxruntime's default op types for static QDQ but InstanceNormalization (a GroupNorm, as torch exports it):
+    quantizing the scale and bias that every GroupNorm of a model shares, onnxruntime 1.32 wired one node's output
+    in as another's bias, and the model no longer loaded (PoolFormer)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return sorted((set(QLinearOpsRegistry) | set(QDQRegistry)) - {"InstanceNormalization"})
 
 
 def _excluded_nodes(source: Source, path: Path, float_layers: list[str] | None) -> list[str]:
