@@ -171,14 +171,16 @@ def test_static_int8_keeps_float_the_op_groups_that_break_the_tolerance(bert_tfl
         and len(next(iter(shared.values()))) == 3
         and not any(name.startswith("seq_") for name in groups)
     )
-    # a cosine no int8 model reaches: the search must leave groups float until the held-out rows meet it
+    # a cosine no all-int8 model reaches: the search must leave groups float until the held-out rows meet it, and
+    # every row validation checks (the first calibration rows)
     model, details = quantize_static(
-        float_model, config.sequence_buckets, calibration, config.pad_values, [], min_cosine=0.9999999
+        float_model, config.sequence_buckets, calibration, config.pad_values, [], min_cosine=0.999999
     )
     search = details.quantization.tolerance_search
     assert search.all_int8.share_within < SHARE
     assert search.float_groups and set(search.float_groups) <= set(groups)
     assert search.met and search.result.share_within >= SHARE and search.groups == len(groups)
+    assert search.criterion.endswith("and every row validation checks")
     assert search.int8_groups + len(search.float_groups) == len(groups)
     # every held-out text is checked in every bucket it fits (3 texts x 3 buckets)
     assert search.result.rows == 9

@@ -108,14 +108,19 @@ def hold_tolerance(
     rows: dict[str, list[dict]],
     min_cosine: float,
     rows_are: str,
+    validated: dict[str, list[dict]] | None = None,
 ) -> tuple[bytes, ToleranceSearch]:
-    """`build(float_paths)` quantizes all but the ops under `float_paths`. A model that keeps `SHARE` of `rows`
-    within `min_cosine` if one is found (greedy, so not always with the fewest float groups), and what the search
-    found, for the manifest: the float-fallback search of search.py over op groups, returning them to int8."""
+    """`build(float_paths)` quantizes all but the ops under `float_paths`. A model that keeps `SHARE` of `rows`, and
+    every one of the `validated` rows (those validation will check), within `min_cosine` if one is found (greedy, so
+    not always with the fewest float groups), and what the search found, for the manifest: the float-fallback
+    search of search.py over op groups, returning them to int8."""
     reference = run_rows(float_model, rows)
-    check = GroupCheck(build, groups, reference, rows, min_cosine)
+    must = (run_rows(float_model, validated), validated) if validated else None
+    check = GroupCheck(build, groups, reference, rows, min_cosine, must)
     first = trial(check, [])
     criterion = f"{SHARE:.0%} of {first.score.rows or 0} {rows_are} within cosine {min_cosine} of the float model"
+    if validated:
+        criterion += ", and every row validation checks"
     if first.ok:
         return first.outcome, ToleranceSearch(criterion=criterion, all_int8=first.score, met=True, float_groups=[])
     result = fallback_search(list(groups), check.ranking, check, direction="return", first=first)
@@ -128,7 +133,7 @@ def hold_tolerance(
     return model, ToleranceSearch(
         criterion=criterion,
         all_int8=first.score,
-        met=final.share_within >= SHARE,
+        met=result.final.ok,
         float_groups=result.float_units,
         int8_groups=len(groups) - len(result.float_units),
         groups=len(groups),
@@ -145,6 +150,7 @@ class GroupCheck:
     reference: list[np.ndarray]
     rows: dict[str, list[dict]]
     min_cosine: float
+    must: tuple[list[np.ndarray], dict[str, list[dict]]] | None = None  # (reference, rows) that must all hold
 
     def __call__(self, float_groups: list[str]) -> tuple[bool, Faithfulness, bytes | None]:
         try:
@@ -152,7 +158,10 @@ class GroupCheck:
         except ConversionError as e:  # a mix the quantizer cannot make counts as not holding
             return False, Faithfulness(share_within=0.0, error=e.problem), None
         stats = faithfulness(self.reference, model, self.rows, self.min_cosine)
-        return stats.share_within >= SHARE, stats, model
+        held = stats.share_within >= SHARE
+        if held and self.must is not None:
+            held = faithfulness(*self.must[:1], model, self.must[1], self.min_cosine).share_within == 1.0
+        return held, stats, model
 
     def ranking(self) -> list[str]:
         """Groups from most to least harmful in int8: by the share of rows that hold with the group alone in int8."""

@@ -19,6 +19,9 @@ from bmsdk.sections import Calibration, Compression, Quantization
 CALIBRATION_ROWS = 256  # per signature
 TEXT_STATIC_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL")  # static int8 scope for text models; the rest stays float
 HOLD_OUT_EVERY = 4  # every 4th calibration row checks the quantized model instead of calibrating it
+# validation's samples are the first calibration rows (converters/feeds.py, convert's default num_samples): the
+# tolerance search holds every one of them too, so that a search that says `met` passes validation
+VALIDATED_ROWS = 8
 
 SCHEMES = {  # keyword arguments of the manifest's Quantization
     "fp16": dict(
@@ -120,7 +123,13 @@ def quantize_static(
     if min_cosine is None:
         min_cosine = INT8.min_cosine
     quantized, search = hold_tolerance(
-        build, model, groups, calibration_sets(held_out, lengths, pad_values, specs=specs), min_cosine, checked_on
+        build,
+        model,
+        groups,
+        calibration_sets(held_out, lengths, pad_values, specs=specs),
+        min_cosine,
+        checked_on,
+        validated=calibration_sets(rows[:VALIDATED_ROWS], lengths, pad_values, specs=specs),
     )
     ops = (list(TEXT_STATIC_OPS) + ["EMBEDDING_LOOKUP (weights only)"]) if text else "all supported"
     details = Quantization(
