@@ -193,3 +193,33 @@ def test_a_failed_conversion_does_not_break_the_next_one(tmp_path, cnn_factory):
         bmsdk.convert(path, target="coreml", output=tmp_path / "broken.bmsdk", coreml_frontend="trace")
     result = bmsdk.convert(cnn_factory, target="coreml", output=tmp_path / "cnn.bmsdk")
     assert result.passed
+
+
+def test_torch_numpy_style_aliases_convert(tmp_path):
+    """torch.multiply, subtract, divide, greater, swapaxes (ConvBERT's attention uses torch.multiply) trace to ops
+    coremltools registers only by their short names; bmsdk's shims give them the short names' converters."""
+    import coremltools as ct
+    import torch
+
+    from bmsdk.converters.targets.coreml.shims import register
+    from bmsdk.runtimes.mil_executor import MilProgram
+
+    class Aliases(torch.nn.Module):
+        def forward(self, x):
+            y = torch.divide(torch.subtract(torch.multiply(x, 3.0), 1.0), 2.0)
+            y = torch.where(torch.greater(y, 0.5), y, torch.negative(y))
+            return torch.swapaxes(torch.concatenate([y, torch.absolute(x)], dim=1), 1, 2)
+
+    register()
+    x = torch.randn(2, 3, 4)
+    model = ct.convert(
+        torch.jit.trace(Aliases().eval(), x),
+        inputs=[ct.TensorType(name="x", shape=x.shape)],
+        outputs=[ct.TensorType(name="y")],
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS17,
+        compute_precision=ct.precision.FLOAT32,
+    )
+    model.save(str(tmp_path / "aliases.mlpackage"))
+    got = MilProgram(tmp_path / "aliases.mlpackage").run({"x": x.numpy()})["y"]
+    np.testing.assert_allclose(got, Aliases()(x).numpy(), rtol=1e-5, atol=1e-6)

@@ -10,6 +10,8 @@
   symbolic batch and fails ("Cannot add const [batch, 8, 1, 1599]"); the batch becomes -1 here.
 - `index_put` with one boolean mask as large as the tensor (`hidden[~mask] = 0` in wav2vec2/HuBERT encoders):
   coremltools compares the symbolic shapes of two traced tensors and refuses; it is a `select` (others as before).
+- torch's NumPy-style aliases (`torch.multiply`, `subtract`, `divide`, `greater`, ..., in ConvBERT): coremltools
+  registers only the short names; each alias gets the short name's converter.
 - `upsample_bicubic2d` of a constant (YOLOS resizes its position embeddings to the image's patch grid): MIL has no
   bicubic resize, but at a fixed image size the result is a constant, computed here by torch itself.
 
@@ -21,6 +23,20 @@ from __future__ import annotations
 import numpy as np
 
 _REGISTERED = False
+ALIASES = {  # torch's alias -> the op coremltools converts
+    "multiply": "mul",
+    "subtract": "sub",
+    "divide": "div",
+    "greater": "gt",
+    "greater_equal": "ge",
+    "less": "lt",
+    "less_equal": "le",
+    "not_equal": "ne",
+    "absolute": "abs",
+    "negative": "neg",
+    "concatenate": "cat",
+    "swapaxes": "transpose",
+}
 
 
 def register() -> None:
@@ -66,6 +82,9 @@ def register() -> None:
 
     # torch.export graphs name the operator "__and__"; the registry refuses names ending in "_", so set it directly
     _TORCH_OPS_REGISTRY.set_func_by_name(bitwise_and, "__and__")
+    for alias_name, name in ALIASES.items():
+        if alias_name not in _TORCH_OPS_REGISTRY and name in _TORCH_OPS_REGISTRY:
+            _TORCH_OPS_REGISTRY.set_func_by_name(_TORCH_OPS_REGISTRY[name], alias_name)
 
     original_group_norm = _TORCH_OPS_REGISTRY["group_norm"]
 
