@@ -19,7 +19,12 @@ def twins() -> set[str]:
 
 
 @pytest.mark.parametrize(("target", "precision"), [("onnx", "int8"), ("tflite", "int8-dynamic"), ("onnx", "fp16")])
-def test_quantized_artifact_is_timed_against_its_float_twin(cnn_factory, calib_npz, tmp_path, target, precision):
+def test_quantized_artifact_is_timed_against_its_float_twin(
+    cnn_factory, calib_npz, tmp_path, monkeypatch, target, precision
+):
+    # a temporary folder of this test's own: the other test worker's conversions make twins of their own meanwhile
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     before = twins()
     result = bmsdk.convert(
         cnn_factory, target=target, precision=precision, calibration=str(calib_npz), output=tmp_path / "a.bmsdk"
