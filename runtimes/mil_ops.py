@@ -255,6 +255,12 @@ def _reduction(fn):
     return run
 
 
+def _log_sum_exp(x, axis, keepdims):
+    peak = np.max(x, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
 for _name, _fn in {
     "reduce_mean": np.mean,
     "reduce_sum": np.sum,
@@ -266,15 +272,9 @@ for _name, _fn in {
     "reduce_l1_norm": lambda x, axis, keepdims: np.sum(np.abs(x), axis=axis, keepdims=keepdims),
     "reduce_sum_square": lambda x, axis, keepdims: np.sum(np.square(x), axis=axis, keepdims=keepdims),
     "reduce_log_sum": lambda x, axis, keepdims: np.log(np.sum(x, axis=axis, keepdims=keepdims)),
-    "reduce_log_sum_exp": lambda x, axis, keepdims: _log_sum_exp(x, axis, keepdims),
+    "reduce_log_sum_exp": _log_sum_exp,
 }.items():
     OPS[_name] = _reduction(_fn)
-
-
-def _log_sum_exp(x, axis, keepdims):
-    peak = np.max(x, axis=axis, keepdims=True)
-    out = np.log(np.sum(np.exp(x - peak), axis=axis, keepdims=True)) + peak
-    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 @op()

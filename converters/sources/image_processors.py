@@ -308,16 +308,19 @@ def _convnext_resize(size: dict, crop_pct, resample: int, where: str) -> tuple[d
     edge = int(size["shortest_edge"])
     if edge >= CONVNEXT_WARP:
         return {"mode": "exact", "size": [edge, edge], "resample": resample}, None
-    if not isinstance(crop_pct, (int, float)) or not 0 < crop_pct:
-        raise SourceError(f"{where}: crop_pct must be a positive number, got {crop_pct!r}", "set crop_pct, e.g. 0.875")
+    _check_crop_pct(crop_pct, where)
     return {"mode": "shortest_edge", "size": int(edge / crop_pct), "resample": resample}, [edge, edge]
+
+
+def _check_crop_pct(crop_pct, where: str) -> None:
+    if not isinstance(crop_pct, (int, float)) or isinstance(crop_pct, bool) or not 0 < crop_pct:
+        raise SourceError(f"{where}: crop_pct must be a positive number, got {crop_pct!r}", "set crop_pct, e.g. 0.875")
 
 
 def _poolformer_resize(size: dict, crop_pct, resample: int, where: str) -> dict:
     """PoolFormerImageProcessor: the size scaled by 1 / crop_pct (its centre crop then takes crop_size); a square
     {height, width} resizes the shortest edge, a non-square one both edges."""
-    if not isinstance(crop_pct, (int, float)) or isinstance(crop_pct, bool) or not 0 < crop_pct:
-        raise SourceError(f"{where}: crop_pct must be a positive number, got {crop_pct!r}", "set crop_pct, e.g. 0.9")
+    _check_crop_pct(crop_pct, where)
     if set(size) == {"shortest_edge"}:
         return {"mode": "shortest_edge", "size": int(size["shortest_edge"] / crop_pct), "resample": resample}
     if set(size) == {"height", "width"}:

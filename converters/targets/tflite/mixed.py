@@ -160,7 +160,8 @@ class GroupCheck:
         stats = faithfulness(self.reference, model, self.rows, self.min_cosine)
         held = stats.share_within >= SHARE
         if held and self.must is not None:
-            held = faithfulness(*self.must[:1], model, self.must[1], self.min_cosine).share_within == 1.0
+            must_reference, must_rows = self.must
+            held = faithfulness(must_reference, model, must_rows, self.min_cosine).share_within == 1.0
         return held, stats, model
 
     def ranking(self) -> list[str]:
