@@ -55,11 +55,13 @@ def convert(
     recover_steps: int | None = None,
     max_accuracy_drop: float | None = None,
     objective: str = "accuracy",
+    smooth_quant: float | None = None,
     **target_options,
 ) -> ConversionResult:
     """See `bmsdk convert --help`. `source_outputs`: a dict shared across conversions of one source, in which the
     source's outputs on the eval data are kept so that they are computed once (the benchmark matrix uses it).
-    Compression (pruning, recovery, accuracy budget, latency objective): see converters/compression.py and budget.py."""
+    Compression (pruning, recovery, accuracy budget, latency objective): see converters/compression.py and budget.py;
+    `smooth_quant`: SmoothQuant's strength alpha for an int8 build (converters/smooth.py)."""
     arguments = dict(locals())  # exactly the parameters above: the fields of ConversionRequest
     request = make_request(arguments, arguments.pop("target_options"))
     ctx = LoadSource().run(check_request(request))  # every check of the arguments and the source, before any work

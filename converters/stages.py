@@ -3,7 +3,7 @@
 `ConversionRequest` is what `convert()` was asked, typed; `check_request` refuses bad arguments before any work and
 starts the `ConversionContext` every stage reads and fills. A stage is a small object with one `run(ctx) -> ctx`:
 
-    LoadSource -> CopySourceFiles -> Describe -> PrepareData -> Prune -> RunReference -> Deliver
+    LoadSource -> CopySourceFiles -> Describe -> PrepareData -> Prune -> Smooth -> RunReference -> Deliver
                                                         Deliver: Build -> Package -> Validate -> WriteManifest
 
 `Deliver` runs the build stages once, or (accuracy budget, latency objective) through `budget.deliver`, which
@@ -31,7 +31,7 @@ from bmsdk.errors import BackendUnavailableError, BmsdkError, ConversionError, D
 from bmsdk.manifest import Manifest
 from bmsdk.progress import SILENT, Progress
 from bmsdk.runtimes.model import Model
-from bmsdk.sections import Pruning
+from bmsdk.sections import Pruning, Smoothing
 from bmsdk.tasks import get_task
 from bmsdk.tasks.metrics import label_indices
 from bmsdk.version import __version__
@@ -40,6 +40,8 @@ from .budget import deliver
 from .compression import CompressionRequest, eval_key, model_over, prune_stage
 from .feeds import calibration_feeds, class_count, recover_batches, sample_feeds
 from .registry import get_target
+from .smooth import check_alpha, smooth_source
+from .smooth import check_source as check_smoothable
 from .sources.loader import Source, load_source
 from .speed import FloatTwin, speed_check
 from .target import Target, TargetOptions
@@ -80,6 +82,7 @@ class ConversionRequest:
     recover_steps: int | None = None
     max_accuracy_drop: float | None = None
     objective: str = "accuracy"
+    smooth_quant: float | None = None
     options: TargetOptions = field(default_factory=TargetOptions)
 
     def __post_init__(self):
@@ -115,6 +118,8 @@ class ConversionContext:
     sample_raw: np.ndarray | None = None
     sample_reference: dict[str, np.ndarray] | None = None
     pruning: Pruning | None = None
+    smoothed: Source | None = None  # the source with SmoothQuant's scales, which int8 builds export
+    smoothing: Smoothing | None = None
     validation_cache: dict | None = None  # the reference's outputs on the eval data, computed once
     float_twin: FloatTwin | None = None  # the float model of a quantized build, until validation has timed it
 
@@ -149,6 +154,7 @@ def check_request(request: ConversionRequest) -> ConversionContext:
     )
     compression.check(request.target, request.precision, eval_set is not None, calibration is not None)
     check_convert_args(request.labels, request.mean, request.std, request.max_length)
+    request.smooth_quant = check_alpha(request.smooth_quant, request.precision)
     if request.output:
         check_output(Path(request.output), request.overwrite)  # before the source loads: minutes may pass
     spec = get_target(request.target)
@@ -203,6 +209,8 @@ def _check_source(ctx: ConversionContext) -> None:
     class_dim = class_count(src.outputs) if get_task(src.task).classifier else None
     check_overrides(request.labels, request.mean, request.std, class_dim, src.preprocessing.get("channels"))
     ctx.compression.check_source(src)
+    if request.smooth_quant is not None:
+        check_smoothable(src)
     ctx.target.check_request(src, request.precision, ctx.calibration_data is not None, request.options)
 
 
@@ -291,6 +299,20 @@ class Prune:
         return ctx
 
 
+class Smooth:
+    """SmoothQuant's scale migration when asked (`smooth_quant`): int8 builds export the smoothed copy, while the
+    samples' reference stays the source's own outputs (the two compute the same function in float)."""
+
+    def run(self, ctx: ConversionContext) -> ConversionContext:
+        alpha = ctx.request.smooth_quant
+        if alpha is None:
+            return ctx
+        feeds = ctx.calibration_feeds or [ctx.sample_feeds]
+        with ctx.progress.step(f"smoothing activation outliers into the weights (alpha {alpha})"):
+            ctx.smoothed, ctx.smoothing = smooth_source(ctx.source, feeds, alpha)
+        return ctx
+
+
 class RunReference:
     """The source's outputs on the samples: what every artifact's outputs are compared with."""
 
@@ -307,21 +329,23 @@ class Build:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(ctx.manifest, precision=ctx.precision)
         spec, float_layers = ctx.target, ctx.float_layers or None
-        if ctx.precision.startswith("int") and spec.capabilities.float_fallback and ctx.source.float_layers:
+        smoothing = ctx.smoothing if ctx.smoothed is not None and ctx.precision == "int8" else None
+        source = ctx.smoothed if smoothing else ctx.source
+        if ctx.precision.startswith("int") and spec.capabilities.float_fallback and source.float_layers:
             # the source's own float layers (audio: the conv feature encoder) stay float in every build, an
             # accuracy-budget search choosing among the rest
             float_layers = [
                 *(float_layers or []),
-                *(n for n in ctx.source.float_layers if n not in (float_layers or [])),
+                *(n for n in source.float_layers if n not in (float_layers or [])),
             ]
         with ctx.progress.step(f"building {ctx.request.target} {ctx.precision}"), typed_build_errors(spec):
             built = spec.build(
-                ctx.source, ctx.folder, ctx.precision, ctx.calibration_feeds, ctx.request.options, float_layers
+                source, ctx.folder, ctx.precision, ctx.calibration_feeds, ctx.request.options, float_layers
             )
         ctx.float_twin = built.float_twin
         save_samples(ctx.folder, ctx.sample_feeds, ctx.sample_reference, ctx.sample_raw)
         manifest.model_file = built.model_file
-        manifest.compression = dataclasses.replace(built.compression, pruning=ctx.pruning)
+        manifest.compression = dataclasses.replace(built.compression, pruning=ctx.pruning, smoothing=smoothing)
         manifest.target_config = built.target_config
         manifest.toolchain = {
             "bmsdk": __version__,
@@ -424,7 +448,15 @@ def _ranking_feeds(ctx: ConversionContext) -> list[dict[str, np.ndarray]]:
 
 
 # The stages inside the staged output folder, after LoadSource (the folder's name needs the source's).
-STAGES: tuple[Stage, ...] = (CopySourceFiles(), Describe(), PrepareData(), Prune(), RunReference(), Deliver())
+STAGES: tuple[Stage, ...] = (
+    CopySourceFiles(),
+    Describe(),
+    PrepareData(),
+    Prune(),
+    Smooth(),
+    RunReference(),
+    Deliver(),
+)
 
 
 @contextlib.contextmanager

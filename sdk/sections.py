@@ -393,6 +393,15 @@ class PruneSearch(Section):
 
 
 @dataclass(kw_only=True)
+class Smoothing(Section):
+    """SmoothQuant-style scale migration before int8 (converters/smooth.py)."""
+
+    alpha: float
+    layers: int  # linear layers whose inputs were divided per channel
+    examples: int  # calibration examples their ranges came from
+
+
+@dataclass(kw_only=True)
 class Pruning(Section):
     method: str
     ratio: float
@@ -453,6 +462,7 @@ class Objective(Section):
 @dataclass(kw_only=True)
 class Compression(Section):
     quantization: Quantization | None = None
+    smoothing: Smoothing | None = None
     pruning: Pruning | None = None
     budget: Budget | None = None
     objective: Objective | None = None

@@ -191,6 +191,13 @@ def _convert_parser(sub, common) -> None:
         default="accuracy",
         help="latency: time the quantized artifact against its float twin and ship the faster one within budget",
     )
+    p.add_argument(
+        "--smooth-quant",
+        type=float,
+        metavar="ALPHA",
+        help="int8 of a transformer: before export, move activation outliers into the weights (SmoothQuant, "
+        "strength 0-1, e.g. 0.5; channel ranges from --calibration, else the samples)",
+    )
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -546,6 +553,7 @@ def cmd_convert(args) -> int:
         recover_steps=args.recover_steps,
         max_accuracy_drop=args.max_accuracy_drop,
         objective=args.objective,
+        smooth_quant=args.smooth_quant,
     )
     print(result.path)
     for line in compression_summary(result.manifest.compression):
@@ -590,6 +598,11 @@ def _convert_auto(args, labels, mean, std) -> int:
 def compression_summary(c: Compression) -> list[str]:
     """One line each for pruning, the accuracy budget and the latency objective, as recorded in the manifest."""
     lines = []
+    if c.smoothing:
+        lines.append(
+            f"smoothed {c.smoothing.layers} linear layer(s) (SmoothQuant alpha {c.smoothing.alpha}, "
+            f"ranges from {c.smoothing.examples} examples)"
+        )
     p = c.pruning
     if p:
         line = (

@@ -1,0 +1,133 @@
+"""SmoothQuant scale migration (`--smooth-quant ALPHA`): the same function in float, flatter activations, less int8
+error, and int8 artifacts that validate on their runtimes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import TEXTS
+
+import bmsdk
+from bmsdk.converters.smooth import smooth_source, smoothed_linear
+from bmsdk.converters.sources.loader import Source
+from bmsdk.errors import UnsupportedError
+
+
+def _outlier_source():
+    """Linear -> GELU -> Linear whose second layer sees two channels 40x the others, as a transformer's FFN does."""
+    import torch
+
+    torch.manual_seed(0)
+    first = torch.nn.Linear(16, 64)
+    with torch.no_grad():
+        first.weight[[5, 40]] *= 40
+    module = torch.nn.Sequential(first, torch.nn.GELU(), torch.nn.Linear(64, 8)).eval()
+
+    class Named(torch.nn.Module):  # keyword inputs, as a Source's module takes them
+        def __init__(self):
+            super().__init__()
+            self.net = module
+
+        def forward(self, x):
+            return self.net(x)
+
+    return Source(format="factory", path="test", task="feature-extraction", inputs=[], outputs=[], module=Named())
+
+
+def _int8_error(module, x) -> float:
+    """Relative error of the output with every linear layer's weight int8 per output channel and its input uint8
+    per tensor (the dynamic int8 that onnxruntime and LiteRT run)."""
+    import torch
+
+    def weight(w):
+        scale = w.abs().amax(1, keepdim=True).clamp(min=1e-12) / 127
+        return (w / scale).round().clamp(-127, 127) * scale
+
+    def activation(a):
+        lo, hi = float(a.min().clamp(max=0)), float(a.max().clamp(min=0))
+        scale = (hi - lo) / 255
+        zero = round(-lo / scale)
+        return ((a / scale).round() + zero).clamp(0, 255).sub(zero) * scale
+
+    with torch.no_grad():
+        reference = module(x=x)
+        layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        originals = [m.weight.clone() for m in layers]
+        for m in layers:
+            m.weight.copy_(weight(m.weight))
+        quantized = _run_quantized(module, layers, x, activation)
+        for m, w in zip(layers, originals):
+            m.weight.copy_(w)
+    return float((quantized - reference).norm() / reference.norm())
+
+
+def _run_quantized(module, layers, x, activation):
+    """The module with each layer's input quantized where the matmul reads it: after a SmoothedLinear's 1/s."""
+    import torch
+
+    originals = {}
+    for m in layers:
+        inverse = getattr(m, "smooth_inverse", None)
+        originals[m] = m.forward
+
+        def forward(a, m=m, inverse=inverse):
+            a = a * inverse if inverse is not None else a
+            return torch.nn.functional.linear(activation(a), m.weight, m.bias)
+
+        m.forward = forward
+    try:
+        return module(x=x)
+    finally:
+        for m, f in originals.items():
+            m.forward = f
+
+
+def test_smoothing_keeps_the_function_and_cuts_int8_error():
+    import torch
+
+    source = _outlier_source()
+    x = torch.randn(64, 16)
+    feeds = [{"x": x[:32].numpy()}]
+    smoothed, report = smooth_source(source, feeds, 0.5)
+    assert report.layers == 2 and report.examples == 32 and report.alpha == 0.5
+    assert source.module.net[2].__class__ is torch.nn.Linear  # the caller's model is left as it was
+    assert smoothed.module.net[2].__class__ is smoothed_linear()
+    with torch.no_grad():
+        np.testing.assert_allclose(smoothed.module(x=x).numpy(), source.module(x=x).numpy(), rtol=1e-4, atol=1e-5)
+    before, after = _int8_error(source.module, x[32:]), _int8_error(smoothed.module, x[32:])
+    assert after < 0.5 * before, (before, after)
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+def test_smoothed_int8_validates(tmp_path, bert_classifier_dir, text_jsonl, bert_onnx, target):
+    result = bmsdk.convert(
+        bert_classifier_dir,
+        target=target,
+        precision="int8",
+        calibration=text_jsonl,
+        smooth_quant=0.5,
+        output=tmp_path / "smoothed.bmsdk",
+    )
+    m = result.manifest
+    assert m.compression.smoothing.alpha == 0.5
+    assert m.compression.smoothing.layers == 14  # 2 layers x (q, k, v, attention out, ffn in, ffn out) + pooler + head
+    assert m.validation.passed is True, m.validation
+    if target == "onnx":
+        import onnx
+
+        nodes = onnx.load(str(result.path / "model.onnx")).graph.node
+        assert sum(n.op_type == "Mul" for n in nodes) >= 14  # the 1/s of every smoothed layer, in float
+        assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in nodes)
+    preds = bmsdk.load(result.path).predict(TEXTS)
+    ref = bmsdk.load(bert_onnx.path).predict(TEXTS)
+    assert np.mean([a["label"] == b["label"] for a, b in zip(preds, ref)]) >= 0.8
+
+
+def test_smooth_quant_is_refused_where_it_means_nothing(tmp_path, bert_classifier_dir, cnn_onnx):
+    with pytest.raises(UnsupportedError, match="--precision int8"):
+        bmsdk.convert(bert_classifier_dir, precision="fp32", smooth_quant=0.5, output=tmp_path / "a.bmsdk")
+    with pytest.raises(UnsupportedError, match=r"not in \(0, 1\]"):
+        bmsdk.convert(bert_classifier_dir, precision="int8", smooth_quant=1.5, output=tmp_path / "b.bmsdk")
+    with pytest.raises(UnsupportedError, match="exported graph"):
+        bmsdk.convert(cnn_onnx, precision="int8", smooth_quant=0.5, output=tmp_path / "c.bmsdk")
+    assert not list(tmp_path.iterdir())
