@@ -71,17 +71,24 @@ def smooth_source(source, feeds: list[dict[str, np.ndarray]], alpha: float):
 
 
 def _input_peaks(module, feeds: list[dict[str, np.ndarray]]) -> dict[str, object]:
-    """name -> max |input| per input channel, for every nn.Linear the feeds reach with a float input."""
+    """name -> max |input| per input channel, for every nn.Linear the feeds reach with a float input.
+
+    Padded positions of a text batch (attention_mask 0) are left out: their hidden states carry outliers that real
+    tokens never show (on MiniLM, counting them cost all of smoothing's gain: 72.8% against 74.6%)."""
     import torch
 
     peaks: dict[str, torch.Tensor] = {}
+    mask = None  # the current feed's attention mask, [batch, sequence]
 
     def record(name):
         def hook(layer, args):
             x = args[0] if args else None
             if not torch.is_tensor(x) or not x.is_floating_point() or x.shape[-1] != layer.in_features:
                 return
-            peak = x.detach().abs().reshape(-1, x.shape[-1]).amax(dim=0).float()
+            x = x.detach()
+            if mask is not None and x.ndim == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
+                x = x[mask]
+            peak = x.abs().reshape(-1, x.shape[-1]).amax(dim=0).float()
             peaks[name] = torch.maximum(peaks[name], peak) if name in peaks else peak
 
         return hook
@@ -94,6 +101,8 @@ def _input_peaks(module, feeds: list[dict[str, np.ndarray]]) -> dict[str, object
     try:
         with torch.no_grad():
             for feed in feeds:
+                given = feed.get("attention_mask")
+                mask = torch.from_numpy(np.asarray(given) > 0) if given is not None and given.ndim == 2 else None
                 module(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feed.items()})
     finally:
         for h in hooks:

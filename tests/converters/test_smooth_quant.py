@@ -131,3 +131,27 @@ def test_smooth_quant_is_refused_where_it_means_nothing(tmp_path, bert_classifie
     with pytest.raises(UnsupportedError, match="exported graph"):
         bmsdk.convert(cnn_onnx, precision="int8", smooth_quant=0.5, output=tmp_path / "c.bmsdk")
     assert not list(tmp_path.iterdir())
+
+
+def test_padded_positions_do_not_set_the_ranges():
+    import torch
+
+    from bmsdk.converters.smooth import _input_peaks
+
+    layer = torch.nn.Linear(4, 2)
+
+    class Masked(torch.nn.Module):  # a text model's signature: the mask is an input beside the hidden states
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x, attention_mask):
+            return self.layer(x)
+
+    x = np.ones((2, 3, 4), dtype=np.float32)
+    x[1, 2] = 1000.0  # the padded position of the second row
+    mask = np.array([[1, 1, 1], [1, 1, 0]], dtype=np.int64)
+    peaks = _input_peaks(Masked(), [{"x": x, "attention_mask": mask}])
+    np.testing.assert_allclose(peaks["layer"].numpy(), np.ones(4))
+    unmasked = _input_peaks(Masked(), [{"x": x, "attention_mask": np.ones_like(mask)}])
+    np.testing.assert_allclose(unmasked["layer"].numpy(), np.full(4, 1000.0))
