@@ -571,6 +571,10 @@ def _convert_auto(args, labels, mean, std) -> int:
         raise UnsupportedError(
             "--precision auto searches precisions only", "use `bmsdk optimize --prune RATIOS` to search pruning too"
         )
+    if args.smooth_quant is not None:
+        raise UnsupportedError(
+            "--precision auto does not try --smooth-quant yet", "ask for --precision int8 --smooth-quant ALPHA"
+        )
     result = optimize(
         args.source,
         [args.target],

@@ -155,3 +155,25 @@ def test_padded_positions_do_not_set_the_ranges():
     np.testing.assert_allclose(peaks["layer"].numpy(), np.ones(4))
     unmasked = _input_peaks(Masked(), [{"x": x, "attention_mask": np.ones_like(mask)}])
     np.testing.assert_allclose(unmasked["layer"].numpy(), np.full(4, 1000.0))
+
+
+def test_cli_refuses_smooth_quant_with_auto(tmp_path, bert_classifier_dir, text_jsonl, capsys):
+    from bmsdk.cli import main
+
+    code = main(
+        [
+            "convert",
+            str(bert_classifier_dir),
+            "--precision",
+            "auto",
+            "--smooth-quant",
+            "0.5",
+            "--eval",
+            str(text_jsonl),
+            "-o",
+            str(tmp_path / "x.bmsdk"),
+        ]
+    )
+    assert code == 2
+    assert "--smooth-quant" in capsys.readouterr().err
+    assert not (tmp_path / "x.bmsdk").exists()
