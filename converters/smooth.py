@@ -22,6 +22,7 @@ from bmsdk.sections import Smoothing
 
 SCALE_LIMITS = (1e-4, 1e4)  # a dead channel (max 0) must not scale its weights by 0 or infinity
 FLOOR = 1e-5
+INT8_PRECISIONS = ("int8", "int8-dynamic")  # tflite names its dynamic-range int8 apart
 
 
 def check_alpha(alpha, precision: str) -> float | None:
@@ -33,10 +34,10 @@ def check_alpha(alpha, precision: str) -> float | None:
         raise UnsupportedError(f"cannot read --smooth-quant '{alpha}'", "pass a strength in (0, 1], e.g. 0.5") from None
     if not 0 < alpha <= 1:
         raise UnsupportedError(f"--smooth-quant {alpha} is not in (0, 1]", "pass a strength in (0, 1], e.g. 0.5")
-    if precision != "int8":
+    if precision not in INT8_PRECISIONS:
         raise UnsupportedError(
             f"--smooth-quant prepares a model for int8; this build is {precision}",
-            "add --precision int8, or leave --smooth-quant out",
+            "add --precision int8 (tflite: or int8-dynamic), or leave --smooth-quant out",
         )
     return alpha
 

@@ -40,7 +40,7 @@ from .budget import deliver
 from .compression import CompressionRequest, eval_key, model_over, prune_stage
 from .feeds import calibration_feeds, class_count, recover_batches, sample_feeds
 from .registry import get_target
-from .smooth import check_alpha, smooth_source
+from .smooth import INT8_PRECISIONS, check_alpha, smooth_source
 from .smooth import check_source as check_smoothable
 from .sources.loader import Source, load_source
 from .speed import FloatTwin, speed_check
@@ -329,7 +329,7 @@ class Build:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(ctx.manifest, precision=ctx.precision)
         spec, float_layers = ctx.target, ctx.float_layers or None
-        smoothing = ctx.smoothing if ctx.smoothed is not None and ctx.precision == "int8" else None
+        smoothing = ctx.smoothing if ctx.smoothed is not None and ctx.precision in INT8_PRECISIONS else None
         source = ctx.smoothed if smoothing else ctx.source
         if ctx.precision.startswith("int") and spec.capabilities.float_fallback and source.float_layers:
             # the source's own float layers (audio: the conv feature encoder) stay float in every build, an

@@ -98,12 +98,12 @@ def test_smoothing_keeps_the_function_and_cuts_int8_error():
     assert after < 0.5 * before, (before, after)
 
 
-@pytest.mark.parametrize("target", ["onnx", "tflite"])
-def test_smoothed_int8_validates(tmp_path, bert_classifier_dir, text_jsonl, bert_onnx, target):
+@pytest.mark.parametrize("target,precision", [("onnx", "int8"), ("tflite", "int8"), ("tflite", "int8-dynamic")])
+def test_smoothed_int8_validates(tmp_path, bert_classifier_dir, text_jsonl, bert_onnx, target, precision):
     result = bmsdk.convert(
         bert_classifier_dir,
         target=target,
-        precision="int8",
+        precision=precision,
         calibration=text_jsonl,
         smooth_quant=0.5,
         output=tmp_path / "smoothed.bmsdk",
