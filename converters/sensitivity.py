@@ -13,7 +13,7 @@ from bmsdk.converters.layers import source_layers
 MAX_EXAMPLES = 64
 
 
-def _fake_quant_weight(w):
+def fake_quant_weight(w):
     import torch
 
     dims = tuple(range(1, w.ndim))
@@ -21,7 +21,7 @@ def _fake_quant_weight(w):
     return torch.clamp(torch.round(w / scale), -127, 127) * scale
 
 
-def _fake_quant_input(x):
+def fake_quant_input(x):
     import torch
 
     lo, hi = float(x.min().clamp(max=0)), float(x.max().clamp(min=0))
@@ -51,8 +51,8 @@ def rank_layers(module, calibration: list[dict[str, np.ndarray]], limit: int = M
     scores = []
     for name, layer in source_layers(module).items():
         original = layer.weight.data.clone()
-        layer.weight.data = _fake_quant_weight(original)
-        hook = layer.register_forward_pre_hook(lambda _m, args: (_fake_quant_input(args[0]), *args[1:]))
+        layer.weight.data = fake_quant_weight(original)
+        hook = layer.register_forward_pre_hook(lambda _m, args: (fake_quant_input(args[0]), *args[1:]))
         try:
             quantized = outputs()
         finally:

@@ -329,7 +329,7 @@ class Build:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         manifest = dataclasses.replace(ctx.manifest, precision=ctx.precision)
         spec, float_layers = ctx.target, ctx.float_layers or None
-        smoothing = ctx.smoothing if ctx.smoothed is not None and ctx.precision in INT8_PRECISIONS else None
+        smoothing = ctx.smoothing if ctx.precision in INT8_PRECISIONS else None
         source = ctx.smoothed if smoothing else ctx.source
         if ctx.precision.startswith("int") and spec.capabilities.float_fallback and source.float_layers:
             # the source's own float layers (audio: the conv feature encoder) stay float in every build, an

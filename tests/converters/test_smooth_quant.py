@@ -8,6 +8,7 @@ import pytest
 from conftest import TEXTS
 
 import bmsdk
+from bmsdk.converters.sensitivity import fake_quant_input, fake_quant_weight
 from bmsdk.converters.smooth import smooth_source, smoothed_linear
 from bmsdk.converters.sources.loader import Source
 from bmsdk.errors import UnsupportedError
@@ -36,50 +37,28 @@ def _outlier_source():
 
 def _int8_error(module, x) -> float:
     """Relative error of the output with every linear layer's weight int8 per output channel and its input uint8
-    per tensor (the dynamic int8 that onnxruntime and LiteRT run)."""
+    per tensor (the dynamic int8 that onnxruntime and LiteRT run), quantized where the matmul reads it: after a
+    SmoothedLinear's 1/s."""
     import torch
 
-    def weight(w):
-        scale = w.abs().amax(1, keepdim=True).clamp(min=1e-12) / 127
-        return (w / scale).round().clamp(-127, 127) * scale
-
-    def activation(a):
-        lo, hi = float(a.min().clamp(max=0)), float(a.max().clamp(min=0))
-        scale = (hi - lo) / 255
-        zero = round(-lo / scale)
-        return ((a / scale).round() + zero).clamp(0, 255).sub(zero) * scale
-
-    with torch.no_grad():
-        reference = module(x=x)
-        layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
-        originals = [m.weight.clone() for m in layers]
-        for m in layers:
-            m.weight.copy_(weight(m.weight))
-        quantized = _run_quantized(module, layers, x, activation)
-        for m, w in zip(layers, originals):
-            m.weight.copy_(w)
-    return float((quantized - reference).norm() / reference.norm())
-
-
-def _run_quantized(module, layers, x, activation):
-    """The module with each layer's input quantized where the matmul reads it: after a SmoothedLinear's 1/s."""
-    import torch
-
-    originals = {}
+    layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
     for m in layers:
         inverse = getattr(m, "smooth_inverse", None)
-        originals[m] = m.forward
 
         def forward(a, m=m, inverse=inverse):
             a = a * inverse if inverse is not None else a
-            return torch.nn.functional.linear(activation(a), m.weight, m.bias)
+            return torch.nn.functional.linear(fake_quant_input(a), fake_quant_weight(m.weight), m.bias)
 
-        m.forward = forward
+        m.forward = forward  # an instance attribute: deleting it restores the class's forward
     try:
-        return module(x=x)
+        with torch.no_grad():
+            quantized = module(x=x)
     finally:
-        for m, f in originals.items():
-            m.forward = f
+        for m in layers:
+            del m.forward
+    with torch.no_grad():
+        reference = module(x=x)
+    return float((quantized - reference).norm() / reference.norm())
 
 
 def test_smoothing_keeps_the_function_and_cuts_int8_error():
