@@ -7,6 +7,10 @@ and the weight's column j multiplied by it: the float model computes the same fu
 is flatter, and the weight (quantized per output channel) takes the difference. Post-LN BERT reuses each
 LayerNorm output as a residual, so the division cannot be folded into the LayerNorm; it is a Mul before the layer,
 which the quantizers leave float (dynamic int8 quantizes only the matmul's input).
+
+The same `Mul` zeroes a text batch's padded positions (attention_mask 0): their hidden states carry outliers that
+real tokens never show, and would set a dynamic per-tensor range for the whole batch. Attention never reads a padded
+position, so real tokens' outputs are unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import inspect
 
 import numpy as np
 
@@ -56,7 +61,7 @@ def smooth_source(source, feeds: list[dict[str, np.ndarray]], alpha: float):
 
     module = copy.deepcopy(source.module).eval()
     peaks = _input_peaks(module, feeds)
-    smoothed = 0
+    layers = []
     with torch.no_grad():
         for name, peak in peaks.items():
             layer = module.get_submodule(name)
@@ -65,7 +70,10 @@ def smooth_source(source, feeds: list[dict[str, np.ndarray]], alpha: float):
             layer.weight.mul_(scale)
             layer.__class__ = smoothed_linear()
             layer.register_buffer("smooth_inverse", (1 / scale).to(layer.weight.dtype), persistent=False)
-            smoothed += 1
+            layer.smooth_mask = None
+            layers.append(layer)
+    _share_attention_mask(module, layers)
+    smoothed = len(layers)
     examples = int(sum(len(next(iter(f.values()))) for f in feeds))
     report = Smoothing(alpha=alpha, layers=smoothed, examples=examples)
     return dataclasses.replace(source, module=module), report
@@ -111,6 +119,28 @@ def _input_peaks(module, feeds: list[dict[str, np.ndarray]]) -> dict[str, object
     return peaks
 
 
+def _share_attention_mask(module, layers: list) -> None:
+    """Hand each call's attention mask to the smoothed layers (hooks on the top module, so that the traced
+    and exported graphs take it from the model's input)."""
+    params = inspect.signature(module.forward).parameters
+    if "attention_mask" not in params:
+        return
+
+    def give(_, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if mask is None and list(params).index("attention_mask") < len(args):
+            mask = args[list(params).index("attention_mask")]
+        for layer in layers:
+            layer.smooth_mask = mask if mask is not None and mask.dim() == 2 else None
+
+    def take_back(*_):
+        for layer in layers:
+            layer.smooth_mask = None
+
+    module.register_forward_pre_hook(give, with_kwargs=True)
+    module.register_forward_hook(take_back)
+
+
 @functools.cache
 def smoothed_linear() -> type:
     """nn.Linear whose input is first multiplied by `smooth_inverse` (1/s per input channel); a class made on
@@ -119,6 +149,10 @@ def smoothed_linear() -> type:
 
     class SmoothedLinear(torch.nn.Linear):
         def forward(self, x):
-            return torch.nn.functional.linear(x * self.smooth_inverse, self.weight, self.bias)
+            x = x * self.smooth_inverse
+            mask = self.smooth_mask
+            if mask is not None and x.dim() == 3 and x.shape[:2] == mask.shape:
+                x = x * mask.unsqueeze(-1).to(x.dtype)
+            return torch.nn.functional.linear(x, self.weight, self.bias)
 
     return SmoothedLinear

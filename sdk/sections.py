@@ -326,7 +326,7 @@ class Quantization(Section):
     activations: str | None = None
     io_types: str | None = None
     other_ops: str | None = None  # tensorrt Q/DQ
-    ops: list[str] | str | None = None  # tflite static int8: the op types quantized
+    ops: list[str] | str | None = None  # static int8: the op types quantized
     calibration: Calibration | None = None
     io: str | None = None  # tflite static int8
     tolerance_search: ToleranceSearch | None = None  # tflite static int8

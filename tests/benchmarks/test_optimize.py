@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 import bmsdk
-from bmsdk.benchmarks.optimize import fallback_round, judge, pruning_round, ranking, rejection
+from bmsdk.benchmarks.optimize import (
+    SMOOTH_ALPHA,
+    fallback_round,
+    judge,
+    pruning_round,
+    ranking,
+    rejection,
+    smoothing_round,
+)
 from bmsdk.cli import main as cli
 from bmsdk.errors import BmsdkError, DataError, UnsupportedError
 
@@ -79,6 +87,34 @@ def test_fallback_and_pruning_rounds():
         ("onnx", "int4", "pruned-30%+recovery", {"prune": 0.3, "recover": "train.npz"}),
         ("onnx", "int8", "pruned-30%+recovery", {"prune": 0.3, "recover": "train.npz", "max_accuracy_drop": 0.5}),
     ]
+
+
+def test_text_int8_over_the_budget_is_smoothed_before_layers_go_float():
+    text = dict(task="text-classification")
+    cells = [
+        _cell("onnx", "int8", 5.0, drop=-1.0, **text),  # over budget: smoothed
+        _cell("tflite", "int8-dynamic", 5.0, drop=-0.7, **text),  # over budget: smoothed
+        _cell("tflite", "fp16", 9.0, drop=-0.7, **text),  # not int8: nothing to smooth
+        _cell("tflite", "int8", 6.0, drop=-0.2, **text),  # within budget
+        _cell("onnx", "int8", 0.05, drop=-2.0),  # an image model: SmoothQuant rescales linear layers only
+    ]
+    smooth = {"smooth_quant": SMOOTH_ALPHA}
+    assert smoothing_round(cells, 0.5) == [
+        ("onnx", "int8", "smoothed", smooth),
+        ("tflite", "int8-dynamic", "smoothed", smooth),
+    ]
+    # the smoothed onnx int8 fits: the tflite int8-dynamic, whose smoothed rebuild does not, keeps layers float
+    # (and the fp16, never smoothed)
+    cells = cells[:4] + [
+        {**cells[0], "variant": "smoothed", "accuracy_change_pt": -0.2},
+        {**cells[1], "variant": "smoothed", "accuracy_change_pt": -0.6},
+    ]
+    fallback = {"max_accuracy_drop": 0.5}
+    assert fallback_round(cells, 0.5) == [
+        ("tflite", "int8-dynamic", "fallback", fallback),
+        ("tflite", "fp16", "fallback", fallback),
+    ]
+    assert pruning_round([cells[4]], [0.3], None, 0.5) == [("onnx", "int8", "pruned-30%", {"prune": 0.3, **smooth})]
 
 
 # --- real searches ---------------------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def test_smoothed_int8_validates(tmp_path, bert_classifier_dir, text_jsonl, bert
         import onnx
 
         nodes = onnx.load(str(result.path / "model.onnx")).graph.node
-        assert sum(n.op_type == "Mul" for n in nodes) >= 14  # the 1/s of every smoothed layer, in float
+        # the 1/s of every smoothed layer and its zeroing of padded positions, in float
+        assert sum(n.op_type == "Mul" for n in nodes) >= 2 * 14
         assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in nodes)
     preds = bmsdk.load(result.path).predict(TEXTS)
     ref = bmsdk.load(bert_onnx.path).predict(TEXTS)
@@ -134,6 +135,36 @@ def test_padded_positions_do_not_set_the_ranges():
     np.testing.assert_allclose(peaks["layer"].numpy(), np.ones(4))
     unmasked = _input_peaks(Masked(), [{"x": x, "attention_mask": np.ones_like(mask)}])
     np.testing.assert_allclose(unmasked["layer"].numpy(), np.full(4, 1000.0))
+
+
+def test_smoothed_layers_zero_padded_positions_and_keep_real_tokens():
+    import torch
+
+    torch.manual_seed(0)
+
+    class Masked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 2)
+
+        def forward(self, x, attention_mask):
+            return self.layer(x)
+
+    source = Source(format="factory", path="test", task="feature-extraction", inputs=[], outputs=[], module=Masked())
+    x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype(np.float32)
+    x[1, 2] = 1000.0  # a padded position's outlier
+    mask = np.array([[1, 1, 1], [1, 1, 0]], dtype=np.int64)
+    smoothed, _ = smooth_source(source, [{"x": x, "attention_mask": mask}], 0.5)
+    x_t, mask_t = torch.from_numpy(x), torch.from_numpy(mask)
+    with torch.no_grad():
+        got = smoothed.module(x_t, attention_mask=mask_t)  # the mask given by keyword ...
+        positional = smoothed.module(x_t, mask_t)  # ... or by position
+        want = source.module(x_t, mask_t)
+    real = mask.astype(bool)
+    np.testing.assert_allclose(got.numpy()[real], want.numpy()[real], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.numpy()[1, 2], source.module.layer.bias.detach().numpy(), atol=1e-6)  # input 0
+    np.testing.assert_allclose(positional.numpy(), got.numpy())
+    assert smoothed.module.layer.smooth_mask is None  # not kept past the call
 
 
 def test_cli_refuses_smooth_quant_with_auto(tmp_path, bert_classifier_dir, text_jsonl, capsys):

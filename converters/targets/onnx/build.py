@@ -24,6 +24,9 @@ MODEL_FILE = "model.onnx"
 DEFAULT_OPSET = 18
 QUANT_SCHEMES = ("dynamic", "static")
 COMPUTE_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+# static int8 scope for text models, as on TFLite: the matmuls' inputs are quantized with calibrated ranges, the
+# rest (LayerNorm, Softmax, GELU, SmoothQuant's Mul before each layer) stays float
+TEXT_STATIC_OPS = ("MatMul", "Gemm")
 
 
 def export_onnx(source: Source, path: Path, opset: int = DEFAULT_OPSET) -> None:
@@ -307,7 +310,7 @@ def to_int8(
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             nodes_to_exclude=_excluded_nodes(source, pre, float_layers),
-            op_types_to_quantize=_static_op_types(),
+            op_types_to_quantize=list(TEXT_STATIC_OPS) if source.data_kind == "text" else _static_op_types(),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
@@ -317,6 +320,7 @@ def to_int8(
             scheme="static-qdq",
             weights="int8 per-channel",
             activations="uint8 per-tensor",
+            ops=list(TEXT_STATIC_OPS) if source.data_kind == "text" else "all supported",
             calibration=Calibration(method="minmax", batches=len(calibration), examples=examples),
         )
     details.float_nodes = float_compute_nodes(dst)
