@@ -147,7 +147,15 @@ def test_text_int8_static_with_text_calibration(converted, bert_classifier_dir, 
     assert v.passed is (v.samples.min_cosine >= 0.98)
     if not v.passed:
         assert "cosine" in v.samples.reason
-    assert "QuantizeLinear" in {n.op_type for n in onnx_graph(result.path).graph.node}
+    nodes = onnx_graph(result.path).graph.node
+    assert "QuantizeLinear" in {n.op_type for n in nodes}
+    # only the matmuls are quantized (as on TFLite): LayerNorm, Softmax, GELU and the residual Adds stay float
+    assert q.ops == ["MatMul", "Gemm"]
+    dequantized = {o for n in nodes if n.op_type == "DequantizeLinear" for o in n.output}
+    takes_int8 = {n.op_type for n in nodes if any(i in dequantized for i in n.input)}
+    assert takes_int8 <= {"MatMul", "Gemm"} and "MatMul" in takes_int8, takes_int8
+    matmul_outputs = {o for n in nodes if n.op_type in ("MatMul", "Gemm") for o in n.output}
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0] in matmul_outputs for n in nodes)  # outputs float
     # the samples are the calibration texts, stored raw so any runtime can re-check itself
     from bmsdk.artifact import load_samples
 
