@@ -92,17 +92,19 @@ def test_fallback_and_pruning_rounds():
 def test_text_int8_over_the_budget_is_smoothed_before_layers_go_float():
     text = dict(task="text-classification")
     cells = [
-        _cell("onnx", "int8", 5.0, drop=-1.0, **text),  # over budget: smoothed
+        _cell("onnx", "int8", 5.0, drop=-1.0, **text),  # over budget: smoothed (static, given calibration)
         _cell("tflite", "int8-dynamic", 5.0, drop=-0.7, **text),  # over budget: smoothed
         _cell("tflite", "fp16", 9.0, drop=-0.7, **text),  # not int8: nothing to smooth
         _cell("tflite", "int8", 6.0, drop=-0.2, **text),  # within budget
+        _cell("executorch", "int8", 6.0, drop=-2.0, **text),  # smoothing not measured there
         _cell("onnx", "int8", 0.05, drop=-2.0),  # an image model: SmoothQuant rescales linear layers only
     ]
     smooth = {"smooth_quant": SMOOTH_ALPHA}
-    assert smoothing_round(cells, 0.5) == [
-        ("onnx", "int8", "smoothed", smooth),
+    assert smoothing_round(cells, 0.5, calibrated=True) == [
+        ("onnx", "int8", "smoothed", {**smooth, "quant_scheme": "static"}),
         ("tflite", "int8-dynamic", "smoothed", smooth),
     ]
+    assert smoothing_round(cells, 0.5, calibrated=False)[0] == ("onnx", "int8", "smoothed", smooth)
     # the smoothed onnx int8 fits: the tflite int8-dynamic, whose smoothed rebuild does not, keeps layers float
     # (and the fp16, never smoothed)
     cells = cells[:4] + [
@@ -114,7 +116,9 @@ def test_text_int8_over_the_budget_is_smoothed_before_layers_go_float():
         ("tflite", "int8-dynamic", "fallback", fallback),
         ("tflite", "fp16", "fallback", fallback),
     ]
-    assert pruning_round([cells[4]], [0.3], None, 0.5) == [("onnx", "int8", "pruned-30%", {"prune": 0.3, **smooth})]
+    assert pruning_round([cells[4]], [0.3], None, 0.5, calibrated=True) == [
+        ("onnx", "int8", "pruned-30%", {"prune": 0.3, **smooth, "quant_scheme": "static"})
+    ]
 
 
 # --- real searches ---------------------------------------------------------------------------------------------
