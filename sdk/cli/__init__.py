@@ -196,7 +196,7 @@ def _convert_parser(sub, common) -> None:
         type=float,
         metavar="ALPHA",
         help="int8 of a transformer: before export, move activation outliers into the weights (SmoothQuant, "
-        "strength 0-1, e.g. 0.5; channel ranges from --calibration, else the samples)",
+        "strength 0-1, e.g. 0.9; channel ranges from --calibration, else the samples)",
     )
     p.add_argument("--name", help="artifact name (default: from the source)")
     p.add_argument("-o", "--output", help="output folder (default: NAME-TARGET-PRECISION.bmsdk)")
