@@ -191,8 +191,12 @@ def fallback_round(cells: list[dict], max_drop: float) -> list[tuple]:
 def _over_budget(cell: dict, max_drop: float) -> bool:
     """A scored classifier candidate that lost more than the budget."""
     scored = cell.get("status") == "validated" or "outside tolerance" in str(cell.get("reason"))
-    over = -(cell.get("accuracy_change_pt") or 0.0) > max_drop
-    return scored and over and _classifier(cell)
+    return scored and _over(cell.get("accuracy_change_pt"), max_drop) and _classifier(cell)
+
+
+def _over(drop: float | None, max_drop: float) -> bool:
+    """A metric change (points, negative: lost) beyond the budget; a float-rounding hair over it is not."""
+    return drop is not None and -drop > max_drop + 1e-9
 
 
 def pruning_round(
@@ -245,7 +249,7 @@ def rejection(cell: dict, max_drop: float, objective: str) -> str | None:
     if cell.get("status") != "validated":
         return f"{cell.get('status', 'failed')}: {cell.get('reason') or 'not validated'}"
     drop = cell.get("accuracy_change_pt")
-    if drop is not None and -drop > max_drop + 1e-9:
+    if _over(drop, max_drop):
         return f"metric {drop:+.2f} pt, over the {max_drop:g} pt budget"
     speed = cell.get("speed_vs_float") or {}
     if speed.get("accelerated") is False:

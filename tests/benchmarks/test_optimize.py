@@ -81,6 +81,10 @@ def test_fallback_and_pruning_rounds():
         _cell("onnx", "int8", 0.05, drop=-2.0, task="feature-extraction"),  # no accuracy to budget
     ]
     assert fallback_round(cells, 0.5) == [("onnx", "int8", "fallback", {"max_accuracy_drop": 0.5})]
+    # 0.5 pt lost, as float arithmetic computes it from accuracies, fits a 0.5 pt budget: nothing to fall back from
+    at_the_budget = _cell("onnx", "int8", 0.05, drop=100 * (0.7185 - 0.7235))
+    assert -at_the_budget["accuracy_change_pt"] > 0.5 and fallback_round([at_the_budget], 0.5) == []
+    assert rejection(at_the_budget, 0.5, "latency") is None
     best = [{**cells[2]}, {**cells[0], "variant": "fallback"}]
     specs = pruning_round(best, [0.3], "train.npz", 0.5)
     assert specs == [
