@@ -171,9 +171,12 @@ def smoothing_round(cells: list[dict], max_drop: float, calibrated: bool) -> lis
         if cell.get("variant") or cell["precision"] not in INT8_PRECISIONS or target not in SMOOTHED:
             continue
         if _over_budget(cell, max_drop) and get_task(cell["task"]).hf_inputs == "text":
-            options = {"smooth_quant": SMOOTH_ALPHA, **(SMOOTHED[target] if calibrated else {})}
-            specs.append((target, cell["precision"], "smoothed", options))
+            specs.append((target, cell["precision"], "smoothed", _smoothed_options(target, calibrated)))
     return specs
+
+
+def _smoothed_options(target: str, calibrated: bool) -> dict:
+    return {"smooth_quant": SMOOTH_ALPHA, **(SMOOTHED[target] if calibrated else {})}
 
 
 def fallback_round(cells: list[dict], max_drop: float) -> list[tuple]:
@@ -210,7 +213,7 @@ def pruning_round(
             if cell.get("variant") == "fallback":
                 options["max_accuracy_drop"] = max_drop
             if cell.get("variant") == "smoothed":
-                options.update(smooth_quant=SMOOTH_ALPHA, **(SMOOTHED[cell["target"]] if calibrated else {}))
+                options.update(_smoothed_options(cell["target"], calibrated))
             label = f"pruned-{ratio:.0%}{'+recovery' if recover else ''}"
             specs.append((cell["target"], cell["precision"], label, options))
     return specs

@@ -73,9 +73,8 @@ def smooth_source(source, feeds: list[dict[str, np.ndarray]], alpha: float):
             layer.smooth_mask = None
             layers.append(layer)
     _share_attention_mask(module, layers)
-    smoothed = len(layers)
     examples = int(sum(len(next(iter(f.values()))) for f in feeds))
-    report = Smoothing(alpha=alpha, layers=smoothed, examples=examples)
+    report = Smoothing(alpha=alpha, layers=len(layers), examples=examples)
     return dataclasses.replace(source, module=module), report
 
 
@@ -122,14 +121,15 @@ def _input_peaks(module, feeds: list[dict[str, np.ndarray]]) -> dict[str, object
 def _share_attention_mask(module, layers: list) -> None:
     """Hand each call's attention mask to the smoothed layers (hooks on the top module, so that the traced
     and exported graphs take it from the model's input)."""
-    params = inspect.signature(module.forward).parameters
+    params = list(inspect.signature(module.forward).parameters)
     if "attention_mask" not in params:
         return
+    position = params.index("attention_mask")
 
     def give(_, args, kwargs):
         mask = kwargs.get("attention_mask")
-        if mask is None and list(params).index("attention_mask") < len(args):
-            mask = args[list(params).index("attention_mask")]
+        if mask is None and position < len(args):
+            mask = args[position]
         for layer in layers:
             layer.smooth_mask = mask if mask is not None and mask.dim() == 2 else None
 
