@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bmsdk.benchmarks.cases import load_case
 from bmsdk.benchmarks.cluster import import_ray, run_on_cluster
-from bmsdk.benchmarks.gate import check, load_report
+from bmsdk.benchmarks.gate import check, hardware_change, load_report
 from bmsdk.benchmarks.harness import BenchConfig, run_benchmark
 from bmsdk.benchmarks.report import write_reports
 from bmsdk.benchmarks.resume import finished_cells, write_partial
@@ -126,5 +126,6 @@ def benchmark(
         "max_accuracy_drop_pt": max_accuracy_drop,
         "max_latency_regression_pct": max_latency_regression,
         "regressions": regressions,
+        "latency_not_compared": hardware_change(report, old) if old and max_latency_regression is not None else None,
     }
     return BenchResult(report, write_reports(report, out_dir), regressions)

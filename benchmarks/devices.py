@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 RUNTIMES = ("onnxruntime", "ai-edge-litert", "coremltools", "executorch", "tensorrt", "torch", "numpy", "bmsdk")
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
@@ -26,7 +27,8 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text).strip("-") or "unknown"
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
+def cpuinfo() -> tuple[str, list[str]]:
+    """The CPU model and the ISA flags that decide which kernels run (VNNI, AMX, NEON dot products, ...)."""
     model, flags = platform.processor() or platform.machine(), []
     try:
         with open("/proc/cpuinfo") as f:
@@ -41,6 +43,14 @@ def _cpuinfo() -> tuple[str, list[str]]:
         pass
     wanted = ISA_FLAGS + ISA_FLAGS_ARM
     return model, sorted(f for f in set(flags) if f in wanted)
+
+
+def governor() -> str | None:
+    """The CPU frequency governor (performance, powersave, ...), where the kernel exposes one (not in most VMs)."""
+    try:
+        return Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _gpus() -> list[str]:
@@ -78,7 +88,7 @@ def versions() -> dict[str, str]:
 
 def fingerprint() -> dict:
     """This worker, as each report cell names it."""
-    cpu, flags = _cpuinfo()
+    cpu, flags = cpuinfo()
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -94,7 +104,7 @@ def fingerprint() -> dict:
 
 def resources() -> dict[str, float]:
     """The custom resources this machine advertises: one unit per device (a CPU model: one per core)."""
-    cpu, _ = _cpuinfo()
+    cpu, _ = cpuinfo()
     held = {f"cpu:{slug(cpu)}": float(os.cpu_count() or 1)}
     for name in _gpus():
         held[f"gpu:{slug(name)}"] = held.get(f"gpu:{slug(name)}", 0.0) + 1.0

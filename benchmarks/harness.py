@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bmsdk.artifact import load_samples, open_artifact
+from bmsdk.benchmarks.devices import cpuinfo, governor
 from bmsdk.benchmarks.measure import batch_feeds, measure_generation, repeated_latency
 from bmsdk.benchmarks.runners.local import LocalRunner
 from bmsdk.converters import get_target, toolchain_packages
@@ -62,26 +63,26 @@ def one_line(error: BaseException) -> str:
 
 
 def environment(threads: int) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    """The machine a report was measured on: latency is compared only between reports of the same hardware."""
+    cpu, isa = cpuinfo()
     versions = {}
     for lib in ("bmsdk", "numpy", *toolchain_packages()):
         try:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             pass
-    return {
+    env = {
         "cpu": cpu,
+        "isa": isa,
         "cores": os.cpu_count(),
         "threads": threads,
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
         "libraries": versions,
     }
+    if governor():
+        env["governor"] = governor()
+    return env
 
 
 def probe_input(data):

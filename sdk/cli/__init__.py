@@ -929,6 +929,9 @@ def cmd_bench(args) -> int:
     )
     print(result.paths["md"].read_text())
     print("reports: " + ", ".join(str(p) for p in result.paths.values()))
+    skipped = result.report["gate"].get("latency_not_compared")
+    if skipped:
+        print(f"latency not gated: {skipped}; accuracy is", file=sys.stderr)
     if result.regressions:
         print(f"gate FAILED against {args.baseline}:", file=sys.stderr)
         for line in result.regressions:

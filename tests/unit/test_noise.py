@@ -48,3 +48,28 @@ def test_the_gate_widens_its_budget_by_the_measured_noise(new_p50, noise_pct, fa
 def test_the_allowance_is_capped_below_a_doubling():
     assert latency_allowance(25, _report(1, 80)["cells"][0], _report(1, 80)["cells"][0], "1") == NOISE_CAP_PCT
     assert latency_allowance(25, {}, {}, "1") == 25
+
+
+def _on(report: dict, cpu: str, isa: list[str] | None) -> dict:
+    return {**report, "environment": {"cpu": cpu, **({"isa": isa} if isa is not None else {})}}
+
+
+@pytest.mark.parametrize(
+    ("baseline_cpu", "baseline_isa", "reason"),
+    [
+        ("Intel Xeon", ["avx2", "avx512_vnni"], "measured on 'Intel Xeon'"),
+        ("AMD EPYC", ["avx2", "avx512_vnni"], "lacks (['avx512_vnni'])"),  # one name, another generation
+        ("AMD EPYC", None, "does not record its CPU's ISA flags"),
+    ],
+)
+def test_latency_is_gated_only_against_a_baseline_of_the_same_hardware(baseline_cpu, baseline_isa, reason):
+    from bmsdk.benchmarks.gate import hardware_change
+
+    new, old = _on(_report(3.0, 1.0), "AMD EPYC", ["avx2"]), _on(_report(1.0, 1.0), baseline_cpu, baseline_isa)
+    assert reason in hardware_change(new, old)
+    assert check(new, old, None, 25) == []  # 3x slower, on other hardware: not a regression of this code
+    slower_same_cpu = _on(_report(3.0, 1.0), "AMD EPYC", ["avx2"])
+    assert hardware_change(slower_same_cpu, _on(_report(1.0, 1.0), "AMD EPYC", ["avx2"])) is None
+    assert check(slower_same_cpu, _on(_report(1.0, 1.0), "AMD EPYC", ["avx2"]), None, 25)
+    failed = _on({"cells": [{"target": "onnx", "precision": "fp32", "status": "failed"}]}, "AMD EPYC", ["avx2"])
+    assert check(failed, old, None, 25)  # a cell that stopped working fails on any hardware
