@@ -16,33 +16,15 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from bmsdk.host import cpuinfo
+
 RUNTIMES = ("onnxruntime", "ai-edge-litert", "coremltools", "executorch", "tensorrt", "torch", "numpy", "bmsdk")
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
-ISA_FLAGS_ARM = ("neon", "asimd", "asimddp", "sve", "sve2", "i8mm", "bf16")
 
 
 def slug(text: str) -> str:
     """A resource-name-safe form of a device name: 'Intel(R) Xeon(R) CPU @ 2.2GHz' -> 'intel-xeon-cpu-2.2ghz'."""
     text = re.sub(r"\((r|tm)\)", "", text.lower())
     return re.sub(r"[^a-z0-9.]+", "-", text).strip("-") or "unknown"
-
-
-def cpuinfo() -> tuple[str, list[str]]:
-    """The CPU model and the ISA flags that decide which kernels run (VNNI, AMX, NEON dot products, ...)."""
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "Hardware") and model in ("", platform.machine(), platform.processor()):
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = value.split()
-    except OSError:
-        pass
-    wanted = ISA_FLAGS + ISA_FLAGS_ARM
-    return model, sorted(f for f in set(flags) if f in wanted)
 
 
 def governor() -> str | None:
@@ -94,7 +76,7 @@ def fingerprint() -> dict:
         "pid": os.getpid(),
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "isa": flags,
+        "isa": list(flags),
         "os": platform.platform(),
         "python": platform.python_version(),
         "gpus": _gpus(),

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bmsdk.artifact import load_samples, open_artifact
-from bmsdk.benchmarks.devices import cpuinfo, governor
+from bmsdk.benchmarks.devices import governor
 from bmsdk.benchmarks.measure import batch_feeds, measure_generation, repeated_latency
 from bmsdk.benchmarks.runners.local import LocalRunner
 from bmsdk.converters import get_target, toolchain_packages
@@ -21,6 +21,7 @@ from bmsdk.converters.pipeline import convert
 from bmsdk.converters.sources.loader import load_source
 from bmsdk.data import Dataset, load_dataset
 from bmsdk.errors import BackendUnavailableError, BmsdkError
+from bmsdk.host import cpuinfo
 from bmsdk.progress import SILENT, Progress
 from bmsdk.runtimes.model import Model
 from bmsdk.sections import to_plain
@@ -73,7 +74,7 @@ def environment(threads: int) -> dict:
             pass
     env = {
         "cpu": cpu,
-        "isa": isa,
+        "isa": list(isa),
         "cores": os.cpu_count(),
         "threads": threads,
         "python": platform.python_version(),
