@@ -36,7 +36,7 @@ test: install
 	$(BIN)/python -m pytest -q -ra tests/unit
 	$(BIN)/bmsdk bench benchmarks/cases/ci-smoke.json --baseline benchmarks/baselines/ci-smoke.json \
 		--max-accuracy-drop 0.5 --max-latency-regression 100 -o reports/ci-bench -q
-	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile tests --ignore=tests/unit; rc=$$?; \
+	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile --durations=25 tests --ignore=tests/unit; rc=$$?; \
 		if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # The project's own benchmarks: every case in benchmarks/cases (but the CI smoke case), reports in reports/bench/CASE
