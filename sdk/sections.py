@@ -399,6 +399,8 @@ class Smoothing(Section):
     alpha: float
     layers: int  # linear layers whose inputs were divided per channel
     examples: int  # calibration examples their ranges came from
+    scales: int | None = None  # distinct 1/s (layers reading one tensor share one)
+    folded: int | None = None  # of those, how many went into an earlier layer's weights rather than a Mul
 
 
 @dataclass(kw_only=True)

@@ -606,6 +606,11 @@ def compression_summary(c: Compression) -> list[str]:
         lines.append(
             f"smoothed {c.smoothing.layers} linear layer(s) (SmoothQuant alpha {c.smoothing.alpha}, "
             f"ranges from {c.smoothing.examples} examples)"
+            + (
+                f": {c.smoothing.scales} scale(s), {c.smoothing.folded} folded into an earlier layer"
+                if c.smoothing.scales is not None
+                else ""
+            )
         )
     p = c.pruning
     if p:

@@ -43,10 +43,10 @@ def _int8_error(module, x) -> float:
 
     layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
     for m in layers:
-        inverse = getattr(m, "smooth_inverse", None)
+        smoothed = getattr(m, "smoothed_input", None)
 
-        def forward(a, m=m, inverse=inverse):
-            a = a * inverse if inverse is not None else a
+        def forward(a, m=m, smoothed=smoothed):
+            a = smoothed(a) if smoothed is not None else a
             return torch.nn.functional.linear(fake_quant_input(a), fake_quant_weight(m.weight), m.bias)
 
         m.forward = forward  # an instance attribute: deleting it restores the class's forward
@@ -99,13 +99,14 @@ def test_smoothed_int8_validates(tmp_path, bert_classifier_dir, text_jsonl, bert
     m = result.manifest
     assert m.compression.smoothing.alpha == 0.5
     assert m.compression.smoothing.layers == 14  # 2 layers x (q, k, v, attention out, ffn in, ffn out) + pooler + head
+    assert m.compression.smoothing.scales == 10 and m.compression.smoothing.folded == 2
     assert m.validation.passed is True, m.validation
     if target == "onnx":
         import onnx
 
         nodes = onnx.load(str(result.path / "model.onnx")).graph.node
-        # the 1/s of every smoothed layer and its zeroing of padded positions, in float
-        assert sum(n.op_type == "Mul" for n in nodes) >= 2 * 14
+        # the 1/s of every smoothed input but attention's outputs and its zeroing of padded positions, in float
+        assert sum(n.op_type == "Mul" for n in nodes) >= 2 * 3 * 2 + 2
         int8_ops = ("QuantizeLinear",) if options else ("MatMulInteger", "DynamicQuantizeMatMul")
         assert any(n.op_type in int8_ops for n in nodes)
     preds = bmsdk.load(result.path).predict(TEXTS)
@@ -126,7 +127,7 @@ def test_smooth_quant_is_refused_where_it_means_nothing(tmp_path, bert_classifie
 def test_padded_positions_do_not_set_the_ranges():
     import torch
 
-    from bmsdk.converters.smooth import _input_peaks
+    from bmsdk.converters.smooth import _calibrate
 
     layer = torch.nn.Linear(4, 2)
 
@@ -141,9 +142,9 @@ def test_padded_positions_do_not_set_the_ranges():
     x = np.ones((2, 3, 4), dtype=np.float32)
     x[1, 2] = 1000.0  # the padded position of the second row
     mask = np.array([[1, 1, 1], [1, 1, 0]], dtype=np.int64)
-    peaks = _input_peaks(Masked(), [{"x": x, "attention_mask": mask}])
+    peaks = _calibrate(Masked(), [{"x": x, "attention_mask": mask}]).peaks
     np.testing.assert_allclose(peaks["layer"].numpy(), np.ones(4))
-    unmasked = _input_peaks(Masked(), [{"x": x, "attention_mask": np.ones_like(mask)}])
+    unmasked = _calibrate(Masked(), [{"x": x, "attention_mask": np.ones_like(mask)}]).peaks
     np.testing.assert_allclose(unmasked["layer"].numpy(), np.full(4, 1000.0))
 
 
@@ -174,7 +175,51 @@ def test_smoothed_layers_zero_padded_positions_and_keep_real_tokens():
     np.testing.assert_allclose(got.numpy()[real], want.numpy()[real], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got.numpy()[1, 2], source.module.layer.bias.detach().numpy(), atol=1e-6)  # input 0
     np.testing.assert_allclose(positional.numpy(), got.numpy())
-    assert smoothed.module.layer.smooth_mask is None  # not kept past the call
+    assert smoothed.module.smooth_state == {}  # neither the mask nor the inputs kept past the call
+
+
+def _tiny_bert():
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, num_labels=3
+    )
+    module = BertForSequenceClassification(config).eval()
+    return Source(format="factory", path="test", task="text-classification", inputs=[], outputs=[], module=module)
+
+
+def _muls(module, feed) -> int:
+    import torch
+
+    program = torch.export.export(module, (), kwargs=feed)
+    return sum(node.target == torch.ops.aten.mul.Tensor for node in program.graph.nodes)
+
+
+def test_layers_reading_one_tensor_share_a_division_and_attention_output_takes_its_own_from_value():
+    import torch
+
+    source = _tiny_bert()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 64, size=(4, 12))
+    mask = np.ones_like(ids)
+    mask[1, 8:] = mask[3, 5:] = 0
+    feed = {"input_ids": ids, "attention_mask": mask}
+    smoothed, report = smooth_source(source, [feed], 0.8)
+    # per layer: (query, key, value), attention output, FFN in, FFN out; then the pooler and the classifier
+    assert report.layers == 2 * 6 + 2 and report.scales == 2 * 4 + 2
+    assert report.folded == 2  # each layer's attention output, into its value projection
+    attention = smoothed.module.bert.encoder.layer[0].attention
+    assert attention.self.query.smooth_inverse is attention.self.value.smooth_inverse
+    assert attention.output.dense.smooth_folded and not attention.self.query.smooth_folded
+    torch_feed = {k: torch.from_numpy(v) for k, v in feed.items()}
+    with torch.no_grad():
+        got, want = smoothed.module(**torch_feed).logits, source.module(**torch_feed).logits
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+    # the float ops smoothing adds: 1/s and the mask's zeroing for (q, k, v), FFN in and FFN out, 1/s alone for
+    # the pooler's and the classifier's 2-D inputs
+    assert _muls(smoothed.module, torch_feed) - _muls(source.module, torch_feed) == 2 * 3 * 2 + 2
 
 
 def test_cli_refuses_smooth_quant_with_auto(tmp_path, bert_classifier_dir, text_jsonl, capsys):
