@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import functools
 import inspect
+import weakref
 
 import numpy as np
 
@@ -111,7 +112,10 @@ def _calibrate(module, feeds: list[dict[str, np.ndarray]]) -> _Calibration:
     import torch
 
     peaks: dict[str, torch.Tensor] = {}
-    calls: list[tuple[str, object]] = []  # the first feed's (layer, input tensor), in call order
+    # the first feed's calls, in order: (layer, its input's width, the first earlier layer that read the same
+    # tensor); inputs are held by weak reference, so that a large model's activations are not all kept
+    calls: list[tuple[str, int, str | None]] = []
+    inputs: list[tuple[str, weakref.ref]] = []
     mask = None  # the current feed's attention mask, [batch, sequence]
     widths = {n: m.out_features for n, m in module.named_modules() if type(m) is torch.nn.Linear}
 
@@ -121,7 +125,9 @@ def _calibrate(module, feeds: list[dict[str, np.ndarray]]) -> _Calibration:
             if not torch.is_tensor(x) or not x.is_floating_point() or x.shape[-1] != layer.in_features:
                 return
             if first:
-                calls.append((name, x))
+                shared = next((n for n, ref in inputs if ref() is x), None)
+                calls.append((name, x.shape[-1], shared))
+                inputs.append((name, weakref.ref(x)))
             x = x.detach()
             if mask is not None and x.ndim == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
                 x = x[mask]
@@ -145,18 +151,23 @@ def _calibrate(module, feeds: list[dict[str, np.ndarray]]) -> _Calibration:
     finally:
         for h in hooks:
             h.remove()
-    groups: list[list[str]] = []
+    groups: dict[str, list[str]] = {}  # first reader -> the layers that read its input
     producers: dict[str, str] = {}
-    for position, (name, x) in enumerate(calls):
-        if name not in peaks or any(name in g for g in groups):
+    grouped: set[str] = set()
+    for position, (name, width, shared) in enumerate(calls):
+        if name in grouped:
+            continue  # a layer run again (shared weights) keeps the group of its first call
+        grouped.add(name)
+        if shared in groups:
+            groups[shared].append(name)
             continue
-        group = [n for n, y in calls[position:] if y is x and n not in (m for g in groups for m in g)]
-        group = list(dict.fromkeys(group))
-        before = [n for n, _ in calls[:position] if widths[n] == x.shape[-1] and n not in group]
+        groups[name] = [name]
+        before = [n for n, w, _ in calls[:position] if widths[n] == width]
         if before:
             producers[name] = before[-1]
-        groups.append(group)
-    return _Calibration(peaks=peaks, groups=groups, producers=producers)
+    # a layer the first feed did not reach: a scale of its own
+    groups.update({n: [n] for n in peaks if n not in grouped})
+    return _Calibration(peaks=peaks, groups=list(groups.values()), producers=producers)
 
 
 def _fold_into_producers(module, calibration: _Calibration, feed: dict[str, np.ndarray]) -> int:

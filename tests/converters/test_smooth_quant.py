@@ -242,3 +242,29 @@ def test_cli_refuses_smooth_quant_with_auto(tmp_path, bert_classifier_dir, text_
     assert code == 2
     assert "--smooth-quant" in capsys.readouterr().err
     assert not (tmp_path / "x.bmsdk").exists()
+
+
+def test_a_layer_run_twice_keeps_the_function_and_folds_only_where_exact():
+    import torch
+
+    torch.manual_seed(0)
+
+    class Shared(torch.nn.Module):  # b reads a's output beside c, then runs again on another input (ALBERT-style)
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = (torch.nn.Linear(8, 8) for _ in range(3))
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.b(self.b(h) + self.c(h))
+
+    source = Source(format="factory", path="test", task="feature-extraction", inputs=[], outputs=[], module=Shared())
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype(np.float32)
+    smoothed, report = smooth_source(source, [{"x": x}], 0.5)
+    assert (report.layers, report.scales) == (3, 2)  # (a), (b, c)
+    # b's 1/s in a's rows would hold for b's first call and not for its second: refused by the output check
+    assert report.folded == 0
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            smoothed.module(x=torch.from_numpy(x)).numpy(), source.module(x=torch.from_numpy(x)).numpy(), rtol=1e-4
+        )
