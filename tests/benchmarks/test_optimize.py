@@ -10,7 +10,6 @@ import pytest
 
 import bmsdk
 from bmsdk.benchmarks.optimize import (
-    SMOOTH_ALPHA,
     fallback_round,
     judge,
     pruning_round,
@@ -103,25 +102,29 @@ def test_text_int8_over_the_budget_is_smoothed_before_layers_go_float():
         _cell("executorch", "int8", 6.0, drop=-2.0, **text),  # smoothing not measured there
         _cell("onnx", "int8", 0.05, drop=-2.0),  # an image model: SmoothQuant rescales linear layers only
     ]
-    smooth = {"smooth_quant": SMOOTH_ALPHA}
-    assert smoothing_round(cells, 0.5, calibrated=True) == [
-        ("onnx", "int8", "smoothed", {**smooth, "quant_scheme": "static"}),
-        ("tflite", "int8-dynamic", "smoothed", smooth),
+    static = {"quant_scheme": "static"}
+    assert smoothing_round(cells, 0.5, calibrated=True) == [  # each strength a candidate
+        ("onnx", "int8", "smoothed-0.9", {"smooth_quant": 0.9, **static}),
+        ("onnx", "int8", "smoothed-1", {"smooth_quant": 1.0, **static}),
+        ("tflite", "int8-dynamic", "smoothed-0.9", {"smooth_quant": 0.9}),
+        ("tflite", "int8-dynamic", "smoothed-1", {"smooth_quant": 1.0}),
     ]
-    assert smoothing_round(cells, 0.5, calibrated=False)[0] == ("onnx", "int8", "smoothed", smooth)
-    # the smoothed onnx int8 fits: the tflite int8-dynamic, whose smoothed rebuild does not, keeps layers float
-    # (and the fp16, never smoothed)
+    assert smoothing_round(cells, 0.5, calibrated=False)[0] == ("onnx", "int8", "smoothed-0.9", {"smooth_quant": 0.9})
+    # a smoothed onnx int8 fits: the tflite int8-dynamic, neither of whose smoothed rebuilds does, keeps layers
+    # float (and the fp16, never smoothed)
     cells = cells[:4] + [
-        {**cells[0], "variant": "smoothed", "accuracy_change_pt": -0.2},
-        {**cells[1], "variant": "smoothed", "accuracy_change_pt": -0.6},
+        {**cells[0], "variant": "smoothed-0.9", "accuracy_change_pt": -0.7},
+        {**cells[0], "variant": "smoothed-1", "accuracy_change_pt": -0.2},
+        {**cells[1], "variant": "smoothed-0.9", "accuracy_change_pt": -0.6},
+        {**cells[1], "variant": "smoothed-1", "accuracy_change_pt": -0.8},
     ]
     fallback = {"max_accuracy_drop": 0.5}
     assert fallback_round(cells, 0.5) == [
         ("tflite", "int8-dynamic", "fallback", fallback),
         ("tflite", "fp16", "fallback", fallback),
     ]
-    assert pruning_round([cells[4]], [0.3], None, 0.5, calibrated=True) == [
-        ("onnx", "int8", "pruned-30%", {"prune": 0.3, **smooth, "quant_scheme": "static"})
+    assert pruning_round([cells[5]], [0.3], None, 0.5, calibrated=True) == [  # pruned with its own strength
+        ("onnx", "int8", "pruned-30%", {"prune": 0.3, "smooth_quant": 1.0, **static})
     ]
 
 
