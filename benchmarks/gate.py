@@ -110,13 +110,19 @@ def hardware_change(report: dict, baseline: dict) -> str | None:
         return None
     if old.get("cpu") != new.get("cpu"):
         return f"the baseline was measured on {show(old.get('cpu'))}, this run on {show(new.get('cpu'))}"
-    if old.get("isa") is None and new.get("isa") is not None:
+    old_isa, new_isa = _flags(old), _flags(new)
+    if old_isa is None and new_isa is not None:
         return "the baseline does not record its CPU's ISA flags (re-record it with this bmsdk)"
-    if old.get("isa") != new.get("isa"):
-        gone = sorted(set(old["isa"]) - set(new["isa"])) if isinstance(old["isa"], list) else old["isa"]
-        added = sorted(set(new["isa"]) - set(old["isa"])) if isinstance(old["isa"], list) else []
+    if old_isa != new_isa:
+        gone, added = sorted(old_isa - new_isa), sorted(new_isa - old_isa)
         return f"the baseline's CPU has ISA flags this one lacks ({show(gone)}) or lacks some it has ({show(added)})"
     return None
+
+
+def _flags(environment: dict) -> set[str] | None:
+    """A report's ISA flags (a baseline is a file from anywhere: anything but a list of names counts as none)."""
+    isa = environment.get("isa")
+    return set(isa) if isinstance(isa, list) and all(isinstance(f, str) for f in isa) else None
 
 
 def check(

@@ -81,8 +81,8 @@ def environment(threads: int) -> dict:
         "platform": f"{platform.system()} {platform.machine()}",
         "libraries": versions,
     }
-    if governor():
-        env["governor"] = governor()
+    if scaling := governor():
+        env["governor"] = scaling
     return env
 
 

@@ -223,8 +223,8 @@ def pruning_round(
             options = {"prune": ratio, **({"recover": recover} if recover else {})}
             if cell.get("variant") == "fallback":
                 options["max_accuracy_drop"] = max_drop
-            if _smoothed_alpha(cell) is not None:
-                options.update(_smoothed_options(cell["target"], _smoothed_alpha(cell), calibrated))
+            if (alpha := _smoothed_alpha(cell)) is not None:
+                options.update(_smoothed_options(cell["target"], alpha, calibrated))
             label = f"pruned-{ratio:.0%}{'+recovery' if recover else ''}"
             specs.append((cell["target"], cell["precision"], label, options))
     return specs

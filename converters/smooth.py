@@ -67,7 +67,7 @@ def check_source(source) -> None:
 @dataclasses.dataclass
 class _Calibration:
     peaks: dict[str, object]  # layer name -> max |input| per input channel
-    groups: list[list[str]]  # layers that read one tensor, in call order
+    groups: dict[str, list[str]]  # first reader -> the layers that read its input tensor, in call order
     producers: dict[str, str]  # a group's first layer -> the last layer before it whose output width is its input's
 
 
@@ -80,7 +80,7 @@ def smooth_source(source, feeds: list[dict[str, np.ndarray]], alpha: float):
     state: dict = {}  # one call's attention mask and smoothed inputs, shared by the smoothed layers
     smoothed = []
     with torch.no_grad():
-        for names in calibration.groups:
+        for names in calibration.groups.values():
             layers = [module.get_submodule(n) for n in names]
             weight_peak = torch.stack([m.weight.abs().amax(dim=0) for m in layers]).amax(dim=0).clamp(min=FLOOR)
             peak = torch.stack([calibration.peaks[n] for n in names]).amax(dim=0).clamp(min=FLOOR)
@@ -151,7 +151,7 @@ def _calibrate(module, feeds: list[dict[str, np.ndarray]]) -> _Calibration:
     finally:
         for h in hooks:
             h.remove()
-    groups: dict[str, list[str]] = {}  # first reader -> the layers that read its input
+    groups: dict[str, list[str]] = {}
     producers: dict[str, str] = {}
     grouped: set[str] = set()
     for position, (name, width, shared) in enumerate(calls):
@@ -167,7 +167,7 @@ def _calibrate(module, feeds: list[dict[str, np.ndarray]]) -> _Calibration:
             producers[name] = before[-1]
     # a layer the first feed did not reach: a scale of its own
     groups.update({n: [n] for n in peaks if n not in grouped})
-    return _Calibration(peaks=peaks, groups=list(groups.values()), producers=producers)
+    return _Calibration(peaks=peaks, groups=groups, producers=producers)
 
 
 def _fold_into_producers(module, calibration: _Calibration, feed: dict[str, np.ndarray]) -> int:
@@ -180,7 +180,7 @@ def _fold_into_producers(module, calibration: _Calibration, feed: dict[str, np.n
         folded = 0
         for first, producer_name in calibration.producers.items():
             producer = module.get_submodule(producer_name)
-            group = [module.get_submodule(n) for n in next(g for g in calibration.groups if g[0] == first)]
+            group = [module.get_submodule(n) for n in calibration.groups[first]]
             inverse = group[0].smooth_inverse
             saved = (producer.weight.clone(), None if producer.bias is None else producer.bias.clone())
             producer.weight.mul_(inverse[:, None])
